@@ -1,0 +1,107 @@
+"""Exporters and sinks by name — the one table ``setup()``, the distro and ``doctor`` resolve from.
+
+Names follow ``OTEL_*_EXPORTER``: ``otlp``, ``console``, ``prometheus`` (metrics), ``none``, or any
+entry point of the ``opentelemetry_<signal>_exporter`` groups (our sinks register as
+``otel_tele_sqlite`` …). Our sinks by short name (``OTEL_TELE_SINKS``) come from :data:`SINKS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from ._settings import Settings
+from ._sink import Sink
+
+_log = logging.getLogger("otel_tele")
+
+
+@dataclass(frozen=True)
+class SinkEntry:
+    target: str  # "module:Class"
+    extra: str  # pip extra that brings its dependencies
+    entry_point: str  # exporter entry-point name
+
+
+SINKS: dict[str, SinkEntry] = {
+    "sqlite": SinkEntry("otel_tele.exporters.sqlite:SqliteSink", "", "otel_tele_sqlite"),
+    "capsule": SinkEntry("otel_tele.exporters.capsule:CapsuleSink", "capsule", "otel_tele_capsule"),
+    "capture": SinkEntry("otel_tele.exporters.capture:CaptureSink", "capture", "otel_tele_capture"),
+    "postgres": SinkEntry("otel_tele.exporters.postgres:PostgresSink", "postgres", "otel_tele_postgres"),
+}
+
+
+class ComponentUnavailable(Exception):
+    """A named component cannot be loaded here (not installed, or not part of this build)."""
+
+
+def load_sink_class(name: str) -> type[Sink]:
+    entry = SINKS[name]
+    module_name, _, attr = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f" (pip install 'otel-tele[{entry.extra}]')" if entry.extra else ""
+        raise ComponentUnavailable(f"sink {name!r} is unavailable: {exc}{hint}") from exc
+    sink_class: type[Sink] = getattr(module, attr)
+    return sink_class
+
+
+def build_sink(name: str, settings: Settings) -> Sink:
+    return load_sink_class(name).from_settings(settings)
+
+
+def close_sink(sink: Sink) -> None:
+    from ._sink import close_once
+
+    close_once(sink)
+
+
+def exporter_entry_point(signal: str, name: str) -> Any:
+    """The class registered under ``name`` for ``signal``; raises ComponentUnavailable."""
+    group = f"opentelemetry_{signal}_exporter"
+    for ep in entry_points(group=group, name=name):
+        try:
+            return ep.load()
+        except ImportError as exc:
+            raise ComponentUnavailable(f"{signal} exporter {name!r} failed to import: {exc}") from exc
+    raise ComponentUnavailable(f"no {signal} exporter named {name!r} (entry-point group {group})")
+
+
+def sink_name_of(exporter_class: Any) -> str | None:
+    """The short sink name behind one of our exporter classes, if it is one."""
+    sink_class = getattr(exporter_class, "sink_class", None)
+    return getattr(sink_class, "name", None)
+
+
+def otlp_exporter(signal: str, settings: Settings) -> Any:
+    """The official OTLP exporter for ``signal`` and the configured protocol."""
+    kwargs: dict[str, Any] = {"timeout": settings.otlp_timeout_millis / 1000}
+    if settings.otlp_protocol == "grpc":
+        if settings.otlp_endpoint:
+            kwargs["endpoint"] = settings.otlp_endpoint
+        from opentelemetry.exporter.otlp.proto.grpc import _log_exporter, metric_exporter, trace_exporter
+
+        factory = {"traces": trace_exporter.OTLPSpanExporter, "logs": _log_exporter.OTLPLogExporter,
+                   "metrics": metric_exporter.OTLPMetricExporter}[signal]
+    else:
+        if settings.otlp_endpoint:
+            # The base endpoint gets the signal path, as the spec says for OTEL_EXPORTER_OTLP_ENDPOINT.
+            kwargs["endpoint"] = settings.otlp_endpoint.rstrip("/") + f"/v1/{signal}"
+        from opentelemetry.exporter.otlp.proto.http import _log_exporter, metric_exporter, trace_exporter
+
+        factory = {"traces": trace_exporter.OTLPSpanExporter, "logs": _log_exporter.OTLPLogExporter,
+                   "metrics": metric_exporter.OTLPMetricExporter}[signal]
+    return factory(**kwargs)
+
+
+def console_exporter(signal: str) -> Any:
+    from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    return {"traces": ConsoleSpanExporter, "logs": ConsoleLogRecordExporter,
+            "metrics": ConsoleMetricExporter}[signal]()

@@ -1,0 +1,315 @@
+"""One telemetry pipeline: resource, the three SDK providers, their exporters, sinks and the event path."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import platform
+import socket
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk._logs import LoggerProvider, SynchronousMultiLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import (
+    SERVICE_NAME,
+    SERVICE_VERSION,
+    OsResourceDetector,
+    ProcessResourceDetector,
+    Resource,
+    get_aggregated_resources,
+)
+from opentelemetry.sdk.trace import TracerProvider
+
+from . import _components as components
+from ._events import DomainEvents, NoopDomainEvents
+from ._internal import guard, run_with_deadline
+from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
+from ._settings import Settings
+from ._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, close_once
+from ._stats import SinkStats, StatsSnapshot
+
+_log = logging.getLogger("otel_tele")
+_SIGNALS = ("traces", "logs", "metrics")
+
+
+def build_resource(settings: Settings) -> Resource:
+    """service.name/version from settings, OTEL_RESOURCE_ATTRIBUTES, host, OS and process."""
+    ours: dict[str, Any] = {"host.name": socket.gethostname(), "host.arch": platform.machine()}
+    detected = get_aggregated_resources([ProcessResourceDetector(), OsResourceDetector()], Resource(ours))
+    explicit: dict[str, Any] = {}
+    if settings.service_name:
+        explicit[SERVICE_NAME] = settings.service_name
+    if settings.service_version:
+        explicit[SERVICE_VERSION] = settings.service_version
+    return detected.merge(Resource.create(explicit))
+
+
+def _standard_export(exporter: Any) -> ExportFn:
+    def export(batch: list[Any]) -> tuple[int, int]:
+        result = exporter.export(batch)
+        return (len(batch), 0) if getattr(result, "name", "") == "SUCCESS" else (0, len(batch))
+
+    return export
+
+
+class Telemetry:
+    """The handle ``setup()`` returns: providers, the domain-event path, and the lifecycle.
+
+    Example::
+
+        telemetry = otel_tele.setup(service_name="arm-server")
+        with telemetry.tracer("arm").start_as_current_span("move"):
+            telemetry.events.emit("robot.system.event", {"robot.system.event_type": "enable"})
+        telemetry.force_flush(timeout_millis=5_000)
+    """
+
+    def __init__(self, settings: Settings, *, local: bool = False,
+                 extra_exporters: Mapping[str, Sequence[Any]] | None = None) -> None:
+        self.settings = settings
+        self.local = local
+        self.resource = build_resource(settings)
+        self.sinks: dict[str, Sink] = {}
+        self.destinations: list[tuple[str, str, str]] = []  # (signal, name, where) for doctor
+        self.prometheus_address: tuple[str, int] | None = None
+        self._prometheus_server: Any = None
+        self._batchers: list[BatchingProcessor[Any]] = []
+        self._push_readers: list[MetricReader] = []
+        self._stats: list[SinkStats] = []
+        self._shut = False
+        self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
+        self._log_processors = SynchronousMultiLogRecordProcessor()
+        self.logger_provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False,
+                                              multi_log_record_processor=self._log_processors)
+        readers: list[MetricReader] = []
+        for name in settings.sinks:
+            self._attach_named_sink(name, readers, explicit=settings.sources.get("sinks") != "default")
+        for signal in _SIGNALS:
+            for name in getattr(settings, f"{signal}_exporter"):
+                with guard(f"{signal} exporter {name}"):
+                    self._attach_exporter(signal, name, readers)
+        for signal, exporters in (extra_exporters or {}).items():
+            for exporter in exporters:
+                self._attach_instance(signal, exporter, type(exporter).__name__, "in process", readers)
+        self.meter_provider = MeterProvider(resource=self.resource, metric_readers=readers, shutdown_on_exit=False)
+        meter = self.meter_provider.get_meter("otel_tele")
+        self.events = DomainEvents(self.logger_provider.get_logger("otel_tele.events"), self._log_processors,
+                                   self.meter_provider.get_meter("otel_tele.events"),
+                                   queue_size=settings.event_queue_size)
+        self._stats.append(self.events.stats)
+        self._register_self_metrics(meter)
+        if not local:
+            trace.set_tracer_provider(self.tracer_provider)
+            metrics.set_meter_provider(self.meter_provider)
+            _logs.set_logger_provider(self.logger_provider)
+        weak_shutdown = weakref.WeakMethod(self.shutdown)
+        atexit.register(lambda: (m := weak_shutdown()) and m(5_000))
+
+    # -- building --------------------------------------------------------------------------------
+    def _attach_named_sink(self, name: str, readers: list[MetricReader], *, explicit: bool) -> None:
+        if name in self.sinks:
+            return
+        try:
+            sink = components.build_sink(name, self.settings)
+        except components.ComponentUnavailable as exc:
+            if explicit:
+                _log.error("%s", exc)
+            else:
+                _log.debug("default %s", exc)
+            return
+        self.sinks[name] = sink
+        for signal in sorted(sink.signals):
+            exporter: Any = {"traces": SinkSpanExporter, "logs": SinkLogExporter,
+                             "metrics": SinkMetricExporter}[signal](sink)
+            if signal == "metrics":
+                self._add_reader(readers, exporter, name, interval=getattr(sink, "export_interval_millis", None))
+            else:
+                # The sink is closed once by shutdown(), after every signal feeding it has drained.
+                self._add_batcher(signal, exporter, sink.stats[signal],
+                                  lambda batch, e=exporter: e.export_counted(batch, len(batch)), None)
+            self.destinations.append((signal, f"sink:{name}", str(sink.describe().get("location", ""))))
+
+    def _attach_exporter(self, signal: str, name: str, readers: list[MetricReader]) -> None:
+        if name == "none":
+            return
+        if signal == "metrics" and name == "prometheus":
+            self._start_prometheus(readers)
+            return
+        if name == "otlp":
+            exporter = components.otlp_exporter(signal, self.settings)
+            where = self.settings.otlp_endpoint or "exporter default endpoint"
+        elif name == "console":
+            exporter, where = components.console_exporter(signal), "stdout"
+        else:
+            try:
+                cls = components.exporter_entry_point(signal, name)
+            except components.ComponentUnavailable as exc:
+                _log.error("%s", exc)
+                return
+            sink_name = components.sink_name_of(cls)
+            if sink_name is not None:  # one of ours: share the sink instance with its other signals
+                self._attach_named_sink(sink_name, readers, explicit=True)
+                return
+            exporter, where = cls(), name
+        self._attach_instance(signal, exporter, name, where, readers)
+
+    def _attach_instance(self, signal: str, exporter: Any, name: str, where: str,
+                         readers: list[MetricReader]) -> None:
+        if isinstance(exporter, MetricReader):
+            readers.append(exporter)
+        elif signal != "metrics" and isinstance(exporter, SinkSpanExporter | SinkLogExporter):
+            self._add_batcher(signal, exporter, exporter.stats,
+                              lambda batch, e=exporter: e.export_counted(batch, len(batch)),
+                              lambda timeout_millis, e=exporter: e.shutdown(timeout_millis))
+        elif signal == "metrics":
+            self._add_reader(readers, exporter, name)
+        else:
+            self._add_batcher(signal, exporter, SinkStats(name, signal), _standard_export(exporter),
+                              lambda timeout_millis: exporter.shutdown())
+        self.destinations.append((signal, name, where))
+
+    def _add_batcher(self, signal: str, exporter: Any, stats: SinkStats, export: ExportFn,
+                     on_shutdown: Callable[[float], object] | None) -> None:
+        prefix = "bsp" if signal == "traces" else "blrp"
+        batcher: BatchingProcessor[Any] = BatchingProcessor(
+            export, stats,
+            on_shutdown=on_shutdown,
+            max_queue_size=getattr(self.settings, f"{prefix}_max_queue_size"),
+            schedule_delay_millis=getattr(self.settings, f"{prefix}_schedule_delay_millis"),
+            max_export_batch_size=getattr(self.settings, f"{prefix}_max_export_batch_size"))
+        self._batchers.append(batcher)
+        self._stats.append(stats)
+        if signal == "traces":
+            self.tracer_provider.add_span_processor(SpanBatchProcessor(batcher))
+        else:
+            self.logger_provider.add_log_record_processor(LogBatchProcessor(batcher))
+
+    def _add_reader(self, readers: list[MetricReader], exporter: MetricExporter, name: str,
+                    interval: float | None = None) -> None:
+        reader = PeriodicExportingMetricReader(
+            exporter, export_interval_millis=interval or self.settings.metric_export_interval_millis,
+            export_timeout_millis=self.settings.metric_export_timeout_millis)
+        readers.append(reader)
+        self._push_readers.append(reader)
+        stats = getattr(exporter, "stats", None)
+        if stats is not None:
+            self._stats.append(stats)
+
+    def _start_prometheus(self, readers: list[MetricReader]) -> None:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        registry = CollectorRegistry(auto_describe=True)
+        host, port = self.settings.prometheus_host, self.settings.prometheus_port
+        try:
+            server, _thread = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            _log.error("Prometheus endpoint not started: cannot listen on %s:%s (%s); "
+                       "set OTEL_EXPORTER_PROMETHEUS_PORT to a free port", host, port, exc)
+            return
+        readers.append(PrometheusMetricReader(registry=registry))
+        self._prometheus_server = server
+        self.prometheus_address = (host, server.server_address[1])
+        self.destinations.append(("metrics", "prometheus", f"http://{host}:{self.prometheus_address[1]}/metrics"))
+
+    def _register_self_metrics(self, meter: Meter) -> None:
+        def observe(field: str) -> Callable[[CallbackOptions], list[Observation]]:
+            def callback(_options: CallbackOptions) -> list[Observation]:
+                return [Observation(getattr(s, field), {"otel_tele.sink": s.sink, "otel_tele.signal": s.signal})
+                        for s in self.sink_stats()]
+            return callback
+
+        for field, what in (("exported", "written"), ("dropped", "refused before export"),
+                            ("failed", "not persisted after export attempts")):
+            meter.create_observable_counter(f"otel_tele.sink.{field}", callbacks=[observe(field)],
+                                            unit="{record}", description=f"records {what}, per sink")
+        meter.create_observable_gauge("otel_tele.sink.queue_depth", callbacks=[observe("queued")],
+                                      unit="{record}", description="records queued or in flight, per sink")
+
+    # -- use ------------------------------------------------------------------------------------
+    def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
+        return self.tracer_provider.get_tracer(name, version)
+
+    def meter(self, name: str, version: str | None = None) -> Meter:
+        return self.meter_provider.get_meter(name, version)
+
+    def logger(self, name: str, version: str | None = None) -> _logs.Logger:
+        return self.logger_provider.get_logger(name, version)
+
+    def sink_stats(self) -> list[StatsSnapshot]:
+        """Reconciling counts per sink and signal (the event stage is ``events``)."""
+        return [stats.snapshot() for stats in self._stats]
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def force_flush(self, timeout_millis: float = 30_000) -> bool:
+        """Push everything recorded so far to every exporter; False if the deadline passed first."""
+        deadline = time.monotonic() + timeout_millis / 1000
+
+        def remaining_ms() -> float:
+            return max(0.0, (deadline - time.monotonic()) * 1000)
+
+        def flush() -> None:
+            ok = self.events.force_flush(remaining_ms())
+            for batcher in self._batchers:
+                ok = batcher.force_flush(remaining_ms()) and ok
+            # Push readers only: collecting a pull reader (Prometheus) here would make its next scrape
+            # report every series twice.
+            for reader in self._push_readers:
+                ok = reader.force_flush(remaining_ms()) and ok
+            if not ok:
+                raise TimeoutError("flush incomplete")
+
+        return run_with_deadline(flush, remaining_ms() / 1000, "force_flush")
+
+    def shutdown(self, timeout_millis: float = 30_000) -> bool:
+        """Flush and stop everything within one deadline. Idempotent; after it, records are dropped."""
+        if self._shut:
+            return True
+        self._shut = True
+        deadline = time.monotonic() + timeout_millis / 1000
+
+        def remaining_ms() -> float:
+            return max(0.0, (deadline - time.monotonic()) * 1000)
+
+        def stop() -> None:
+            self.events.shutdown(remaining_ms())
+            for batcher in self._batchers:
+                batcher.shutdown(remaining_ms())
+            self.tracer_provider.shutdown()
+            self.logger_provider.shutdown()
+            self.meter_provider.shutdown(timeout_millis=remaining_ms())
+            for sink in self.sinks.values():
+                close_once(sink)
+            if self._prometheus_server is not None:
+                self._prometheus_server.shutdown()
+                self._prometheus_server.server_close()
+
+        return run_with_deadline(stop, remaining_ms() / 1000, "shutdown")
+
+
+class DisabledTelemetry(Telemetry):
+    """``OTEL_SDK_DISABLED=true``: the same handle over no-op providers."""
+
+    def __init__(self, settings: Settings, *, local: bool = False) -> None:  # noqa: D107
+        self.settings = settings
+        self.local = local
+        self.resource = Resource.get_empty()
+        self.sinks = {}
+        self.destinations = []
+        self.prometheus_address = None
+        self._stats = []
+        self.tracer_provider = trace.NoOpTracerProvider()  # type: ignore[assignment]
+        self.meter_provider = metrics.NoOpMeterProvider()  # type: ignore[assignment]
+        self.logger_provider = _logs.NoOpLoggerProvider()  # type: ignore[assignment]
+        self.events = NoopDomainEvents()
+
+    def force_flush(self, timeout_millis: float = 30_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000) -> bool:
+        return True

@@ -1,0 +1,194 @@
+"""A batching processor that keeps its promises: bounded memory, exact counts, real timeouts.
+
+The SDK's ``BatchProcessor`` drops silently when full, and its ``force_flush`` ignores the timeout
+(it exports on the caller's thread). Ours exports only on its own worker thread — so exports are never
+concurrent — and ``force_flush``/``shutdown`` wait on that thread with a deadline, so a hung sink or a
+dead collector costs the caller at most the timeout.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from ._internal import run_with_deadline, suppress_instrumentation
+from ._stats import SinkStats
+
+_log = logging.getLogger("otel_tele")
+
+T = TypeVar("T")
+#: Exports one batch; returns (exported, failed). Must not raise (exceptions are caught anyway).
+ExportFn = Callable[[list[Any]], tuple[int, int]]
+
+
+class BatchingProcessor(Generic[T]):
+    """Queue items, export them in batches from one worker thread."""
+
+    def __init__(
+        self,
+        export: ExportFn,
+        stats: SinkStats,
+        *,
+        on_shutdown: Callable[[float], object] | None = None,
+        max_queue_size: int = 65_536,
+        schedule_delay_millis: float = 1_000,
+        max_export_batch_size: int = 2_048,
+    ) -> None:
+        self._export = export
+        self._on_shutdown = on_shutdown
+        self.stats = stats
+        self._max_queue_size = max_queue_size
+        self._delay_s = schedule_delay_millis / 1000
+        self._batch_size = max_export_batch_size
+        self._shutdown = False
+        self._init_state()
+        weak_reinit = weakref.WeakMethod(self._reinit_after_fork)
+        os.register_at_fork(after_in_child=lambda: (m := weak_reinit()) and m())
+
+    def _init_state(self) -> None:
+        self._queue: collections.deque[T] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._accepted = 0  # items ever accepted
+        self._finished = 0  # items ever finished (exported, failed or dropped)
+        self._flush_requested = False
+        self._worker = threading.Thread(target=self._run, name=f"otel-tele-{self.stats.sink}-{self.stats.signal}",
+                                        daemon=True)
+        self._worker.start()
+
+    def _reinit_after_fork(self) -> None:
+        # The parent's queued items are the parent's to export; the child starts empty and counts anew.
+        self.stats.reset_after_fork()
+        if not self._shutdown:
+            self._init_state()
+
+    # -- producer side -------------------------------------------------------------------------
+    def put(self, item: T) -> None:
+        with self._cond:
+            if self._shutdown or len(self._queue) >= self._max_queue_size:
+                self.stats.refused()
+                return
+            self._queue.append(item)
+            self._accepted += 1
+            self.stats.accepted()
+            if len(self._queue) >= self._batch_size:
+                self._cond.notify()
+
+    # -- worker ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        with suppress_instrumentation():
+            while True:
+                with self._cond:
+                    deadline = time.monotonic() + self._delay_s
+                    while len(self._queue) < self._batch_size and not (self._shutdown or self._flush_requested):
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                    if not self._queue:
+                        self._flush_requested = False
+                        if self._shutdown:
+                            return
+                        continue
+                    batch = [self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))]
+                    if not self._queue:
+                        self._flush_requested = False
+                self._export_batch(batch)
+
+    def _export_batch(self, batch: list[T]) -> None:
+        try:
+            exported, failed = self._export(batch)
+        except Exception:
+            _log.exception("exporter %s raised; counting %d records as failed", self.stats.sink, len(batch))
+            exported, failed = 0, len(batch)
+        lost = len(batch) - exported - failed
+        self.stats.finished(exported=exported, failed=failed + lost)
+        with self._cond:
+            self._finished += len(batch)
+            self._cond.notify_all()
+
+    # -- control -----------------------------------------------------------------------------
+    def force_flush(self, timeout_millis: float = 30_000) -> bool:
+        """Wait until everything accepted before this call is finished, at most ``timeout_millis``."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._cond:
+            target = self._accepted
+            self._flush_requested = True
+            self._cond.notify_all()
+            while self._finished < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._worker.is_alive():
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000) -> bool:
+        """Export what is queued, then stop; whatever the deadline leaves behind is counted as dropped."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._cond:
+            if self._shutdown:
+                return True
+            self._shutdown = True
+            self._cond.notify_all()
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        done = not self._worker.is_alive()
+        if not done:
+            with self._cond:
+                left = len(self._queue)
+                self._queue.clear()
+                self._finished += left
+            self.stats.finished(dropped=left)
+            _log.warning("%s/%s: shutdown deadline reached; %d queued records dropped",
+                         self.stats.sink, self.stats.signal, left)
+        if self._on_shutdown is not None:
+            remaining = max(0.0, deadline - time.monotonic())
+            done = run_with_deadline(lambda: self._on_shutdown(remaining * 1000),  # type: ignore[misc]
+                                     remaining, f"shutdown of {self.stats.sink}") and done
+        return done
+
+
+class SpanBatchProcessor(SpanProcessor):
+    """A ``SpanProcessor`` over :class:`BatchingProcessor` (sampled spans only)."""
+
+    def __init__(self, batching: BatchingProcessor[ReadableSpan]) -> None:
+        self.batching = batching
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None and span.context.trace_flags.sampled:
+            self.batching.put(span)
+
+    def shutdown(self) -> None:
+        self.batching.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.batching.force_flush(timeout_millis)
+
+
+class LogBatchProcessor(LogRecordProcessor):
+    """A ``LogRecordProcessor`` over :class:`BatchingProcessor`."""
+
+    def __init__(self, batching: BatchingProcessor[ReadableLogRecord]) -> None:
+        self.batching = batching
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        # Exporters read only log_record/resource/instrumentation_scope, which both record classes
+        # carry; skipping the frozen copy saves ~1 µs a record on the telemetry thread.
+        self.batching.put(log_record)  # type: ignore[arg-type]
+
+    def shutdown(self) -> None:
+        self.batching.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.batching.force_flush(timeout_millis)

@@ -1,0 +1,221 @@
+"""Every ``setup()`` option, declared once: argument → environment variable → default.
+
+A bad *argument* raises ``ValueError`` (the caller can fix their code); a bad *environment value* is
+logged and replaced by the default (a deployment typo must not take the service down).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_log = logging.getLogger("otel_tele")
+
+#: Our own sinks, in the order they are attached.
+KNOWN_SINKS: tuple[str, ...] = ("sqlite", "capsule", "capture", "postgres")
+#: Sinks that need no server; ``postgres`` falls back to an embedded database without a DSN.
+DEFAULT_SINKS: tuple[str, ...] = KNOWN_SINKS
+OTLP_PROTOCOLS: tuple[str, ...] = ("grpc", "http/protobuf")
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _parse_names(raw: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {raw!r}")
+    return value
+
+
+def _parse_port(raw: str) -> int:
+    value = int(raw.strip())
+    if not 0 <= value <= 65535:
+        raise ValueError(f"expected a TCP port (0-65535), got {raw!r}")
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"expected a positive number, got {raw!r}")
+    return value
+
+
+def _parse_str(raw: str) -> str:
+    value = raw.strip()
+    if not value or "\x00" in value:
+        raise ValueError(f"expected a non-empty string, got {raw!r}")
+    return value
+
+
+def _parse_protocol(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in OTLP_PROTOCOLS:
+        raise ValueError(f"expected one of {', '.join(OTLP_PROTOCOLS)}, got {raw!r}")
+    return value
+
+
+def _parse_sinks(raw: str) -> tuple[str, ...]:
+    names = _parse_names(raw)
+    unknown = [name for name in names if name not in KNOWN_SINKS and name != "none"]
+    if unknown:
+        raise ValueError(f"unknown sink(s) {', '.join(unknown)}; known: {', '.join(KNOWN_SINKS)}")
+    return tuple(name for name in names if name != "none")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: where it comes from and how a raw string becomes a value."""
+
+    name: str
+    env: str | None
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    secret: bool = False
+
+
+def _opt(name: str, env: str | None, parse: Callable[[str], Any], default: Any, doc: str, **kw: Any) -> Option:
+    return Option(name, env, parse, default, doc, **kw)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _opt("disabled", "OTEL_SDK_DISABLED", _parse_bool, False, "turn every signal into a no-op"),
+    _opt("service_name", "OTEL_SERVICE_NAME", _parse_str, None, "resource service.name"),
+    _opt("service_version", "OTEL_SERVICE_VERSION", _parse_str, None, "resource service.version"),
+    _opt("traces_exporter", "OTEL_TRACES_EXPORTER", _parse_names, ("otlp",), "span exporters by name"),
+    _opt("metrics_exporter", "OTEL_METRICS_EXPORTER", _parse_names, ("otlp", "prometheus"),
+         "metric exporters/readers by name"),
+    _opt("logs_exporter", "OTEL_LOGS_EXPORTER", _parse_names, ("otlp",), "log record exporters by name"),
+    _opt("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_str, None,
+         "collector endpoint (exporter default when unset)"),
+    _opt("otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_protocol, "grpc", "grpc or http/protobuf"),
+    _opt("otlp_timeout_millis", "OTEL_EXPORTER_OTLP_TIMEOUT", _parse_positive_int, 10_000,
+         "timeout of one OTLP export"),
+    _opt("prometheus_host", "OTEL_EXPORTER_PROMETHEUS_HOST", _parse_str, "127.0.0.1", "/metrics bind host"),
+    _opt("prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", _parse_port, 9464, "/metrics port (0: any)"),
+    _opt("metric_export_interval_millis", "OTEL_METRIC_EXPORT_INTERVAL", _parse_positive_int, 60_000,
+         "push interval of periodic metric readers"),
+    _opt("metric_export_timeout_millis", "OTEL_METRIC_EXPORT_TIMEOUT", _parse_positive_int, 30_000,
+         "timeout of one metric export"),
+    _opt("bsp_schedule_delay_millis", "OTEL_BSP_SCHEDULE_DELAY", _parse_positive_int, 5_000,
+         "span batch delay"),
+    _opt("bsp_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE", _parse_positive_int, 2_048, "span queue bound"),
+    _opt("bsp_max_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", _parse_positive_int, 512,
+         "spans per export"),
+    _opt("bsp_export_timeout_millis", "OTEL_BSP_EXPORT_TIMEOUT", _parse_positive_int, 30_000,
+         "span export timeout"),
+    _opt("blrp_schedule_delay_millis", "OTEL_BLRP_SCHEDULE_DELAY", _parse_positive_int, 1_000,
+         "log batch delay"),
+    _opt("blrp_max_queue_size", "OTEL_BLRP_MAX_QUEUE_SIZE", _parse_positive_int, 65_536, "log queue bound"),
+    _opt("blrp_max_export_batch_size", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", _parse_positive_int, 2_048,
+         "log records per export"),
+    _opt("blrp_export_timeout_millis", "OTEL_BLRP_EXPORT_TIMEOUT", _parse_positive_int, 30_000,
+         "log export timeout"),
+    _opt("data_dir", "OTEL_TELE_DATA_DIR", lambda raw: Path(_parse_str(raw)), Path("telemetry"),
+         "root folder of the embedded sinks"),
+    _opt("sinks", "OTEL_TELE_SINKS", _parse_sinks, DEFAULT_SINKS, "our sinks to attach"),
+    _opt("postgres_dsn", "OTEL_TELE_POSTGRES_DSN", _parse_str, None, "PostgreSQL DSN of the inference sink",
+         secret=True),
+    _opt("event_queue_size", "OTEL_TELE_EVENT_QUEUE_SIZE", _parse_positive_int, 262_144,
+         "domain events buffered between caller and telemetry thread"),
+)
+OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration; ``sources`` says where each value came from."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, printable value, source) per option, secrets redacted."""
+        rows = []
+        for option in OPTIONS:
+            value = self.values[option.name]
+            shown = redact_dsn(str(value)) if option.secret and value else _show(value)
+            rows.append((option.name, shown, self.sources.get(option.name, "default")))
+        return rows
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return "" if value is None else str(value)
+
+
+def redact_dsn(dsn: str) -> str:
+    """Hide the password of a libpq DSN in URL or key=value form."""
+    import re
+
+    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn, flags=re.IGNORECASE)
+
+
+def _coerce_argument(option: Option, value: Any) -> Any:
+    """Validate an explicit argument: same rules as the environment, but raise."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool) and option.parse is not _parse_bool:
+        try:
+            return option.parse(str(value))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"setup({option.name}=...): {exc}") from None
+    if option.parse is _parse_bool and isinstance(value, bool):
+        return value
+    if option.parse in (_parse_names, _parse_sinks) and isinstance(value, list | tuple):
+        if not all(isinstance(item, str) for item in value):
+            raise ValueError(f"setup({option.name}=...): expected a list of names")
+        return _coerce_argument(option, ",".join(value))
+    if option.name == "data_dir" and isinstance(value, os.PathLike):
+        return Path(value)
+    raise ValueError(f"setup({option.name}=...): unsupported value {value!r} of type {type(value).__name__}")
+
+
+def resolve(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every option from explicit arguments, then ``environ``, then defaults."""
+    environ = os.environ if environ is None else environ
+    unknown = set(arguments) - set(OPTIONS_BY_NAME)
+    if unknown:
+        raise ValueError(f"setup() got unknown option(s): {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        if arguments.get(option.name) is not None:
+            values[option.name] = _coerce_argument(option, arguments[option.name])
+            sources[option.name] = "argument"
+            continue
+        raw = environ.get(option.env) if option.env else None
+        if raw is not None and raw.strip():
+            try:
+                values[option.name] = option.parse(raw)
+                sources[option.name] = option.env or "environment"
+                continue
+            except (ValueError, TypeError) as exc:
+                shown = "***" if option.secret else repr(raw)
+                _log.error("ignoring %s=%s (%s); using the default", option.env, shown, exc)
+        values[option.name] = option.default
+        sources[option.name] = "default"
+    return Settings(values, sources)

@@ -1,0 +1,90 @@
+"""The one line: ``otel_tele.setup(service_name=...)``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ._pipeline import DisabledTelemetry, Telemetry
+from ._settings import resolve
+
+_log = logging.getLogger("otel_tele")
+_lock = threading.Lock()
+_global: Telemetry | None = None
+
+
+def setup(
+    *,
+    service_name: str | None = None,
+    service_version: str | None = None,
+    local: bool = False,
+    disabled: bool | None = None,
+    traces_exporter: str | list[str] | None = None,
+    metrics_exporter: str | list[str] | None = None,
+    logs_exporter: str | list[str] | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    otlp_timeout_millis: int | None = None,
+    prometheus_host: str | None = None,
+    prometheus_port: int | None = None,
+    metric_export_interval_millis: int | None = None,
+    data_dir: str | Path | None = None,
+    sinks: str | list[str] | None = None,
+    postgres_dsn: str | None = None,
+    **options: Any,
+) -> Telemetry:
+    """Build the OTel providers, exporters and our sinks; return the :class:`Telemetry` handle.
+
+    Every option is keyword-only and falls back to its environment variable, then to its default
+    (``otel-tele doctor`` prints them all). A bad argument raises ``ValueError``; a bad environment
+    value is logged and defaulted. A second call warns and returns the first handle.
+    ``local=True`` builds a private pipeline that leaves the OTel globals alone.
+
+    Example::
+
+        import otel_tele
+        telemetry = otel_tele.setup(service_name="arm-server")
+        ...
+        telemetry.shutdown(timeout_millis=5_000)
+    """
+    arguments = {
+        "service_name": service_name, "service_version": service_version, "disabled": disabled,
+        "traces_exporter": traces_exporter, "metrics_exporter": metrics_exporter,
+        "logs_exporter": logs_exporter, "otlp_endpoint": otlp_endpoint, "otlp_protocol": otlp_protocol,
+        "otlp_timeout_millis": otlp_timeout_millis, "prometheus_host": prometheus_host,
+        "prometheus_port": prometheus_port, "metric_export_interval_millis": metric_export_interval_millis,
+        "data_dir": data_dir, "sinks": sinks, "postgres_dsn": postgres_dsn, **options,
+    }
+    settings = resolve(arguments)
+    kind = DisabledTelemetry if settings.disabled else Telemetry
+    if local:
+        return kind(settings, local=True)
+    global _global
+    with _lock:
+        if _global is not None:
+            warnings.warn("otel_tele.setup() was already called; returning the existing pipeline",
+                          RuntimeWarning, stacklevel=2)
+            return _global
+        _global = kind(settings)
+        return _global
+
+
+def get_telemetry() -> Telemetry | None:
+    """The global pipeline, if ``setup()`` has built one."""
+    return _global
+
+
+def shutdown(timeout_millis: float = 30_000) -> bool:
+    """Shut the global pipeline down (no-op without one)."""
+    telemetry = _global
+    return True if telemetry is None else telemetry.shutdown(timeout_millis)
+
+
+def _forget_global() -> None:
+    """For ``otel_tele.testing.reset()`` only."""
+    global _global
+    with _lock:
+        _global = None

@@ -1,0 +1,267 @@
+"""The sink contract: the one base every storage exporter of otel-tele builds on.
+
+A :class:`Sink` knows a storage (SQLite, Parquet, PostgreSQL, bundle files) and nothing of OTel's
+exporter interfaces; the adapters below make it an OTel span, log record or metric exporter. The
+adapters own the contract:
+
+- ``export()`` never raises and never runs twice at once for the same sink (one lock per sink, so a
+  sink fed by a log and a span exporter still sees one writer);
+- transient errors (``Sink.transient_errors``) are retried with bounded exponential backoff inside the
+  export deadline; anything still unwritten is counted as *failed*, never silently lost;
+- shutdown interrupts a backoff sleep, so a dead database cannot hang it.
+
+A sink is built either by ``setup()`` (``OTEL_TELE_SINKS``) or, through the exporter entry points, by
+``opentelemetry-instrument`` with no arguments: then it reads its configuration from the environment.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from ._settings import Settings, resolve
+from ._stats import SinkStats
+
+_log = logging.getLogger("otel_tele")
+
+Signal = str  # "traces" | "logs" | "metrics"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff for transient sink errors."""
+
+    max_attempts: int = 6
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 2.0
+    multiplier: float = 2.0
+
+    def delays(self) -> list[float]:
+        delays, delay = [], self.initial_backoff_s
+        for _ in range(self.max_attempts - 1):
+            delays.append(min(delay, self.max_backoff_s))
+            delay *= self.multiplier
+        return delays
+
+
+class Sink(abc.ABC):
+    """A storage target. Subclasses declare what they consume and implement the ``write_*`` they need.
+
+    ``write_*`` raise on failure (an instance of ``transient_errors`` is retried) and may return the
+    number of records they rejected as unusable (counted as failed). Create storage lazily, on the
+    first record the sink actually keeps: a service that never emits robot events gets no robot
+    database.
+    """
+
+    name: ClassVar[str]
+    signals: ClassVar[frozenset[Signal]]
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    retry: ClassVar[RetryPolicy] = RetryPolicy()
+
+    def __init__(self) -> None:
+        self.write_lock = threading.Lock()
+        self.closing = threading.Event()
+        self.stats: dict[Signal, SinkStats] = {signal: SinkStats(self.name, signal) for signal in self.signals}
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """Build the sink from resolved settings (``OTEL_TELE_DATA_DIR`` …)."""
+
+    @classmethod
+    def from_environment(cls) -> Self:
+        return cls.from_settings(resolve({}))
+
+    def write_logs(self, records: Sequence[ReadableLogRecord]) -> int | None:
+        raise NotImplementedError
+
+    def write_spans(self, spans: Sequence[ReadableSpan]) -> int | None:
+        raise NotImplementedError
+
+    def write_metrics(self, data: MetricsData) -> int | None:
+        raise NotImplementedError
+
+    def flush(self, timeout_millis: float) -> bool:
+        """Make written data durable/visible; most sinks commit per batch and need nothing."""
+        return True
+
+    def close(self) -> None:
+        """Release connections and files. Called once, after the last write."""
+
+    def describe(self) -> dict[str, Any]:
+        """Where data goes and whether it is reachable, for ``otel-tele doctor``."""
+        return {}
+
+
+def write_with_retry(sink: Sink, signal: Signal, batch: Any, count: int) -> tuple[int, int]:
+    """Write ``batch`` (``count`` records) through ``sink``: returns (exported, failed). Never raises."""
+    writer = {"logs": sink.write_logs, "traces": sink.write_spans, "metrics": sink.write_metrics}[signal]
+    delays = sink.retry.delays()
+    with sink.write_lock:
+        for attempt in range(len(delays) + 1):
+            try:
+                rejected = writer(batch) or 0
+                rejected = max(0, min(int(rejected), count))
+                return count - rejected, rejected
+            except sink.transient_errors as exc:
+                if attempt == len(delays) or sink.closing.is_set():
+                    _log.error("sink %s: giving up on %d %s after %d attempts: %s",
+                               sink.name, count, signal, attempt + 1, exc)
+                    return 0, count
+                _log.warning("sink %s: transient error (%s); retrying in %.2fs", sink.name, exc, delays[attempt])
+                sink.closing.wait(delays[attempt])
+            except Exception:
+                _log.exception("sink %s: %d %s could not be written", sink.name, count, signal)
+                return 0, count
+    return 0, count  # pragma: no cover - loop always returns
+
+
+class _SinkExporterMixin:
+    """Shared by the three adapters: which sink, and how it is built when no sink is given."""
+
+    sink_class: ClassVar[type[Sink] | None] = None
+    _signal: ClassVar[Signal]
+
+    def _init_sink(self, sink: Sink | None) -> None:
+        if sink is None:
+            if self.sink_class is None:
+                raise TypeError(f"{type(self).__name__} needs a sink")
+            sink = shared_sink(self.sink_class)
+        self.sink = sink
+        self.stats = sink.stats[self._signal]
+
+    def export_counted(self, batch: Any, count: int) -> tuple[int, int]:
+        """Used by otel-tele's processor, which keeps the books itself."""
+        return write_with_retry(self.sink, self._signal, batch, count)
+
+    def _export_and_count(self, batch: Any, count: int) -> bool:
+        exported, failed = self.export_counted(batch, count)
+        self.stats.passed_through(exported=exported, failed=failed)
+        return failed == 0
+
+    def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
+        self.sink.closing.set()
+        release_sink(self.sink)
+
+    def force_flush(self, timeout_millis: float = 30_000) -> bool:
+        return self.sink.flush(timeout_millis)
+
+
+class SinkSpanExporter(_SinkExporterMixin, SpanExporter):
+    """An OTel ``SpanExporter`` writing through a :class:`Sink`."""
+
+    _signal = "traces"
+
+    def __init__(self, sink: Sink | None = None) -> None:
+        self._init_sink(sink)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        ok = self._export_and_count(spans, len(spans))
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+
+class SinkLogExporter(_SinkExporterMixin, LogRecordExporter):
+    """An OTel ``LogRecordExporter`` writing through a :class:`Sink`."""
+
+    _signal = "logs"
+
+    def __init__(self, sink: Sink | None = None) -> None:
+        self._init_sink(sink)
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        ok = self._export_and_count(batch, len(batch))
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+
+class SinkMetricExporter(_SinkExporterMixin, MetricExporter):
+    """An OTel ``MetricExporter`` writing through a :class:`Sink` (delta temporality by default:
+    a sink that bins the stream wants per-interval increments)."""
+
+    _signal = "metrics"
+
+    def __init__(self, sink: Sink | None = None, *, cumulative: bool = False) -> None:
+        from opentelemetry.sdk.metrics import (
+            Counter,
+            Histogram,
+            ObservableCounter,
+            ObservableUpDownCounter,
+            UpDownCounter,
+        )
+
+        temporality = AggregationTemporality.CUMULATIVE if cumulative else AggregationTemporality.DELTA
+        super().__init__(preferred_temporality={
+            Counter: temporality, ObservableCounter: temporality, Histogram: temporality,
+            UpDownCounter: AggregationTemporality.CUMULATIVE,
+            ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
+        })
+        self._init_sink(sink)
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_: Any) -> MetricExportResult:
+        count = count_points(metrics_data)
+        ok = self._export_and_count(metrics_data, count)
+        return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.sink.flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
+        _SinkExporterMixin.shutdown(self, timeout_millis)
+
+
+def count_points(data: MetricsData) -> int:
+    return sum(len(metric.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics
+               for metric in sm.metrics)
+
+
+# Sinks built from the environment (exporter entry points) are shared per class, so the log and the
+# span exporter of one sink write through one instance, one lock and one set of counters.
+_shared: dict[type[Sink], tuple[Sink, int]] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_sink(sink_class: type[Sink]) -> Sink:
+    with _shared_lock:
+        sink, users = _shared.get(sink_class, (None, 0))
+        if sink is None:
+            sink = sink_class.from_environment()
+        _shared[sink_class] = (sink, users + 1)
+        return sink
+
+
+def release_sink(sink: Sink) -> None:
+    """Close ``sink`` when its last exporter shuts down."""
+    with _shared_lock:
+        entry = _shared.get(type(sink))
+        if entry is not None and entry[0] is sink:
+            users = entry[1] - 1
+            if users > 0:
+                _shared[type(sink)] = (sink, users)
+                return
+            del _shared[type(sink)]
+    close_once(sink)
+
+
+def close_once(sink: Sink) -> None:
+    with sink.write_lock:
+        if getattr(sink, "_closed", False):
+            return
+        sink._closed = True  # type: ignore[attr-defined]
+    try:
+        sink.close()
+    except Exception:
+        _log.exception("sink %s: close failed", sink.name)

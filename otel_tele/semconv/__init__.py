@@ -1,0 +1,40 @@
+"""The domain vocabulary of otel-tele, declared once: event names, attribute keys, metrics and units.
+
+Instrumentation emits with these names; exporters map by them. Each domain has a module
+(``robot``, ``fda``, ``inference``, ``flow``); this package indexes all of them.
+
+Example::
+
+    from otel_tele import semconv
+    semconv.EVENTS[semconv.robot.DDS_COMMAND].attributes_by_key[semconv.robot.FUNCODE].type
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from . import fda, flow, inference, robot
+from ._types import Attr, AttrType, Event, Metric, MetricKind, coerce_attributes, to_json
+
+_DOMAINS = (robot, fda, inference, flow)
+
+#: Every declared event by name.
+EVENTS: Mapping[str, Event] = {event.name: event for domain in _DOMAINS for event in getattr(domain, "EVENTS", ())}
+#: Every event-fed metric.
+METRICS: tuple[Metric, ...] = tuple(metric for domain in _DOMAINS for metric in domain.METRICS)
+
+__all__ = [
+    "EVENTS",
+    "METRICS",
+    "Attr",
+    "AttrType",
+    "Event",
+    "Metric",
+    "MetricKind",
+    "coerce_attributes",
+    "fda",
+    "flow",
+    "inference",
+    "robot",
+    "to_json",
+]

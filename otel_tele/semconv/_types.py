@@ -1,0 +1,165 @@
+"""The shapes the vocabulary is declared in: events, their typed attributes, and the metrics they feed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+MetricKind = Literal["counter", "updown_counter", "histogram", "gauge"]
+
+
+class AttrType(Enum):
+    """How an attribute value is coerced before it becomes an OTel attribute."""
+
+    INT = "int"
+    FLOAT = "float"
+    STR = "str"
+    BOOL = "bool"
+    JSON = "json"  # any JSON-able value, carried as a JSON string attribute
+
+
+def to_json(value: Any) -> str:
+    """JSON text for any value: NaN/inf kept as JavaScript literals, the unserialisable as ``repr``."""
+    return json.dumps(value, default=repr, allow_nan=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, str):
+        # Lone surrogates cannot be encoded by any exporter; keep them visible instead of failing.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("ascii")
+        return value
+    return str(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value!r} is not an integer")
+    return int(value)
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no", ""):
+            return False
+        raise ValueError(f"{value!r} is not a boolean")
+    return bool(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    return float(value)  # NaN and ±inf are valid measurements and pass through
+
+
+COERCERS: Mapping[AttrType, Callable[[Any], Any]] = {
+    AttrType.INT: _to_int,
+    AttrType.FLOAT: _to_float,
+    AttrType.STR: _to_str,
+    AttrType.BOOL: _to_bool,
+    AttrType.JSON: to_json,
+}
+
+
+@dataclass(frozen=True)
+class Attr:
+    """A typed attribute key (``unit`` follows UCUM where it applies)."""
+
+    key: str
+    type: AttrType
+    unit: str | None = None
+    doc: str = ""
+
+
+#: The Python type a coerced value already has (values of that exact type skip coercion).
+_NATIVE: Mapping[AttrType, type] = {AttrType.INT: int, AttrType.FLOAT: float, AttrType.STR: str,
+                                    AttrType.BOOL: bool}
+
+
+@dataclass(frozen=True)
+class Event:
+    """A point event: becomes one OTel log record with ``event_name`` = ``name``."""
+
+    name: str
+    attributes: tuple[Attr, ...]
+    doc: str = ""
+    attributes_by_key: Mapping[str, Attr] = field(init=False, repr=False, compare=False)
+    #: key → (native type or None, coercer): the hot path's view of ``attributes``
+    coercers: Mapping[str, tuple[type | None, Callable[[Any], Any]]] = field(init=False, repr=False,
+                                                                            compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attributes_by_key", {attr.key: attr for attr in self.attributes})
+        object.__setattr__(self, "coercers", {attr.key: (_NATIVE.get(attr.type), COERCERS[attr.type])
+                                              for attr in self.attributes})
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric fed by an event: ``value`` names the attribute recorded (``None`` counts 1 per event),
+    ``labels`` the attributes that become metric attributes (keep them low-cardinality)."""
+
+    name: str
+    kind: MetricKind
+    unit: str
+    description: str
+    event: str
+    value: str | None = None
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] | None = None
+
+
+def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Typed, OTel-valid attributes for ``event``; returns (attributes, problems).
+
+    Declared keys are coerced to their type; a value that cannot be coerced is left out and named in
+    ``problems``. Undeclared keys pass through when they are valid OTel attribute values and are
+    JSON-encoded otherwise, so nothing the caller gave is silently lost.
+    """
+    clean: dict[str, Any] = {}
+    problems: list[str] = []
+    declared = event.coercers if event is not None else _NO_COERCERS
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        entry = declared.get(key)
+        value_type = type(value)
+        # Hot path: a value that already has its declared type (a str only if plainly encodable).
+        if entry is not None and value_type is entry[0] and (value_type is not str or value.isascii()):
+            clean[key] = value
+            continue
+        if type(key) is not str:
+            key = _to_str(key)
+        try:
+            clean[key] = entry[1](value) if entry is not None else _plain_value(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            problems.append(f"{key}: {exc}")
+    return clean, problems
+
+
+_NO_COERCERS: Mapping[str, tuple[type | None, Callable[[Any], Any]]] = {}
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            return str(value)
+        return value
+    if isinstance(value, str | bytes | bytearray):
+        return _to_str(value)
+    if isinstance(value, list | tuple) and value and all(type(item) is type(value[0]) for item in value):
+        if isinstance(value[0], str | bool | int | float):
+            return tuple(value)
+    return to_json(value)

@@ -1,0 +1,92 @@
+"""Robot-arm control vocabulary (spec 004): DDS commands and feedback, smoother, web, cameras, system."""
+
+from __future__ import annotations
+
+from ._types import Attr, AttrType, Event, Metric
+
+I, F, S, B, J = AttrType.INT, AttrType.FLOAT, AttrType.STR, AttrType.BOOL, AttrType.JSON
+
+# Attribute keys
+TS_MONO = "robot.ts_mono"
+SEQ = "robot.dds.seq"
+FUNCODE = "robot.dds.funcode"
+RAW_LEN = "robot.dds.raw_len"
+JOINT_ID = "robot.joint.id"
+TARGET_VALUE = "robot.target_value"
+DATA_JSON = "robot.data_json"
+CORRELATION_ID = "robot.correlation_id"
+ANGLES = tuple(f"robot.angle{i}" for i in range(7))
+POWER_STATUS = "robot.status.power"
+ENABLE_STATUS = "robot.status.enable"
+ERROR_STATUS = "robot.status.error"
+RECV_STATUS = "robot.status.recv"
+EXEC_STATUS = "robot.status.exec"
+SMOOTHER_TARGET = "robot.smoother.target"
+SMOOTHER_CURRENT = "robot.smoother.current"
+SMOOTHER_SENT = "robot.smoother.sent"
+SMOOTHER_STEP = "robot.smoother.step_size"
+SMOOTHER_DIRTY = "robot.smoother.dirty"
+ENDPOINT = "http.route"
+METHOD = "http.request.method"
+STATUS_CODE = "http.response.status_code"
+PARAMS_JSON = "robot.web.params_json"
+RESPONSE_MS = "robot.web.response_ms"
+OK = "robot.web.ok"
+CAMERA_ID = "robot.camera.id"
+ACTUAL_FPS = "robot.camera.actual_fps"
+TARGET_FPS = "robot.camera.target_fps"
+DROP_COUNT = "robot.camera.drop_count"
+MOTION_SCORE = "robot.camera.motion_score"
+CONNECTED = "robot.camera.connected"
+RESOLUTION_W = "robot.camera.resolution_w"
+RESOLUTION_H = "robot.camera.resolution_h"
+STALLED = "robot.camera.stalled"
+SYSTEM_EVENT_TYPE = "robot.system.event_type"
+SOURCE = "robot.source"
+DETAIL = "robot.system.detail"
+LEVEL = "robot.system.level"
+
+# Event names
+DDS_COMMAND = "robot.dds.command"
+DDS_FEEDBACK = "robot.dds.feedback"
+SMOOTHER_TICK = "robot.smoother.tick"
+WEB_REQUEST = "robot.web.request"
+CAMERA_HEALTH = "robot.camera.health"
+SYSTEM_EVENT = "robot.system.event"
+
+EVENTS: tuple[Event, ...] = (
+    Event(DDS_COMMAND, (Attr(TS_MONO, F, "s"), Attr(SEQ, I), Attr(FUNCODE, I), Attr(JOINT_ID, I),
+                        Attr(TARGET_VALUE, F), Attr(DATA_JSON, J), Attr(CORRELATION_ID, S),
+                        Attr(RAW_LEN, I, "By")), "a command published to the arm"),
+    Event(DDS_FEEDBACK, (Attr(TS_MONO, F, "s"), Attr(SEQ, I), Attr(FUNCODE, I),
+                         *(Attr(key, F, "deg") for key in ANGLES),
+                         Attr(POWER_STATUS, I), Attr(ENABLE_STATUS, I), Attr(ERROR_STATUS, I),
+                         Attr(RECV_STATUS, I), Attr(EXEC_STATUS, I)), "a feedback frame from the arm"),
+    Event(SMOOTHER_TICK, (Attr(JOINT_ID, I), Attr(SMOOTHER_TARGET, F), Attr(SMOOTHER_CURRENT, F),
+                          Attr(SMOOTHER_SENT, F), Attr(SMOOTHER_STEP, F), Attr(SMOOTHER_DIRTY, B)),
+          "one joint's interpolation state on a sampled smoother tick"),
+    Event(WEB_REQUEST, (Attr(ENDPOINT, S), Attr(METHOD, S), Attr(PARAMS_JSON, J), Attr(RESPONSE_MS, F, "ms"),
+                        Attr(STATUS_CODE, I), Attr(CORRELATION_ID, S), Attr(OK, B)),
+          "an /api/ request logged explicitly (HTTP server spans map to the same row)"),
+    Event(CAMERA_HEALTH, (Attr(CAMERA_ID, S), Attr(ACTUAL_FPS, F, "{frame}/s"), Attr(TARGET_FPS, F, "{frame}/s"),
+                          Attr(DROP_COUNT, I), Attr(MOTION_SCORE, F), Attr(CONNECTED, B),
+                          Attr(RESOLUTION_W, I), Attr(RESOLUTION_H, I), Attr(STALLED, B)),
+          "a camera health snapshot"),
+    Event(SYSTEM_EVENT, (Attr(SYSTEM_EVENT_TYPE, S), Attr(SOURCE, S), Attr(DETAIL, S), Attr(DATA_JSON, J),
+                         Attr(CORRELATION_ID, S), Attr(LEVEL, S)), "power, enable, error, estop, connect …"),
+)
+
+METRICS: tuple[Metric, ...] = (
+    Metric("robot.dds.commands", "counter", "{command}", "DDS commands published", DDS_COMMAND,
+           labels=(FUNCODE,)),
+    Metric("robot.dds.feedback", "counter", "{frame}", "DDS feedback frames received", DDS_FEEDBACK,
+           labels=(FUNCODE,)),
+    Metric("robot.web.requests", "counter", "{request}", "/api/ requests logged", WEB_REQUEST,
+           labels=(ENDPOINT, METHOD, STATUS_CODE)),
+    Metric("robot.camera.fps", "gauge", "{frame}/s", "latest camera frame rate", CAMERA_HEALTH,
+           value=ACTUAL_FPS, labels=(CAMERA_ID,)),
+    Metric("robot.camera.drops", "gauge", "{frame}", "latest camera dropped-frame count", CAMERA_HEALTH,
+           value=DROP_COUNT, labels=(CAMERA_ID,)),
+    Metric("robot.system.events", "counter", "{event}", "system events", SYSTEM_EVENT,
+           labels=(SYSTEM_EVENT_TYPE, LEVEL)),
+)
