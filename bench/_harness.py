@@ -1,0 +1,105 @@
+"""Benchmark harness: time things, print a table, write ``bench/results/<name>.json``.
+
+Benchmarks compare against the obvious alternative *in the same run* (ratios), since absolute times
+on a shared 2-core machine drift. Tests never assert on these numbers.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def percentiles_ns(samples: list[int]) -> dict[str, float]:
+    samples = sorted(samples)
+    n = len(samples)
+
+    def at(q: float) -> float:
+        return float(samples[min(n - 1, int(q * n))])
+
+    return {"p50_ns": at(0.50), "p90_ns": at(0.90), "p99_ns": at(0.99), "mean_ns": sum(samples) / n}
+
+
+def per_call_ns(fn: Callable[[int], Any], n: int, *, warmup: int = 1000) -> dict[str, float]:
+    """Time ``fn(i)`` call by call (perf_counter_ns around each call) — caller-side latency."""
+    for i in range(warmup):
+        fn(i)
+    samples = [0] * n
+    clock = time.perf_counter_ns
+    gc.disable()
+    try:
+        for i in range(n):
+            t0 = clock()
+            fn(i)
+            samples[i] = clock() - t0
+    finally:
+        gc.enable()
+    return percentiles_ns(samples)
+
+
+def throughput(run: Callable[[], int]) -> dict[str, float]:
+    """``run()`` does the work and returns how many items it processed."""
+    t0 = time.perf_counter()
+    count = run()
+    seconds = time.perf_counter() - t0
+    return {"items": count, "seconds": seconds, "per_second": count / seconds if seconds else float("inf")}
+
+
+class Report:
+    """Rows of figures for one benchmark script."""
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name = name
+        self.description = description
+        self.rows: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def print_table(self) -> None:
+        print(f"\n== {self.name}: {self.description}")
+        if not self.rows:
+            return
+        columns = list(dict.fromkeys(key for row in self.rows for key in row))
+        cells = [[_fmt(row.get(col)) for col in columns] for row in self.rows]
+        widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
+        print("  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)))
+        print("  ".join("-" * w for w in widths))
+        for r in cells:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        for note in self.notes:
+            print(f"* {note}")
+
+    def write(self) -> Path:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.name}.json"
+        payload = {
+            "name": self.name, "description": self.description, "rows": self.rows, "notes": self.notes,
+            "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
+                        "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        }
+        path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        return path
+
+    def finish(self) -> None:
+        self.print_table()
+        print(f"-> {self.write()}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return "" if value is None else str(value)
