@@ -131,6 +131,7 @@ class DomainEvents:
         # Records go straight to the provider's processor chain (the one ``logger`` feeds): the SDK
         # Logger would re-validate attributes the vocabulary has already typed, at ~5 µs a record.
         self._emit_record = processor.on_emit
+        self._logger = logger
         self._resource = logger.resource
         self._scope = logger.instrumentation_scope
         self._limits = LogRecordLimits()
@@ -183,6 +184,7 @@ class DomainEvents:
                 continue
             batch = [queue.popleft() for _ in range(min(len(queue), _MAX_BATCH))]
             self._taken += len(batch)
+            self._resource = self._logger.resource  # changes after a fork (process.pid)
             failed = 0
             with self._metrics.lock:
                 for event in batch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import platform
 import socket
 import time
@@ -107,6 +108,8 @@ class Telemetry:
             trace.set_tracer_provider(self.tracer_provider)
             metrics.set_meter_provider(self.meter_provider)
             _logs.set_logger_provider(self.logger_provider)
+        weak_refresh = weakref.WeakMethod(self._refresh_process_resource)
+        os.register_at_fork(after_in_child=lambda: (m := weak_refresh()) and m())
         weak_shutdown = weakref.WeakMethod(self.shutdown)
         atexit.register(lambda: (m := weak_shutdown()) and m(5_000))
 
@@ -230,6 +233,14 @@ class Telemetry:
                                             unit="{record}", description=f"records {what}, per sink")
         meter.create_observable_gauge("otel_tele.sink.queue_depth", callbacks=[observe("queued")],
                                       unit="{record}", description="records queued or in flight, per sink")
+
+    def _refresh_process_resource(self) -> None:
+        """A forked worker is a new process: its telemetry must say so (process.pid, parent pid)."""
+        with guard("resource refresh after fork"):
+            fresh = ProcessResourceDetector().detect()
+            self.resource = self.resource.merge(fresh)
+            for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+                provider._update_resource(fresh)  # what the SDK's own at-fork hooks call
 
     # -- use ------------------------------------------------------------------------------------
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
