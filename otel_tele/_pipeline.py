@@ -133,8 +133,7 @@ class Telemetry:
                 self._add_reader(readers, exporter, name, interval=getattr(sink, "export_interval_millis", None))
             else:
                 # The sink is closed once by shutdown(), after every signal feeding it has drained.
-                self._add_batcher(signal, exporter, sink.stats[signal],
-                                  lambda batch, e=exporter: e.export_counted(batch, len(batch)), None)
+                self._add_batcher(signal, exporter, sink.stats[signal], self._sink_export(signal, exporter), None)
             self.destinations.append((signal, f"sink:{name}", str(sink.describe().get("location", ""))))
 
     def _attach_exporter(self, signal: str, name: str, readers: list[MetricReader]) -> None:
@@ -166,8 +165,7 @@ class Telemetry:
         if isinstance(exporter, MetricReader):
             readers.append(exporter)
         elif signal != "metrics" and isinstance(exporter, SinkSpanExporter | SinkLogExporter):
-            self._add_batcher(signal, exporter, exporter.stats,
-                              lambda batch, e=exporter: e.export_counted(batch, len(batch)),
+            self._add_batcher(signal, exporter, exporter.stats, self._sink_export(signal, exporter),
                               lambda timeout_millis, e=exporter: e.shutdown(timeout_millis))
         elif signal == "metrics":
             self._add_reader(readers, exporter, name)
@@ -175,6 +173,11 @@ class Telemetry:
             self._add_batcher(signal, exporter, SinkStats(name, signal), _standard_export(exporter),
                               lambda timeout_millis: exporter.shutdown())
         self.destinations.append((signal, name, where))
+
+    def _sink_export(self, signal: str, exporter: SinkSpanExporter | SinkLogExporter) -> ExportFn:
+        prefix = "bsp" if signal == "traces" else "blrp"
+        timeout_s = getattr(self.settings, f"{prefix}_export_timeout_millis") / 1000
+        return lambda batch: exporter.export_counted(batch, len(batch), timeout_s)
 
     def _add_batcher(self, signal: str, exporter: Any, stats: SinkStats, export: ExportFn,
                      on_shutdown: Callable[[float], object] | None) -> None:
@@ -287,20 +290,33 @@ class Telemetry:
         def remaining_ms() -> float:
             return max(0.0, (deadline - time.monotonic()) * 1000)
 
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("events", lambda: self.events.shutdown(remaining_ms())),
+            *((f"{b.stats.sink}/{b.stats.signal}", lambda b=b: b.shutdown(remaining_ms())) for b in self._batchers),
+            ("tracer provider", self.tracer_provider.shutdown),
+            ("logger provider", self.logger_provider.shutdown),
+            ("meter provider", lambda: self.meter_provider.shutdown(timeout_millis=remaining_ms())),
+            *((f"sink {name}", lambda sink=sink: close_once(sink)) for name, sink in self.sinks.items()),
+            ("prometheus endpoint", self._stop_prometheus),
+        ]
+
         def stop() -> None:
-            self.events.shutdown(remaining_ms())
-            for batcher in self._batchers:
-                batcher.shutdown(remaining_ms())
-            self.tracer_provider.shutdown()
-            self.logger_provider.shutdown()
-            self.meter_provider.shutdown(timeout_millis=remaining_ms())
-            for sink in self.sinks.values():
-                close_once(sink)
-            if self._prometheus_server is not None:
-                self._prometheus_server.shutdown()
-                self._prometheus_server.server_close()
+            failed = []
+            for name, step in steps:  # one failing part must not keep the others from stopping
+                try:
+                    step()
+                except Exception as exc:
+                    _log.warning("shutdown of %s: %s", name, exc)
+                    failed.append(name)
+            if failed:
+                raise RuntimeError(f"incomplete: {', '.join(failed)}")
 
         return run_with_deadline(stop, remaining_ms() / 1000, "shutdown")
+
+    def _stop_prometheus(self) -> None:
+        if self._prometheus_server is not None:
+            self._prometheus_server.shutdown()
+            self._prometheus_server.server_close()
 
 
 class DisabledTelemetry(Telemetry):

@@ -98,7 +98,7 @@ def _opt(name: str, env: str | None, parse: Callable[[str], Any], default: Any, 
 OPTIONS: tuple[Option, ...] = (
     _opt("disabled", "OTEL_SDK_DISABLED", _parse_bool, False, "turn every signal into a no-op"),
     _opt("service_name", "OTEL_SERVICE_NAME", _parse_str, None, "resource service.name"),
-    _opt("service_version", "OTEL_SERVICE_VERSION", _parse_str, None, "resource service.version"),
+    _opt("service_version", "OTEL_TELE_SERVICE_VERSION", _parse_str, None, "resource service.version"),
     _opt("traces_exporter", "OTEL_TRACES_EXPORTER", _parse_names, ("otlp",), "span exporters by name"),
     _opt("metrics_exporter", "OTEL_METRICS_EXPORTER", _parse_names, ("otlp", "prometheus"),
          "metric exporters/readers by name"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -108,10 +109,15 @@ class Sink(abc.ABC):
         return {}
 
 
-def write_with_retry(sink: Sink, signal: Signal, batch: Any, count: int) -> tuple[int, int]:
-    """Write ``batch`` (``count`` records) through ``sink``: returns (exported, failed). Never raises."""
+def write_with_retry(sink: Sink, signal: Signal, batch: Any, count: int,
+                     timeout_s: float | None = None) -> tuple[int, int]:
+    """Write ``batch`` (``count`` records) through ``sink``: returns (exported, failed). Never raises.
+
+    Retries stop when the policy's attempts are used up or the next backoff would pass ``timeout_s``.
+    """
     writer = {"logs": sink.write_logs, "traces": sink.write_spans, "metrics": sink.write_metrics}[signal]
     delays = sink.retry.delays()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     with sink.write_lock:
         for attempt in range(len(delays) + 1):
             try:
@@ -119,7 +125,9 @@ def write_with_retry(sink: Sink, signal: Signal, batch: Any, count: int) -> tupl
                 rejected = max(0, min(int(rejected), count))
                 return count - rejected, rejected
             except sink.transient_errors as exc:
-                if attempt == len(delays) or sink.closing.is_set():
+                out_of_time = deadline is not None and attempt < len(delays) and \
+                    time.monotonic() + delays[attempt] > deadline
+                if attempt == len(delays) or sink.closing.is_set() or out_of_time:
                     _log.error("sink %s: giving up on %d %s after %d attempts: %s",
                                sink.name, count, signal, attempt + 1, exc)
                     return 0, count
@@ -145,9 +153,9 @@ class _SinkExporterMixin:
         self.sink = sink
         self.stats = sink.stats[self._signal]
 
-    def export_counted(self, batch: Any, count: int) -> tuple[int, int]:
+    def export_counted(self, batch: Any, count: int, timeout_s: float | None = None) -> tuple[int, int]:
         """Used by otel-tele's processor, which keeps the books itself."""
-        return write_with_retry(self.sink, self._signal, batch, count)
+        return write_with_retry(self.sink, self._signal, batch, count, timeout_s)
 
     def _export_and_count(self, batch: Any, count: int) -> bool:
         exported, failed = self.export_counted(batch, count)
