@@ -87,9 +87,16 @@ class Report:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{self.name}.json"
         payload = {
-            "name": self.name, "description": self.description, "rows": self.rows, "notes": self.notes,
-            "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                        "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            "name": self.name,
+            "description": self.description,
+            "rows": self.rows,
+            "notes": self.notes,
+            "machine": {
+                "python": sys.version.split()[0],
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
         }
         path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         return path

@@ -17,23 +17,28 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from opentelemetry._logs import LogRecord, SeverityNumber  # noqa: E402
-from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult  # noqa: E402
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult  # noqa: E402
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-import otel_tele  # noqa: E402
-from bench._harness import Report, per_call_ns, throughput  # noqa: E402
-from otel_tele import Sink, SinkLogExporter  # noqa: E402
-from otel_tele._pipeline import Telemetry  # noqa: E402
-from otel_tele._settings import Settings, resolve  # noqa: E402
+import otel_tele
+from bench._harness import Report, per_call_ns, throughput
+from otel_tele import Sink, SinkLogExporter
+from otel_tele._pipeline import Telemetry
+from otel_tele._settings import Settings, resolve
 
 QUIET = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none", "sinks": "none"}
-ATTRS = {"robot.dds.seq": 1, "robot.dds.funcode": 1, "robot.joint.id": 2, "robot.target_value": 1.5,
-         "robot.correlation_id": "abc123def456"}
+ATTRS = {
+    "robot.dds.seq": 1,
+    "robot.dds.funcode": 1,
+    "robot.joint.id": 2,
+    "robot.target_value": 1.5,
+    "robot.correlation_id": "abc123def456",
+}
 
 
 class NoopSpanExporter(SpanExporter):
@@ -67,8 +72,11 @@ class NullSink(Sink):
 
 
 def bench_overhead(report: Report, calls: int) -> None:
-    ours = Telemetry(resolve(QUIET), local=True, extra_exporters={"traces": [NoopSpanExporter()],
-                                                                  "metrics": [InMemoryMetricReader()]})
+    ours = Telemetry(
+        resolve(QUIET),
+        local=True,
+        extra_exporters={"traces": [NoopSpanExporter()], "metrics": [InMemoryMetricReader()]},
+    )
     bare_tp = TracerProvider(resource=ours.resource)
     bare_tp.add_span_processor(BatchSpanProcessor(NoopSpanExporter()))
     bare_mp = MeterProvider(resource=ours.resource, metric_readers=[InMemoryMetricReader()])
@@ -80,9 +88,15 @@ def bench_overhead(report: Report, calls: int) -> None:
         rounds = [(per_call_ns(ours_fn, calls), per_call_ns(bare_fn, calls)) for _ in range(2)]
         o = min((r[0] for r in rounds), key=lambda x: x["p50_ns"])
         b = min((r[1] for r in rounds), key=lambda x: x["p50_ns"])
-        report.add(benchmark=f"{what}: setup() pipeline vs bare SDK", ours_p50_ns=o["p50_ns"],
-                   ours_p99_ns=o["p99_ns"], baseline_p50_ns=b["p50_ns"], baseline_p99_ns=b["p99_ns"],
-                   ratio_p50=o["p50_ns"] / b["p50_ns"], target="<= 1.1x")
+        report.add(
+            benchmark=f"{what}: setup() pipeline vs bare SDK",
+            ours_p50_ns=o["p50_ns"],
+            ours_p99_ns=o["p99_ns"],
+            baseline_p50_ns=b["p50_ns"],
+            baseline_p99_ns=b["p99_ns"],
+            ratio_p50=o["p50_ns"] / b["p50_ns"],
+            target="<= 1.1x",
+        )
     ours.shutdown(5_000)
     bare_tp.shutdown()
     bare_mp.shutdown()
@@ -92,6 +106,7 @@ def _span_fn(tracer: Any) -> Any:
     def run(_i: int) -> None:
         with tracer.start_as_current_span("op"):
             pass
+
     return run
 
 
@@ -111,40 +126,72 @@ def bench_fast_path(report: Report, calls: int) -> None:
     provider = LoggerProvider()
     provider.add_log_record_processor(BatchLogRecordProcessor(NoopLogExporter(), max_queue_size=calls * 2))
     logger = provider.get_logger("bench")
-    logs_api = per_call_ns(lambda i: logger.emit(LogRecord(
-        timestamp=time.time_ns(), severity_number=SeverityNumber.INFO, attributes=dict(ATTRS),
-        event_name="robot.dds.command")), calls)
+    logs_api = per_call_ns(
+        lambda i: logger.emit(
+            LogRecord(
+                timestamp=time.time_ns(),
+                severity_number=SeverityNumber.INFO,
+                attributes=dict(ATTRS),
+                event_name="robot.dds.command",
+            )
+        ),
+        calls,
+    )
     provider.shutdown()
 
     floor_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
     floor = per_call_ns(lambda i: floor_queue.put((time.time_ns(), dict(ATTRS))), calls)
-    for name, figures in (("events.emit (ours)", ours), ("OTel logs API + BatchLogRecordProcessor", logs_api),
-                          ("floor: time_ns + dict + SimpleQueue.put", floor)):
-        report.add(benchmark=f"domain event, 5 attributes: {name}", ours_p50_ns=figures["p50_ns"],
-                   ours_p99_ns=figures["p99_ns"], ratio_p50=figures["p50_ns"] / ours["p50_ns"],
-                   target="<= 2000 ns p50" if name.startswith("events") else "")
+    for name, figures in (
+        ("events.emit (ours)", ours),
+        ("OTel logs API + BatchLogRecordProcessor", logs_api),
+        ("floor: time_ns + dict + SimpleQueue.put", floor),
+    ):
+        report.add(
+            benchmark=f"domain event, 5 attributes: {name}",
+            ours_p50_ns=figures["p50_ns"],
+            ours_p99_ns=figures["p99_ns"],
+            ratio_p50=figures["p50_ns"] / ours["p50_ns"],
+            target="<= 2000 ns p50" if name.startswith("events") else "",
+        )
 
 
 def bench_end_to_end(report: Report, events_total: int) -> None:
-    telemetry = Telemetry(resolve({**QUIET, "event_queue_size": events_total}), local=True,
-                          extra_exporters={"logs": [SinkLogExporter(NullSink())]})
+    telemetry = Telemetry(
+        resolve({**QUIET, "event_queue_size": events_total}),
+        local=True,
+        extra_exporters={"logs": [SinkLogExporter(NullSink())]},
+    )
     events = telemetry.events
 
     def run() -> int:
         for i in range(events_total):
-            events.emit("robot.dds.command", {"robot.dds.seq": i, "robot.dds.funcode": 1, "robot.joint.id": 2,
-                                              "robot.target_value": 1.5, "robot.correlation_id": "abc"})
+            events.emit(
+                "robot.dds.command",
+                {
+                    "robot.dds.seq": i,
+                    "robot.dds.funcode": 1,
+                    "robot.joint.id": 2,
+                    "robot.target_value": 1.5,
+                    "robot.correlation_id": "abc",
+                },
+            )
         assert telemetry.force_flush(120_000)
         return events_total
 
     result = throughput(run)
     stats = {s.sink: s for s in telemetry.sink_stats()}
     telemetry.shutdown(10_000)
-    exact = all(s.reconciles for s in stats.values()) and stats["null"].exported + stats["null"].dropped \
-        + stats["events"].dropped == events_total
-    report.add(benchmark="end to end: emit -> log record -> batch -> no-op sink (events/s)",
-               ours_per_s=result["per_second"], dropped=stats["events"].dropped + stats["null"].dropped,
-               accounting_exact=exact, target=">= 100k/s")
+    exact = (
+        all(s.reconciles for s in stats.values())
+        and stats["null"].exported + stats["null"].dropped + stats["events"].dropped == events_total
+    )
+    report.add(
+        benchmark="end to end: emit -> log record -> batch -> no-op sink (events/s)",
+        ours_per_s=result["per_second"],
+        dropped=stats["events"].dropped + stats["null"].dropped,
+        accounting_exact=exact,
+        target=">= 100k/s",
+    )
 
 
 def bench_dead_collector_shutdown(report: Report) -> None:
@@ -152,8 +199,15 @@ def bench_dead_collector_shutdown(report: Report) -> None:
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     for protocol in ("grpc", "http/protobuf"):
-        telemetry = otel_tele.setup(local=True, otlp_endpoint=dead, otlp_protocol=protocol, traces_exporter="otlp",
-                                    logs_exporter="otlp", metrics_exporter="otlp", sinks="none")
+        telemetry = otel_tele.setup(
+            local=True,
+            otlp_endpoint=dead,
+            otlp_protocol=protocol,
+            traces_exporter="otlp",
+            logs_exporter="otlp",
+            metrics_exporter="otlp",
+            sinks="none",
+        )
         for _ in range(1_000):
             with telemetry.tracer("b").start_as_current_span("lost"):
                 telemetry.events.emit("robot.system.event", {"robot.system.event_type": "estop"})
@@ -161,8 +215,12 @@ def bench_dead_collector_shutdown(report: Report) -> None:
         t0 = time.perf_counter()
         telemetry.shutdown(timeout_ms)
         elapsed_ms = (time.perf_counter() - t0) * 1000
-        report.add(benchmark=f"shutdown({timeout_ms} ms) with a dead collector, OTLP {protocol}",
-                   elapsed_ms=elapsed_ms, ratio_to_timeout=elapsed_ms / timeout_ms, target="<= 1.1x timeout")
+        report.add(
+            benchmark=f"shutdown({timeout_ms} ms) with a dead collector, OTLP {protocol}",
+            elapsed_ms=elapsed_ms,
+            ratio_to_timeout=elapsed_ms / timeout_ms,
+            target="<= 1.1x timeout",
+        )
 
 
 def main() -> None:

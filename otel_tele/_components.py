@@ -77,25 +77,32 @@ def sink_name_of(exporter_class: Any) -> str | None:
     return getattr(sink_class, "name", None)
 
 
+#: The official OTLP exporter classes per protocol and signal, as import paths.
+_OTLP_CLASSES: dict[str, dict[str, str]] = {
+    "grpc": {
+        "traces": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+        "logs": "opentelemetry.exporter.otlp.proto.grpc._log_exporter:OTLPLogExporter",
+        "metrics": "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+    },
+    "http/protobuf": {
+        "traces": "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+        "logs": "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
+        "metrics": "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+    },
+}
+
+
 def otlp_exporter(signal: str, settings: Settings) -> Any:
     """The official OTLP exporter for ``signal`` and the configured protocol."""
     kwargs: dict[str, Any] = {"timeout": settings.otlp_timeout_millis / 1000}
-    if settings.otlp_protocol == "grpc":
-        if settings.otlp_endpoint:
-            kwargs["endpoint"] = settings.otlp_endpoint
-        from opentelemetry.exporter.otlp.proto.grpc import _log_exporter, metric_exporter, trace_exporter
-
-        factory = {"traces": trace_exporter.OTLPSpanExporter, "logs": _log_exporter.OTLPLogExporter,
-                   "metrics": metric_exporter.OTLPMetricExporter}[signal]
-    else:
-        if settings.otlp_endpoint:
-            # The base endpoint gets the signal path, as the spec says for OTEL_EXPORTER_OTLP_ENDPOINT.
-            kwargs["endpoint"] = settings.otlp_endpoint.rstrip("/") + f"/v1/{signal}"
-        from opentelemetry.exporter.otlp.proto.http import _log_exporter, metric_exporter, trace_exporter
-
-        factory = {"traces": trace_exporter.OTLPSpanExporter, "logs": _log_exporter.OTLPLogExporter,
-                   "metrics": metric_exporter.OTLPMetricExporter}[signal]
-    return factory(**kwargs)
+    if settings.otlp_endpoint:
+        # Over HTTP the base endpoint gets the signal path, as the spec says for OTEL_EXPORTER_OTLP_ENDPOINT.
+        grpc = settings.otlp_protocol == "grpc"
+        kwargs["endpoint"] = (
+            settings.otlp_endpoint if grpc else f"{settings.otlp_endpoint.rstrip('/')}/v1/{signal}"
+        )
+    module_name, _, attr = _OTLP_CLASSES[settings.otlp_protocol][signal].partition(":")
+    return getattr(importlib.import_module(module_name), attr)(**kwargs)
 
 
 def console_exporter(signal: str) -> Any:
@@ -103,5 +110,8 @@ def console_exporter(signal: str) -> Any:
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-    return {"traces": ConsoleSpanExporter, "logs": ConsoleLogRecordExporter,
-            "metrics": ConsoleMetricExporter}[signal]()
+    return {
+        "traces": ConsoleSpanExporter,
+        "logs": ConsoleLogRecordExporter,
+        "metrics": ConsoleMetricExporter,
+    }[signal]()

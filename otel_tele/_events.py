@@ -23,9 +23,9 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk._logs import Logger as SdkLogger
 from opentelemetry.sdk._logs import LogRecordLimits, LogRecordProcessor, ReadWriteLogRecord
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import semconv
 from ._internal import guard
@@ -57,8 +57,15 @@ class EventStageStats(SinkStats):
     def snapshot(self) -> StatsSnapshot:
         pending = self._pending()
         base = super().snapshot()
-        return StatsSnapshot(base.sink, base.signal, base.emitted + pending, base.exported, base.dropped,
-                             base.failed, base.queued + pending)
+        return StatsSnapshot(
+            base.sink,
+            base.signal,
+            base.emitted + pending,
+            base.exported,
+            base.dropped,
+            base.failed,
+            base.queued + pending,
+        )
 
 
 class _EventMetrics:
@@ -80,13 +87,19 @@ class _EventMetrics:
     def _create(self, meter: Meter, metric: semconv.Metric) -> None:
         if metric.kind == "histogram":
             self._histograms[metric.name] = meter.create_histogram(
-                metric.name, unit=metric.unit, description=metric.description,
-                explicit_bucket_boundaries_advisory=list(metric.buckets) if metric.buckets else None)
+                metric.name,
+                unit=metric.unit,
+                description=metric.description,
+                explicit_bucket_boundaries_advisory=list(metric.buckets) if metric.buckets else None,
+            )
             return
         values = self._values.setdefault(metric.name, {})
         callback = self._callback(metric, values)
-        factory = {"counter": meter.create_observable_counter, "gauge": meter.create_observable_gauge,
-                   "updown_counter": meter.create_observable_up_down_counter}[metric.kind]
+        factory = {
+            "counter": meter.create_observable_counter,
+            "gauge": meter.create_observable_gauge,
+            "updown_counter": meter.create_observable_up_down_counter,
+        }[metric.kind]
         factory(metric.name, callbacks=[callback], unit=metric.unit, description=metric.description)
 
     def _callback(self, metric: semconv.Metric, values: dict[tuple[Any, ...], float]) -> Any:
@@ -95,8 +108,10 @@ class _EventMetrics:
         def observe(_options: CallbackOptions) -> list[Observation]:
             with self.lock:
                 items = list(values.items())
-            return [Observation(value, {k: v for k, v in zip(labels, key, strict=True) if v is not None})
-                    for key, value in items]
+            return [
+                Observation(value, {k: v for k, v in zip(labels, key, strict=True) if v is not None})
+                for key, value in items
+            ]
 
         return observe
 
@@ -106,12 +121,15 @@ class _EventMetrics:
                 amount: Any = 1
             else:
                 amount = attributes.get(metric.value)
-                if not isinstance(amount, int | float) or amount != amount:  # absent or NaN: nothing to record
+                if (
+                    not isinstance(amount, int | float) or amount != amount
+                ):  # absent or NaN: nothing to record
                     continue
             key = tuple(attributes.get(label) for label in metric.labels)
             if metric.kind == "histogram":
                 self._histograms[metric.name].record(
-                    amount, {k: v for k, v in zip(metric.labels, key, strict=True) if v is not None})
+                    amount, {k: v for k, v in zip(metric.labels, key, strict=True) if v is not None}
+                )
                 continue
             values = self._values[metric.name]  # caller holds self.lock
             values[key] = amount if metric.kind == "gauge" else values.get(key, 0) + amount
@@ -126,8 +144,15 @@ class DomainEvents:
         events.emit("robot.dds.command", {"robot.dds.funcode": 1, "robot.joint.id": 2})
     """
 
-    def __init__(self, logger: SdkLogger, processor: LogRecordProcessor, meter: Meter, *,
-                 queue_size: int = 262_144, metrics: Iterable[semconv.Metric] = semconv.METRICS) -> None:
+    def __init__(
+        self,
+        logger: SdkLogger,
+        processor: LogRecordProcessor,
+        meter: Meter,
+        *,
+        queue_size: int = 262_144,
+        metrics: Iterable[semconv.Metric] = semconv.METRICS,
+    ) -> None:
         # Records go straight to the provider's processor chain (the one ``logger`` feeds): the SDK
         # Logger would re-validate attributes the vocabulary has already typed, at ~5 µs a record.
         self._emit_record = processor.on_emit
@@ -159,8 +184,14 @@ class DomainEvents:
         if not self._stopping:
             self._start()
 
-    def emit(self, name: str, attributes: Mapping[str, Any], *, timestamp_ns: int | None = None,
-             severity: SeverityNumber | None = None) -> None:
+    def emit(
+        self,
+        name: str,
+        attributes: Mapping[str, Any],
+        *,
+        timestamp_ns: int | None = None,
+        severity: SeverityNumber | None = None,
+    ) -> None:
         """Queue one event. ``attributes`` is taken over: do not mutate it afterwards. Never raises
         on a full queue (the event is counted as dropped) and never blocks."""
         queue = self._queue
@@ -195,8 +226,14 @@ class DomainEvents:
                 self._done += len(batch)
                 self._progress.notify_all()
 
-    def _process(self, timestamp: int, ctx: Any, name: str, attributes: Mapping[str, Any],
-                 severity: SeverityNumber | None) -> int:
+    def _process(
+        self,
+        timestamp: int,
+        ctx: Any,
+        name: str,
+        attributes: Mapping[str, Any],
+        severity: SeverityNumber | None,
+    ) -> int:
         try:
             if type(name) is not str:
                 name = semconv.to_json(name) if not isinstance(name, str) else str(name)
@@ -207,8 +244,14 @@ class DomainEvents:
             if problems:
                 # Keep what could not be typed, visibly, rather than dropping it.
                 clean["otel_tele.invalid_attributes"] = semconv.to_json(problems)
-            record = LogRecord(timestamp=timestamp, observed_timestamp=_time_ns(), context=ctx,
-                               severity_number=severity or _INFO, attributes=clean, event_name=name)
+            record = LogRecord(
+                timestamp=timestamp,
+                observed_timestamp=_time_ns(),
+                context=ctx,
+                severity_number=severity or _INFO,
+                attributes=clean,
+                event_name=name,
+            )
             self._emit_record(_EventLogRecord(record, self._resource, self._scope, self._limits))
             self._metrics.update(name, clean)
             return 0
@@ -246,8 +289,14 @@ class NoopDomainEvents(DomainEvents):
     def __init__(self) -> None:  # no thread, no queue
         self.stats = EventStageStats(lambda: 0)
 
-    def emit(self, name: str, attributes: Mapping[str, Any], *, timestamp_ns: int | None = None,
-             severity: SeverityNumber | None = None) -> None:
+    def emit(
+        self,
+        name: str,
+        attributes: Mapping[str, Any],
+        *,
+        timestamp_ns: int | None = None,
+        severity: SeverityNumber | None = None,
+    ) -> None:
         return None
 
     def force_flush(self, timeout_millis: float = 30_000) -> bool:

@@ -130,13 +130,21 @@ class RowMapper:
                 self._map_one(span, span.attributes or {}, tables, SPAN_FIELDS, rows)
         return rows
 
-    def _map_one(self, record: Any, attrs: Mapping[str, Any], tables: Sequence[Table],
-                 fields: Mapping[str, Getter], rows: Rows) -> None:
+    def _map_one(
+        self,
+        record: Any,
+        attrs: Mapping[str, Any],
+        tables: Sequence[Table],
+        fields: Mapping[str, Getter],
+        rows: Rows,
+    ) -> None:
         for table in tables:
             if table.where is not None and not table.where(attrs):
                 continue
             try:
-                rows.by_table[table.table].append(tuple(_value(c, record, attrs, fields) for c in table.columns))
+                rows.by_table[table.table].append(
+                    tuple(_value(c, record, attrs, fields) for c in table.columns)
+                )
             except (TypeError, ValueError, OverflowError, KeyError) as exc:
                 rows.rejected += 1
                 if len(rows.problems) < 20:

@@ -10,10 +10,11 @@ import socket
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk._logs import Logger as SdkLogger
 from opentelemetry.sdk._logs import LoggerProvider, SynchronousMultiLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
@@ -70,8 +71,13 @@ class Telemetry:
         telemetry.force_flush(timeout_millis=5_000)
     """
 
-    def __init__(self, settings: Settings, *, local: bool = False,
-                 extra_exporters: Mapping[str, Sequence[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        local: bool = False,
+        extra_exporters: Mapping[str, Sequence[Any]] | None = None,
+    ) -> None:
         self.settings = settings
         self.local = local
         self.resource = build_resource(settings)
@@ -84,9 +90,10 @@ class Telemetry:
         self._stats: list[SinkStats] = []
         self._shut = False
         self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
-        self._log_processors = SynchronousMultiLogRecordProcessor()
-        self.logger_provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False,
-                                              multi_log_record_processor=self._log_processors)
+        self._log_processors = SynchronousMultiLogRecordProcessor()  # type: ignore[no-untyped-call]
+        self.logger_provider = LoggerProvider(
+            resource=self.resource, shutdown_on_exit=False, multi_log_record_processor=self._log_processors
+        )
         readers: list[MetricReader] = []
         for name in settings.sinks:
             self._attach_named_sink(name, readers, explicit=settings.sources.get("sinks") != "default")
@@ -97,11 +104,16 @@ class Telemetry:
         for signal, exporters in (extra_exporters or {}).items():
             for exporter in exporters:
                 self._attach_instance(signal, exporter, type(exporter).__name__, "in process", readers)
-        self.meter_provider = MeterProvider(resource=self.resource, metric_readers=readers, shutdown_on_exit=False)
+        self.meter_provider = MeterProvider(
+            resource=self.resource, metric_readers=readers, shutdown_on_exit=False
+        )
         meter = self.meter_provider.get_meter("otel_tele")
-        self.events = DomainEvents(self.logger_provider.get_logger("otel_tele.events"), self._log_processors,
-                                   self.meter_provider.get_meter("otel_tele.events"),
-                                   queue_size=settings.event_queue_size)
+        self.events = DomainEvents(
+            cast(SdkLogger, self.logger_provider.get_logger("otel_tele.events")),
+            self._log_processors,
+            self.meter_provider.get_meter("otel_tele.events"),
+            queue_size=settings.event_queue_size,
+        )
         self._stats.append(self.events.stats)
         self._register_self_metrics(meter)
         if not local:
@@ -127,13 +139,20 @@ class Telemetry:
             return
         self.sinks[name] = sink
         for signal in sorted(sink.signals):
-            exporter: Any = {"traces": SinkSpanExporter, "logs": SinkLogExporter,
-                             "metrics": SinkMetricExporter}[signal](sink)
+            exporter: Any = {
+                "traces": SinkSpanExporter,
+                "logs": SinkLogExporter,
+                "metrics": SinkMetricExporter,
+            }[signal](sink)
             if signal == "metrics":
-                self._add_reader(readers, exporter, name, interval=getattr(sink, "export_interval_millis", None))
+                self._add_reader(
+                    readers, exporter, name, interval=getattr(sink, "export_interval_millis", None)
+                )
             else:
                 # The sink is closed once by shutdown(), after every signal feeding it has drained.
-                self._add_batcher(signal, exporter, sink.stats[signal], self._sink_export(signal, exporter), None)
+                self._add_batcher(
+                    signal, exporter, sink.stats[signal], self._sink_export(signal, exporter), None
+                )
             self.destinations.append((signal, f"sink:{name}", str(sink.describe().get("location", ""))))
 
     def _attach_exporter(self, signal: str, name: str, readers: list[MetricReader]) -> None:
@@ -160,18 +179,29 @@ class Telemetry:
             exporter, where = cls(), name
         self._attach_instance(signal, exporter, name, where, readers)
 
-    def _attach_instance(self, signal: str, exporter: Any, name: str, where: str,
-                         readers: list[MetricReader]) -> None:
+    def _attach_instance(
+        self, signal: str, exporter: Any, name: str, where: str, readers: list[MetricReader]
+    ) -> None:
         if isinstance(exporter, MetricReader):
             readers.append(exporter)
         elif signal != "metrics" and isinstance(exporter, SinkSpanExporter | SinkLogExporter):
-            self._add_batcher(signal, exporter, exporter.stats, self._sink_export(signal, exporter),
-                              lambda timeout_millis, e=exporter: e.shutdown(timeout_millis))
+            self._add_batcher(
+                signal,
+                exporter,
+                exporter.stats,
+                self._sink_export(signal, exporter),
+                exporter.shutdown,
+            )
         elif signal == "metrics":
             self._add_reader(readers, exporter, name)
         else:
-            self._add_batcher(signal, exporter, SinkStats(name, signal), _standard_export(exporter),
-                              lambda timeout_millis: exporter.shutdown())
+            self._add_batcher(
+                signal,
+                exporter,
+                SinkStats(name, signal),
+                _standard_export(exporter),
+                lambda timeout_millis: exporter.shutdown(),
+            )
         self.destinations.append((signal, name, where))
 
     def _sink_export(self, signal: str, exporter: SinkSpanExporter | SinkLogExporter) -> ExportFn:
@@ -179,15 +209,23 @@ class Telemetry:
         timeout_s = getattr(self.settings, f"{prefix}_export_timeout_millis") / 1000
         return lambda batch: exporter.export_counted(batch, len(batch), timeout_s)
 
-    def _add_batcher(self, signal: str, exporter: Any, stats: SinkStats, export: ExportFn,
-                     on_shutdown: Callable[[float], object] | None) -> None:
+    def _add_batcher(
+        self,
+        signal: str,
+        exporter: Any,
+        stats: SinkStats,
+        export: ExportFn,
+        on_shutdown: Callable[[float], object] | None,
+    ) -> None:
         prefix = "bsp" if signal == "traces" else "blrp"
         batcher: BatchingProcessor[Any] = BatchingProcessor(
-            export, stats,
+            export,
+            stats,
             on_shutdown=on_shutdown,
             max_queue_size=getattr(self.settings, f"{prefix}_max_queue_size"),
             schedule_delay_millis=getattr(self.settings, f"{prefix}_schedule_delay_millis"),
-            max_export_batch_size=getattr(self.settings, f"{prefix}_max_export_batch_size"))
+            max_export_batch_size=getattr(self.settings, f"{prefix}_max_export_batch_size"),
+        )
         self._batchers.append(batcher)
         self._stats.append(stats)
         if signal == "traces":
@@ -195,11 +233,14 @@ class Telemetry:
         else:
             self.logger_provider.add_log_record_processor(LogBatchProcessor(batcher))
 
-    def _add_reader(self, readers: list[MetricReader], exporter: MetricExporter, name: str,
-                    interval: float | None = None) -> None:
+    def _add_reader(
+        self, readers: list[MetricReader], exporter: MetricExporter, name: str, interval: float | None = None
+    ) -> None:
         reader = PeriodicExportingMetricReader(
-            exporter, export_interval_millis=interval or self.settings.metric_export_interval_millis,
-            export_timeout_millis=self.settings.metric_export_timeout_millis)
+            exporter,
+            export_interval_millis=interval or self.settings.metric_export_interval_millis,
+            export_timeout_millis=self.settings.metric_export_timeout_millis,
+        )
         readers.append(reader)
         self._push_readers.append(reader)
         stats = getattr(exporter, "stats", None)
@@ -215,27 +256,48 @@ class Telemetry:
         try:
             server, _thread = start_http_server(port, addr=host, registry=registry)
         except OSError as exc:
-            _log.error("Prometheus endpoint not started: cannot listen on %s:%s (%s); "
-                       "set OTEL_EXPORTER_PROMETHEUS_PORT to a free port", host, port, exc)
+            _log.error(
+                "Prometheus endpoint not started: cannot listen on %s:%s (%s); "
+                "set OTEL_EXPORTER_PROMETHEUS_PORT to a free port",
+                host,
+                port,
+                exc,
+            )
             return
         readers.append(PrometheusMetricReader(registry=registry))
         self._prometheus_server = server
         self.prometheus_address = (host, server.server_address[1])
-        self.destinations.append(("metrics", "prometheus", f"http://{host}:{self.prometheus_address[1]}/metrics"))
+        self.destinations.append(
+            ("metrics", "prometheus", f"http://{host}:{self.prometheus_address[1]}/metrics")
+        )
 
     def _register_self_metrics(self, meter: Meter) -> None:
         def observe(field: str) -> Callable[[CallbackOptions], list[Observation]]:
             def callback(_options: CallbackOptions) -> list[Observation]:
-                return [Observation(getattr(s, field), {"otel_tele.sink": s.sink, "otel_tele.signal": s.signal})
-                        for s in self.sink_stats()]
+                return [
+                    Observation(getattr(s, field), {"otel_tele.sink": s.sink, "otel_tele.signal": s.signal})
+                    for s in self.sink_stats()
+                ]
+
             return callback
 
-        for field, what in (("exported", "written"), ("dropped", "refused before export"),
-                            ("failed", "not persisted after export attempts")):
-            meter.create_observable_counter(f"otel_tele.sink.{field}", callbacks=[observe(field)],
-                                            unit="{record}", description=f"records {what}, per sink")
-        meter.create_observable_gauge("otel_tele.sink.queue_depth", callbacks=[observe("queued")],
-                                      unit="{record}", description="records queued or in flight, per sink")
+        for field, what in (
+            ("exported", "written"),
+            ("dropped", "refused before export"),
+            ("failed", "not persisted after export attempts"),
+        ):
+            meter.create_observable_counter(
+                f"otel_tele.sink.{field}",
+                callbacks=[observe(field)],
+                unit="{record}",
+                description=f"records {what}, per sink",
+            )
+        meter.create_observable_gauge(
+            "otel_tele.sink.queue_depth",
+            callbacks=[observe("queued")],
+            unit="{record}",
+            description="records queued or in flight, per sink",
+        )
 
     def _refresh_process_resource(self) -> None:
         """A forked worker is a new process: its telemetry must say so (process.pid, parent pid)."""
@@ -292,7 +354,10 @@ class Telemetry:
 
         steps: list[tuple[str, Callable[[], object]]] = [
             ("events", lambda: self.events.shutdown(remaining_ms())),
-            *((f"{b.stats.sink}/{b.stats.signal}", lambda b=b: b.shutdown(remaining_ms())) for b in self._batchers),
+            *(
+                (f"{b.stats.sink}/{b.stats.signal}", lambda b=b: b.shutdown(remaining_ms()))
+                for b in self._batchers
+            ),
             ("tracer provider", self.tracer_provider.shutdown),
             ("logger provider", self.logger_provider.shutdown),
             ("meter provider", lambda: self.meter_provider.shutdown(timeout_millis=remaining_ms())),
@@ -322,7 +387,7 @@ class Telemetry:
 class DisabledTelemetry(Telemetry):
     """``OTEL_SDK_DISABLED=true``: the same handle over no-op providers."""
 
-    def __init__(self, settings: Settings, *, local: bool = False) -> None:  # noqa: D107
+    def __init__(self, settings: Settings, *, local: bool = False) -> None:
         self.settings = settings
         self.local = local
         self.resource = Resource.get_empty()

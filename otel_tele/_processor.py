@@ -61,8 +61,9 @@ class BatchingProcessor(Generic[T]):
         self._accepted = 0  # items ever accepted
         self._finished = 0  # items ever finished (exported, failed or dropped)
         self._flush_requested = False
-        self._worker = threading.Thread(target=self._run, name=f"otel-tele-{self.stats.sink}-{self.stats.signal}",
-                                        daemon=True)
+        self._worker = threading.Thread(
+            target=self._run, name=f"otel-tele-{self.stats.sink}-{self.stats.signal}", daemon=True
+        )
         self._worker.start()
 
     def _reinit_after_fork(self) -> None:
@@ -89,7 +90,9 @@ class BatchingProcessor(Generic[T]):
             while True:
                 with self._cond:
                     deadline = time.monotonic() + self._delay_s
-                    while len(self._queue) < self._batch_size and not (self._shutdown or self._flush_requested):
+                    while len(self._queue) < self._batch_size and not (
+                        self._shutdown or self._flush_requested
+                    ):
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             break
@@ -147,12 +150,22 @@ class BatchingProcessor(Generic[T]):
                 self._queue.clear()
                 self._finished += left
             self.stats.finished(dropped=left)
-            _log.warning("%s/%s: shutdown deadline reached; %d queued records dropped",
-                         self.stats.sink, self.stats.signal, left)
+            _log.warning(
+                "%s/%s: shutdown deadline reached; %d queued records dropped",
+                self.stats.sink,
+                self.stats.signal,
+                left,
+            )
         if self._on_shutdown is not None:
             remaining = max(0.0, deadline - time.monotonic())
-            done = run_with_deadline(lambda: self._on_shutdown(remaining * 1000),  # type: ignore[misc]
-                                     remaining, f"shutdown of {self.stats.sink}") and done
+            done = (
+                run_with_deadline(
+                    lambda: self._on_shutdown(remaining * 1000),  # type: ignore[misc]
+                    remaining,
+                    f"shutdown of {self.stats.sink}",
+                )
+                and done
+            )
         return done
 
 

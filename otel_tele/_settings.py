@@ -91,7 +91,9 @@ class Option:
     secret: bool = False
 
 
-def _opt(name: str, env: str | None, parse: Callable[[str], Any], default: Any, doc: str, **kw: Any) -> Option:
+def _opt(
+    name: str, env: str | None, parse: Callable[[str], Any], default: Any, doc: str, **kw: Any
+) -> Option:
     return Option(name, env, parse, default, doc, **kw)
 
 
@@ -100,41 +102,108 @@ OPTIONS: tuple[Option, ...] = (
     _opt("service_name", "OTEL_SERVICE_NAME", _parse_str, None, "resource service.name"),
     _opt("service_version", "OTEL_TELE_SERVICE_VERSION", _parse_str, None, "resource service.version"),
     _opt("traces_exporter", "OTEL_TRACES_EXPORTER", _parse_names, ("otlp",), "span exporters by name"),
-    _opt("metrics_exporter", "OTEL_METRICS_EXPORTER", _parse_names, ("otlp", "prometheus"),
-         "metric exporters/readers by name"),
+    _opt(
+        "metrics_exporter",
+        "OTEL_METRICS_EXPORTER",
+        _parse_names,
+        ("otlp", "prometheus"),
+        "metric exporters/readers by name",
+    ),
     _opt("logs_exporter", "OTEL_LOGS_EXPORTER", _parse_names, ("otlp",), "log record exporters by name"),
-    _opt("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_str, None,
-         "collector endpoint (exporter default when unset)"),
+    _opt(
+        "otlp_endpoint",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        _parse_str,
+        None,
+        "collector endpoint (exporter default when unset)",
+    ),
     _opt("otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_protocol, "grpc", "grpc or http/protobuf"),
-    _opt("otlp_timeout_millis", "OTEL_EXPORTER_OTLP_TIMEOUT", _parse_positive_int, 10_000,
-         "timeout of one OTLP export"),
+    _opt(
+        "otlp_timeout_millis",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        _parse_positive_int,
+        10_000,
+        "timeout of one OTLP export",
+    ),
     _opt("prometheus_host", "OTEL_EXPORTER_PROMETHEUS_HOST", _parse_str, "127.0.0.1", "/metrics bind host"),
     _opt("prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", _parse_port, 9464, "/metrics port (0: any)"),
-    _opt("metric_export_interval_millis", "OTEL_METRIC_EXPORT_INTERVAL", _parse_positive_int, 60_000,
-         "push interval of periodic metric readers"),
-    _opt("metric_export_timeout_millis", "OTEL_METRIC_EXPORT_TIMEOUT", _parse_positive_int, 30_000,
-         "timeout of one metric export"),
-    _opt("bsp_schedule_delay_millis", "OTEL_BSP_SCHEDULE_DELAY", _parse_positive_int, 5_000,
-         "span batch delay"),
+    _opt(
+        "metric_export_interval_millis",
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        _parse_positive_int,
+        60_000,
+        "push interval of periodic metric readers",
+    ),
+    _opt(
+        "metric_export_timeout_millis",
+        "OTEL_METRIC_EXPORT_TIMEOUT",
+        _parse_positive_int,
+        30_000,
+        "timeout of one metric export",
+    ),
+    _opt(
+        "bsp_schedule_delay_millis", "OTEL_BSP_SCHEDULE_DELAY", _parse_positive_int, 5_000, "span batch delay"
+    ),
     _opt("bsp_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE", _parse_positive_int, 2_048, "span queue bound"),
-    _opt("bsp_max_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", _parse_positive_int, 512,
-         "spans per export"),
-    _opt("bsp_export_timeout_millis", "OTEL_BSP_EXPORT_TIMEOUT", _parse_positive_int, 30_000,
-         "span export timeout"),
-    _opt("blrp_schedule_delay_millis", "OTEL_BLRP_SCHEDULE_DELAY", _parse_positive_int, 1_000,
-         "log batch delay"),
+    _opt(
+        "bsp_max_export_batch_size",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        _parse_positive_int,
+        512,
+        "spans per export",
+    ),
+    _opt(
+        "bsp_export_timeout_millis",
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        _parse_positive_int,
+        30_000,
+        "span export timeout",
+    ),
+    _opt(
+        "blrp_schedule_delay_millis",
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        _parse_positive_int,
+        1_000,
+        "log batch delay",
+    ),
     _opt("blrp_max_queue_size", "OTEL_BLRP_MAX_QUEUE_SIZE", _parse_positive_int, 65_536, "log queue bound"),
-    _opt("blrp_max_export_batch_size", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", _parse_positive_int, 2_048,
-         "log records per export"),
-    _opt("blrp_export_timeout_millis", "OTEL_BLRP_EXPORT_TIMEOUT", _parse_positive_int, 30_000,
-         "log export timeout"),
-    _opt("data_dir", "OTEL_TELE_DATA_DIR", lambda raw: Path(_parse_str(raw)), Path("telemetry"),
-         "root folder of the embedded sinks"),
+    _opt(
+        "blrp_max_export_batch_size",
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        _parse_positive_int,
+        2_048,
+        "log records per export",
+    ),
+    _opt(
+        "blrp_export_timeout_millis",
+        "OTEL_BLRP_EXPORT_TIMEOUT",
+        _parse_positive_int,
+        30_000,
+        "log export timeout",
+    ),
+    _opt(
+        "data_dir",
+        "OTEL_TELE_DATA_DIR",
+        lambda raw: Path(_parse_str(raw)),
+        Path("telemetry"),
+        "root folder of the embedded sinks",
+    ),
     _opt("sinks", "OTEL_TELE_SINKS", _parse_sinks, DEFAULT_SINKS, "our sinks to attach"),
-    _opt("postgres_dsn", "OTEL_TELE_POSTGRES_DSN", _parse_str, None, "PostgreSQL DSN of the inference sink",
-         secret=True),
-    _opt("event_queue_size", "OTEL_TELE_EVENT_QUEUE_SIZE", _parse_positive_int, 262_144,
-         "domain events buffered between caller and telemetry thread"),
+    _opt(
+        "postgres_dsn",
+        "OTEL_TELE_POSTGRES_DSN",
+        _parse_str,
+        None,
+        "PostgreSQL DSN of the inference sink",
+        secret=True,
+    ),
+    _opt(
+        "event_queue_size",
+        "OTEL_TELE_EVENT_QUEUE_SIZE",
+        _parse_positive_int,
+        262_144,
+        "domain events buffered between caller and telemetry thread",
+    ),
 )
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
 
@@ -178,7 +247,11 @@ def redact_dsn(dsn: str) -> str:
 
 def _coerce_argument(option: Option, value: Any) -> Any:
     """Validate an explicit argument: same rules as the environment, but raise."""
-    if isinstance(value, str | int | float) and not isinstance(value, bool) and option.parse is not _parse_bool:
+    if (
+        isinstance(value, str | int | float)
+        and not isinstance(value, bool)
+        and option.parse is not _parse_bool
+    ):
         try:
             return option.parse(str(value))
         except (ValueError, TypeError) as exc:

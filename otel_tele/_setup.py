@@ -51,12 +51,22 @@ def setup(
         telemetry.shutdown(timeout_millis=5_000)
     """
     arguments = {
-        "service_name": service_name, "service_version": service_version, "disabled": disabled,
-        "traces_exporter": traces_exporter, "metrics_exporter": metrics_exporter,
-        "logs_exporter": logs_exporter, "otlp_endpoint": otlp_endpoint, "otlp_protocol": otlp_protocol,
-        "otlp_timeout_millis": otlp_timeout_millis, "prometheus_host": prometheus_host,
-        "prometheus_port": prometheus_port, "metric_export_interval_millis": metric_export_interval_millis,
-        "data_dir": data_dir, "sinks": sinks, "postgres_dsn": postgres_dsn, **options,
+        "service_name": service_name,
+        "service_version": service_version,
+        "disabled": disabled,
+        "traces_exporter": traces_exporter,
+        "metrics_exporter": metrics_exporter,
+        "logs_exporter": logs_exporter,
+        "otlp_endpoint": otlp_endpoint,
+        "otlp_protocol": otlp_protocol,
+        "otlp_timeout_millis": otlp_timeout_millis,
+        "prometheus_host": prometheus_host,
+        "prometheus_port": prometheus_port,
+        "metric_export_interval_millis": metric_export_interval_millis,
+        "data_dir": data_dir,
+        "sinks": sinks,
+        "postgres_dsn": postgres_dsn,
+        **options,
     }
     settings = resolve(arguments)
     kind = DisabledTelemetry if settings.disabled else Telemetry
@@ -65,8 +75,11 @@ def setup(
     global _global
     with _lock:
         if _global is not None:
-            warnings.warn("otel_tele.setup() was already called; returning the existing pipeline",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                "otel_tele.setup() was already called; returning the existing pipeline",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             return _global
         _global = kind(settings)
         return _global

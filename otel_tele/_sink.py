@@ -20,7 +20,7 @@ import abc
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -77,7 +77,9 @@ class Sink(abc.ABC):
     def __init__(self) -> None:
         self.write_lock = threading.Lock()
         self.closing = threading.Event()
-        self.stats: dict[Signal, SinkStats] = {signal: SinkStats(self.name, signal) for signal in self.signals}
+        self.stats: dict[Signal, SinkStats] = {
+            signal: SinkStats(self.name, signal) for signal in self.signals
+        }
 
     @classmethod
     @abc.abstractmethod
@@ -101,7 +103,7 @@ class Sink(abc.ABC):
         """Make written data durable/visible; most sinks commit per batch and need nothing."""
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing open
         """Release connections and files. Called once, after the last write."""
 
     def describe(self) -> dict[str, Any]:
@@ -109,13 +111,19 @@ class Sink(abc.ABC):
         return {}
 
 
-def write_with_retry(sink: Sink, signal: Signal, batch: Any, count: int,
-                     timeout_s: float | None = None) -> tuple[int, int]:
+def write_with_retry(
+    sink: Sink, signal: Signal, batch: Any, count: int, timeout_s: float | None = None
+) -> tuple[int, int]:
     """Write ``batch`` (``count`` records) through ``sink``: returns (exported, failed). Never raises.
 
     Retries stop when the policy's attempts are used up or the next backoff would pass ``timeout_s``.
     """
-    writer = {"logs": sink.write_logs, "traces": sink.write_spans, "metrics": sink.write_metrics}[signal]
+    writers: dict[Signal, Callable[[Any], int | None]] = {
+        "logs": sink.write_logs,
+        "traces": sink.write_spans,
+        "metrics": sink.write_metrics,
+    }
+    writer = writers[signal]
     delays = sink.retry.delays()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     with sink.write_lock:
@@ -125,13 +133,24 @@ def write_with_retry(sink: Sink, signal: Signal, batch: Any, count: int,
                 rejected = max(0, min(int(rejected), count))
                 return count - rejected, rejected
             except sink.transient_errors as exc:
-                out_of_time = deadline is not None and attempt < len(delays) and \
-                    time.monotonic() + delays[attempt] > deadline
+                out_of_time = (
+                    deadline is not None
+                    and attempt < len(delays)
+                    and time.monotonic() + delays[attempt] > deadline
+                )
                 if attempt == len(delays) or sink.closing.is_set() or out_of_time:
-                    _log.error("sink %s: giving up on %d %s after %d attempts: %s",
-                               sink.name, count, signal, attempt + 1, exc)
+                    _log.error(
+                        "sink %s: giving up on %d %s after %d attempts: %s",
+                        sink.name,
+                        count,
+                        signal,
+                        attempt + 1,
+                        exc,
+                    )
                     return 0, count
-                _log.warning("sink %s: transient error (%s); retrying in %.2fs", sink.name, exc, delays[attempt])
+                _log.warning(
+                    "sink %s: transient error (%s); retrying in %.2fs", sink.name, exc, delays[attempt]
+                )
                 sink.closing.wait(delays[attempt])
             except Exception:
                 _log.exception("sink %s: %d %s could not be written", sink.name, count, signal)
@@ -212,14 +231,20 @@ class SinkMetricExporter(_SinkExporterMixin, MetricExporter):
         )
 
         temporality = AggregationTemporality.CUMULATIVE if cumulative else AggregationTemporality.DELTA
-        super().__init__(preferred_temporality={
-            Counter: temporality, ObservableCounter: temporality, Histogram: temporality,
-            UpDownCounter: AggregationTemporality.CUMULATIVE,
-            ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
-        })
+        super().__init__(
+            preferred_temporality={
+                Counter: temporality,
+                ObservableCounter: temporality,
+                Histogram: temporality,
+                UpDownCounter: AggregationTemporality.CUMULATIVE,
+                ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
+            }
+        )
         self._init_sink(sink)
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_: Any
+    ) -> MetricExportResult:
         count = count_points(metrics_data)
         ok = self._export_and_count(metrics_data, count)
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
@@ -232,8 +257,12 @@ class SinkMetricExporter(_SinkExporterMixin, MetricExporter):
 
 
 def count_points(data: MetricsData) -> int:
-    return sum(len(metric.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics
-               for metric in sm.metrics)
+    return sum(
+        len(metric.data.data_points)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+    )
 
 
 # Sinks built from the environment (exporter entry points) are shared per class, so the log and the

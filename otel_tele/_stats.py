@@ -71,5 +71,6 @@ class SinkStats:
 
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
-            return StatsSnapshot(self.sink, self.signal, self.emitted, self.exported, self.dropped,
-                                 self.failed, self.queued)
+            return StatsSnapshot(
+                self.sink, self.signal, self.emitted, self.exported, self.dropped, self.failed, self.queued
+            )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
 from ._internal import guard
@@ -28,7 +28,7 @@ class OtelTeleDistro(BaseDistro):  # type: ignore[misc]
         return None
 
 
-class OtelTeleConfigurator(_BaseConfigurator):  # type: ignore[misc]
+class OtelTeleConfigurator(_BaseConfigurator):
     """Builds the global pipeline from the environment when auto-instrumentation starts."""
 
     def _configure(self, **kwargs: Any) -> None:

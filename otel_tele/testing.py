@@ -41,10 +41,17 @@ class Capture:
         options.setdefault("logs_exporter", "none")
         options.setdefault("sinks", "none")
         self.span_exporter = InMemorySpanExporter()
-        self.log_exporter = InMemoryLogRecordExporter()
+        self.log_exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         self.metric_reader = InMemoryMetricReader()
-        self.telemetry = Telemetry(resolve(options), local=True, extra_exporters={
-            "traces": [self.span_exporter], "logs": [self.log_exporter], "metrics": [self.metric_reader]})
+        self.telemetry = Telemetry(
+            resolve(options),
+            local=True,
+            extra_exporters={
+                "traces": [self.span_exporter],
+                "logs": [self.log_exporter],
+                "metrics": [self.metric_reader],
+            },
+        )
 
     def flush(self, timeout_millis: float = 10_000) -> None:
         """Wait until everything emitted so far is captured; fails loudly if it is not."""
@@ -59,21 +66,33 @@ class Capture:
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         """Attributes of captured event log records (``name`` filters by event name)."""
-        return [dict(r.log_record.attributes or {}) for r in self.logs()
-                if r.log_record.event_name and (name is None or r.log_record.event_name == name)]
+        return [
+            dict(r.log_record.attributes or {})
+            for r in self.logs()
+            if r.log_record.event_name and (name is None or r.log_record.event_name == name)
+        ]
 
     def metric_points(self, name: str) -> list[Any]:
         """The data points of metric ``name`` at a fresh collection."""
         data = self.metric_reader.get_metrics_data()
         if data is None:
             return []
-        return [point for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics
-                if metric.name == name for point in metric.data.data_points]
+        return [
+            point
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
 
     def metric_value(self, name: str, **attributes: Any) -> float | None:
         """Sum (or last value) of metric ``name`` over points whose attributes include ``attributes``."""
-        values = [getattr(p, "value", getattr(p, "sum", None)) for p in self.metric_points(name)
-                  if all(p.attributes.get(k) == v for k, v in attributes.items())]
+        values: list[float] = [
+            getattr(p, "value", getattr(p, "sum", 0.0))
+            for p in self.metric_points(name)
+            if all(p.attributes.get(k) == v for k, v in attributes.items())
+        ]
         return sum(values) if values else None
 
     def close(self) -> None:
@@ -82,7 +101,9 @@ class Capture:
     def __enter__(self) -> Capture:
         return self
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
         self.close()
 
 
@@ -95,7 +116,7 @@ def reset() -> None:
     """Shut down the global pipeline and clear the OTel globals so the next test starts clean."""
     _setup.shutdown(timeout_millis=10_000)
     _setup._forget_global()
-    trace._TRACER_PROVIDER_SET_ONCE = Once()  # noqa: SLF001 - what OTel's own test utilities do
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
     trace._TRACER_PROVIDER = None
     metrics._internal._METER_PROVIDER_SET_ONCE = Once()
     metrics._internal._METER_PROVIDER = None

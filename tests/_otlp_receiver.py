@@ -11,7 +11,7 @@ import grpc
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 
 def any_value(value: AnyValue) -> Any:
@@ -39,17 +39,17 @@ class OtlpReceiver:
         receiver = self
 
         class Traces(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+            def Export(self, request: Any, context: Any) -> Any:
                 receiver._keep(receiver.traces, request)
                 return trace_service_pb2.ExportTraceServiceResponse()
 
         class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+            def Export(self, request: Any, context: Any) -> Any:
                 receiver._keep(receiver.metrics, request)
                 return metrics_service_pb2.ExportMetricsServiceResponse()
 
         class Logs(logs_service_pb2_grpc.LogsServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+            def Export(self, request: Any, context: Any) -> Any:
                 receiver._keep(receiver.logs, request)
                 return logs_service_pb2.ExportLogsServiceResponse()
 
@@ -96,8 +96,13 @@ class OtlpReceiver:
     def metric_names(self) -> set[str]:
         with self._cond:
             requests = list(self.metrics)
-        return {metric.name for request in requests for rm in request.resource_metrics
-                for sm in rm.scope_metrics for metric in sm.metrics}
+        return {
+            metric.name
+            for request in requests
+            for rm in request.resource_metrics
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+        }
 
     def metric_resources(self) -> list[dict[str, Any]]:
         with self._cond:

@@ -15,8 +15,9 @@ tracer = telemetry.tracer("tests.prefork")
 def _work() -> bytes:
     with tracer.start_as_current_span("work") as span:
         span.set_attribute("worker.pid", os.getpid())
-        telemetry.events.emit("robot.system.event", {"robot.system.event_type": "request",
-                                                     "worker.pid": os.getpid()})
+        telemetry.events.emit(
+            "robot.system.event", {"robot.system.event_type": "request", "worker.pid": os.getpid()}
+        )
     return str(os.getpid()).encode()
 
 

@@ -36,8 +36,13 @@ class Service:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
-        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **(env or {})}, start_new_session=True)
+        self.process = subprocess.Popen(
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:
@@ -72,14 +77,28 @@ def rotel_agent() -> str:
     return str(Path(rotel.__file__).parent / "rotel-agent")
 
 
-def start_rotel(log_dir: Path, *, forward_to: str, name: str = "rotel",
-                extra: list[str] | None = None) -> tuple[Service, int, int]:
+def start_rotel(
+    log_dir: Path, *, forward_to: str, name: str = "rotel", extra: list[str] | None = None
+) -> tuple[Service, int, int]:
     """A rotel collector receiving OTLP gRPC + HTTP, forwarding everything over OTLP/gRPC."""
     grpc_port, http_port = free_port(), free_port()
-    argv = [rotel_agent(), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
-            "--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--exporter", "otlp",
-            "--otlp-exporter-endpoint", forward_to, "--otlp-exporter-protocol", "grpc",
-            "--batch-timeout", "50ms", *(extra or [])]
+    argv = [
+        rotel_agent(),
+        "start",
+        "--otlp-grpc-endpoint",
+        f"127.0.0.1:{grpc_port}",
+        "--otlp-http-endpoint",
+        f"127.0.0.1:{http_port}",
+        "--exporter",
+        "otlp",
+        "--otlp-exporter-endpoint",
+        forward_to,
+        "--otlp-exporter-protocol",
+        "grpc",
+        "--batch-timeout",
+        "50ms",
+        *(extra or []),
+    ]
     service = Service(name, argv, log_dir)
     service.wait_ready(grpc_port, http_port)
     return service, grpc_port, http_port
@@ -87,4 +106,5 @@ def start_rotel(log_dir: Path, *, forward_to: str, name: str = "rotel",
 
 def prometheus_binary() -> str | None:
     return shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
+    )

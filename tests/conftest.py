@@ -12,8 +12,12 @@ import pytest
 from otel_tele import testing
 
 # No test may talk to a collector or bind :9464 unless it asks to.
-for _var, _value in {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
-                     "OTEL_LOGS_EXPORTER": "none", "OTEL_TELE_SINKS": "none"}.items():
+for _var, _value in {
+    "OTEL_TRACES_EXPORTER": "none",
+    "OTEL_METRICS_EXPORTER": "none",
+    "OTEL_LOGS_EXPORTER": "none",
+    "OTEL_TELE_SINKS": "none",
+}.items():
     os.environ.setdefault(_var, _value)
 
 

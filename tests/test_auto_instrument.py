@@ -36,10 +36,21 @@ def _instrument(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProc
     app = tmp_path / "app.py"
     app.write_text(APP)
     bindir = Path(sys.executable).parent
-    full_env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
-                "OTEL_METRIC_EXPORT_INTERVAL": "500", "OTEL_BSP_SCHEDULE_DELAY": "100", **env}
-    return subprocess.run([str(bindir / "opentelemetry-instrument"), sys.executable, str(app)],
-                          env=full_env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    full_env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        **env,
+    }
+    return subprocess.run(
+        [str(bindir / "opentelemetry-instrument"), sys.executable, str(app)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
 
 
 def test_opentelemetry_instrument_ships_to_the_collector(tmp_path: Path) -> None:
@@ -47,15 +58,24 @@ def test_opentelemetry_instrument_ships_to_the_collector(tmp_path: Path) -> None
     receiver = OtlpReceiver()
     service, grpc_port, _http = start_rotel(tmp_path, forward_to=f"http://127.0.0.1:{receiver.port}")
     try:
-        done = _instrument(tmp_path, {
-            "OTEL_SERVICE_NAME": "nightly", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc_port}",
-            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp"})
+        done = _instrument(
+            tmp_path,
+            {
+                "OTEL_SERVICE_NAME": "nightly",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc_port}",
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_METRICS_EXPORTER": "otlp",
+                "OTEL_LOGS_EXPORTER": "otlp",
+            },
+        )
         assert done.returncode == 0 and "app done" in done.stdout, done.stderr
         assert receiver.wait_for(lambda: bool(receiver.traces and receiver.logs and receiver.metrics))
     finally:
         service.stop()
         receiver.stop()
-    assert [(res["service.name"], span.name) for res, span in receiver.spans()] == [("nightly", "nightly-job")]
+    assert [(res["service.name"], span.name) for res, span in receiver.spans()] == [
+        ("nightly", "nightly-job")
+    ]
     assert [rec.event_name for _res, rec in receiver.log_records()] == ["robot.system.event"]
     assert "app.jobs" in receiver.metric_names()
 
@@ -67,9 +87,16 @@ def test_our_exporter_selected_by_name(tmp_path: Path) -> None:
     except ComponentUnavailable as exc:
         pytest.skip(str(exc))
     data_dir = tmp_path / "data"
-    done = _instrument(tmp_path, {"OTEL_TELE_DATA_DIR": str(data_dir), "OTEL_TELE_SINKS": "none",
-                                  "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
-                                  "OTEL_LOGS_EXPORTER": "otel_tele_sqlite"})
+    done = _instrument(
+        tmp_path,
+        {
+            "OTEL_TELE_DATA_DIR": str(data_dir),
+            "OTEL_TELE_SINKS": "none",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "otel_tele_sqlite",
+        },
+    )
     assert done.returncode == 0, done.stderr
     [db] = list(data_dir.rglob("*.db"))
     with sqlite3.connect(db) as conn:

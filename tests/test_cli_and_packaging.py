@@ -26,7 +26,8 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_doctor_reports_configuration_destinations_and_reachability(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """doctor resolves every option with its source, lists sinks and probes the endpoints."""
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
@@ -46,7 +47,11 @@ def test_doctor_reports_configuration_destinations_and_reachability(
     assert "hunter2" not in json.dumps(report)
     otlp = next(row for row in report["destinations"] if row["exporter"] == "otlp")
     assert otlp["reachable"] is True and otlp["destination"].endswith(f":{port}")
-    assert {row["exporter"] for row in report["destinations"]} >= {"prometheus", "sink:sqlite", "sink:postgres"}
+    assert {row["exporter"] for row in report["destinations"]} >= {
+        "prometheus",
+        "sink:sqlite",
+        "sink:postgres",
+    }
 
 
 def test_doctor_human_output(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,30 +71,64 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
 def test_wheel_maps_the_top_level_folders_into_one_package(tmp_path: Path) -> None:
     """The wheel holds otel_tele.exporters/.instrumentation from exporters/ and instrumentation/,
     py.typed, and the entry points; importing from the unpacked wheel works."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     [wheel] = list(tmp_path.glob("otel_tele-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
         archive.extractall(tmp_path / "unpacked")
-    assert {"otel_tele/__init__.py", "otel_tele/py.typed", "otel_tele/exporters/__init__.py",
-            "otel_tele/instrumentation/__init__.py", "otel_tele/semconv/robot.py", "otel_tele/cli/_doctor.py",
-            "otel_tele/demo/app.py"} <= names
+    assert {
+        "otel_tele/__init__.py",
+        "otel_tele/py.typed",
+        "otel_tele/exporters/__init__.py",
+        "otel_tele/instrumentation/__init__.py",
+        "otel_tele/semconv/robot.py",
+        "otel_tele/cli/_doctor.py",
+        "otel_tele/demo/app.py",
+    } <= names
     assert not any(name.startswith(("exporters/", "instrumentation/", "tests/")) for name in names)
-    in_tree = {f"otel_tele/{p.relative_to(ROOT / 'otel_tele').as_posix()}" for p in (ROOT / "otel_tele").rglob("*.py")}
+    in_tree = {
+        f"otel_tele/{p.relative_to(ROOT / 'otel_tele').as_posix()}"
+        for p in (ROOT / "otel_tele").rglob("*.py")
+    }
     for folder in ("exporters", "instrumentation"):
-        in_tree |= {f"otel_tele/{folder}/{p.relative_to(ROOT / folder).as_posix()}"
-                    for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".json")}
+        in_tree |= {
+            f"otel_tele/{folder}/{p.relative_to(ROOT / folder).as_posix()}"
+            for p in (ROOT / folder).rglob("*")
+            if p.suffix in (".py", ".json")
+        }
     assert in_tree - names == set(), "modules missing from the wheel (list subpackages in pyproject)"
-    for expected in ("[opentelemetry_distro]", "[opentelemetry_configurator]", "otel_tele_sqlite",
-                     "otel-tele = otel_tele.cli:main"):
+    for expected in (
+        "[opentelemetry_distro]",
+        "[opentelemetry_configurator]",
+        "otel_tele_sqlite",
+        "otel-tele = otel_tele.cli:main",
+    ):
         assert expected in entry_points
     # Import from the unpacked wheel, not from this source tree's editable install.
-    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
-            f"sys.path.insert(0, {str(tmp_path / 'unpacked')!r}); "
-            "import otel_tele, otel_tele.exporters, otel_tele.instrumentation; print(otel_tele.__file__)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path)
+    code = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+        f"sys.path.insert(0, {str(tmp_path / 'unpacked')!r}); "
+        "import otel_tele, otel_tele.exporters, otel_tele.instrumentation; print(otel_tele.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith(str(tmp_path / "unpacked"))

@@ -33,18 +33,29 @@ def _drive(telemetry: Telemetry) -> None:
     with tracer.start_as_current_span("arm.move") as span:
         span.set_attribute("robot.joint.id", 3)
         telemetry.events.emit("robot.dds.command", {"robot.dds.funcode": 1, "robot.joint.id": 3})
-    telemetry.meter("tests.collector").create_counter("demo.requests", unit="{request}").add(2, {"route": "/x"})
+    telemetry.meter("tests.collector").create_counter("demo.requests", unit="{request}").add(
+        2, {"route": "/x"}
+    )
     assert telemetry.force_flush(20_000)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_all_three_signals_reach_the_collector(collector: tuple[OtlpReceiver, int, int], protocol: str) -> None:
+def test_all_three_signals_reach_the_collector(
+    collector: tuple[OtlpReceiver, int, int], protocol: str
+) -> None:
     """Spans, event log records and metrics arrive with their names, attributes and resource."""
     receiver, grpc_port, http_port = collector
     port = grpc_port if protocol == "grpc" else http_port
-    telemetry = otel_tele.setup(local=True, service_name="arm-server", service_version="9.9",
-                                otlp_endpoint=f"http://127.0.0.1:{port}", otlp_protocol=protocol,
-                                traces_exporter="otlp", metrics_exporter="otlp", logs_exporter="otlp")
+    telemetry = otel_tele.setup(
+        local=True,
+        service_name="arm-server",
+        service_version="9.9",
+        otlp_endpoint=f"http://127.0.0.1:{port}",
+        otlp_protocol=protocol,
+        traces_exporter="otlp",
+        metrics_exporter="otlp",
+        logs_exporter="otlp",
+    )
     try:
         _drive(telemetry)
         assert receiver.wait_for(lambda: bool(receiver.traces and receiver.logs and receiver.metrics))
@@ -75,9 +86,18 @@ def _bounded(fn, limit_s: float):  # type: ignore[no-untyped-def]
 def test_unreachable_collector_neither_delays_startup_nor_hangs_shutdown(protocol: str) -> None:
     """With nothing listening, setup() returns at once and shutdown() returns by its deadline."""
     dead = f"http://127.0.0.1:{free_port()}"
-    telemetry = _bounded(lambda: otel_tele.setup(
-        local=True, otlp_endpoint=dead, otlp_protocol=protocol, traces_exporter="otlp",
-        metrics_exporter="otlp", logs_exporter="otlp", otlp_timeout_millis=30_000), 10)
+    telemetry = _bounded(
+        lambda: otel_tele.setup(
+            local=True,
+            otlp_endpoint=dead,
+            otlp_protocol=protocol,
+            traces_exporter="otlp",
+            metrics_exporter="otlp",
+            logs_exporter="otlp",
+            otlp_timeout_millis=30_000,
+        ),
+        10,
+    )
     tracer = telemetry.tracer("t")
     for _ in range(100):
         with tracer.start_as_current_span("lost"):
@@ -91,8 +111,12 @@ def test_unreachable_collector_neither_delays_startup_nor_hangs_shutdown(protoco
 def test_collector_outage_is_counted_not_hidden(tmp_path: Path) -> None:
     """Records sent while the collector is down show up as failed or dropped in the self-metrics."""
     dead_port = free_port()
-    telemetry = otel_tele.setup(local=True, otlp_endpoint=f"http://127.0.0.1:{dead_port}",
-                                traces_exporter="otlp", otlp_timeout_millis=500)
+    telemetry = otel_tele.setup(
+        local=True,
+        otlp_endpoint=f"http://127.0.0.1:{dead_port}",
+        traces_exporter="otlp",
+        otlp_timeout_millis=500,
+    )
     try:
         with telemetry.tracer("t").start_as_current_span("lost"):
             pass

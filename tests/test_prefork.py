@@ -17,10 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _server_env(http_port: int) -> dict[str, str]:
-    return {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_port}",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_LOGS_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "none", "OTEL_BSP_SCHEDULE_DELAY": "100",
-            "OTEL_BLRP_SCHEDULE_DELAY": "100", "PYTHONPATH": str(ROOT)}
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_port}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_BLRP_SCHEDULE_DELAY": "100",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def _worker_pids(port: int, wanted: int = 2, attempts: int = 400) -> set[str]:
@@ -58,21 +64,47 @@ def _exercise(argv: list[str], tmp_path: Path, port: int) -> None:
         receiver.stop()
 
 
-@pytest.mark.skipif(shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None,
-                    reason="gunicorn not installed")
+@pytest.mark.skipif(
+    shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None, reason="gunicorn not installed"
+)
 def test_gunicorn_preload_workers_all_export(tmp_path: Path) -> None:
     """setup() runs in the gunicorn master; both forked workers re-initialise and export."""
     port = free_port()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    _exercise([gunicorn, "--preload", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-               "tests._prefork_apps:wsgi_app"], tmp_path, port)
+    _exercise(
+        [
+            gunicorn,
+            "--preload",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "tests._prefork_apps:wsgi_app",
+        ],
+        tmp_path,
+        port,
+    )
 
 
 def test_uvicorn_workers_all_export(tmp_path: Path) -> None:
     """uvicorn --workers 2: each worker sets up at import and exports."""
     port = free_port()
-    _exercise([sys.executable, "-m", "uvicorn", "--workers", "2", "--port", str(port), "--host", "127.0.0.1",
-               "tests._prefork_apps:asgi_app"], tmp_path, port)
+    _exercise(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "tests._prefork_apps:asgi_app",
+        ],
+        tmp_path,
+        port,
+    )
 
 
 def test_fork_child_has_its_own_working_pipeline(tmp_path: Path) -> None:
@@ -91,8 +123,9 @@ def test_fork_child_has_its_own_working_pipeline(tmp_path: Path) -> None:
     if pid == 0:  # child
         try:
             telemetry.events.emit("robot.dds.command", {"robot.dds.seq": 2})
-            ok = telemetry.force_flush(5_000) and [r.log_record.attributes["robot.dds.seq"]
-                                                     for r in sink.records] == [1, 2]
+            ok = telemetry.force_flush(5_000) and [
+                r.log_record.attributes["robot.dds.seq"] for r in sink.records
+            ] == [1, 2]
             snap = next(s for s in telemetry.sink_stats() if s.sink == "recording")
             os.write(write_fd, f"{ok} {snap.exported}".encode())
         finally:

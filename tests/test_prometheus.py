@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import socket
 import threading
 import time
@@ -21,15 +21,17 @@ from otel_tele import Telemetry
 from ._services import Service, free_port, prometheus_binary
 
 # In CI a missing binary is a failure (.ci/run installs it), never a silent skip.
-pytestmark = pytest.mark.skipif(prometheus_binary() is None and not os.environ.get("CI"),
-                                reason="Debian package prometheus not installed")
+pytestmark = pytest.mark.skipif(
+    prometheus_binary() is None and not os.environ.get("CI"), reason="Debian package prometheus not installed"
+)
 
 
 @pytest.fixture
 def emitting_service() -> Iterator[Telemetry]:
     """A pipeline serving /metrics on a free port while a thread emits robot commands."""
-    telemetry = otel_tele.setup(local=True, service_name="arm", metrics_exporter="prometheus",
-                                prometheus_port=free_port())
+    telemetry = otel_tele.setup(
+        local=True, service_name="arm", metrics_exporter="prometheus", prometheus_port=free_port()
+    )
     stop = threading.Event()
 
     def emit() -> None:
@@ -63,11 +65,19 @@ def test_prometheus_computes_a_positive_rate(emitting_service: Telemetry, tmp_pa
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        f"scrape_configs:\n  - job_name: arm\n    static_configs:\n      - targets: ['{target}']\n")
+        f"scrape_configs:\n  - job_name: arm\n    static_configs:\n      - targets: ['{target}']\n"
+    )
     port = free_port()
-    server = Service("prometheus", [prometheus_binary() or "prometheus", f"--config.file={config}",
-                                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                    f"--web.listen-address=127.0.0.1:{port}"], tmp_path)
+    server = Service(
+        "prometheus",
+        [
+            prometheus_binary() or "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        tmp_path,
+    )
     try:
         server.wait_ready(port)
         deadline = time.monotonic() + 60
@@ -96,8 +106,8 @@ def test_metrics_endpoint_serves_event_fed_counters(emitting_service: Telemetry)
     assert emitting_service.events.force_flush(5_000)
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    assert 'robot_dds_commands_total{' in text and 'robot_dds_funcode="5"' in text
-    assert 'otel_tele_sink_exported_total{' in text and 'otel_tele_sink="events"' in text
+    assert "robot_dds_commands_total{" in text and 'robot_dds_funcode="5"' in text
+    assert "otel_tele_sink_exported_total{" in text and 'otel_tele_sink="events"' in text
 
 
 def test_port_in_use_is_a_clear_logged_error(caplog: pytest.LogCaptureFixture) -> None:

@@ -20,21 +20,32 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     settings = resolve({"service_name": "from-arg"})
     assert (settings.service_name, settings.sources["service_name"]) == ("from-arg", "argument")
-    assert (settings.prometheus_port, settings.sources["prometheus_port"]) == (9999, "OTEL_EXPORTER_PROMETHEUS_PORT")
+    assert (settings.prometheus_port, settings.sources["prometheus_port"]) == (
+        9999,
+        "OTEL_EXPORTER_PROMETHEUS_PORT",
+    )
     assert (settings.otlp_protocol, settings.sources["otlp_protocol"]) == ("grpc", "default")
 
 
-@pytest.mark.parametrize(("env", "raw", "option", "default"), [
-    ("OTEL_EXPORTER_PROMETHEUS_PORT", "99999", "prometheus_port", 9464),
-    ("OTEL_METRIC_EXPORT_INTERVAL", "-5", "metric_export_interval_millis", 60_000),
-    ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon", "otlp_protocol", "grpc"),
-    ("OTEL_SDK_DISABLED", "maybe", "disabled", False),
-    ("OTEL_TELE_SINKS", "sqlite,floppy", "sinks", ("sqlite", "capsule", "capture", "postgres")),
-    ("OTEL_BLRP_MAX_QUEUE_SIZE", "lots", "blrp_max_queue_size", 65_536),
-])
-def test_bad_environment_value_is_logged_and_defaulted(monkeypatch: pytest.MonkeyPatch,
-                                                       caplog: pytest.LogCaptureFixture,
-                                                       env: str, raw: str, option: str, default: object) -> None:
+@pytest.mark.parametrize(
+    ("env", "raw", "option", "default"),
+    [
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "99999", "prometheus_port", 9464),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "-5", "metric_export_interval_millis", 60_000),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon", "otlp_protocol", "grpc"),
+        ("OTEL_SDK_DISABLED", "maybe", "disabled", False),
+        ("OTEL_TELE_SINKS", "sqlite,floppy", "sinks", ("sqlite", "capsule", "capture", "postgres")),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "lots", "blrp_max_queue_size", 65_536),
+    ],
+)
+def test_bad_environment_value_is_logged_and_defaulted(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    env: str,
+    raw: str,
+    option: str,
+    default: object,
+) -> None:
     """A deployment typo is reported and replaced by the default, never fatal."""
     monkeypatch.setenv(env, raw)
     with caplog.at_level(logging.ERROR, logger="otel_tele"):
@@ -43,11 +54,19 @@ def test_bad_environment_value_is_logged_and_defaulted(monkeypatch: pytest.Monke
     assert env in caplog.text
 
 
-@pytest.mark.parametrize("arguments", [
-    {"prometheus_port": 70000}, {"otlp_protocol": "smtp"}, {"sinks": ["sqlite", "nope"]},
-    {"metric_export_interval_millis": 0}, {"service_name": ""}, {"no_such_option": 1},
-    {"data_dir": 3.5j}, {"disabled": "perhaps"},
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"prometheus_port": 70000},
+        {"otlp_protocol": "smtp"},
+        {"sinks": ["sqlite", "nope"]},
+        {"metric_export_interval_millis": 0},
+        {"service_name": ""},
+        {"no_such_option": 1},
+        {"data_dir": 3.5j},
+        {"disabled": "perhaps"},
+    ],
+)
 def test_bad_argument_raises_value_error(arguments: dict[str, object]) -> None:
     """A bad explicit argument is the caller's bug: ValueError."""
     with pytest.raises(ValueError):
@@ -122,9 +141,16 @@ def test_events_become_typed_log_records_with_trace_context(capture: testing.Cap
     """An emitted event is an OTel log record: event name, typed attributes, current trace context."""
     tracer = capture.telemetry.tracer("test")
     with tracer.start_as_current_span("command") as span:
-        capture.telemetry.events.emit("robot.dds.command", {
-            "robot.dds.funcode": "1", "robot.joint.id": 2.0, "robot.target_value": 10,
-            "robot.data_json": {"angles": [1, 2]}, "custom.extra": b"\xff\xfe"})
+        capture.telemetry.events.emit(
+            "robot.dds.command",
+            {
+                "robot.dds.funcode": "1",
+                "robot.joint.id": 2.0,
+                "robot.target_value": 10,
+                "robot.data_json": {"angles": [1, 2]},
+                "custom.extra": b"\xff\xfe",
+            },
+        )
     capture.flush()
     record = capture.logs()[0].log_record
     assert record.event_name == "robot.dds.command"
@@ -179,10 +205,13 @@ def test_testing_reset_clears_the_global_pipeline() -> None:
     assert trace.get_tracer_provider() is second.tracer_provider
 
 
-@pytest.mark.parametrize(("dsn", "shown"), [
-    ("postgresql://user:s3cret@db:5432/app", "postgresql://user:***@db:5432/app"),
-    ("host=db user=u password=s3cret dbname=app", "host=db user=u password=*** dbname=app"),
-])
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://user:s3cret@db:5432/app", "postgresql://user:***@db:5432/app"),
+        ("host=db user=u password=s3cret dbname=app", "host=db user=u password=*** dbname=app"),
+    ],
+)
 def test_dsn_password_is_redacted(dsn: str, shown: str) -> None:
     """Passwords never reach logs or doctor output."""
     assert redact_dsn(dsn) == shown

@@ -27,10 +27,20 @@ FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=
 
 def pipeline_with(sink: RecordingSink, **options: Any) -> Telemetry:
     """A private pipeline whose only log/span destination is ``sink``."""
-    settings = resolve({"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none",
-                        "sinks": "none", **options})
-    return Telemetry(settings, local=True, extra_exporters={
-        "logs": [SinkLogExporter(sink)], "traces": [SinkSpanExporter(sink)]})
+    settings = resolve(
+        {
+            "traces_exporter": "none",
+            "metrics_exporter": "none",
+            "logs_exporter": "none",
+            "sinks": "none",
+            **options,
+        }
+    )
+    return Telemetry(
+        settings,
+        local=True,
+        extra_exporters={"logs": [SinkLogExporter(sink)], "traces": [SinkSpanExporter(sink)]},
+    )
 
 
 def stats_of(telemetry: Telemetry, sink: str, signal: str = "logs") -> StatsSnapshot:
@@ -143,8 +153,9 @@ def test_blocked_sink_with_a_million_emits_stays_bounded_and_reconciles() -> Non
     """1M emits into a blocked sink: queues never exceed their bounds; afterwards every event is
     exported or counted as dropped, at both stages."""
     sink = HangingSink()
-    telemetry = pipeline_with(sink, event_queue_size=20_000, blrp_max_queue_size=10_000,
-                              blrp_max_export_batch_size=1_000)
+    telemetry = pipeline_with(
+        sink, event_queue_size=20_000, blrp_max_queue_size=10_000, blrp_max_export_batch_size=1_000
+    )
     events_queue = telemetry.events._queue
     batcher = telemetry._batchers[0]
     high_water = 0
@@ -210,6 +221,7 @@ def test_records_after_shutdown_are_counted_as_dropped() -> None:
 
 # -- every registered sink ----------------------------------------------------------------------
 
+
 def _sample(name: str) -> Any:
     try:
         load_sink_class(name)
@@ -226,8 +238,14 @@ def test_registered_sink_honours_the_contract(name: str, tmp_path: Path) -> None
     """Each real sink persists what its sample emits, with reconciled counts, inside its deadlines."""
     sample = _sample(name)
     data_dir = tmp_path / "telemetry"
-    telemetry = otel_tele.setup(local=True, sinks=[name], data_dir=data_dir, traces_exporter="none",
-                                metrics_exporter="none", logs_exporter="none")
+    telemetry = otel_tele.setup(
+        local=True,
+        sinks=[name],
+        data_dir=data_dir,
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter="none",
+    )
     try:
         sample.exercise(telemetry, 200)
         assert run_bounded(lambda: telemetry.force_flush(30_000), 60)

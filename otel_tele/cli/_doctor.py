@@ -40,28 +40,47 @@ def destinations(settings: Settings) -> list[dict[str, Any]]:
         for name in getattr(settings, f"{signal}_exporter"):
             if name == "otlp":
                 host, port = otlp_target(settings)
-                rows.append({"signal": signal, "exporter": "otlp", "destination":
-                             f"{settings.otlp_protocol} {host}:{port}", "reachable": tcp_reachable(host, port)})
+                rows.append(
+                    {
+                        "signal": signal,
+                        "exporter": "otlp",
+                        "destination": f"{settings.otlp_protocol} {host}:{port}",
+                        "reachable": tcp_reachable(host, port),
+                    }
+                )
             elif name == "prometheus" and signal == "metrics":
                 host, port = settings.prometheus_host, settings.prometheus_port
                 in_use = tcp_reachable(host, port) if port else False
-                rows.append({"signal": signal, "exporter": "prometheus",
-                             "destination": f"http://{host}:{port}/metrics",
-                             "reachable": "port in use" if in_use else "port free"})
+                rows.append(
+                    {
+                        "signal": signal,
+                        "exporter": "prometheus",
+                        "destination": f"http://{host}:{port}/metrics",
+                        "reachable": "port in use" if in_use else "port free",
+                    }
+                )
             elif name != "none":
                 rows.append({"signal": signal, "exporter": name, "destination": name, "reachable": None})
     for name in settings.sinks:
         try:
             sink = components.build_sink(name, settings)
         except components.ComponentUnavailable as exc:
-            rows.append({"signal": "-", "exporter": f"sink:{name}", "destination": str(exc), "reachable": False})
+            rows.append(
+                {"signal": "-", "exporter": f"sink:{name}", "destination": str(exc), "reachable": False}
+            )
             continue
         try:
             info = sink.describe()
         finally:
             components.close_sink(sink)
-        rows.append({"signal": ",".join(sorted(sink.signals)), "exporter": f"sink:{name}",
-                     "destination": info.get("location", ""), "reachable": info.get("reachable")})
+        rows.append(
+            {
+                "signal": ",".join(sorted(sink.signals)),
+                "exporter": f"sink:{name}",
+                "destination": info.get("location", ""),
+                "reachable": info.get("reachable"),
+            }
+        )
     return rows
 
 

@@ -11,8 +11,12 @@ from typing import Any, TextIO
 
 
 def add_format_option(parser: argparse.ArgumentParser, *choices: str) -> None:
-    parser.add_argument("--format", choices=("table", "json", *choices), default="table",
-                        help="human table (default) or machine-readable JSON")
+    parser.add_argument(
+        "--format",
+        choices=("table", "json", *choices),
+        default="table",
+        help="human table (default) or machine-readable JSON",
+    )
 
 
 def _cell(value: Any) -> str:
@@ -27,8 +31,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-                out: TextIO | None = None) -> None:
+def print_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, out: TextIO | None = None
+) -> None:
     """Columns aligned to their widest cell; numbers right-aligned."""
     out = out or sys.stdout
     if not rows:
@@ -37,14 +42,23 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None
     columns = list(columns or rows[0].keys())
     cells = [[_cell(row.get(col)) for col in columns] for row in rows]
     widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
-    numeric = [all(isinstance(row.get(col), int | float) or row.get(col) is None for row in rows)
-               for col in columns]
-    print("  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(columns, widths, numeric, strict=True))
-          .rstrip(), file=out)
+    numeric = [
+        all(isinstance(row.get(col), int | float) or row.get(col) is None for row in rows) for col in columns
+    ]
+    print(
+        "  ".join(
+            c.rjust(w) if n else c.ljust(w) for c, w, n in zip(columns, widths, numeric, strict=True)
+        ).rstrip(),
+        file=out,
+    )
     print("  ".join("-" * w for w in widths), file=out)
     for r in cells:
-        print("  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(r, widths, numeric, strict=True))
-              .rstrip(), file=out)
+        print(
+            "  ".join(
+                c.rjust(w) if n else c.ljust(w) for c, w, n in zip(r, widths, numeric, strict=True)
+            ).rstrip(),
+            file=out,
+        )
 
 
 def print_json(value: Any, out: TextIO | None = None) -> None:

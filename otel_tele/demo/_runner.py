@@ -43,8 +43,9 @@ def _drive_traffic(port: int, requests: int) -> dict[int, int]:
         for i in range(requests):
             roll = random.random()
             if roll < 0.5:
-                response = client.post("/api/command/set-joint", json={"joint": i % 8, "angle": i * 1.5,
-                                                                       "token": "s3cret"})
+                response = client.post(
+                    "/api/command/set-joint", json={"joint": i % 8, "angle": i * 1.5, "token": "s3cret"}
+                )
             elif roll < 0.8:
                 response = client.get(f"/api/joints/{i % 9}")
             else:
@@ -59,8 +60,9 @@ def _instrument(app: Any, telemetry: otel_tele.Telemetry) -> str:
     except ImportError:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=telemetry.tracer_provider,
-                                           meter_provider=telemetry.meter_provider)
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
         return "opentelemetry-instrumentation-fastapi"
     instrument_app(app)
     return "otel_tele.instrumentation.fastapi.instrument_app"
@@ -72,10 +74,19 @@ def _metrics_excerpt(telemetry: otel_tele.Telemetry) -> list[str]:
     host, port = telemetry.prometheus_address
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    wanted = ("http_server_request_duration_seconds_count", "robot_", "fda_", "inference_", "flow_",
-              "otel_tele_sink_exported_total", "otel_tele_sink_dropped_total")
+    wanted = (
+        "http_server_request_duration_seconds_count",
+        "robot_",
+        "fda_",
+        "inference_",
+        "flow_",
+        "otel_tele_sink_exported_total",
+        "otel_tele_sink_dropped_total",
+    )
     lines = [line for line in text.splitlines() if line.startswith(wanted)]
-    return [_shorten(line) for line in lines[:40]] + ([f"... {len(lines) - 40} more"] if len(lines) > 40 else [])
+    return [_shorten(line) for line in lines[:40]] + (
+        [f"... {len(lines) - 40} more"] if len(lines) > 40 else []
+    )
 
 
 def _shorten(line: str) -> str:
@@ -86,7 +97,8 @@ def _shorten(line: str) -> str:
 def _landed(data_dir: Path) -> list[str]:
     files = sorted(p for p in data_dir.rglob("*") if p.is_file())
     return [f"{p.relative_to(data_dir)}  ({p.stat().st_size:,} bytes)" for p in files[:40]] + (
-        [f"... {len(files) - 40} more files"] if len(files) > 40 else [])
+        [f"... {len(files) - 40} more files"] if len(files) > 40 else []
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("demo-output"))
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
-    os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none")
+    os.environ.setdefault(
+        "OTEL_TRACES_EXPORTER", "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
+    )
     os.environ.setdefault("OTEL_LOGS_EXPORTER", os.environ["OTEL_TRACES_EXPORTER"])
     os.environ.setdefault("OTEL_METRICS_EXPORTER", "prometheus")
     os.environ.setdefault("OTEL_EXPORTER_PROMETHEUS_PORT", "0")  # any free port
@@ -133,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {line}")
     print("\n== Sink accounting (emitted = exported + dropped + failed + queued)")
     for snap in telemetry.sink_stats():
-        print(f"  {snap.sink:<10} {snap.signal:<8} emitted={snap.emitted} exported={snap.exported} "
-              f"dropped={snap.dropped} failed={snap.failed} queued={snap.queued}")
+        print(
+            f"  {snap.sink:<10} {snap.signal:<8} emitted={snap.emitted} exported={snap.exported} "
+            f"dropped={snap.dropped} failed={snap.failed} queued={snap.queued}"
+        )
     server.should_exit = True
     thread.join(10)
     telemetry.shutdown(10_000)

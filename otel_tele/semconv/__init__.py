@@ -19,7 +19,9 @@ from ._types import Attr, AttrType, Event, Metric, MetricKind, coerce_attributes
 _DOMAINS = (robot, fda, inference, flow)
 
 #: Every declared event by name.
-EVENTS: Mapping[str, Event] = {event.name: event for domain in _DOMAINS for event in getattr(domain, "EVENTS", ())}
+EVENTS: Mapping[str, Event] = {
+    event.name: event for domain in _DOMAINS for event in getattr(domain, "EVENTS", ())
+}
 #: Every event-fed metric.
 METRICS: tuple[Metric, ...] = tuple(metric for domain in _DOMAINS for metric in domain.METRICS)
 

@@ -84,8 +84,12 @@ class Attr:
 
 
 #: The Python type a coerced value already has (values of that exact type skip coercion).
-_NATIVE: Mapping[AttrType, type] = {AttrType.INT: int, AttrType.FLOAT: float, AttrType.STR: str,
-                                    AttrType.BOOL: bool}
+_NATIVE: Mapping[AttrType, type] = {
+    AttrType.INT: int,
+    AttrType.FLOAT: float,
+    AttrType.STR: str,
+    AttrType.BOOL: bool,
+}
 
 
 @dataclass(frozen=True)
@@ -97,13 +101,17 @@ class Event:
     doc: str = ""
     attributes_by_key: Mapping[str, Attr] = field(init=False, repr=False, compare=False)
     #: key → (native type or None, coercer): the hot path's view of ``attributes``
-    coercers: Mapping[str, tuple[type | None, Callable[[Any], Any]]] = field(init=False, repr=False,
-                                                                            compare=False)
+    coercers: Mapping[str, tuple[type | None, Callable[[Any], Any]]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attributes_by_key", {attr.key: attr for attr in self.attributes})
-        object.__setattr__(self, "coercers", {attr.key: (_NATIVE.get(attr.type), COERCERS[attr.type])
-                                              for attr in self.attributes})
+        object.__setattr__(
+            self,
+            "coercers",
+            {attr.key: (_NATIVE.get(attr.type), COERCERS[attr.type]) for attr in self.attributes},
+        )
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ def _plain_value(value: Any) -> Any:
         return value
     if isinstance(value, str | bytes | bytearray):
         return _to_str(value)
-    if isinstance(value, list | tuple) and value and all(type(item) is type(value[0]) for item in value):
-        if isinstance(value[0], str | bool | int | float):
-            return tuple(value)
+    homogeneous = isinstance(value, list | tuple) and value and all(type(v) is type(value[0]) for v in value)
+    if homogeneous and isinstance(value[0], str | bool | int | float):
+        return tuple(value)
     return to_json(value)
