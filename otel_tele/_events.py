@@ -140,6 +140,8 @@ class DomainEvents:
 
     Example::
 
+        import otel_tele
+
         events = otel_tele.setup(service_name="arm").events
         events.emit("robot.dds.command", {"robot.dds.funcode": 1, "robot.joint.id": 2})
     """

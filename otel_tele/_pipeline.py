@@ -65,6 +65,8 @@ class Telemetry:
 
     Example::
 
+        import otel_tele
+
         telemetry = otel_tele.setup(service_name="arm-server")
         with telemetry.tracer("arm").start_as_current_span("move"):
             telemetry.events.emit("robot.system.event", {"robot.system.event_type": "enable"})
