@@ -15,7 +15,7 @@ from typing import Any, cast
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk._logs import Logger as SdkLogger
-from opentelemetry.sdk._logs import LoggerProvider, SynchronousMultiLogRecordProcessor
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import (
@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider
 
 from . import _components as components
-from ._events import DomainEvents, NoopDomainEvents
+from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
 from ._internal import guard, run_with_deadline
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
 from ._settings import Settings
@@ -92,7 +92,7 @@ class Telemetry:
         self._stats: list[SinkStats] = []
         self._shut = False
         self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
-        self._log_processors = SynchronousMultiLogRecordProcessor()  # type: ignore[no-untyped-call]
+        self._log_processors = BatchingMultiProcessor()  # type: ignore[no-untyped-call]
         self.logger_provider = LoggerProvider(
             resource=self.resource, shutdown_on_exit=False, multi_log_record_processor=self._log_processors
         )

@@ -84,6 +84,20 @@ class BatchingProcessor(Generic[T]):
             if len(self._queue) >= self._batch_size:
                 self._cond.notify()
 
+    def put_many(self, items: list[T]) -> None:
+        """``put`` for a batch, under one lock; what does not fit is counted as dropped."""
+        with self._cond:
+            room = 0 if self._shutdown else max(0, self._max_queue_size - len(self._queue))
+            taken = items if len(items) <= room else items[:room]
+            self._queue.extend(taken)
+            self._accepted += len(taken)
+            if taken:
+                self.stats.accepted(len(taken))
+            if len(taken) < len(items):
+                self.stats.refused(len(items) - len(taken))
+            if len(self._queue) >= self._batch_size:
+                self._cond.notify()
+
     # -- worker ------------------------------------------------------------------------------
     def _run(self) -> None:
         with suppress_instrumentation():
@@ -199,6 +213,9 @@ class LogBatchProcessor(LogRecordProcessor):
         # Exporters read only log_record/resource/instrumentation_scope, which both record classes
         # carry; skipping the frozen copy saves ~1 µs a record on the telemetry thread.
         self.batching.put(log_record)  # type: ignore[arg-type]
+
+    def on_emit_batch(self, log_records: list[ReadWriteLogRecord]) -> None:
+        self.batching.put_many(log_records)  # type: ignore[arg-type]
 
     def shutdown(self) -> None:
         self.batching.shutdown()
