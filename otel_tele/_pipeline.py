@@ -89,6 +89,8 @@ class Telemetry:
         self._prometheus_server: Any = None
         self._batchers: list[BatchingProcessor[Any]] = []
         self._push_readers: list[MetricReader] = []
+        self._span_batchers: list[BatchingProcessor[Any]] = []
+        self._sink_metric_exporters: list[SinkMetricExporter] = []
         self._stats: list[SinkStats] = []
         self._shut = False
         self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
@@ -231,6 +233,7 @@ class Telemetry:
         self._batchers.append(batcher)
         self._stats.append(stats)
         if signal == "traces":
+            self._span_batchers.append(batcher)
             self.tracer_provider.add_span_processor(SpanBatchProcessor(batcher))
         else:
             self.logger_provider.add_log_record_processor(LogBatchProcessor(batcher))
@@ -245,9 +248,9 @@ class Telemetry:
         )
         readers.append(reader)
         self._push_readers.append(reader)
-        stats = getattr(exporter, "stats", None)
-        if stats is not None:
-            self._stats.append(stats)
+        if isinstance(exporter, SinkMetricExporter):
+            self._stats.append(exporter.stats)
+            self._sink_metric_exporters.append(exporter)
 
     def _start_prometheus(self, readers: list[MetricReader]) -> None:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -322,6 +325,20 @@ class Telemetry:
     def sink_stats(self) -> list[StatsSnapshot]:
         """Reconciling counts per sink and signal (the event stage is ``events``)."""
         return [stats.snapshot() for stats in self._stats]
+
+    # -- records from elsewhere (OTLP receiver) --------------------------------------------------
+    def ingest_logs(self, records: list[Any]) -> None:
+        """Hand decoded log records to every log processor, as if they had been emitted here."""
+        self._log_processors.on_emit_batch(records)
+
+    def ingest_spans(self, spans: list[Any]) -> None:
+        for batcher in self._span_batchers:
+            batcher.put_many(spans)
+
+    def ingest_metrics(self, data: Any) -> None:
+        """Metrics go straight to the sinks that consume metrics (they bin or store them)."""
+        for exporter in self._sink_metric_exporters:
+            exporter.export(data)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:

@@ -13,14 +13,20 @@ import pytest
 from otel_tele import testing
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLIC_MODULES = ("otel_tele", "otel_tele._setup", "otel_tele._pipeline", "otel_tele._events", "otel_tele.testing",
-                  "otel_tele.semconv")
+PUBLIC_MODULES = (
+    "otel_tele",
+    "otel_tele._setup",
+    "otel_tele._pipeline",
+    "otel_tele._events",
+    "otel_tele.testing",
+    "otel_tele.semconv",
+)
 
 
 def _run(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
-    exec(compile(code, "<example>", "exec"), namespace)  # noqa: S102 - running our own documentation
+    exec(compile(code, "<example>", "exec"), namespace)
     for name, value in list(namespace.items()):
         if name.startswith("test_") and callable(value):
             value()
@@ -35,8 +41,11 @@ def docstring_blocks() -> list[tuple[str, str]]:
     blocks = []
     for module_name in PUBLIC_MODULES:
         module = importlib.import_module(module_name)
-        docs = [module.__doc__ or ""] + [getattr(obj, "__doc__", "") or "" for obj in vars(module).values()
-                                         if getattr(obj, "__module__", None) == module_name]
+        docs = [module.__doc__ or ""] + [
+            getattr(obj, "__doc__", "") or ""
+            for obj in vars(module).values()
+            if getattr(obj, "__module__", None) == module_name
+        ]
         for doc in docs:
             for match in re.finditer(r"Example::\n\n((?:[ \t]+.*\n|\n)+)", doc + "\n"):
                 code = textwrap.dedent(match.group(1))
@@ -55,7 +64,9 @@ def test_readme_python_examples_run(code: str, tmp_path: Path, monkeypatch: pyte
 
 
 @pytest.mark.parametrize(("module", "code"), docstring_blocks())
-def test_docstring_examples_run(module: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docstring_examples_run(
+    module: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every Python 'Example::' in a public docstring runs."""
     code = code.replace("...\n", "pass\n")
     _run(code, tmp_path, monkeypatch)

@@ -15,6 +15,7 @@ from .._version import __version__
 #: Command modules, in help order. A module not present in this build is skipped.
 COMMAND_MODULES: tuple[str, ...] = (
     "otel_tele.cli._doctor",
+    "otel_tele.cli._serve",  # OTLP receiver into the sinks (+ HTTP query routes)
     "otel_tele.cli._query",  # robot SQLite queries (spec 004)
     "otel_tele.cli._runs",  # FDA run capsules (spec 000)
     "otel_tele.cli._inference",  # model-serving statistics (spec 002)

@@ -1,0 +1,85 @@
+"""``otel-tele serve``: receive OTLP from any language or collector into our sinks, and serve the
+query routes over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import threading
+from typing import Any
+
+_log = logging.getLogger("otel_tele")
+
+#: Query routers mounted by ``--http``: module, attribute (an APIRouter or a factory returning one).
+ROUTERS: tuple[tuple[str, str], ...] = (
+    ("otel_tele.instrumentation.fastapi", "debug_router"),
+    ("otel_tele.http_inference", "router"),
+    ("otel_tele.http_capture", "router"),
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("serve", help="OTLP/gRPC receiver into the sinks (+ HTTP query routes)")
+    parser.add_argument(
+        "--otlp-grpc",
+        default="127.0.0.1:4317",
+        metavar="HOST:PORT",
+        help="where to receive OTLP/gRPC (default 127.0.0.1:4317)",
+    )
+    parser.add_argument("--http", default=None, metavar="HOST:PORT", help="also serve the query routes here")
+    parser.set_defaults(handler=run)
+
+
+def build_http_app() -> Any:
+    """A FastAPI app with every domain's query router that this build has."""
+    from fastapi import FastAPI
+
+    app = FastAPI(title="otel-tele")
+    for module_name, attr in ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        router = getattr(module, attr, None)
+        if router is None:
+            continue
+        app.include_router(router() if callable(router) and not hasattr(router, "routes") else router)
+    return app
+
+
+def run(args: argparse.Namespace) -> int:
+    import otel_tele
+
+    from .._receiver import OtlpGrpcReceiver
+
+    # The server's own pipeline writes only to the sinks: forwarding what it receives would loop.
+    telemetry = otel_tele.setup(
+        local=True, service_name="otel-tele-serve", traces_exporter="none", logs_exporter="none"
+    )
+    receiver = OtlpGrpcReceiver(telemetry, args.otlp_grpc)
+    host = args.otlp_grpc.rsplit(":", 1)[0]
+    sinks = ", ".join(telemetry.sinks) or "none"
+    print(f"otel-tele serve: OTLP/gRPC on {host}:{receiver.port}; sinks: {sinks}", flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    http_server = None
+    if args.http:
+        import uvicorn
+
+        http_host, _, http_port = args.http.rpartition(":")
+        http_server = uvicorn.Server(
+            uvicorn.Config(build_http_app(), host=http_host, port=int(http_port), log_level="warning")
+        )
+        threading.Thread(target=http_server.run, name="otel-tele-http", daemon=True).start()
+        print(f"otel-tele serve: HTTP on {args.http}", flush=True)
+    stop.wait()
+    if http_server is not None:
+        http_server.should_exit = True
+    receiver.stop()
+    telemetry.shutdown(30_000)
+    return 0
