@@ -188,6 +188,13 @@ OPTIONS: tuple[Option, ...] = (
         Path("telemetry"),
         "root folder of the embedded sinks",
     ),
+    _opt(
+        "capsule_dir",
+        "OTEL_TELE_CAPSULE_DIR",
+        lambda raw: Path(_parse_str(raw)),
+        None,
+        "FDA capsule root (default <data_dir>/telematry_cfs)",
+    ),
     _opt("sinks", "OTEL_TELE_SINKS", _parse_sinks, DEFAULT_SINKS, "our sinks to attach"),
     _opt(
         "postgres_dsn",

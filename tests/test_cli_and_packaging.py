@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -68,6 +69,16 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert "usage: otel-tele" in capsys.readouterr().out
 
 
+def _clean_source_copy(target: Path) -> Path:
+    """The packaged parts of the tree, without build leftovers that setuptools would reuse."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")
+    for folder in ("otel_tele", "exporters", "instrumentation"):
+        shutil.copytree(ROOT / folder, target / folder, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, target / name)
+    return target
+
+
 def test_wheel_maps_the_top_level_folders_into_one_package(tmp_path: Path) -> None:
     """The wheel holds otel_tele.exporters/.instrumentation from exporters/ and instrumentation/,
     py.typed, and the entry points; importing from the unpacked wheel works."""
@@ -82,7 +93,7 @@ def test_wheel_maps_the_top_level_folders_into_one_package(tmp_path: Path) -> No
             "-q",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(_clean_source_copy(tmp_path / "src")),
         ],
         check=True,
         capture_output=True,

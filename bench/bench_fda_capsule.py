@@ -1,0 +1,175 @@
+"""Capsule throughput and scale: end-to-end rows/s, append cost vs flow size, DuckDB over 10M rows.
+
+python -m bench.bench_fda_capsule [--rows 10000000] [--e2e-rows 300000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from otel_tele.exporters import _capsule_flow as flows
+from otel_tele.exporters import _capsule_schema as schema
+from otel_tele.instrumentation import fda
+
+import otel_tele
+from otel_tele.runs import Runs
+
+from ._harness import Report, throughput
+
+CORE = {
+    "phase": "GREEN",
+    "E": 1.0,
+    "grad_norm": 0.5,
+    "eta_dd": 0.2,
+    "gamma": 0.1,
+    "alpha": 0.01,
+    "phi_residual": 1e-3,
+    "invariant_drift_max": 0.0,
+}
+
+
+def pipeline(data_dir: Path) -> otel_tele.Telemetry:
+    return otel_tele.setup(
+        local=True,
+        sinks=["capsule"],
+        data_dir=data_dir,
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter="none",
+    )
+
+
+def synthetic(rows: int, run_id: str, mode: str = "production") -> pa.Table:
+    """A telemetry table of ``rows`` rows in the capsule schema."""
+    rng = np.random.default_rng(0)
+    cols: dict[str, pa.Array] = {}
+    for field in schema.SCHEMAS["telemetry"]:
+        if field.name == "run_id":
+            cols[field.name] = pa.array([run_id] * rows)
+        elif field.name in ("flow_name", "mode", "phase"):
+            value = {"flow_name": "bench", "mode": mode, "phase": "GREEN"}[field.name]
+            cols[field.name] = pa.array([value] * rows)
+        elif field.name == "iter":
+            cols[field.name] = pa.array(np.arange(rows, dtype=np.int64))
+        elif field.name == "ts":
+            cols[field.name] = pa.array(np.full(rows, int(time.time() * 1e6)), pa.int64()).cast(
+                schema.TS_TYPE
+            )
+        elif pa.types.is_floating(field.type):
+            cols[field.name] = pa.array(rng.random(rows))
+        else:
+            cols[field.name] = pa.nulls(rows, field.type)
+    return pa.Table.from_pydict(cols, schema=schema.SCHEMAS["telemetry"])
+
+
+def end_to_end(report: Report, rows: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        telemetry = pipeline(Path(tmp))
+
+        def record() -> int:
+            with fda.run(
+                "bench", telemetry=telemetry, units={}, method={}
+            ) as run:  # exit waits for the capsule
+                it = run.iteration
+                for i in range(rows):
+                    it(iter=i, **CORE)
+            return rows
+
+        result = throughput(record)
+        stats = {s.sink: s for s in telemetry.sink_stats()}
+        telemetry.shutdown(60_000)
+        report.add(
+            case="recorder -> OTel logs -> capsule (production run)",
+            rows=rows,
+            rows_per_s=result["per_second"],
+            dropped=stats["capsule"].dropped + stats["events"].dropped,
+        )
+        table = synthetic(rows, "fda_run_x")
+        t0 = time.perf_counter()
+        pq.write_table(table, Path(tmp) / "direct.parquet", compression="zstd")
+        report.add(
+            case="pyarrow write_table alone (same rows)",
+            rows=rows,
+            rows_per_s=rows / (time.perf_counter() - t0),
+        )
+
+
+def append_cost(report: Report, big_rows: int) -> None:
+    for existing in (1_000, big_rows):
+        with tempfile.TemporaryDirectory() as tmp:
+            flow_dir = Path(tmp) / "telematry_cfs" / "flows" / "bench"
+            flow_dir.mkdir(parents=True)
+            file = flows.FlowFile(flow_dir, "dev", "telemetry")
+            gen = file._ensure()
+            with pq.ParquetWriter(
+                gen / "c-000001.parquet", schema.SCHEMAS["telemetry"], compression="zstd"
+            ) as w:
+                chunk = synthetic(min(existing, 1_000_000), "fda_run_old", "dev")
+                for start in range(0, existing, chunk.num_rows):
+                    w.write_table(chunk.slice(0, min(chunk.num_rows, existing - start)))
+            telemetry = pipeline(Path(tmp))
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                with fda.run("bench", mode="dev", telemetry=telemetry, units={}, method={}) as run:
+                    for i in range(1_000):
+                        run.iteration(iter=i, **CORE)
+                times.append(time.perf_counter() - t0)
+            telemetry.shutdown(30_000)
+            total = pq.ParquetFile(gen / "c-000001.parquet").metadata.num_rows
+            report.add(
+                case=f"append a 1k-row dev run to a flow holding {total:,} rows",
+                median_ms=sorted(times)[2] * 1000,
+            )
+
+
+def duckdb_aggregate(report: Report, rows: int, runs: int = 100) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "telematry_cfs"
+        per_run = rows // runs
+        base = synthetic(per_run, "x")
+        t0 = time.perf_counter()
+        for k in range(runs):
+            folder = root / "runs" / f"fda_run_20250101_000000_{k:06x}"
+            folder.mkdir(parents=True)
+            table = base.set_column(0, "run_id", pa.array([folder.name] * per_run))
+            pq.write_table(table, folder / "telemetry.parquet", compression="zstd", row_group_size=512 * 1024)
+        report.note(f"generated {rows:,} rows in {runs} run folders in {time.perf_counter() - t0:.1f}s")
+        api = Runs(root)
+        sql = (
+            'SELECT run_id, count(*) AS n, min("E") AS e_min, avg(phi_residual) AS r, '
+            "max(invariant_drift_max) AS d FROM telemetry GROUP BY run_id"
+        )
+        timings = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            result = api.query(sql)
+            timings.append(time.perf_counter() - t0)
+        assert len(result["rows"]) == runs and sum(r[1] for r in result["rows"]) == per_run * runs
+        report.add(
+            case=f"DuckDB GROUP BY run over {per_run * runs:,} rows in {runs} runs",
+            median_ms=sorted(timings)[1] * 1000,
+            rows_per_s=per_run * runs / sorted(timings)[1],
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000, help="rows for the append and DuckDB cases")
+    parser.add_argument("--e2e-rows", type=int, default=300_000)
+    args = parser.parse_args()
+    report = Report("fda_capsule", "FDA capsules: end-to-end throughput, append cost, DuckDB at scale")
+    end_to_end(report, args.e2e_rows)
+    append_cost(report, args.rows)
+    duckdb_aggregate(report, args.rows)
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Maintenance of a capsule root: compaction, retention, archiving dev runs, export, clean-up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from otel_tele.semconv import fda as v
+
+from . import _capsule_flow as flows
+from . import _capsule_schema as schema
+from ._capsule_writers import ProductionWriter, RunInfo
+
+DEFAULT_RETENTION_DAYS = 90
+STALE_TEMP_SECONDS = 24 * 3600
+
+
+class ConsolidationBusy(RuntimeError):
+    """Another process is consolidating the same flow."""
+
+
+def flow_dirs(root: Path) -> list[Path]:
+    base = root / "flows"
+    return (
+        sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if base.exists()
+        else []
+    )
+
+
+@contextlib.contextmanager
+def consolidating(flow_dir: Path) -> Iterator[None]:
+    try:
+        with flows.locked(flow_dir / ".consolidate.lock", blocking=False):
+            yield
+    except BlockingIOError:
+        raise ConsolidationBusy(f"{flow_dir.name}: another consolidation is running") from None
+
+
+def retention_cutoff(days: float) -> pa.Scalar:
+    return pa.scalar(datetime.now(UTC) - timedelta(days=days), schema.TS_TYPE)
+
+
+def consolidate_flow(
+    flow_dir: Path,
+    *,
+    retention_days: float = DEFAULT_RETENTION_DAYS,
+    exclude_runs: frozenset[str] = frozenset(),
+    grace_seconds: float = flows.GRACE_SECONDS,
+    fsync: bool = True,
+) -> list[dict[str, Any]]:
+    """Compact each of the flow's files into one, dropping rows older than ``retention_days`` (by ``ts``)
+    and rows of ``exclude_runs``. Appends continue meanwhile."""
+    manifest = flow_dir / "manifest.toml"
+    if manifest.exists():
+        schema.read_manifest(manifest)
+    cutoff = retention_cutoff(retention_days)
+    excluded = pa.array(sorted(exclude_runs), pa.string())
+
+    def keep(table: pa.Table) -> pa.Array:
+        recent = pc.fill_null(pc.greater_equal(table.column("ts"), cutoff), True)
+        if not len(excluded):
+            return recent
+        return pc.and_(recent, pc.invert(pc.is_in(table.column("run_id"), value_set=excluded)))
+
+    report = []
+    with consolidating(flow_dir):
+        for mode in flows.MODES:
+            for table in schema.TABLES:
+                file = flows.FlowFile(flow_dir, mode, table)
+                if file.generation() is None:
+                    continue
+                result: dict[str, Any]
+                if _already_compact(file, cutoff) and not exclude_runs:
+                    result = {"files": 1, "rows_in": None, "rows_out": None, "skipped": True}
+                else:
+                    result = file.consolidate(keep=keep, fsync=fsync)
+                file.remove_retired(grace_seconds)
+                report.append({"flow": flow_dir.name, "file": file.name, **result})
+    return report
+
+
+def _already_compact(file: flows.FlowFile, cutoff: pa.Scalar) -> bool:
+    """One consolidated file and nothing in it past retention: rewriting would change nothing."""
+    files = file.visible_files()
+    if len(files) != 1 or not files[0].name.startswith("c-"):
+        return False
+    meta = pq.ParquetFile(files[0]).metadata
+    index = meta.schema.names.index("ts")
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(index).statistics
+        if stats is None or not stats.has_min_max or stats.null_count or stats.min < cutoff.as_py():
+            return False
+    return True
+
+
+def archive_flow(root: Path, flow_dir: Path, mode: str = "dev", *, fsync: bool = True) -> list[str]:
+    """Move each run of a flow's ``mode`` files into its own ``runs/<run_id>/`` capsule; returns the ids.
+
+    Runs whose folder already exists are left in the flow file (and reported by the caller)."""
+    files = {t: flows.FlowFile(flow_dir, mode, t) for t in schema.TABLES}
+    data = {t: _read_all(f) for t, f in files.items()}
+    archived = []
+    run_ids = sorted(
+        set(data["telemetry"].column("run_id").to_pylist())
+        | set(data["events"].column("run_id").to_pylist()) - {None}
+    )
+    for run_id in run_ids:
+        if (root / "runs" / run_id).exists():
+            continue
+        _archive_run(
+            root,
+            run_id,
+            {t: d.filter(pc.equal(d.column("run_id"), run_id)) for t, d in data.items()},
+            source=str(files["telemetry"].link.relative_to(root)),
+            fsync=fsync,
+        )
+        archived.append(run_id)
+    return archived
+
+
+def _read_all(file: flows.FlowFile) -> pa.Table:
+    tables = []
+    for path in file.visible_files():
+        pf = pq.ParquetFile(path)
+        schema.check_parquet(pf.schema_arrow.metadata, path)
+        tables.append(schema.conform(pf.read(), file.table))
+    return pa.concat_tables(tables) if tables else schema.SCHEMAS[file.table].empty_table()
+
+
+def _archive_run(root: Path, run_id: str, tables: dict[str, pa.Table], *, source: str, fsync: bool) -> None:
+    import json
+
+    telemetry, events = tables["telemetry"], tables["events"]
+    first = (telemetry if telemetry.num_rows else events).slice(0, 1).to_pylist()[0]
+    info = RunInfo(v.check_name("run_id", run_id), first["flow_name"], first["mode"], first["trial_id"])
+    for row in events.to_pylist():
+        payload = json.loads(row["payload"]) if row["payload"] else {}
+        if row["event"] == v.RUN_STARTED:
+            info.config = payload if isinstance(payload, dict) else {}
+        elif row["event"] in v.END_EVENTS:
+            info.summary = payload if isinstance(payload, dict) else {}
+    writer = ProductionWriter(root, info, fsync=fsync)
+    try:
+        if telemetry.num_rows:
+            writer.add("telemetry", telemetry.sort_by([("ts", "ascending")]))
+        if events.num_rows:
+            writer.add("events", events.sort_by([("ts", "ascending")]))
+        writer.finish(
+            str(info.summary.get("status") or "incomplete"),
+            archived_from=source,
+            archived_at=schema.utc_now(),
+        )
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def clean_temps(root: Path, *, dry_run: bool = False) -> list[str]:
+    """Remove in-progress leftovers of processes that died (dead pid) or are older than a day."""
+    removed = []
+    candidates = list((root / "runs").glob(".tmp-*")) if (root / "runs").exists() else []
+    for flow_dir in flow_dirs(root):
+        candidates += flow_dir.glob(".tmp-*")
+    for path in candidates:
+        if _stale(path):
+            removed.append(str(path.relative_to(root)))
+            if not dry_run:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    return removed
+
+
+def _stale(path: Path) -> bool:
+    """Temp names carry the writer's pid (``.tmp-<name>-<pid>-<n>``)."""
+    try:
+        age = time.time() - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > STALE_TEMP_SECONDS:
+        return True
+    parts = path.name.split("-")
+    pid = next((int(p) for p in reversed(parts[:-1]) if p.isdigit()), None) if len(parts) > 2 else None
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def expired_runs(root: Path, *, now: datetime | None = None) -> list[Path]:
+    """Run folders whose manifest sets ``retention_days`` and is past it (others are kept forever)."""
+    now = now or datetime.now(UTC)
+    expired = []
+    for folder in sorted((root / "runs").glob("fda_run_*")) if (root / "runs").exists() else []:
+        manifest = schema.read_manifest(folder / "manifest.toml")
+        days = manifest.get("retention_days")
+        started = manifest.get("started_at")
+        if (
+            isinstance(days, int | float)
+            and isinstance(started, datetime)
+            and started + timedelta(days=days) < now
+        ):
+            expired.append(folder)
+    return expired

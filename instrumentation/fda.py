@@ -1,0 +1,360 @@
+"""Record iterative-solver runs (spec 000) as OpenTelemetry signals.
+
+Usage::
+
+    from otel_tele.instrumentation import fda
+
+    with fda.run("deconv_wavelet_v1", mode="production",
+                 units={"phi_residual": "relative L2", "invariant_drift_max": "relative"},
+                 method={"phi_residual": "||Ax-y||/||y||",
+                         "invariant_drift_max": "|mean(x)-mean(x0)|"}) as run:
+        for i in range(n):
+            ...
+            run.iteration(iter=i, phase="GREEN", E=e, grad_norm=g, eta_dd=d, gamma=gap, alpha=step,
+                          phi_residual=r, invariant_drift_max=drift, lambda_=lam, sparsity_wx=s)
+        run.event("CERT_PASS", {"E_final": e})
+
+A run is a span (``fda.run``); each recorded iteration and each event is a log record (``fda.iteration``,
+``fda.run.event``) and feeds the vocabulary's metrics. The recorder writes no files: the capsule sink
+(:mod:`otel_tele.exporters.capsule`) turns the records into Parquet.
+
+Configuration:
+
+- ``mode``: ``"production"`` (one immutable capsule per run), ``"dev"`` or ``"tuner"`` (appended to the
+  flow's ``dev_telemetry.parquet`` / ``tuner_telemetry.parquet``; tuner runs need a ``trial_id``).
+- Sampling (spec 000): dev/tuner record every iteration call up to ``sample_first`` (default 1000) and
+  then every ``sample_every``-th call (default 10); production records every call up to ``max_rows``
+  (default 1e6) and then emits one ``ROW_CAP_REACHED`` event. Calls are counted from 0; ``iter`` is stored
+  as given, so the timeline can be rebuilt.
+- Core fields (``phase, iter, E, grad_norm, eta_dd, gamma, alpha, phi_residual, invariant_drift_max``;
+  ``t_wall_ms`` is measured) must be in every call: a missing one emits ``SPEC_LINT_FAIL`` (the row is
+  kept, with nulls) — or, with ``strict=True``, raises ``ValueError`` before anything is emitted.
+  ``strict=True`` also requires units and method for ``phi_residual`` and ``invariant_drift_max``.
+- Unknown field names raise ``ValueError`` (a typo must not vanish); ``lambda`` is spelled ``lambda_``.
+- Lifecycle events are automatic: RUN_STARTED, RUN_FINISHED (``status`` completed/failed), CANCELLED on
+  ``KeyboardInterrupt``; ``timeout_s`` emits TIMEOUT once and sets ``run.timed_out``.
+- Pipeline: ``telemetry=`` if given, else the global one from ``otel_tele.setup()``, else a private
+  default pipeline with the capsule sink under ``OTEL_TELE_DATA_DIR`` (shut down at exit). When a run
+  ends the recorder flushes the pipeline (``flush_timeout_millis``), so the capsule is complete on return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+import otel_tele
+from otel_tele._internal import guard
+from otel_tele.semconv import fda as v
+from otel_tele.semconv import to_json
+
+__all__ = ["Run", "default_telemetry", "new_run_id", "run"]
+
+_log = logging.getLogger("otel_tele")
+_clock = time.perf_counter_ns
+_ITERATION = v.ITERATION
+_RUN_EVENT = v.RUN_EVENT
+_ALLOWED = frozenset(v.CALLER_FIELDS | {"lambda_"}) - {"lambda"}
+_REQUIRED = v.REQUIRED_CALLER_FIELDS
+
+_lock = threading.Lock()
+_last_second = ""
+_issued: set[str] = set()
+_default: otel_tele.Telemetry | None = None
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """``fda_run_YYYYMMDD_HHMMSS_xxxxxx`` (UTC time, then 6 random hex digits).
+
+    The spec's ``fda_run_YYYYMMDD_HHMMSS`` alone collides when two runs start in the same second —
+    routinely so for parallel tuner workers, even forked ones — so a random suffix follows; names still
+    sort by start time. Ids issued in this process are never repeated.
+    """
+    global _last_second
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d_%H%M%S")
+    with _lock:
+        if stamp != _last_second:
+            _last_second = stamp
+            _issued.clear()
+        while (run_id := f"fda_run_{stamp}_{secrets.token_hex(3)}") in _issued:
+            pass
+        _issued.add(run_id)
+        return run_id
+
+
+def default_telemetry() -> otel_tele.Telemetry:
+    """The global pipeline, or a private one with only the capsule sink (built once per process)."""
+    global _default
+    telemetry = otel_tele.get_telemetry()
+    if telemetry is not None:
+        return telemetry
+    with _lock:
+        if _default is None or getattr(_default, "_shut", False):
+            _default = otel_tele.setup(
+                service_name="fda",
+                local=True,
+                sinks=["capsule"],
+                traces_exporter="none",
+                metrics_exporter="none",
+                logs_exporter="none",
+            )
+        return _default
+
+
+class Run:
+    """One solver run; get it from :func:`run`. ``iteration()`` is the hot path (~1 µs)."""
+
+    def __init__(
+        self,
+        telemetry: otel_tele.Telemetry,
+        flow_name: str,
+        *,
+        mode: str,
+        run_id: str,
+        trial_id: str | None,
+        strict: bool,
+        max_rows: int,
+        sample_first: int,
+        sample_every: int,
+        timeout_s: float | None,
+    ) -> None:
+        self.telemetry = telemetry
+        self.run_id = run_id
+        self.flow_name = flow_name
+        self.mode = mode
+        self.trial_id = trial_id
+        self.strict = strict
+        self.max_rows = max_rows
+        self.sample_first = sample_first
+        self.sample_every = sample_every
+        self.calls = 0  # iteration() calls so far
+        self.recorded = 0  # iterations recorded (emitted)
+        self.lint_failures = 0
+        self.timed_out = False
+        self._emit = telemetry.events.emit
+        self._start_ns = _clock()
+        self._deadline_ns = self._start_ns + int(timeout_s * 1e9) if timeout_s else None
+        self._capped = False
+        self._production = mode == "production"
+        self._lint_seen: set[frozenset[str]] = set()
+        self._base = {v.RUN_ID: run_id, v.FLOW_NAME: flow_name, v.MODE: mode}
+        if trial_id is not None:
+            self._base[v.TRIAL_ID] = trial_id
+
+    def iteration(self, **fields: Any) -> None:
+        """Record one iteration (subject to sampling). Raises ``ValueError`` for unknown field names,
+        and in strict mode for a missing core field; otherwise never raises."""
+        index = self.calls
+        self.calls = index + 1
+        if self._production:
+            if index >= self.max_rows:
+                if not self._capped:
+                    self._cap()
+                return
+        elif index >= self.sample_first and (index - self.sample_first) % self.sample_every:
+            return  # sampled out (the first sample_first calls are always recorded, and checked)
+        keys = fields.keys()
+        if not keys <= _ALLOWED:
+            raise ValueError(
+                f"fda run {self.run_id}: unknown field(s) {sorted(keys - _ALLOWED)}; "
+                f"known: {sorted(_ALLOWED)}"
+            )
+        if not keys >= _REQUIRED or None in fields.values():
+            self._lint(index, fields)
+        if self._deadline_ns is not None and not self.timed_out and _clock() > self._deadline_ns:
+            self._timeout()
+        if "lambda_" in fields:
+            fields["lambda"] = fields.pop("lambda_")
+        fields["t_wall_ms"] = (_clock() - self._start_ns) / 1e6
+        fields.update(self._base)
+        self.recorded += 1
+        self._emit(_ITERATION, fields)  # the kwargs dict is ours to hand over
+
+    def event(self, name: str, payload: Mapping[str, Any] | None = None) -> None:
+        """Record a run event (``CERT_PASS``, ``LENS_SELECTED`` …) with a JSON-able payload."""
+        if not isinstance(name, str) or not name or len(name) > 64 or not name.isprintable():
+            raise ValueError(f"fda run {self.run_id}: invalid event name {name!r}")
+        self._event(name, payload)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _event(self, name: str, payload: Mapping[str, Any] | None) -> None:
+        with guard(f"fda event {name}"):
+            attributes: dict[str, Any] = {
+                **self._base,
+                v.EVENT: name,
+                v.T_WALL_MS: (_clock() - self._start_ns) / 1e6,
+            }
+            if payload is not None:
+                # A plain JSON-able copy: the caller may mutate its payload once we return.
+                attributes[v.PAYLOAD] = json.loads(to_json(payload))
+            self._emit(_RUN_EVENT, attributes)
+
+    def _lint(self, index: int, fields: Mapping[str, Any]) -> None:
+        problem = frozenset(key for key in _REQUIRED if fields.get(key) is None)
+        if not problem:
+            return
+        if self.strict:
+            raise ValueError(f"fda run {self.run_id}: core field(s) missing: {sorted(problem)}")
+        self.lint_failures += 1
+        if problem in self._lint_seen:
+            return
+        self._lint_seen.add(problem)
+        _log.warning(
+            "fda run %s: iteration call %d lacks core field(s) %s", self.run_id, index, sorted(problem)
+        )
+        self._event(v.SPEC_LINT_FAIL, {"call": index, "iter": fields.get("iter"), "missing": sorted(problem)})
+
+    def _cap(self) -> None:
+        self._capped = True
+        self._event(
+            v.ROW_CAP_REACHED,
+            {
+                "max_rows": self.max_rows,
+                "message": "production row cap reached; later iterations not recorded",
+            },
+        )
+
+    def _timeout(self) -> None:
+        self.timed_out = True
+        self._event(v.TIMEOUT, {"calls": self.calls})
+
+    def summary(self, status: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "iterations": self.calls,
+            "rows_recorded": self.recorded,
+            "truncated": self._capped,
+            "spec_lint_failures": self.lint_failures,
+            "timed_out": self.timed_out,
+        }
+
+
+def _check_options(
+    flow_name: str,
+    mode: str,
+    trial_id: str | None,
+    run_id: str | None,
+    strict: bool,
+    units: Mapping[str, Any] | None,
+    method: Mapping[str, Any] | None,
+) -> str:
+    v.check_name("flow_name", flow_name)
+    if mode not in v.MODES:
+        raise ValueError(f"mode must be one of {', '.join(v.MODES)}, got {mode!r}")
+    if trial_id is not None:
+        v.check_name("trial_id", trial_id)
+    elif mode == "tuner":
+        raise ValueError("tuner runs need a trial_id")
+    if run_id is not None and isinstance(run_id, str) and not run_id.startswith("fda_run_"):
+        run_id = f"fda_run_{run_id}"
+    run_id = v.check_name("run_id", run_id) if run_id is not None else new_run_id()
+    for name, value in (("units", units), ("method", method)):
+        if value is not None and not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be a mapping of field name to description")
+        if strict and not all(key in (value or {}) for key in v.CERTIFICATION_FIELDS):
+            raise ValueError(f"strict run: {name} must declare {' and '.join(v.CERTIFICATION_FIELDS)}")
+    return run_id
+
+
+@contextlib.contextmanager
+def run(
+    flow_name: str,
+    *,
+    mode: str = "production",
+    trial_id: str | None = None,
+    units: Mapping[str, Any] | None = None,
+    method: Mapping[str, Any] | None = None,
+    strict: bool = False,
+    run_id: str | None = None,
+    max_rows: int = 1_000_000,
+    sample_first: int = 1000,
+    sample_every: int = 10,
+    timeout_s: float | None = None,
+    retention_days: int | None = None,
+    telemetry: otel_tele.Telemetry | None = None,
+    flush_timeout_millis: float = 30_000,
+) -> Iterator[Run]:
+    """Record one solver run; see the module documentation. Names are validated (``ValueError``)
+    before anything is emitted.
+
+    Example::
+
+        with fda.run("deconv_wavelet_v1", mode="dev") as r:
+            r.iteration(iter=0, phase="RED", E=3.2, grad_norm=1.0, eta_dd=0.4, gamma=0.1, alpha=0.5,
+                        phi_residual=0.2, invariant_drift_max=0.0)
+    """
+    run_id = _check_options(flow_name, mode, trial_id, run_id, strict, units, method)
+    if min(max_rows, sample_first, sample_every) < 1:
+        raise ValueError("max_rows, sample_first and sample_every must be positive")
+    telemetry = telemetry or default_telemetry()
+    recorder = Run(
+        telemetry,
+        flow_name,
+        mode=mode,
+        run_id=run_id,
+        trial_id=trial_id,
+        strict=strict,
+        max_rows=max_rows,
+        sample_first=sample_first,
+        sample_every=sample_every,
+        timeout_s=timeout_s,
+    )
+    span = telemetry.tracer("otel_tele.fda").start_span(v.RUN, attributes=dict(recorder._base))
+    with trace.use_span(span, end_on_exit=False):
+        recorder._event(
+            v.RUN_STARTED,
+            {
+                "mode": mode,
+                "trial_id": trial_id,
+                "units": dict(units or {}),
+                "method": dict(method or {}),
+                "max_rows": max_rows,
+                "retention_days": retention_days,
+                "strict": strict,
+                "sampling": {"sample_first": sample_first, "sample_every": sample_every}
+                if mode != "production"
+                else {"all_up_to_max_rows": max_rows},
+            },
+        )
+        if not strict and not all(
+            key in (units or {}) and key in (method or {}) for key in v.CERTIFICATION_FIELDS
+        ):
+            recorder._event(
+                v.SPEC_LINT_FAIL, {"missing": "units/method of phi_residual and invariant_drift_max"}
+            )
+        try:
+            yield recorder
+        except KeyboardInterrupt:
+            _end(recorder, span, v.CANCELLED, "cancelled", None)
+            raise
+        except BaseException as exc:
+            _end(recorder, span, v.RUN_FINISHED, "failed", exc)
+            raise
+        else:
+            _end(recorder, span, v.RUN_FINISHED, "completed", None)
+        finally:
+            span.end()
+    if flush_timeout_millis > 0:
+        with guard("fda run flush"):
+            if not telemetry.force_flush(flush_timeout_millis):
+                _log.warning("fda run %s: telemetry not flushed within %.0f ms", run_id, flush_timeout_millis)
+
+
+def _end(recorder: Run, span: Any, event: str, status: str, exc: BaseException | None) -> None:
+    summary = recorder.summary(status)
+    if exc is not None:
+        summary["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+        span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR if status != "completed" else StatusCode.OK))
+    span.set_attributes({"fda.iterations": recorder.calls, "fda.rows_recorded": recorder.recorded})
+    recorder._event(event, summary)

@@ -1,0 +1,129 @@
+"""kill -9 at random points: run folders appear whole or not at all; flow files stay readable and exact."""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import signal
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from otel_tele.exporters import _capsule_schema as schema
+from otel_tele.instrumentation import fda
+
+import otel_tele
+from otel_tele.runs import Runs
+
+KILLS = 20
+CORE = {
+    "phase": "GREEN",
+    "E": 1.0,
+    "grad_norm": 0.5,
+    "eta_dd": 0.2,
+    "gamma": 0.1,
+    "alpha": 0.01,
+    "phi_residual": 1e-3,
+    "invariant_drift_max": 0.0,
+}
+pytestmark = pytest.mark.slow
+
+
+def _child(data_dir: Path, mode: str, write_fd: int, seed: int) -> None:
+    """Record runs forever (dev: with consolidations in between), reporting each finished run id."""
+    rng = random.Random(seed)
+    telemetry = otel_tele.setup(
+        local=True,
+        sinks=["capsule"],
+        data_dir=data_dir,
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter="none",
+        blrp_schedule_delay_millis=20,
+    )
+    for k in range(10_000):
+        n = rng.randint(50, 900)  # below sample_first: every dev iteration is recorded
+        with fda.run("crashy", mode=mode, telemetry=telemetry, units={}, method={}) as run:
+            for i in range(n):
+                run.iteration(iter=i, **CORE, notes=str(n))
+        os.write(write_fd, f"{run.run_id} {n}\n".encode())
+        if mode == "dev" and k % 3 == 2:
+            Runs(data_dir / "telematry_cfs").consolidate(grace_seconds=0)
+
+
+def _run_and_kill(data_dir: Path, mode: str, seed: int) -> dict[str, int]:
+    """Fork a recorder, wait for its first finished run, kill -9 it at a random moment; committed runs."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            _child(data_dir, mode, write_fd, seed)
+        finally:
+            os._exit(1)
+    os.close(write_fd)
+    committed: dict[str, int] = {}
+    buffer = b""
+    rng = random.Random(seed)
+    delay = rng.uniform(0.0, 0.4)
+    while not committed:  # the child reports a finished run: now kill it somewhere after that
+        ready, _, _ = select.select([read_fd], [], [], 60)
+        assert ready, "child made no progress"
+        buffer += os.read(read_fd, 65536)
+        committed.update(_parse(buffer))
+    select.select([read_fd], [], [], delay)  # a random kill point, not a wait for a result
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    while chunk := os.read(read_fd, 65536):
+        buffer += chunk
+    os.close(read_fd)
+    return _parse(buffer)
+
+
+def _parse(buffer: bytes) -> dict[str, int]:
+    lines = buffer.decode().splitlines()
+    if not buffer.endswith(b"\n"):
+        lines = lines[:-1]
+    return {rid: int(n) for rid, n in (line.split() for line in lines)}
+
+
+def test_kill_9_during_production_runs_leaves_only_whole_run_folders(tmp_path: Path) -> None:
+    """20 kills: every visible run folder is complete and matches its manifest; DuckDB reads them all."""
+    root = tmp_path / "telematry_cfs"
+    committed: dict[str, int] = {}
+    for seed in range(KILLS):
+        committed.update(_run_and_kill(tmp_path, "production", seed))
+        folders = sorted((root / "runs").glob("fda_run_*"))
+        total = 0
+        for folder in folders:
+            manifest = schema.read_manifest(folder / "manifest.toml")
+            rows = pq.read_table(folder / "telemetry.parquet").num_rows
+            assert rows == manifest["rows"] == committed.get(folder.name, rows)
+            assert pq.read_table(folder / "events.parquet").num_rows == manifest["events"]
+            total += rows
+        assert set(committed) <= {f.name for f in folders}
+        duck = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/runs/fda_run_*/telemetry.parquet')")
+        assert duck.fetchall() == [(total,)]
+    Runs(root).consolidate()  # the dead writers' temp folders are cleaned up
+    assert list((root / "runs").glob(".tmp-*")) == []
+
+
+def test_kill_9_during_dev_appends_and_consolidation_keeps_flow_files_exact(tmp_path: Path) -> None:
+    """20 kills: the flow file stays readable by pyarrow and DuckDB and holds whole runs, each once."""
+    root = tmp_path / "telematry_cfs"
+    link = root / "flows" / "crashy" / "dev_telemetry.parquet"
+    committed: dict[str, int] = {}
+    for seed in range(KILLS):
+        committed.update(_run_and_kill(tmp_path, "dev", 1000 + seed))
+        table = pq.read_table(link, columns=["run_id", "notes"])
+        counts = duckdb.sql(
+            f"SELECT run_id, count(*), any_value(notes) FROM read_parquet('{link}/*.parquet') GROUP BY 1"
+        ).fetchall()
+        assert sum(c for _, c, _ in counts) == table.num_rows
+        for run_id, count, n in counts:
+            assert count == int(n), f"{run_id}: partial run ({count} of {n} rows)"
+        assert set(committed) <= {run_id for run_id, _, _ in counts}
+    Runs(root).consolidate(grace_seconds=0)
+    assert pq.read_table(link).num_rows == sum(int(n) for _, _, n in counts)
