@@ -91,30 +91,35 @@ class _EventMetrics:
 
     def __init__(self, meter: Meter, metrics: Iterable[semconv.Metric]) -> None:
         self.lock = threading.Lock()
-        self._values: dict[str, dict[tuple[Any, ...], float]] = {}
-        self.by_event: dict[str, list[semconv.Metric]] = collections.defaultdict(list)
-        self._histograms: dict[str, Any] = {}
+        #: event name → (kind, value attribute, label keys, running values, histogram) per metric
+        self._plans: dict[str, list[tuple[str, str | None, tuple[str, ...], dict[Any, Any], Any]]] = (
+            collections.defaultdict(list)
+        )
         for metric in metrics:
-            self.by_event[metric.event].append(metric)
-            self._create(meter, metric)
+            values: dict[tuple[Any, ...], float] = {}
+            histogram = self._create(meter, metric, values)
+            self._plans[metric.event].append((metric.kind, metric.value, metric.labels, values, histogram))
 
-    def _create(self, meter: Meter, metric: semconv.Metric) -> None:
+    def _create(self, meter: Meter, metric: semconv.Metric, values: dict[tuple[Any, ...], float]) -> Any:
         if metric.kind == "histogram":
-            self._histograms[metric.name] = meter.create_histogram(
+            return meter.create_histogram(
                 metric.name,
                 unit=metric.unit,
                 description=metric.description,
                 explicit_bucket_boundaries_advisory=list(metric.buckets) if metric.buckets else None,
             )
-            return
-        values = self._values.setdefault(metric.name, {})
-        callback = self._callback(metric, values)
         factory = {
             "counter": meter.create_observable_counter,
             "gauge": meter.create_observable_gauge,
             "updown_counter": meter.create_observable_up_down_counter,
         }[metric.kind]
-        factory(metric.name, callbacks=[callback], unit=metric.unit, description=metric.description)
+        factory(
+            metric.name,
+            callbacks=[self._callback(metric, values)],
+            unit=metric.unit,
+            description=metric.description,
+        )
+        return None
 
     def _callback(self, metric: semconv.Metric, values: dict[tuple[Any, ...], float]) -> Any:
         labels = metric.labels
@@ -122,31 +127,37 @@ class _EventMetrics:
         def observe(_options: CallbackOptions) -> list[Observation]:
             with self.lock:
                 items = list(values.items())
-            return [
-                Observation(value, {k: v for k, v in zip(labels, key, strict=True) if v is not None})
-                for key, value in items
-            ]
+            return [Observation(value, _label_attributes(labels, key)) for key, value in items]
 
         return observe
 
     def update(self, name: str, attributes: Mapping[str, Any]) -> None:
-        for metric in self.by_event.get(name, ()):
-            if metric.value is None:
+        """Fold one event into its metrics; the caller holds ``self.lock``."""
+        plans = self._plans.get(name)
+        if not plans:
+            return
+        get = attributes.get
+        for kind, value_key, labels, values, histogram in plans:
+            if value_key is None:
                 amount: Any = 1
             else:
-                amount = attributes.get(metric.value)
-                if (
-                    not isinstance(amount, int | float) or amount != amount
-                ):  # absent or NaN: nothing to record
+                amount = get(value_key)
+                if type(amount) not in _NUMBERS or amount != amount:  # absent, not a number, or NaN
                     continue
-            key = tuple(attributes.get(label) for label in metric.labels)
-            if metric.kind == "histogram":
-                self._histograms[metric.name].record(
-                    amount, {k: v for k, v in zip(metric.labels, key, strict=True) if v is not None}
-                )
-                continue
-            values = self._values[metric.name]  # caller holds self.lock
-            values[key] = amount if metric.kind == "gauge" else values.get(key, 0) + amount
+            key = tuple(map(get, labels))
+            if kind == "counter" or kind == "updown_counter":
+                values[key] = values.get(key, 0) + amount
+            elif kind == "gauge":
+                values[key] = amount
+            else:
+                histogram.record(amount, _label_attributes(labels, key))
+
+
+_NUMBERS = (int, float)
+
+
+def _label_attributes(labels: tuple[str, ...], key: tuple[Any, ...]) -> dict[str, Any]:
+    return {label: value for label, value in zip(labels, key, strict=True) if value is not None}
 
 
 class DomainEvents:
