@@ -1,0 +1,150 @@
+"""The model-serving sink (spec 002): inference events → ``system_telemetry`` + write-time rollups.
+
+With ``OTEL_TELE_POSTGRES_DSN`` set the rows go to PostgreSQL; without it, to the embedded SQLite
+database ``<OTEL_TELE_DATA_DIR>/inference.db`` with the same schema and the same query API.
+
+Usage::
+
+    telemetry = otel_tele.setup(service_name="llm-gateway", sinks=["postgres"],
+                                postgres_dsn="postgresql://app@db/telemetry")
+    # every inference.* event record becomes one system_telemetry row
+    # (see otel_tele.instrumentation.inference for the helpers that emit them)
+
+Failures: a restarting server, a terminated connection or a lock conflict is retried with bounded
+backoff (the batching processor in front of the sink buffers meanwhile, boundedly); a batch is
+committed with its id, so a retry after an ambiguous commit does not write it twice. Retention:
+after a successful write, at most every ``OTEL_TELE_INFERENCE_PRUNE_INTERVAL`` seconds, the sink
+deletes a bounded number of rows older than the retention window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from otel_tele._internal import guard
+from otel_tele._settings import Settings
+from otel_tele._sink import RetryPolicy, Sink, SinkLogExporter
+
+from ._inference_config import InferenceConfig
+from ._inference_rows import prepare_records
+from ._inference_store import InferenceStore, PruneResult, open_store
+
+_log = logging.getLogger("otel_tele")
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    from ._inference_sqlite import TRANSIENT_ERRORS as sqlite_errors
+
+    try:
+        from ._inference_pg import TRANSIENT_ERRORS as pg_errors
+    except ImportError:  # psycopg not installed: the embedded store still works
+        pg_errors = ()
+    return pg_errors + sqlite_errors
+
+
+def prune_store(
+    store: InferenceStore,
+    config: InferenceConfig,
+    *,
+    now: float | None = None,
+    retention_days: int | None = None,
+    max_batches: int | None = None,
+    batch_rows: int = 10_000,
+) -> PruneResult:
+    """Delete what is older than the retention window (cutoff aligned to the hour, as rollups are)."""
+    days = config.inference_retention_days if retention_days is None else retention_days
+    if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+        raise ValueError(f"retention_days must be a non-negative integer, got {days!r}")
+    cutoff = int(((time.time() if now is None else now) - days * 86_400) // 3600 * 3600)
+    return store.prune(
+        cutoff,
+        batch_rows=batch_rows,
+        lock_timeout_ms=config.inference_lock_timeout_ms,
+        max_batches=max_batches,
+    )
+
+
+class PostgresSink(Sink):
+    """Writes inference event records to ``system_telemetry`` (PostgreSQL, or embedded SQLite)."""
+
+    name = "postgres"
+    signals = frozenset({"logs"})
+    transient_errors = _transient_errors()
+    # A server restart takes seconds: back off up to ~15 s per batch before counting it as failed.
+    retry = RetryPolicy(max_attempts=10, initial_backoff_s=0.1, max_backoff_s=3.0)
+    #: Batches a scheduled prune deletes at most (the rest waits for the next interval).
+    scheduled_prune_batches = 20
+
+    def __init__(
+        self,
+        *,
+        dsn: str | None = None,
+        data_dir: Path | str = "telemetry",
+        config: InferenceConfig | None = None,
+        store: InferenceStore | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or InferenceConfig.from_settings()
+        self.store = store or open_store(
+            dsn, Path(data_dir), pool_max_size=self.config.postgres_pool_max_size
+        )
+        self._retry_records: Sequence[Any] | None = None
+        self._retry_id = ""
+        self._next_prune = 0.0  # first scheduled prune right after the first write
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            dsn=settings.postgres_dsn,
+            data_dir=settings.data_dir,
+            config=InferenceConfig.from_settings(settings),
+        )
+
+    def write_logs(self, records: Sequence[Any]) -> int | None:
+        # The adapter retries with the same sequence: keep its batch id, so a batch whose commit
+        # reached the server before the connection died is recognised and not written twice.
+        if records is not self._retry_records:
+            self._retry_records, self._retry_id = records, uuid.uuid4().hex
+        batch = prepare_records(records)
+        if batch.rows:
+            self.store.write(batch, self._retry_id)
+            self._maybe_prune()
+        self._retry_records = None
+        return batch.rejected
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + self.config.inference_prune_interval_s
+        with guard("scheduled inference prune"):
+            result = prune_store(self.store, self.config, max_batches=self.scheduled_prune_batches)
+            if result.deleted_rows:
+                _log.info(
+                    "inference retention: pruned %d rows (%s)",
+                    result.deleted_rows,
+                    "complete" if result.complete else "continuing next interval",
+                )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "location": self.store.location,
+            "backend": self.store.dialect,
+            "reachable": self.store.reachable(),
+        }
+
+
+class PostgresLogExporter(SinkLogExporter):
+    """``OTEL_LOGS_EXPORTER=otel_tele_postgres``: the sink as an OTel log record exporter."""
+
+    sink_class = PostgresSink
+
+
+__all__ = ["InferenceConfig", "PostgresLogExporter", "PostgresSink", "prune_store"]

@@ -1,0 +1,505 @@
+"""Model-serving telemetry (spec 002): load latency, token-aware thought latency, VRAM, statistics.
+
+Usage::
+
+    import otel_tele
+    from otel_tele.instrumentation.inference import get_telemetry_logger, load_timer, thought_timer
+
+    otel_tele.setup(service_name="llm-gateway")   # OTEL_TELE_POSTGRES_DSN → PostgreSQL, else embedded
+    telemetry = get_telemetry_logger()             # one per process; set_telemetry_logger() injects
+
+    with load_timer("gemma2:27b"):
+        ollama.pull("gemma2:27b")
+    with thought_timer("gemma2:27b") as t:
+        reply = ollama.generate(model="gemma2:27b", prompt=prompt)
+        t.tokens(generated=reply["eval_count"], prompt=reply["prompt_eval_count"])
+
+    # the spec's async interface
+    start = telemetry.start_timer()
+    ...
+    await telemetry.log_thought_latency("gemma2:27b", telemetry.measure_latency(start), tokens_generated=412)
+    stats = await telemetry.get_60day_statistics()
+    best_model = stats["model_trends"][0]
+
+Logging never touches the database: each call emits one domain event (a few microseconds) and returns
+``True`` once it is queued; the ``postgres`` sink writes it. A GenAI span (``text_completion
+gemma2:27b``) and the GenAI client histograms (``gen_ai.client.operation.duration``,
+``gen_ai.client.token.usage``) are recorded too. Invalid input (wrong types) is refused with a logged
+warning and ``False``; out-of-range measurements (negative, NaN) are kept with status ``invalid``.
+The ``get_*`` queries flush the pipeline first, so they see everything logged before the call, and run
+in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_tele._pipeline import Telemetry
+from otel_tele._setup import get_telemetry
+from otel_tele.inference_stats import InferenceStats
+from otel_tele.semconv import inference as inf
+
+from ._inference_timers import LoadTimer, ThoughtTimer, load_timer, thought_timer
+
+_log = logging.getLogger("otel_tele.inference")
+
+__all__ = [
+    "LoadTimer",
+    "TelemetryLogger",
+    "ThoughtTimer",
+    "get_telemetry_logger",
+    "load_timer",
+    "set_telemetry_logger",
+    "thought_timer",
+]
+
+
+def _number_problem(name: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} must be a number, got {type(value).__name__}"
+    return None
+
+
+def _int_problem(name: str, value: Any) -> str | None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not value.is_integer())
+    ):
+        return f"{name} must be an integer, got {value!r}"
+    return None
+
+
+def _name_problem(name: str, value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return f"{name} must be a non-empty string, got {value!r}"
+    return None
+
+
+class _GenAIMetrics:
+    """The GenAI client histograms of one pipeline (advisory buckets from the conventions)."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        meter = telemetry.meter("otel_tele.inference")
+        self.duration = meter.create_histogram(
+            inf.OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(inf.DURATION_BUCKETS_S),
+        )
+        self.tokens = meter.create_histogram(
+            inf.TOKEN_USAGE,
+            unit="{token}",
+            description="Measures number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(inf.TOKEN_BUCKETS),
+        )
+
+
+class TelemetryLogger:
+    """The spec 002 sensor: log loads, inferences and VRAM; query efficiency, trends and footprint.
+
+    ``telemetry`` is the pipeline to emit to (default: the global one at each call); ``stats`` the
+    query API (default: the pipeline's ``postgres`` sink store, else the store the settings name).
+    """
+
+    def __init__(
+        self,
+        telemetry: Telemetry | None = None,
+        *,
+        stats: InferenceStats | None = None,
+        provider: str | None = None,
+        flush_timeout_millis: float = 10_000,
+    ) -> None:
+        self._telemetry = telemetry
+        self._stats = stats
+        self.provider = provider
+        self.flush_timeout_millis = flush_timeout_millis
+        self._owned: tuple[Telemetry | None, InferenceStats, bool] | None = (
+            None  # (pipeline, stats, we opened it)
+        )
+        self._metrics: tuple[Telemetry, _GenAIMetrics] | None = None
+        self._lock = threading.Lock()
+        self._warned_no_pipeline = False
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        return self._telemetry if self._telemetry is not None else get_telemetry()
+
+    # -- the spec's timer ------------------------------------------------------------------------
+    @staticmethod
+    def start_timer() -> float:
+        """High-precision timer start (``time.perf_counter()``)."""
+        return time.perf_counter()
+
+    @staticmethod
+    def measure_latency(start_time: float) -> float:
+        """Seconds elapsed since ``start_time`` (from :meth:`start_timer`)."""
+        return time.perf_counter() - start_time
+
+    def load_timer(self, model: str) -> LoadTimer:
+        return load_timer(model, logger=self, provider=self.provider)
+
+    def thought_timer(self, model: str, **kwargs: Any) -> ThoughtTimer:
+        return thought_timer(model, logger=self, provider=kwargs.pop("provider", self.provider), **kwargs)
+
+    # -- the spec's async interface (no I/O: these return as soon as the event is queued) --------
+    async def log(
+        self,
+        event_type: str,
+        component: str | None = None,
+        value: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        status: str | None = None,
+    ) -> bool:
+        """Generic telemetry logging with JSONB metadata."""
+        return self.record(event_type, component, value, metadata, status)
+
+    async def log_load_latency(self, model_name: str, load_time_seconds: float, success: bool = True) -> bool:
+        """Logs VRAM model load latency with sub-second precision."""
+        return self.record_load(model_name, load_time_seconds, success=success)
+
+    async def log_thought_latency(
+        self, model_name: str, inference_time_seconds: float, tokens_generated: int, prompt_tokens: int = 0
+    ) -> bool:
+        """Logs inference latency with token-aware efficiency metrics (value = ms per token)."""
+        return self.record_thought(model_name, inference_time_seconds, tokens_generated, prompt_tokens)
+
+    async def log_vram_check(self, gpu_id: str, free_mb: float, *, used_mb: float, total_mb: float) -> bool:
+        """VRAM_CHECK: value = free VRAM (MB), metadata {used, total, percentage}."""
+        return self.record_vram_check(gpu_id, free_mb, used_mb=used_mb, total_mb=total_mb)
+
+    async def log_vram_lockout(self, gpu_id: str, *, trigger_threshold: float, free_vram: float) -> bool:
+        """VRAM_LOCKOUT: value 0, metadata {trigger_threshold, free_vram}."""
+        return self.record_vram_lockout(gpu_id, trigger_threshold=trigger_threshold, free_vram=free_vram)
+
+    async def get_aggregated_efficiency(
+        self, component: str | None = None, hours: int = 24
+    ) -> dict[str, Any]:
+        """Calculates token-weighted efficiency scores over the time window (see InferenceStats)."""
+        return await asyncio.to_thread(self.query, "aggregated_efficiency", component, hours)
+
+    async def get_60day_statistics(self) -> dict[str, Any]:
+        """60-day trends; ``model_trends`` ordered by efficiency ascending (best first)."""
+        return await asyncio.to_thread(self.query, "statistics_60day")
+
+    async def get_telemetry_footprint(self) -> dict[str, Any]:
+        """Database footprint; ``table_sizes[0]`` is ``system_telemetry``."""
+        return await asyncio.to_thread(self.query, "footprint")
+
+    async def prune(self, retention_days: int | None = None) -> dict[str, Any]:
+        """Delete rows older than the retention window (default 60 days), in short batches."""
+        return await asyncio.to_thread(self.query, "prune", retention_days)
+
+    # -- synchronous forms -------------------------------------------------------------------------
+    def record(
+        self,
+        event_type: str,
+        component: str | None = None,
+        value: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> bool:
+        """:meth:`log` for synchronous code."""
+        problem = (
+            _name_problem("event_type", event_type)
+            or (None if value is None else _number_problem("value", value))
+            or (None if metadata is None or isinstance(metadata, Mapping) else "metadata must be a mapping")
+        )
+        if problem:
+            return self._refuse("log", problem)
+        name = inf.EVENT_NAME_BY_TYPE.get(event_type, inf.GENERIC)
+        attributes = {
+            inf.EVENT_TYPE: event_type,
+            inf.COMPONENT: component,
+            inf.VALUE: value,
+            inf.METADATA: dict(metadata) if metadata else {},
+            inf.STATUS: status,
+        }
+        return self._emit(name, attributes)
+
+    def record_load(
+        self,
+        model_name: str,
+        load_time_seconds: float,
+        success: bool = True,
+        *,
+        span: bool = True,
+        provider: str | None = None,
+    ) -> bool:
+        """:meth:`log_load_latency` for synchronous code (``span=False``: the caller has one)."""
+        problem = _name_problem("model_name", model_name) or _number_problem(
+            "load_time_seconds", load_time_seconds
+        )
+        if problem:
+            return self._refuse("log_load_latency", problem)
+        seconds = float(load_time_seconds)
+        valid = math.isfinite(seconds) and seconds >= 0
+        status = (inf.STATUS_OK if success else inf.STATUS_FAILED) if valid else inf.STATUS_INVALID
+        provider = provider or self.provider
+        attributes = {
+            inf.EVENT_TYPE: inf.LOAD_LATENCY_TYPE,
+            inf.COMPONENT: model_name,
+            inf.VALUE: seconds if valid else None,
+            inf.STATUS: status,
+            inf.METADATA: {"model": model_name, "load_time_ms": seconds * 1000, "success": bool(success)},
+            inf.REQUEST_MODEL: model_name,
+            inf.OPERATION_NAME: inf.LOAD_OPERATION,
+            inf.PROVIDER_NAME: provider,
+            inf.LOAD_SECONDS: seconds if valid else None,
+        }
+        if span and valid:
+            self._past_span(
+                inf.LOAD_OPERATION, model_name, seconds, provider, None if success else "load_failed"
+            )
+        return self._emit(inf.LOAD_LATENCY, attributes)
+
+    def record_thought(
+        self,
+        model_name: str,
+        inference_time_seconds: float,
+        tokens_generated: int,
+        prompt_tokens: int = 0,
+        *,
+        span: bool = True,
+        operation: str | None = None,
+        provider: str | None = None,
+        error_type: str | None = None,
+    ) -> bool:
+        """:meth:`log_thought_latency` for synchronous code. Zero tokens: recorded with status
+        ``no_tokens`` and no efficiency score; ``error_type``: a failed inference."""
+        problem = (
+            _name_problem("model_name", model_name)
+            or _number_problem("inference_time_seconds", inference_time_seconds)
+            or _int_problem("tokens_generated", tokens_generated)
+            or _int_problem("prompt_tokens", prompt_tokens)
+        )
+        if problem:
+            return self._refuse("log_thought_latency", problem)
+        seconds, tokens, prompt = float(inference_time_seconds), int(tokens_generated), int(prompt_tokens)
+        ms = seconds * 1000
+        score: float | None = None
+        if not (math.isfinite(ms) and ms >= 0 and tokens >= 0 and prompt >= 0):
+            status = inf.STATUS_INVALID
+        elif error_type is not None:
+            status = inf.STATUS_FAILED
+        elif tokens == 0:
+            status = inf.STATUS_NO_TOKENS
+        else:
+            status, score = inf.STATUS_OK, ms / tokens
+        operation, provider = operation or inf.DEFAULT_OPERATION, provider or self.provider
+        attributes = {
+            inf.EVENT_TYPE: inf.THOUGHT_LATENCY_TYPE,
+            inf.COMPONENT: model_name,
+            inf.VALUE: score,
+            inf.STATUS: status,
+            inf.METADATA: {
+                "model": model_name,
+                "inference_time_ms": ms,
+                "tokens_generated": tokens,
+                "prompt_tokens": prompt,
+                "total_tokens": tokens + prompt,
+                "latency_per_token_ms": score,
+            },
+            inf.REQUEST_MODEL: model_name,
+            inf.OPERATION_NAME: operation,
+            inf.PROVIDER_NAME: provider,
+            inf.INPUT_TOKENS: prompt,
+            inf.OUTPUT_TOKENS: tokens,
+            inf.DURATION: seconds,
+            inf.LATENCY_PER_TOKEN_MS: score,
+        }
+        if status != inf.STATUS_INVALID:
+            self._genai_metrics(operation, model_name, provider, seconds, tokens, prompt, error_type)
+            if span:
+                self._past_span(
+                    operation,
+                    model_name,
+                    seconds,
+                    provider,
+                    error_type,
+                    {inf.INPUT_TOKENS: prompt, inf.OUTPUT_TOKENS: tokens},
+                )
+        return self._emit(inf.THOUGHT_LATENCY, attributes)
+
+    def record_vram_check(self, gpu_id: str, free_mb: float, *, used_mb: float, total_mb: float) -> bool:
+        problem = (
+            _name_problem("gpu_id", gpu_id)
+            or _number_problem("free_mb", free_mb)
+            or _number_problem("used_mb", used_mb)
+            or _number_problem("total_mb", total_mb)
+        )
+        if problem:
+            return self._refuse("log_vram_check", problem)
+        percentage = used_mb / total_mb * 100 if total_mb else None
+        return self._emit(
+            inf.VRAM_CHECK,
+            {
+                inf.EVENT_TYPE: inf.VRAM_CHECK_TYPE,
+                inf.COMPONENT: gpu_id,
+                inf.VALUE: free_mb,
+                inf.METADATA: {"used": used_mb, "total": total_mb, "percentage": percentage},
+            },
+        )
+
+    def record_vram_lockout(self, gpu_id: str, *, trigger_threshold: float, free_vram: float) -> bool:
+        problem = (
+            _name_problem("gpu_id", gpu_id)
+            or _number_problem("trigger_threshold", trigger_threshold)
+            or _number_problem("free_vram", free_vram)
+        )
+        if problem:
+            return self._refuse("log_vram_lockout", problem)
+        return self._emit(
+            inf.VRAM_LOCKOUT,
+            {
+                inf.EVENT_TYPE: inf.VRAM_LOCKOUT_TYPE,
+                inf.COMPONENT: gpu_id,
+                inf.VALUE: 0.0,
+                inf.METADATA: {"trigger_threshold": trigger_threshold, "free_vram": free_vram},
+            },
+        )
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _emit(self, name: str, attributes: dict[str, Any]) -> bool:
+        telemetry = self.telemetry
+        if telemetry is None:
+            if not self._warned_no_pipeline:
+                self._warned_no_pipeline = True
+                _log.warning("inference telemetry is not recorded: call otel_tele.setup() first")
+            return False
+        telemetry.events.emit(name, attributes)
+        return True
+
+    @staticmethod
+    def _refuse(method: str, problem: str) -> bool:
+        _log.warning("TelemetryLogger.%s: %s; not recorded", method, problem)
+        return False
+
+    def _genai_metrics(
+        self,
+        operation: str,
+        model: str,
+        provider: str | None,
+        seconds: float,
+        tokens: int,
+        prompt: int,
+        error_type: str | None,
+    ) -> None:
+        telemetry = self.telemetry
+        if telemetry is None:
+            return
+        cached = self._metrics
+        if cached is None or cached[0] is not telemetry:
+            cached = self._metrics = (telemetry, _GenAIMetrics(telemetry))
+        metrics = cached[1]
+        labels = {inf.OPERATION_NAME: operation, inf.REQUEST_MODEL: model}
+        if provider:
+            labels[inf.PROVIDER_NAME] = provider
+        metrics.duration.record(seconds, {**labels, inf.ERROR_TYPE: error_type} if error_type else labels)
+        if error_type is None:
+            metrics.tokens.record(prompt, {**labels, inf.TOKEN_TYPE: "input"})
+            metrics.tokens.record(tokens, {**labels, inf.TOKEN_TYPE: "output"})
+
+    def _past_span(
+        self,
+        operation: str,
+        model: str,
+        seconds: float,
+        provider: str | None,
+        error_type: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A GenAI span for an operation measured by the caller (it ended now)."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            return
+        end = time.time_ns()
+        attributes: dict[str, Any] = {
+            inf.OPERATION_NAME: operation,
+            inf.REQUEST_MODEL: model,
+            **(extra or {}),
+        }
+        if provider:
+            attributes[inf.PROVIDER_NAME] = provider
+        span = telemetry.tracer("otel_tele.inference").start_span(
+            f"{operation} {model}",
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=end - int(seconds * 1e9),
+        )
+        if error_type:
+            span.set_attribute(inf.ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(end_time=end)
+
+    # -- queries -----------------------------------------------------------------------------------
+    @property
+    def stats(self) -> InferenceStats:
+        """The query API this logger reads (see :mod:`otel_tele.inference_stats`)."""
+        if self._stats is not None:
+            return self._stats
+        telemetry = self.telemetry
+        with self._lock:
+            if self._owned is not None and self._owned[0] is telemetry:
+                return self._owned[1]
+            if self._owned is not None and self._owned[2]:
+                self._owned[1].close()
+            sink = telemetry.sinks.get("postgres") if telemetry is not None else None
+            events = telemetry.events if telemetry is not None else None
+            if sink is not None:
+                stats = InferenceStats(sink.store, config=sink.config, events=events)  # type: ignore[attr-defined]
+            elif telemetry is not None:
+                stats = InferenceStats.open(
+                    dsn=telemetry.settings.postgres_dsn, data_dir=telemetry.settings.data_dir, events=events
+                )
+            else:
+                stats = InferenceStats.open()
+            self._owned = (telemetry, stats, sink is None)
+            return stats
+
+    def query(self, method: str, *args: Any) -> Any:
+        """Flush the pipeline (so earlier events are stored), then call ``InferenceStats.<method>``."""
+        telemetry = self.telemetry
+        if telemetry is not None and not telemetry.force_flush(self.flush_timeout_millis):
+            _log.warning(
+                "telemetry flush did not finish within %.0f ms; the answer may miss recent events",
+                self.flush_timeout_millis,
+            )
+        return getattr(self.stats, method)(*args)
+
+    def close(self) -> None:
+        """Release the store this logger opened itself (not a sink's)."""
+        with self._lock:
+            owned, self._owned = self._owned, None
+        if owned is not None and owned[2]:
+            owned[1].close()
+
+
+_default: TelemetryLogger | None = None
+_default_lock = threading.Lock()
+
+
+def get_telemetry_logger() -> TelemetryLogger:
+    """The process's :class:`TelemetryLogger` (created on first use, over the global pipeline)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = TelemetryLogger()
+        return _default
+
+
+def set_telemetry_logger(logger: TelemetryLogger | None) -> TelemetryLogger | None:
+    """Inject the process's logger (None: the next ``get_telemetry_logger()`` makes a fresh one);
+    returns the previous one."""
+    global _default
+    with _default_lock:
+        previous, _default = _default, logger
+        return previous

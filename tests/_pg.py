@@ -1,0 +1,156 @@
+"""PostgreSQL for tests: a fresh database per test session, dropped afterwards; and ``env``, the
+same inference pipeline over PostgreSQL and over the embedded SQLite store.
+
+The server is the machine's (127.0.0.1:5432, trust auth, maintenance database ``test``); override with
+``OTEL_TELE_TEST_PG_DSN``. If the server is stopped it is started (``pg_ctlcluster``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from otel_tele.exporters._inference_rows import prepare
+from otel_tele.exporters.postgres import PostgresSink
+from otel_tele.instrumentation.inference import TelemetryLogger
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from otel_tele import testing
+
+ADMIN_DSN = os.environ.get("OTEL_TELE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+OUR_TABLES = (
+    "system_telemetry",
+    "system_telemetry_rollup_1m",
+    "system_telemetry_rollup_1h",
+    "system_telemetry_batches",
+    "system_telemetry_schema",
+)
+
+
+def _cluster() -> tuple[str, str]:
+    versions = sorted(p.name for p in Path("/etc/postgresql").iterdir())
+    return versions[-1], "main"
+
+
+def pg_ctl(action: str) -> None:
+    """Start or stop the local cluster (``pg_ctlcluster``); waits until it answers after a start."""
+    version, name = _cluster()
+    extra = ["-m", "fast"] if action == "stop" else []
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action, *extra],
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
+    if action == "start":
+        wait_ready()
+
+
+def wait_ready(timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(ADMIN_DSN, connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def ensure_running() -> None:
+    try:
+        with psycopg.connect(ADMIN_DSN, connect_timeout=2):
+            return
+    except psycopg.OperationalError:
+        pg_ctl("start")
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """DSN of a database created for this test session (``otel_tele_test_<random>``)."""
+    ensure_running()
+    name = f"otel_tele_test_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(ADMIN_DSN)
+    params["dbname"] = name
+    try:
+        yield make_conninfo(**params)
+    finally:
+        ensure_running()
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def clean_pg(pg_dsn: str) -> str:
+    """The session database with none of our tables (each test starts from an empty store)."""
+    ensure_running()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for table in OUR_TABLES:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table)))
+    return pg_dsn
+
+
+INJECTION = "x'); DROP TABLE system_telemetry; --"
+
+
+class Env:
+    """A capture pipeline whose ``postgres`` sink writes to the store under test."""
+
+    def __init__(self, backend: str, dsn: str | None, data_dir: Path) -> None:
+        self.backend = backend
+        self.dsn = dsn
+        self.data_dir = data_dir
+        self.cap = testing.capture(sinks="postgres", postgres_dsn=dsn, data_dir=data_dir)
+        self.logger = TelemetryLogger(self.cap.telemetry)
+        self.sink: PostgresSink = self.cap.telemetry.sinks["postgres"]  # type: ignore[assignment]
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run(coro)
+
+    def backfill(self, rows: list[tuple[Any, ...]]) -> None:
+        """Write rows with chosen timestamps straight through the sink's store (history)."""
+        self.sink.store.write(prepare(rows), f"backfill-{time.monotonic_ns()}")
+
+    def raw_count(self) -> int:
+        if self.dsn:
+            with psycopg.connect(self.dsn) as conn:
+                return int(conn.execute("SELECT count(*) FROM system_telemetry").fetchone()[0])  # type: ignore[index]
+        with sqlite3.connect(self.data_dir / "inference.db") as conn:
+            return int(conn.execute("SELECT count(*) FROM system_telemetry").fetchone()[0])
+
+    def schema(self) -> list[tuple[Any, ...]]:
+        """Tables and columns of the store (to prove nothing was altered)."""
+        if self.dsn:
+            with psycopg.connect(self.dsn) as conn:
+                return conn.execute(
+                    "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'public' ORDER BY 1, 2"
+                ).fetchall()
+        with sqlite3.connect(self.data_dir / "inference.db") as conn:
+            return conn.execute(
+                "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p "
+                "WHERE m.type = 'table' ORDER BY 1, 2"
+            ).fetchall()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    """The same pipeline over PostgreSQL (a fresh schema) and over the embedded store."""
+    dsn = request.getfixturevalue("clean_pg") if request.param == "postgresql" else None
+    environment = Env(request.param, dsn, tmp_path / "telemetry")
+    yield environment
+    environment.logger.close()
+    environment.cap.close()
