@@ -71,6 +71,13 @@ def _parse_protocol(raw: str) -> str:
     return value
 
 
+def _parse_bin_unit(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("minutes", "hours", "days", "weeks"):
+        raise ValueError(f"expected minutes, hours, days or weeks, got {raw!r}")
+    return value
+
+
 def _parse_sinks(raw: str) -> tuple[str, ...]:
     names = _parse_names(raw)
     unknown = [name for name in names if name not in KNOWN_SINKS and name != "none"]
@@ -252,6 +259,22 @@ OPTIONS: tuple[Option, ...] = (
         _parse_positive_int,
         4,
         "connections in the inference store's pool",
+    ),
+    _opt("capture_bin_size", "OTEL_TELE_CAPTURE_BIN_SIZE", _parse_positive_int, 5, "capture sink bin size"),
+    _opt(
+        "capture_bin_unit",
+        "OTEL_TELE_CAPTURE_BIN_UNIT",
+        _parse_bin_unit,
+        "minutes",
+        "capture sink bin unit: minutes, hours, days or weeks",
+    ),
+    _opt("capture_bins", "OTEL_TELE_CAPTURE_BINS", _parse_positive_int, 288, "bins per capture window"),
+    _opt(
+        "capture_key",
+        "OTEL_TELE_CAPTURE_KEY",
+        _parse_str,
+        None,
+        "capture bundle name prefix (default: the service name)",
     ),
     _opt(
         "event_queue_size",

@@ -96,17 +96,12 @@ def run(args: argparse.Namespace) -> int:
             inject=injections,
             gaps="warn" if args.gap_detect else "fill_zero" if args.gap_fill_gaps else "ignore",
         )
-        planned = bundles.capture_run(args.run_dir, args.output, options=options, dry_run=True)
-        progress = None
-        if not args.dry_run and (
-            args.progress
-            or (args.progress is None and sys.stderr.isatty() and len(planned.files) >= PROGRESS_THRESHOLD)
-        ):
-            progress = ProgressBar(sys.stderr)
-        result = (
-            planned
-            if args.dry_run
-            else bundles.capture_run(args.run_dir, args.output, options=options, progress=progress)
+        result = bundles.capture_run(
+            args.run_dir,
+            args.output,
+            options=options,
+            dry_run=args.dry_run,
+            progress=ProgressBar(sys.stderr, force=args.progress),
         )
     except KeyboardInterrupt:
         print("Telemetry capture cancelled.", file=sys.stderr)

@@ -1,0 +1,175 @@
+"""Capture cost (spec 001 NFR1): 288 bins x 50 nodes, then 2,016 bins x 500 nodes to show growth.
+
+Each capture runs in a fresh child process that reports wall time, peak RSS (ru_maxrss, includes the
+interpreter) and, in a second child, the tracemalloc peak of the capture alone. The obvious
+alternative in the same run: a naive copy (csv module read/write + sha256 + json.dump, no bindings,
+gap handling, validation or atomic writes). The live row drives the flow meters → capture sink for a
+288-bin window (one collection per bin, a checkpoint rewrite at every bin boundary).
+
+Usage: ``python -m bench.bench_flow_capture [--bins 288 --nodes 50 --scale-bins 2016 --scale-nodes 500]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench._harness import Report
+
+CHILD = r"""
+import json, resource, sys, time, tracemalloc
+from pathlib import Path
+mode, run_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+trace = sys.argv[4] == "trace"
+if trace:
+    tracemalloc.start()
+t0 = time.perf_counter()
+if mode == "capture":
+    from otel_tele import bundles
+    result = bundles.capture_run(run_dir, out)
+    files = len(result.files)
+else:
+    import csv, hashlib, io
+    index = json.loads((run_dir / "series" / "index.json").read_text(encoding="utf-8-sig"))
+    out.mkdir(parents=True)
+    manifest = []
+    for entry in index["series"]:
+        with open(run_dir / entry["path"], encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))[1:]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["bin_index", "classId", "value"])
+        writer.writerows([r[0], "DEFAULT", repr(float(r[1]))] for r in rows)
+        data = buffer.getvalue().encode()
+        (out / (entry["id"].split("@")[0] + ".csv")).write_bytes(data)
+        manifest.append({"path": entry["path"], "hash": hashlib.sha256(data).hexdigest()})
+    (out / "manifest.json").write_text(json.dumps({"files": manifest}, indent=2))
+    files = len(manifest)
+seconds = time.perf_counter() - t0
+peak = tracemalloc.get_traced_memory()[1] if trace else None
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "files": files, "maxrss_mb": rss,
+                  "tracemalloc_peak_mb": peak / 2**20 if peak is not None else None}))
+"""
+
+
+def build_run(root: Path, bins: int, nodes: int) -> Path:
+    """A C#-layout run: per node arrivals, served, errors and queue depth series."""
+    from otel_tele.exporters._capture_format import Grid
+    from otel_tele.exporters._capture_runwriter import write_run_directory
+
+    model = [
+        f"grid: {{bins: {bins}, binSize: 5, binUnit: minutes, start: '2025-01-01T00:00:00Z'}}",
+        "topology:",
+        "  nodes:",
+    ]
+    series: dict[str, list[float | None]] = {}
+    for n in range(nodes):
+        refs = {"arrivals": f"in{n}", "served": f"out{n}", "errors": f"err{n}", "queueDepth": f"q{n}"}
+        model.append(f"    - id: Node{n}\n      semantics: {json.dumps(refs)}")
+        for k, ref in enumerate(refs.values()):
+            series[f"{ref}@{ref.upper()}@DEFAULT"] = [float((i * (n + 3) + k) % 97) / 7 for i in range(bins)]
+    run_dir: Path = write_run_directory(
+        root, "run_bench", model_yaml="\n".join(model) + "\n", series=series, grid=Grid(bins, 5, "minutes")
+    )
+    return run_dir
+
+
+def child(mode: str, run_dir: Path, out: Path, trace: bool) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(run_dir), str(out), "trace" if trace else "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(result.stdout)
+    return figures
+
+
+def bench_run_capture(report: Report, bins: int, nodes: int, tmp: Path) -> None:
+    run_dir = build_run(tmp / f"runs_{bins}_{nodes}", bins, nodes)
+    timed = child("capture", run_dir, tmp / f"out_{bins}_{nodes}", trace=False)
+    traced = child("capture", run_dir, tmp / f"trace_{bins}_{nodes}", trace=True)
+    naive = child("naive", run_dir, tmp / f"naive_{bins}_{nodes}", trace=False)
+    run_seconds = bins * 5 * 60
+    report.add(
+        case=f"run capture {bins} bins x {nodes} nodes",
+        files=int(timed["files"]),
+        points=int(timed["files"]) * bins,
+        seconds=timed["seconds"],
+        share_of_run_duration=timed["seconds"] / run_seconds,
+        peak_rss_mb=timed["maxrss_mb"],
+        tracemalloc_peak_mb=traced["tracemalloc_peak_mb"],
+        naive_copy_seconds=naive["seconds"],
+        vs_naive=timed["seconds"] / naive["seconds"],
+    )
+
+
+def bench_live(report: Report, bins: int, nodes: int, tmp: Path) -> None:
+    """Flow meters → periodic-reader collections (one per bin, as the SDK's reader does) → the sink."""
+    import tracemalloc
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from otel_tele.exporters.capture import CaptureMetricExporter, CaptureSink, Grid
+    from otel_tele.instrumentation.flow import FlowMeters
+
+    grid = Grid(bins, 5, "minutes")
+    start = 1_735_689_600 * 10**9
+    clock = [start]
+    sink = CaptureSink(tmp / "live", grid=grid, clock=lambda: clock[0])
+    reader = PeriodicExportingMetricReader(CaptureMetricExporter(sink), export_interval_millis=10**9)
+    provider = MeterProvider(metric_readers=[reader])
+    handles = [FlowMeters(provider.get_meter("bench")).node(f"Node{n}") for n in range(nodes)]
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    for i in range(bins):
+        clock[0] = start + i * grid.bin_ns + 1
+        for n, node in enumerate(handles):
+            node.arrivals(i % 9 + n % 3)
+            node.served(i % 7)
+            node.errors(i % 2)
+            node.queue_depth(i % 11)
+        reader.collect()
+    sink.finish_window()
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    provider.shutdown()
+    report.add(
+        case=f"live sink {bins} bins x {nodes} nodes",
+        files=nodes * 4,
+        points=nodes * 4 * bins,
+        seconds=seconds,
+        share_of_run_duration=seconds / (bins * 300),
+        tracemalloc_peak_mb=peak / 2**20,
+        per_bin_ms=seconds / bins * 1000,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bins", type=int, default=288)
+    parser.add_argument("--nodes", type=int, default=50)
+    parser.add_argument("--scale-bins", type=int, default=2016)
+    parser.add_argument("--scale-nodes", type=int, default=500)
+    args = parser.parse_args()
+    report = Report(
+        "flow_capture", "FlowTime capture bundles: run-directory capture and live sink (spec 001 NFR1)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_run_capture(report, args.bins, args.nodes, Path(tmp))
+        bench_live(report, args.bins, args.nodes, Path(tmp))
+        bench_run_capture(report, args.scale_bins, args.scale_nodes, Path(tmp))
+    report.note("NFR1 target: runtime well under the run's duration (bins x 5 min) and peak memory <= 250 MB")
+    report.note("peak_rss_mb is the whole child process (interpreter + imports included)")
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()

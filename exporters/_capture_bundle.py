@@ -1,0 +1,238 @@
+"""The one bundle writer: series in, a schema v2 FlowTime capture bundle out.
+
+Both producers feed it — the run-directory reader (spec 001 FR1) and the live capture sink — so a
+bundle looks the same whichever way it was made. It mirrors FlowTime's ``TelemetryCapture``: gap
+handling per series, one CSV per node x metric x class, then ``manifest.json`` (written last, so a
+directory with a manifest is a complete bundle). Every file is written temp-then-rename.
+
+Same inputs and options give byte-identical files; only ``provenance.capturedAtUtc`` differs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from otel_tele.semconv import flow
+
+from ._capture_format import (
+    AUTOCAPTURE,
+    MANIFEST,
+    Grid,
+    atomic_write,
+    dump_json,
+    encode_csv,
+    safe_file_name,
+    sha256_of,
+    unique_names,
+)
+from ._capture_gaps import CaptureWarning, GapOptions, handle, inject
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SeriesInput:
+    """One series to capture: node x metric x class, its values (``None`` = gap) and target name."""
+
+    node_id: str
+    metric: flow.FlowMetric
+    class_id: str
+    values: list[float | None]
+    file_name: str
+    points: int
+    source: str = ""  # where it came from (a run series id, or "live"), for plans and logs
+    warnings: list[CaptureWarning] = field(default_factory=list)  # found while reading it
+
+
+@dataclass(frozen=True)
+class Provenance:
+    run_id: str
+    scenario_hash: str
+    model_hash: str | None = None
+
+
+@dataclass
+class BundleSource:
+    """Everything a bundle is made of, whichever producer gathered it."""
+
+    grid: Grid
+    series: list[SeriesInput]
+    provenance: Provenance
+    window_start: str | None = None
+    declared_classes: list[str] = field(default_factory=list)
+    warnings: list[CaptureWarning] = field(default_factory=list)  # bundle-level, after the series'
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    node_id: str
+    metric: str  # manifest name
+    class_id: str
+    path: str
+    source: str
+    points: int
+
+
+@dataclass
+class CapturePlan:
+    """What a capture will write (a dry run stops here)."""
+
+    files: list[PlannedFile]
+    warnings: list[CaptureWarning]
+    series: list[tuple[PlannedFile, list[float | None]]]
+
+
+@dataclass
+class WrittenBundle:
+    directory: Path
+    manifest: dict[str, Any]
+    plan: CapturePlan
+
+
+def utc_timestamp(now: dt.datetime | None = None) -> str:
+    """.NET ``DateTime.UtcNow.ToString("O")``: seven fractional digits and ``Z``."""
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 10:07d}Z"
+
+
+def plan_capture(source: BundleSource, options: GapOptions) -> CapturePlan:
+    """Apply injections and gap handling to copies of the series; name the files."""
+    names = unique_names(safe_file_name(s.file_name) for s in source.series)
+    files, warnings, series = [], [], []
+    for item, name in zip(source.series, names, strict=True):
+        values = list(item.values)
+        warnings.extend(item.warnings)
+        warnings.extend(inject(values, item.node_id, item.metric, item.class_id, options.inject))
+        warnings.extend(handle(values, item.node_id, item.metric, options))
+        planned = PlannedFile(
+            item.node_id, item.metric.manifest, item.class_id, name, item.source, item.points
+        )
+        files.append(planned)
+        series.append((planned, values))
+    warnings.extend(source.warnings)
+    return CapturePlan(files, warnings, series)
+
+
+def _ordered_ci(values: Iterable[str]) -> dict[str, str]:
+    """Case-insensitive set keeping first spellings in insertion order (FlowTime's HashSet)."""
+    out: dict[str, str] = {}
+    for value in values:
+        if value and value.strip():
+            out.setdefault(value.lower(), value)
+    return out
+
+
+def class_summary(declared: Sequence[str], captured: Iterable[str]) -> tuple[bool, list[str] | None, str]:
+    """(supportsClassMetrics, classes, classCoverage) exactly as FlowTime derives them."""
+    default = flow.DEFAULT_CLASS.lower()
+    captured_ci = _ordered_ci(captured)
+    declared_ci = _ordered_ci(declared)
+    for key, value in captured_ci.items():
+        declared_ci.setdefault(key, value)
+    declared_nd = {k: v for k, v in declared_ci.items() if k != default}
+    captured_nd = {k: v for k, v in captured_ci.items() if k != default}
+    supports = bool(captured_nd)
+    if not captured_nd:
+        coverage = "missing"
+    else:
+        coverage = "full" if declared_nd and set(declared_nd) == set(captured_nd) else "partial"
+    classes = list((declared_nd or captured_nd).values()) if supports else None
+    return supports, classes, coverage
+
+
+def build_manifest(
+    source: BundleSource, plan: CapturePlan, hashes: Sequence[str], captured_at: str
+) -> dict[str, Any]:
+    """manifest.json in FlowTime's record order (nulls omitted)."""
+    window: dict[str, Any] = {}
+    if source.window_start is not None:
+        window["startTimeUtc"] = source.window_start
+    if source.grid.duration_minutes is not None:
+        window["durationMinutes"] = source.grid.duration_minutes
+    files = [
+        {
+            "nodeId": f.node_id,
+            "metric": f.metric,
+            "path": f.path,
+            "hash": h,
+            "points": f.points,
+            "classId": f.class_id,
+        }
+        for f, h in zip(plan.files, hashes, strict=True)
+    ]
+    provenance: dict[str, Any] = {
+        "runId": source.provenance.run_id,
+        "scenarioHash": source.provenance.scenario_hash,
+    }
+    if source.provenance.model_hash is not None:
+        provenance["modelHash"] = source.provenance.model_hash
+    provenance["capturedAtUtc"] = captured_at
+    supports, classes, coverage = class_summary(source.declared_classes, (f.class_id for f in plan.files))
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "window": window,
+        "grid": source.grid.as_json(),
+        "files": files,
+        "warnings": [w.as_json() for w in plan.warnings],
+        "provenance": provenance,
+        "supportsClassMetrics": supports,
+    }
+    if classes is not None:
+        manifest["classes"] = classes
+    manifest["classCoverage"] = coverage
+    return manifest
+
+
+def write_bundle(
+    source: BundleSource,
+    directory: Path,
+    *,
+    options: GapOptions | None = None,
+    captured_at: str | None = None,
+    progress: Progress | None = None,
+    plan: CapturePlan | None = None,
+) -> WrittenBundle:
+    """Write the CSVs, then ``manifest.json``, into ``directory`` (created; other files are kept)."""
+    plan = plan or plan_capture(source, options or GapOptions())
+    directory.mkdir(parents=True, exist_ok=True)
+    hashes = []
+    total = len(plan.series)
+    for done, (planned, values) in enumerate(plan.series, start=1):
+        data = encode_csv(values, planned.class_id)
+        atomic_write(directory / planned.path, data)
+        hashes.append(sha256_of(data))
+        if progress is not None:
+            progress(done, total)
+    manifest = build_manifest(source, plan, hashes, captured_at or utc_timestamp())
+    atomic_write(directory / MANIFEST, dump_json(manifest))
+    return WrittenBundle(directory, manifest, plan)
+
+
+def autocapture_document(
+    *,
+    template_id: str | None,
+    capture_key: str | None,
+    source_run_id: str,
+    generated_at: str,
+    rng_seed: int | None,
+    parameters_hash: str,
+    scenario_hash: str,
+) -> dict[str, Any]:
+    """``autocapture.json`` (FlowTime's ``TelemetryGenerationMetadata``: camelCase, nulls written)."""
+    return {
+        "templateId": template_id,
+        "captureKey": capture_key,
+        "sourceRunId": source_run_id,
+        "generatedAtUtc": generated_at,
+        "rngSeed": rng_seed,
+        "parametersHash": parameters_hash,
+        "scenarioHash": scenario_hash,
+    }
+
+
+def write_autocapture(directory: Path, document: dict[str, Any]) -> None:
+    atomic_write(directory / AUTOCAPTURE, dump_json(document))

@@ -1,0 +1,330 @@
+"""The FlowTime capture-bundle format, byte level: grid, value text, CSV, hashes, JSON, schema.
+
+Everything here mirrors what FlowTime's C# code writes (``TelemetryCapture.cs``,
+``CaptureManifestWriter.cs``): G17 invariant number text, ``bin_index,classId,value`` CSVs with LF and
+no BOM, ``sha256:<hex>`` of the file bytes, indented camelCase JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+V2_HEADER = "bin_index,classId,value"
+V1_HEADER = "bin_index,value"
+MANIFEST = "manifest.json"
+AUTOCAPTURE = "autocapture.json"
+SCHEMA_FILE = "telemetry-manifest.schema.json"
+
+#: Length of one bin per FlowTime time unit, in minutes.
+UNIT_MINUTES: dict[str, int] = {"minutes": 1, "hours": 60, "days": 1440, "weeks": 10_080}
+
+
+class BundleFormatError(ValueError):
+    """A file does not follow the bundle format (message names the file, never a full path)."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A FlowTime time grid: ``bins`` bins of ``bin_size`` ``bin_unit`` each."""
+
+    bins: int
+    bin_size: int
+    bin_unit: str
+
+    def __post_init__(self) -> None:
+        if not (
+            isinstance(self.bins, int)
+            and self.bins >= 1
+            and isinstance(self.bin_size, int)
+            and self.bin_size >= 1
+            and isinstance(self.bin_unit, str)
+            and self.bin_unit
+        ):
+            raise ValueError(f"invalid grid {self.bins!r} x {self.bin_size!r} {self.bin_unit!r}")
+
+    @property
+    def bin_ns(self) -> int:
+        """Length of one bin in nanoseconds (``weeks`` included, unlike a manifest's duration)."""
+        unit = UNIT_MINUTES.get(self.bin_unit.strip().lower())
+        if unit is None:
+            raise ValueError(
+                f"unsupported bin unit {self.bin_unit!r}; expected one of {', '.join(UNIT_MINUTES)}"
+            )
+        return self.bin_size * unit * 60 * 1_000_000_000
+
+    @property
+    def duration_minutes(self) -> int | None:
+        """FlowTime's ``window.durationMinutes``: only minutes, hours and days have one."""
+        unit = self.bin_unit.strip().lower()
+        return (
+            self.bins * self.bin_size * UNIT_MINUTES[unit] if unit in ("minutes", "hours", "days") else None
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"bins": self.bins, "binSize": self.bin_size, "binUnit": self.bin_unit}
+
+
+# -- values ----------------------------------------------------------------------------------------
+def format_value(value: float | None) -> str:
+    """.NET ``double.ToString("G17", InvariantCulture)`` text; ``None`` (a gap) is an empty cell.
+
+    >>> [format_value(v) for v in (10.0, 0.6, 1e20, float("nan"), float("-inf"), None)]
+    ['10', '0.59999999999999998', '1E+20', 'NaN', '-Infinity', '']
+    """
+    if value is None:
+        return ""
+    if value != value:
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    # C's %.17g switches to exponent form at the same thresholds as .NET's G17 (exp < -4 or >= 17)
+    # and also pads the exponent to two digits; only the letter's case differs.
+    return format(value, ".17g").replace("e", "E")
+
+
+def parse_value(raw: str) -> float | None:
+    """A CSV cell as FlowTime reads it: empty → gap (``None``), ``NaN``/``Infinity`` accepted."""
+    text = raw.strip()
+    if not text:
+        return None
+    lowered = text.lower()
+    if lowered in ("nan", "infinity", "+infinity", "-infinity", "∞", "-∞"):
+        return {"nan": math.nan, "-infinity": -math.inf, "-∞": -math.inf}.get(lowered, math.inf)
+    try:
+        return float(text.replace(",", "")) if "," in text else float(text)
+    except ValueError:
+        raise BundleFormatError(f"cannot parse value {text[:40]!r}") from None
+
+
+def encode_csv(values: Sequence[float | None], class_id: str) -> bytes:
+    """A v2 bundle CSV: header, one ``i,classId,value`` row per bin, LF, UTF-8 without BOM."""
+    lines = [V2_HEADER]
+    lines.extend(f"{i},{class_id},{format_value(v)}" for i, v in enumerate(values))
+    lines.append("")
+    return "\n".join(lines).encode("utf-8")
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 text with or without a BOM (FlowTime's C# writer emits one)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BundleFormatError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_series_rows(data: bytes, name: str) -> tuple[str, list[list[str]]]:
+    """(header, rows split on commas) of a series CSV; blank lines skipped as FlowTime does."""
+    text = decode_text(data, name)
+    lines = text.split("\n")
+    header = lines[0].rstrip("\r").strip() if lines else ""
+    rows = [line.rstrip("\r").split(",") for line in lines[1:] if line.strip()]
+    return header, rows
+
+
+def sha256_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# -- names -----------------------------------------------------------------------------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+_MAX_NAME = 200
+
+
+def safe_file_name(name: str) -> str:
+    """A flat file name that cannot leave the bundle directory.
+
+    FlowTime only replaces spaces; we also replace path separators, NUL and anything outside
+    ``[A-Za-z0-9_.-]`` so a hostile node id or ``outputs[].as`` cannot become a path. Ordinary names are
+    unchanged.
+    """
+    cleaned = _UNSAFE.sub("_", name.replace(" ", "_"))
+    if cleaned.strip(".") == "":
+        cleaned = "series" + cleaned
+    if len(cleaned) > _MAX_NAME:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        stem, dot, ext = cleaned.rpartition(".")
+        cleaned = (
+            (stem[: _MAX_NAME - 20] + "_" + digest + dot + ext)
+            if dot
+            else cleaned[: _MAX_NAME - 13] + "_" + digest
+        )
+    return cleaned
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """Make names unique case-insensitively (FlowTime keys files by path, ignoring case)."""
+    seen: set[str] = set()
+    result = []
+    for name in names:
+        candidate, n = name, 2
+        stem, dot, ext = name.rpartition(".")
+        while candidate.lower() in seen:
+            candidate = f"{stem}_{n}.{ext}" if dot else f"{name}_{n}"
+            n += 1
+        seen.add(candidate.lower())
+        result.append(candidate)
+    return result
+
+
+# -- JSON ------------------------------------------------------------------------------------------
+def dump_json(value: Any) -> bytes:
+    """Indented JSON as System.Text.Json writes it (2 spaces, ``"key": value``, no trailing newline)."""
+    return json.dumps(value, indent=2, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def load_json(data: bytes, name: str) -> Any:
+    try:
+        return json.loads(decode_text(data, name))
+    except json.JSONDecodeError as exc:
+        raise BundleFormatError(f"{name}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def read_json_file(path: Path, name: str | None = None) -> Any:
+    return load_json(path.read_bytes(), name or path.name)
+
+
+class RawNumber(str):
+    """A JSON number kept as its source text (System.Text.Json re-emits numbers verbatim)."""
+
+
+def load_json_raw_numbers(data: bytes, name: str) -> Any:
+    try:
+        return json.loads(
+            decode_text(data, name), parse_int=RawNumber, parse_float=RawNumber, parse_constant=RawNumber
+        )
+    except json.JSONDecodeError as exc:
+        raise BundleFormatError(f"{name}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+_JS_ESCAPES = {
+    '"': "\\u0022",
+    "\\": "\\\\",
+    "&": "\\u0026",
+    "'": "\\u0027",
+    "+": "\\u002B",
+    "<": "\\u003C",
+    ">": "\\u003E",
+    "`": "\\u0060",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _js_string(text: str) -> str:
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _JS_ESCAPES:
+            out.append(_JS_ESCAPES[ch])
+        elif code < 0x20 or code > 0x7E:
+            data = ch.encode("utf-16-be", "surrogatepass")
+            out.extend(f"\\u{data[i]:02X}{data[i + 1]:02X}" for i in range(0, len(data), 2))
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def dotnet_double(value: float) -> str:
+    """System.Text.Json's text for a double: shortest round-trip, ``E+XX`` exponents."""
+    text = repr(float(value))
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text.replace("e", "E")
+
+
+def dotnet_compact_json(value: Any) -> str:
+    """``JsonNode.ToJsonString()`` with default options: compact, JavaScriptEncoder.Default escaping."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, RawNumber):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return dotnet_double(value)
+    if isinstance(value, str):
+        return _js_string(value)
+    if isinstance(value, dict):
+        return (
+            "{" + ",".join(f"{_js_string(str(k))}:{dotnet_compact_json(v)}" for k, v in value.items()) + "}"
+        )
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dotnet_compact_json(v) for v in value) + "]"
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+# -- files -----------------------------------------------------------------------------------------
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary sibling and rename it over ``path``: readers see all or nothing."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with _ignore_os_error():
+            os.unlink(tmp)
+        raise
+
+
+class _ignore_os_error:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> bool:
+        return exc_type is not None and issubclass(exc_type, OSError)
+
+
+# -- schema ----------------------------------------------------------------------------------------
+@cache
+def manifest_schema() -> dict[str, Any]:
+    """The telemetry-manifest JSON Schema we publish (FlowTime's, plus the ``severity`` it writes)."""
+    text = resources.files("otel_tele.exporters").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _is_datetime(value: object) -> bool:
+    """date-time per RFC 3339 as Python reads ISO 8601 (without needing rfc3339-validator)."""
+    from datetime import datetime
+
+    if isinstance(value, str):
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return True
+
+
+@cache
+def _validator() -> Any:
+    try:
+        import jsonschema
+    except ImportError as exc:  # pragma: no cover - jsonschema is in the [capture] extra
+        raise ImportError(
+            "validating capture manifests needs jsonschema: pip install 'otel-tele[capture]'"
+        ) from exc
+    checker = jsonschema.FormatChecker()
+    checker.checks("date-time", raises=ValueError)(_is_datetime)
+    return jsonschema.Draft7Validator(manifest_schema(), format_checker=checker)
+
+
+def schema_errors(manifest: Any) -> list[str]:
+    """Every schema violation of ``manifest``, as ``path: message`` lines (empty when valid)."""
+    errors = sorted(_validator().iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]

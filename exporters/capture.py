@@ -1,0 +1,295 @@
+"""The ``capture`` sink: bins live flow metrics into FlowTime capture bundles (specs 001, 003).
+
+It consumes the metrics of :mod:`otel_tele.instrumentation.flow` (``flow.arrivals``, ``flow.served``,
+``flow.errors``, ``flow.external_demand``, ``flow.queue.depth``, ``flow.capacity`` with ``flow.node`` and
+optional ``flow.class``), bins them on a time grid (see ``_capture_live`` for the exact rule) and writes
+one schema v2 bundle per window under ``<data_dir>/captures/<captureKey>/`` through the same writer as
+run captures, so FlowTime can replay a real service's telemetry.
+
+Usage::
+
+    OTEL_TELE_SINKS=capture OTEL_TELE_CAPTURE_BIN_SIZE=5 OTEL_TELE_CAPTURE_BIN_UNIT=minutes \\
+    OTEL_TELE_CAPTURE_BINS=288 python app.py
+
+or, in process::
+
+    sink = CaptureSink(data_dir, grid=Grid(bins=12, bin_size=5, bin_unit="minutes"))
+    telemetry = Telemetry(resolve({"sinks": "none"}), local=True,
+                          extra_exporters={"metrics": [CaptureMetricExporter(sink)]})
+
+Durability: the open window is rewritten at bin boundaries (at most every ``checkpoint_interval_s`` of
+wall time), on ``force_flush()`` and at shutdown (as a partial bundle with a ``partial_window``
+warning), and for the last time when it completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Self
+
+from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricsData
+
+from otel_tele._settings import Settings
+from otel_tele._sink import Sink, SinkMetricExporter
+from otel_tele.semconv import flow
+
+from ._capture_bundle import BundleSource, Provenance, SeriesInput, write_bundle
+from ._capture_format import MANIFEST, Grid
+from ._capture_gaps import CaptureWarning, GapOptions
+from ._capture_live import Binner, Point, WindowSeries, iso_utc
+from ._capture_rundir import class_alias
+
+__all__ = ["CaptureMetricExporter", "CaptureSink", "Grid"]
+
+_log = logging.getLogger("otel_tele")
+_KEY = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+#: Environment knobs of the sink built by name (``OTEL_TELE_SINKS=capture``): (variable, default).
+class CaptureSink(Sink):
+    """Bins flow metrics per window and writes FlowTime capture bundles.
+
+    ``clock`` (epoch ns) decides which bin an export belongs to; inject one to drive bins
+    deterministically in tests. ``key_prefix`` names the bundles (``<prefix>-<window start>``; default
+    the service name). ``classes`` declares the expected classes (for ``classCoverage``).
+    """
+
+    name = "capture"
+    signals = frozenset({"metrics"})
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        grid: Grid | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        key_prefix: str = "",
+        classes: tuple[str, ...] = (),
+        origin_ns: int = 0,
+        options: GapOptions | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(data_dir) / "captures"
+        self.grid = grid or Grid(288, 5, "minutes")
+        self.clock = clock
+        self.key_prefix = key_prefix
+        self.classes = classes
+        self.options = options or GapOptions()
+        self.binner = Binner(self.grid, origin_ns=origin_ns)
+        self.written: list[Path] = []  # bundle directories, in the order windows were first written
+        self._dirs: dict[int, Path] = {}
+        self._cumulative: dict[tuple[str, Any], tuple[int, float]] = {}
+        self._service = ""
+        self._lock = threading.RLock()
+        self._dirty = False
+        self.checkpoint_interval_s = 10.0  # wall time between bin-boundary rewrites (bounds their cost)
+        self._last_checkpoint = -math.inf
+        # Collect often enough that a boundary shifts at most a second's worth of counts.
+        self.export_interval_millis = max(100, min(1_000, self.grid.bin_ns // 10_000_000))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        grid = Grid(settings.capture_bins, settings.capture_bin_size, settings.capture_bin_unit)
+        return cls(
+            settings.data_dir, grid=grid, key_prefix=settings.capture_key or settings.service_name or ""
+        )
+
+    # -- metrics in -------------------------------------------------------------------------------
+    def write_metrics(self, data: MetricsData) -> int | None:
+        now = self.clock()
+        points, rejected = self._points(data)
+        with self._lock:
+            window = self.binner.window
+            position = (window.start_ns, window.last_bin) if window is not None else None
+            late = self.binner.late
+            completed = self.binner.add(now, points)
+            rejected += self.binner.late - late  # data for a window already finished: counted, not kept
+            self._dirty = True
+            for finished in completed:
+                self._write(finished)
+            if (
+                self._crossed_bin(position)
+                and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
+            ):
+                self._checkpoint()  # persist the bins so far, rate-limited for fast (simulated) clocks
+        return rejected
+
+    def _crossed_bin(self, before: tuple[int, int] | None) -> bool:
+        """Did the last export move the open window into a later bin?"""
+        window = self.binner.window
+        return (
+            before is not None
+            and window is not None
+            and before[0] == window.start_ns
+            and window.last_bin > before[1]
+        )
+
+    def _points(self, data: MetricsData) -> tuple[list[Point], int]:
+        points: list[Point] = []
+        rejected = 0
+        for resource_metrics in data.resource_metrics:
+            service = resource_metrics.resource.attributes.get("service.name")
+            if isinstance(service, str) and not self._service:
+                self._service = service
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    meter = flow.BY_INSTRUMENT.get(metric.name)
+                    if meter is None:
+                        continue  # not a flow metric: not ours to keep
+                    cumulative = (
+                        getattr(metric.data, "aggregation_temporality", None)
+                        == AggregationTemporality.CUMULATIVE
+                        and meter.kind == "counter"
+                    )
+                    for dp in metric.data.data_points:
+                        point = self._point(meter, dp, cumulative)
+                        if point is None:
+                            rejected += 1
+                        else:
+                            points.append(point)
+        return points, rejected
+
+    def _point(self, meter: flow.FlowMetric, dp: Any, cumulative: bool) -> Point | None:
+        attrs = dp.attributes or {}
+        node = attrs.get(flow.NODE)
+        class_id = attrs.get(flow.CLASS, flow.DEFAULT_CLASS)
+        value = getattr(dp, "value", None)
+        if (
+            not isinstance(node, str)
+            or not node
+            or not isinstance(class_id, str)
+            or not class_id
+            or not isinstance(value, int | float)
+        ):
+            return None
+        if cumulative:  # a cumulative sum: keep our own delta per series and start time
+            key = (meter.instrument, tuple(sorted(attrs.items())))
+            start, previous = self._cumulative.get(key, (dp.start_time_unix_nano, 0.0))
+            self._cumulative[key] = (dp.start_time_unix_nano, float(value))
+            value = value - previous if start == dp.start_time_unix_nano else value
+        return Point(node, meter, class_id, float(value))
+
+    # -- bundles out ------------------------------------------------------------------------------
+    def flush(self, timeout_millis: float) -> bool:
+        """Persist the open window as it stands (a partial bundle) so everything recorded is on disk."""
+        with self._lock:
+            if self._dirty:
+                self._checkpoint()
+        return True
+
+    def finish_window(self) -> Path | None:
+        """Write the open window now and end it (complete once its last bin was reached, else partial);
+        for simulations and jobs that stop on a window boundary. Returns the bundle directory."""
+        with self._lock:
+            window = self.binner.finish()
+            if window is None:
+                return None
+            self._write(window)
+            self._dirty = False
+            return self._dirs[window.start_ns]
+
+    def close(self) -> None:
+        self.flush(10_000)
+
+    def _checkpoint(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        window = self.binner.checkpoint()
+        if window is not None:
+            self._write(window)
+        self._dirty = False
+
+    def _write(self, window: WindowSeries) -> None:
+        directory = self._directory(window.start_ns)
+        write_bundle(self.bundle_source(window), directory, options=self.options)
+        if directory not in self.written:
+            self.written.append(directory)
+
+    def _directory(self, start_ns: int) -> Path:
+        directory = self._dirs.get(start_ns)
+        if directory is None:
+            prefix = _KEY.sub("_", self.key_prefix or self._service or "live").strip("._-")[:80] or "live"
+            stamp = iso_utc(start_ns).replace("-", "").replace(":", "")
+            base = self.root / f"{prefix}-{stamp}"
+            directory, n = base, 2
+            while (directory / MANIFEST).exists():  # another process or an earlier run had this window
+                directory = base.with_name(f"{base.name}-{n}")
+                n += 1
+            self._dirs[start_ns] = directory
+        return directory
+
+    def bundle_source(self, window: WindowSeries) -> BundleSource:
+        """The bundle of one window: series sorted by node, metric order, DEFAULT first, then class."""
+        order = {m.field: i for i, m in enumerate(flow.FLOW_METRICS)}
+        keys = sorted(window.series, key=lambda k: (k[0], order[k[1]], k[2] != flow.DEFAULT_CLASS, k[2]))
+        series = []
+        for node, field_name, class_id in keys:
+            metric = flow.BY_FIELD[field_name]
+            name = class_alias(f"{node.replace(' ', '_')}_{metric.file_suffix}.csv", class_id)
+            series.append(
+                SeriesInput(
+                    node,
+                    metric,
+                    class_id,
+                    window.series[(node, field_name, class_id)],
+                    name,
+                    window.bins,
+                    "live",
+                )
+            )
+        grid = Grid(window.bins, self.grid.bin_size, self.grid.bin_unit)
+        start = iso_utc(window.start_ns)
+        run_id = self._directory(window.start_ns).name
+        identity = json.dumps(
+            {"service": self._service, "grid": self.grid.as_json(), "windowStart": start}, sort_keys=True
+        )
+        provenance = Provenance(run_id, "sha256:" + hashlib.sha256(identity.encode()).hexdigest())
+        warnings = (
+            []
+            if window.complete
+            else [
+                CaptureWarning(
+                    flow.PARTIAL_WINDOW, f"Window captured after {window.bins} of {self.grid.bins} bins."
+                )
+            ]
+        )
+        return BundleSource(
+            grid,
+            series,
+            provenance,
+            window_start=start,
+            declared_classes=list(self.classes),
+            warnings=warnings,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "location": str(self.root),
+            "reachable": _writable(self.root),
+            "grid": f"{self.grid.bins} x {self.grid.bin_size} {self.grid.bin_unit}",
+        }
+
+    def bundles(self) -> Iterator[Path]:
+        """Bundle directories this sink has written."""
+        return iter(list(self.written))
+
+
+def _writable(root: Path) -> bool:
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.access(probe, os.W_OK)
+
+
+class CaptureMetricExporter(SinkMetricExporter):
+    """OTel ``MetricExporter`` for the capture sink (entry point ``otel_tele_capture``)."""
+
+    sink_class = CaptureSink

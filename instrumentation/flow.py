@@ -1,0 +1,166 @@
+"""Per-node flow meters (specs 001, 003): what a service records so FlowTime can replay it.
+
+Usage
+-----
+::
+
+    import otel_tele
+    from otel_tele.instrumentation.flow import FlowMeters
+
+    telemetry = otel_tele.setup(service_name="orders")      # OTEL_TELE_SINKS=capture writes bundles
+    meters = FlowMeters(telemetry)
+    orders = meters.node("OrderService")
+    orders.arrivals()                  # one item arrived
+    orders.served(3, class_id="Retail")
+    orders.queue_depth(len(queue))     # a gauge: the latest value per bin is kept
+    orders.capacity(12)
+
+Every measurement is an ordinary OTel metric (``flow.arrivals``, ``flow.served``, ``flow.errors``,
+``flow.external_demand`` counters; ``flow.queue.depth``, ``flow.capacity`` gauges) with attributes
+``flow.node`` and, per class, ``flow.class``, so Prometheus and OTLP see it too; the ``capture`` sink
+bins it into bundles. Record a node's flow either unclassed or per class: a node's total (FlowTime's
+``DEFAULT`` class) is the sum of both.
+
+Configuration
+-------------
+Nothing beyond the pipeline. Bad values (a negative count, NaN, an empty node id) are never raised
+into the caller: they are dropped, counted in ``FlowMeters.invalid`` and logged once per reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import Any
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import Meter
+
+from otel_tele._internal import guard
+from otel_tele.semconv import flow
+
+__all__ = ["FlowMeters", "NodeMeters"]
+
+_log = logging.getLogger("otel_tele")
+
+
+class FlowMeters:
+    """The six flow instruments of one meter; ``node(id)`` gives a cheap per-node handle.
+
+    ``source`` is a :class:`otel_tele.Telemetry`, an OTel ``Meter``, or ``None`` for the global
+    meter provider.
+    """
+
+    def __init__(self, source: Any = None) -> None:
+        if source is None:
+            meter: Meter = otel_metrics.get_meter("otel_tele.flow")
+        elif isinstance(source, Meter):
+            meter = source
+        else:
+            meter = source.meter("otel_tele.flow")
+        self._instruments: dict[str, Any] = {}
+        for metric in flow.FLOW_METRICS:
+            factory = meter.create_counter if metric.kind == "counter" else meter.create_gauge
+            self._instruments[metric.field] = factory(
+                metric.instrument, unit=metric.unit, description=metric.description
+            )
+        self._nodes: dict[str, NodeMeters] = {}
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self.invalid = 0
+
+    def node(self, node_id: str) -> NodeMeters:
+        """The meters of topology node ``node_id`` (cached: call it once per node)."""
+        handle = self._nodes.get(node_id)
+        if handle is None:
+            with self._lock:
+                handle = self._nodes.setdefault(node_id, NodeMeters(self, node_id))
+        return handle
+
+    def record(self, field: str, node_id: str, value: float, class_id: str | None = None) -> None:
+        """Record ``value`` for semantics ``field`` (``"arrivals"`` … ``"capacity"``) of ``node_id``."""
+        self.node(node_id).record(field, value, class_id)
+
+    def _reject(self, reason: str, value: Any = None) -> None:
+        with self._lock:
+            self.invalid += 1
+            first = reason not in self._warned
+            self._warned.add(reason)
+        if first:
+            _log.warning(
+                "flow meters: dropped a measurement (%s%s); further ones are counted in FlowMeters.invalid",
+                reason,
+                "" if value is None else f", got {value!r}",
+            )
+
+
+class NodeMeters:
+    """Flow meters bound to one node (attribute dicts are built once, per class)."""
+
+    def __init__(self, owner: FlowMeters, node_id: str) -> None:
+        self._owner = owner
+        self.node_id = node_id
+        self._valid = isinstance(node_id, str) and bool(node_id.strip()) and "\x00" not in node_id
+        self._attrs: dict[str | None, dict[str, str]] = {None: {flow.NODE: node_id}} if self._valid else {}
+
+    def _attributes(self, class_id: str | None) -> dict[str, str] | None:
+        attrs = self._attrs.get(class_id)
+        if attrs is None:
+            if not isinstance(class_id, str) or not class_id.strip() or "\x00" in class_id:
+                return None
+            attrs = self._attrs[class_id] = {flow.NODE: self.node_id, flow.CLASS: class_id}
+        return attrs
+
+    def record(self, field: str, value: float, class_id: str | None = None) -> None:
+        with guard("flow meter"):
+            metric = flow.BY_FIELD.get(field)
+            if metric is None:
+                self._owner._reject(f"unknown flow field {field!r}")
+                return
+            if not self._valid:
+                self._owner._reject("node id must be a non-empty string")
+                return
+            attrs = self._attributes(class_id)
+            if attrs is None:
+                self._owner._reject("class id must be a non-empty string")
+                return
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or math.isnan(value)
+                or math.isinf(value)
+                or (metric.kind == "counter" and value < 0)
+            ):
+                kind = "finite non-negative" if metric.kind == "counter" else "finite"
+                self._owner._reject(f"{field} needs a {kind} number", value)
+                return
+            instrument = self._owner._instruments[field]
+            if metric.kind == "counter":
+                instrument.add(value, attrs)
+            else:
+                instrument.set(value, attrs)
+
+    def arrivals(self, count: float = 1, *, class_id: str | None = None) -> None:
+        """``count`` items arrived at the node."""
+        self.record("arrivals", count, class_id)
+
+    def served(self, count: float = 1, *, class_id: str | None = None) -> None:
+        """``count`` items finished service at the node."""
+        self.record("served", count, class_id)
+
+    def errors(self, count: float = 1, *, class_id: str | None = None) -> None:
+        """``count`` items failed at the node."""
+        self.record("errors", count, class_id)
+
+    def external_demand(self, count: float = 1, *, class_id: str | None = None) -> None:
+        """``count`` items of demand arrived from outside the modelled system."""
+        self.record("externalDemand", count, class_id)
+
+    def queue_depth(self, depth: float, *, class_id: str | None = None) -> None:
+        """The node's current queue depth (a gauge)."""
+        self.record("queueDepth", depth, class_id)
+
+    def capacity(self, items_per_bin: float, *, class_id: str | None = None) -> None:
+        """The node's current capacity, in items per bin (a gauge)."""
+        self.record("capacity", items_per_bin, class_id)

@@ -1,0 +1,336 @@
+"""FlowTime capture bundles: capture a run directory into one, and read one back (specs 001, 003).
+
+A bundle is a flat directory of per node x metric x class CSVs (``bin_index,classId,value``) and a
+``manifest.json`` (schema v2, published as ``otel_tele/exporters/telemetry-manifest.schema.json``).
+FlowTime replays it unchanged; ``read_bundle`` validates it the way FlowTime's strict readers would
+and gives the series back exactly as captured (``None`` for an empty cell, NaN/±inf kept).
+
+Usage (paths are illustrative)::
+
+    from otel_tele import bundles
+    result = bundles.capture_run("data/runs/run_deterministic_72ca609c", "out/order-system")
+    bundle = bundles.read_bundle("out/order-system")
+    bundle.get("OrderService", "Arrivals").values   # (10.0, 10.0, 10.0, 10.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exporters._capture_bundle import (
+    CapturePlan,
+    PlannedFile,
+    Progress,
+    WrittenBundle,
+    plan_capture,
+    utc_timestamp,
+    write_autocapture,
+    write_bundle,
+)
+from .exporters._capture_format import (
+    MANIFEST,
+    V1_HEADER,
+    V2_HEADER,
+    BundleFormatError,
+    Grid,
+    load_json,
+    parse_value,
+    read_series_rows,
+    schema_errors,
+    sha256_of,
+)
+from .exporters._capture_gaps import CaptureWarning, GapInjection, GapMode, GapOptions, load_injections
+from .exporters._capture_rundir import CaptureError, RunNotFound, autocapture_for, bundle_source, read_run
+
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "CaptureError",
+    "CaptureResult",
+    "CaptureWarning",
+    "GapInjection",
+    "GapMode",
+    "GapOptions",
+    "PlannedFile",
+    "RunNotFound",
+    "Series",
+    "capture_run",
+    "load_injections",
+    "read_bundle",
+]
+
+#: What a v1 bundle (before FlowTime's class support) lacks compared with v2.
+V1_MISSING = ("supportsClassMetrics", "classes", "classCoverage", "files[].classId", "CSV classId column")
+
+
+class BundleError(Exception):
+    """A bundle failed validation; ``problems`` lists every finding."""
+
+    def __init__(self, directory: Path, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        shown = "; ".join(self.problems[:5]) + (
+            f"; … {len(self.problems) - 5} more" if len(self.problems) > 5 else ""
+        )
+        super().__init__(f"bundle {directory.name!r} is invalid: {shown}")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One captured series (``values``: float per bin, ``None`` for an empty cell)."""
+
+    node_id: str
+    metric: str
+    class_id: str
+    path: str
+    points: int
+    values: tuple[float | None, ...]
+
+
+@dataclass
+class Bundle:
+    """A bundle as read: its manifest, series and warnings; ``problems`` when read with strict=False."""
+
+    directory: Path
+    schema_version: int
+    manifest: dict[str, Any]
+    grid: Grid | None
+    series: list[Series]
+    warnings: list[CaptureWarning]
+    problems: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def get(self, node_id: str, metric: str, class_id: str = "DEFAULT") -> Series:
+        """The series of ``node_id`` x ``metric`` (manifest name, e.g. ``"Arrivals"``) x class."""
+        for series in self.series:
+            if series.node_id == node_id and series.metric == metric and series.class_id == class_id:
+                return series
+        raise KeyError(f"no series {node_id}:{metric} ({class_id}) in bundle {self.directory.name!r}")
+
+
+def read_bundle(path: str | Path, *, strict: bool = True) -> Bundle:
+    """Read and validate the bundle in directory ``path``.
+
+    Checks the manifest against the published schema (v2), every file's sha256, headers, row count ==
+    ``grid.bins`` and bin indices. v1 bundles (no class fields, ``bin_index,value``) are read too, with
+    ``missing`` naming what they lack. With ``strict`` (default) any problem raises :class:`BundleError`;
+    otherwise problems are returned in ``Bundle.problems``.
+    """
+    directory = Path(path)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(directory, [f"{MANIFEST} not found"])
+    try:
+        manifest = load_json(manifest_path.read_bytes(), MANIFEST)
+    except BundleFormatError as exc:
+        raise BundleError(directory, [str(exc)]) from None
+    if not isinstance(manifest, dict):
+        raise BundleError(directory, [f"{MANIFEST}: expected a JSON object"])
+    version = manifest.get("schemaVersion")
+    problems: list[str] = []
+    missing: list[str] = []
+    if version == 2:
+        problems.extend(f"{MANIFEST}: {e}" for e in schema_errors(manifest))
+    else:
+        missing = [key for key in V1_MISSING if not _has(manifest, key)]
+        if version not in (1, None):
+            problems.append(f"{MANIFEST}: unsupported schemaVersion {version!r}")
+    grid = _manifest_grid(manifest, problems)
+    series = _read_files(directory, manifest, grid, version == 2, problems)
+    warnings = [CaptureWarning.from_json(w) for w in manifest.get("warnings") or () if isinstance(w, dict)]
+    if strict and problems:
+        raise BundleError(directory, problems)
+    return Bundle(
+        directory,
+        version if isinstance(version, int) else 1,
+        manifest,
+        grid,
+        series,
+        warnings,
+        problems,
+        missing,
+    )
+
+
+def _has(manifest: dict[str, Any], key: str) -> bool:
+    if key == "files[].classId":
+        return all(isinstance(f, dict) and "classId" in f for f in manifest.get("files") or ())
+    if key == "CSV classId column":
+        return False
+    return key in manifest
+
+
+def _manifest_grid(manifest: dict[str, Any], problems: list[str]) -> Grid | None:
+    raw = manifest.get("grid")
+    try:
+        return Grid(raw["bins"], raw["binSize"], raw["binUnit"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        problems.append(f"{MANIFEST}: grid is missing or invalid; row counts not checked")
+        return None
+
+
+def _read_files(
+    directory: Path, manifest: dict[str, Any], grid: Grid | None, v2: bool, problems: list[str]
+) -> list[Series]:
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        problems.append(f"{MANIFEST}: files is missing")
+        return []
+    seen: set[str] = set()
+    series = []
+    root = directory.resolve()
+    for entry in files:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            problems.append(f"{MANIFEST}: a files[] entry has no path")
+            continue
+        name = entry["path"]
+        if name.lower() in seen:
+            problems.append(f"{name}: listed twice (paths are compared case-insensitively)")
+        seen.add(name.lower())
+        target = (directory / name).resolve()
+        if "\x00" in name or not target.is_relative_to(root) or not target.is_file():
+            problems.append(f"{name}: file missing or outside the bundle")
+            continue
+        data = target.read_bytes()
+        if (v2 and entry.get("hash") != sha256_of(data)) or (
+            not v2 and isinstance(entry.get("hash"), str) and entry["hash"] != sha256_of(data)
+        ):
+            problems.append(f"{name}: sha256 does not match the manifest")
+        class_id: str = entry["classId"] if isinstance(entry.get("classId"), str) else "DEFAULT"
+        values = _read_csv(data, name, class_id, grid, problems)
+        series.append(
+            Series(
+                str(entry.get("nodeId")),
+                str(entry.get("metric")),
+                class_id,
+                name,
+                entry["points"] if isinstance(entry.get("points"), int) else len(values),
+                tuple(values),
+            )
+        )
+    return series
+
+
+def _read_csv(
+    data: bytes, name: str, class_id: str, grid: Grid | None, problems: list[str]
+) -> list[float | None]:
+    """FlowTime's strict ``CsvReader`` rules: known header, 0 <= bin_index < bins, no duplicates, and
+    (TelemetryBundleBuilder) row count == bins."""
+    try:
+        header, rows = read_series_rows(data, name)
+    except BundleFormatError as exc:
+        problems.append(str(exc))
+        return []
+    columns = {V2_HEADER.lower(): 3, V1_HEADER.lower(): 2}.get(header.replace(" ", "").lower())
+    if columns is None:
+        problems.append(f"{name}: header {header[:60]!r} is neither {V2_HEADER!r} nor {V1_HEADER!r}")
+        columns = 3 if len(rows) and len(rows[0]) == 3 else 2
+    values: list[float | None] = []
+    seen: set[int] = set()
+    for number, row in enumerate(rows, start=2):
+        if len(row) != columns:
+            problems.append(f"{name}: line {number} has {len(row)} columns, expected {columns}")
+            continue
+        try:
+            index = int(row[0])
+            value = parse_value(row[-1])
+        except (ValueError, BundleFormatError):
+            problems.append(f"{name}: line {number} is not 'bin_index,…,value'")
+            continue
+        if index in seen or index != len(values) or (grid is not None and index >= grid.bins):
+            problems.append(
+                f"{name}: line {number} has bin_index {index} (duplicate, out of order or out of range)"
+            )
+        if columns == 3 and row[1].strip() != class_id:
+            problems.append(f"{name}: line {number} has classId {row[1][:40]!r}, manifest says {class_id!r}")
+        seen.add(index)
+        values.append(value)
+    if grid is not None and len(values) != grid.bins:
+        problems.append(f"{name}: {len(values)} rows, grid.bins is {grid.bins}")
+    return values
+
+
+# -- capture ---------------------------------------------------------------------------------------
+@dataclass
+class CaptureResult:
+    """What ``capture_run`` planned (and wrote, unless it was a dry run)."""
+
+    run_id: str
+    directory: Path
+    plan: CapturePlan
+    manifest: dict[str, Any] | None
+    schema_errors: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[PlannedFile]:
+        files: list[PlannedFile] = self.plan.files
+        return files
+
+    @property
+    def warnings(self) -> list[CaptureWarning]:
+        warnings: list[CaptureWarning] = self.plan.warnings
+        return warnings
+
+
+def gap_options(
+    *, fill_nan: bool = False, gaps: GapMode | str = GapMode.IGNORE, inject: Sequence[GapInjection] = ()
+) -> GapOptions:
+    """Build :class:`GapOptions` from CLI-style flags (``gaps``: ignore, warn, fill_zero)."""
+    return GapOptions(fill_nan_with_zero=fill_nan, missing=GapMode(gaps), inject=tuple(inject))
+
+
+def default_output(run_id: str) -> Path:
+    """``<OTEL_TELE_DATA_DIR>/captures/<runId>`` (FlowTime's CLI uses ``<data>/telemetry/<runId>``)."""
+    from ._settings import resolve
+
+    return Path(resolve({}).data_dir) / "captures" / run_id
+
+
+def capture_run(
+    run_dir: str | Path,
+    output: str | Path | None = None,
+    *,
+    options: GapOptions | None = None,
+    dry_run: bool = False,
+    captured_at: str | None = None,
+    progress: Progress | None = None,
+    capture_key: str | None = None,
+    autocapture: bool = False,
+) -> CaptureResult:
+    """Capture FlowTime run directory ``run_dir`` into a schema v2 bundle at ``output``.
+
+    ``options`` carries gap handling and injections (FlowTime's defaults when omitted). A dry run
+    plans files and warnings and writes nothing. ``autocapture`` also writes ``autocapture.json``.
+    Raises :class:`RunNotFound` / :class:`CaptureError` with messages free of absolute paths.
+
+    Usage::
+
+        capture_run("data/runs/run_1", "out/run_1", options=gap_options(gaps="warn"), dry_run=True)
+    """
+    run = read_run(Path(run_dir))
+    source = bundle_source(run)
+    options = options or GapOptions()
+    plan = plan_capture(source, options)
+    directory = Path(output) if output is not None else default_output(run.run_id)
+    if dry_run:
+        return CaptureResult(run.run_id, directory, plan, None)
+    written: WrittenBundle = write_bundle(
+        source, directory, plan=plan, captured_at=captured_at, progress=progress
+    )
+    if autocapture:
+        write_autocapture(
+            directory,
+            autocapture_for(run, capture_key=capture_key, generated_at=captured_at or utc_timestamp()),
+        )
+    return CaptureResult(run.run_id, directory, plan, written.manifest, schema_errors(written.manifest))
+
+
+def same_values(a: Sequence[float | None], b: Sequence[float | None]) -> bool:
+    """Exact equality that treats NaN as equal to NaN (for round-trip checks)."""
+    return len(a) == len(b) and all(
+        x == y or (x is not None and y is not None and math.isnan(x) and math.isnan(y))
+        for x, y in zip(a, b, strict=True)
+    )
