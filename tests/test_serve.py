@@ -127,3 +127,32 @@ def test_foreign_js_sdk_through_otel_tele_serve(tmp_path: Path, sqlite_sink_avai
     ]
     # JavaScript numbers arrive as doubles; the vocabulary types them back to integers.
     assert _rows(db, "SELECT seq, funcode, joint_id, target_value FROM dds_commands") == [(7, 1, 6, 12.5)]
+
+
+def test_serve_mounts_every_query_router(tmp_path: Path) -> None:
+    """`otel-tele serve --http` answers the robot, inference and capture routes."""
+    import httpx
+
+    grpc_port, http_port = free_port(), free_port()
+    cli = str(Path(sys.executable).parent / "otel-tele")
+    serve = Service(
+        "serve",
+        [cli, "serve", "--otlp-grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}"],
+        tmp_path,
+        env={
+            "OTEL_TELE_DATA_DIR": str(tmp_path / "data"),
+            "OTEL_TELE_SINKS": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+        },
+    )
+    try:
+        serve.wait_ready(grpc_port, http_port)
+        with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30) as client:
+            assert client.get("/api/debug/query", params={"table": "sqlite_master"}).status_code == 400
+            footprint = client.get("/telemetry/footprint")
+            assert footprint.status_code == 200 and "table_sizes" in footprint.json()
+            runs = client.get("/v1/runs")
+            assert runs.status_code == 200
+    finally:
+        serve.stop()
+    assert serve.process.returncode == 0, serve.log_text()

@@ -12,11 +12,12 @@ from typing import Any
 
 _log = logging.getLogger("otel_tele")
 
-#: Query routers mounted by ``--http``: module, attribute (an APIRouter or a factory returning one).
+#: Query routers mounted by ``--http``: module and factory (called with no arguments: each reads the
+#: settings), or an ``APIRouter`` instance.
 ROUTERS: tuple[tuple[str, str], ...] = (
     ("otel_tele.instrumentation.fastapi", "debug_router"),
-    ("otel_tele.http_inference", "router"),
-    ("otel_tele.http_capture", "router"),
+    ("otel_tele.http_inference", "inference_router"),
+    ("otel_tele.http_capture", "capture_router"),
 )
 
 
@@ -34,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 def build_http_app() -> Any:
     """A FastAPI app with every domain's query router that this build has."""
-    from fastapi import FastAPI
+    from fastapi import APIRouter, FastAPI
 
     app = FastAPI(title="otel-tele")
     for module_name, attr in ROUTERS:
@@ -44,10 +45,8 @@ def build_http_app() -> Any:
             if exc.name != module_name:
                 raise
             continue
-        router = getattr(module, attr, None)
-        if router is None:
-            continue
-        app.include_router(router() if callable(router) and not hasattr(router, "routes") else router)
+        router = getattr(module, attr)
+        app.include_router(router if isinstance(router, APIRouter) else router())
     return app
 
 
