@@ -55,6 +55,7 @@ from opentelemetry.trace import Status, StatusCode
 
 import otel_tele
 from otel_tele._internal import guard
+from otel_tele._setup import on_reset
 from otel_tele.semconv import fda as v
 from otel_tele.semconv import to_json
 
@@ -358,3 +359,14 @@ def _end(recorder: Run, span: Any, event: str, status: str, exc: BaseException |
     span.set_status(Status(StatusCode.ERROR if status != "completed" else StatusCode.OK))
     span.set_attributes({"fda.iterations": recorder.calls, "fda.rows_recorded": recorder.recorded})
     recorder._event(event, summary)
+
+
+def _reset_default() -> None:
+    global _default
+    with _lock:
+        previous, _default = _default, None
+    if previous is not None:
+        previous.shutdown(5_000)
+
+
+on_reset(_reset_default)

@@ -43,7 +43,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_tele._pipeline import Telemetry
-from otel_tele._setup import get_telemetry
+from otel_tele._setup import get_telemetry, on_reset
 from otel_tele.inference_stats import InferenceStats
 from otel_tele.semconv import inference as inf
 
@@ -503,3 +503,6 @@ def set_telemetry_logger(logger: TelemetryLogger | None) -> TelemetryLogger | No
     with _default_lock:
         previous, _default = _default, logger
         return previous
+
+
+on_reset(lambda: set_telemetry_logger(None))

@@ -197,6 +197,9 @@ class DomainEvents:
 
     def _start(self) -> None:
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        # Taking a batch and counting it are one step for force_flush: between the two, the batch is
+        # in neither the queue nor the count, and a flush would not wait for it.
+        self._pop_lock = threading.Lock()
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._taken = 0
@@ -240,8 +243,9 @@ class DomainEvents:
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
-            batch = [queue.popleft() for _ in range(min(len(queue), _MAX_BATCH))]
-            self._taken += len(batch)
+            with self._pop_lock:
+                batch = [queue.popleft() for _ in range(min(len(queue), _MAX_BATCH))]
+                self._taken += len(batch)
             self._resource = self._logger.resource  # changes after a fork (process.pid)
             with self._metrics.lock:
                 records = [record for event in batch if (record := self._process(*event)) is not None]
@@ -291,7 +295,8 @@ class DomainEvents:
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
         """Wait until every event queued before this call has been handed to the log processors."""
         deadline = time.monotonic() + timeout_millis / 1000
-        target = self._taken + len(self._queue)
+        with self._pop_lock:
+            target = self._taken + len(self._queue)
         self._wake.set()
         with self._progress:
             while self._done < target:

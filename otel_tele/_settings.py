@@ -173,7 +173,7 @@ OPTIONS: tuple[Option, ...] = (
         1_000,
         "log batch delay",
     ),
-    _opt("blrp_max_queue_size", "OTEL_BLRP_MAX_QUEUE_SIZE", _parse_positive_int, 65_536, "log queue bound"),
+    _opt("blrp_max_queue_size", "OTEL_BLRP_MAX_QUEUE_SIZE", _parse_positive_int, 262_144, "log queue bound"),
     _opt(
         "blrp_max_export_batch_size",
         "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",

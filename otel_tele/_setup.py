@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,20 @@ def shutdown(timeout_millis: float = 30_000) -> bool:
     """Shut the global pipeline down (no-op without one)."""
     telemetry = _global
     return True if telemetry is None else telemetry.shutdown(timeout_millis)
+
+
+_reset_hooks: list[Callable[[], object]] = []
+
+
+def on_reset(hook: Callable[[], object]) -> None:
+    """Register process-wide state of an instrumentation helper (a default collector, a singleton
+    logger) to be dropped by ``otel_tele.testing.reset()`` — core knows no helper by name."""
+    _reset_hooks.append(hook)
+
+
+def run_reset_hooks() -> None:
+    for hook in list(_reset_hooks):
+        hook()
 
 
 def _forget_global() -> None:

@@ -114,6 +114,7 @@ def capture(**options: Any) -> Capture:
 
 def reset() -> None:
     """Shut down the global pipeline and clear the OTel globals so the next test starts clean."""
+    _setup.run_reset_hooks()
     _setup.shutdown(timeout_millis=10_000)
     _setup._forget_global()
     trace._TRACER_PROVIDER_SET_ONCE = Once()

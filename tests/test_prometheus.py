@@ -50,6 +50,20 @@ def emitting_service() -> Iterator[Telemetry]:
         telemetry.shutdown(5_000)
 
 
+def _wait_until_ready(port: int, timeout_s: float = 60) -> None:
+    """Prometheus answers 503 until its storage is open; /-/ready says when it is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)  # polling a readiness endpoint
+
+
 def _query(port: int, promql: str) -> list[dict[str, object]]:
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
     with urllib.request.urlopen(url, timeout=5) as response:
@@ -80,6 +94,7 @@ def test_prometheus_computes_a_positive_rate(emitting_service: Telemetry, tmp_pa
     )
     try:
         server.wait_ready(port)
+        _wait_until_ready(port)
         deadline = time.monotonic() + 60
         rate = 0.0
         while time.monotonic() < deadline:

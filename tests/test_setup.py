@@ -35,7 +35,7 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon", "otlp_protocol", "grpc"),
         ("OTEL_SDK_DISABLED", "maybe", "disabled", False),
         ("OTEL_TELE_SINKS", "sqlite,floppy", "sinks", ("sqlite", "capsule", "capture", "postgres")),
-        ("OTEL_BLRP_MAX_QUEUE_SIZE", "lots", "blrp_max_queue_size", 65_536),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "lots", "blrp_max_queue_size", 262_144),
     ],
 )
 def test_bad_environment_value_is_logged_and_defaulted(

@@ -1,10 +1,18 @@
-"""Robot-arm control vocabulary (spec 004): DDS commands and feedback, smoother, web, cameras, system."""
+"""Robot-arm control vocabulary (spec 004): DDS commands and feedback, smoother, web, cameras, system.
+
+One event per row of the spec's SQLite schema (the SQLite sink maps them by name); ``/api/`` requests
+are HTTP server spans under the OTel HTTP semantic conventions (``http.route``,
+``http.request.method``, ``http.response.status_code``, ``http.server.request.duration``) carrying
+:data:`PARAMS_JSON` and :data:`CORRELATION_ID`; ``log_web_request`` emits :data:`WEB_REQUEST` with the
+same keys. Counters give Prometheus the rates (``rate(robot_dds_commands_total[1m])`` per funcode),
+gauges the latest camera fps and drops.
+"""
 
 from __future__ import annotations
 
 from ._types import Attr, AttrType, Event, Metric
 
-I, F, S, B, J = AttrType.INT, AttrType.FLOAT, AttrType.STR, AttrType.BOOL, AttrType.JSON
+INT, F, S, B, J = AttrType.INT, AttrType.FLOAT, AttrType.STR, AttrType.BOOL, AttrType.JSON
 
 # Attribute keys
 TS_MONO = "robot.ts_mono"
@@ -26,9 +34,9 @@ SMOOTHER_CURRENT = "robot.smoother.current"
 SMOOTHER_SENT = "robot.smoother.sent"
 SMOOTHER_STEP = "robot.smoother.step_size"
 SMOOTHER_DIRTY = "robot.smoother.dirty"
-ENDPOINT = "http.route"
-METHOD = "http.request.method"
-STATUS_CODE = "http.response.status_code"
+ENDPOINT = "http.route"  # OTel HTTP semconv
+METHOD = "http.request.method"  # OTel HTTP semconv
+STATUS_CODE = "http.response.status_code"  # OTel HTTP semconv
 PARAMS_JSON = "robot.web.params_json"
 RESPONSE_MS = "robot.web.response_ms"
 OK = "robot.web.ok"
@@ -54,39 +62,149 @@ WEB_REQUEST = "robot.web.request"
 CAMERA_HEALTH = "robot.camera.health"
 SYSTEM_EVENT = "robot.system.event"
 
+#: Funcodes of spec 004 (``dds_commands``: 1 set_joint, 2 set_all, 5 enable, 6 power, 7 reset;
+#: ``dds_feedback``: 1 angles, 3 status).
+COMMAND_FUNCODES = {1: "set_joint", 2: "set_all", 5: "enable", 6: "power", 7: "reset"}
+FEEDBACK_FUNCODES = {1: "angles", 3: "status"}
+
 EVENTS: tuple[Event, ...] = (
-    Event(DDS_COMMAND, (Attr(TS_MONO, F, "s"), Attr(SEQ, I), Attr(FUNCODE, I), Attr(JOINT_ID, I),
-                        Attr(TARGET_VALUE, F), Attr(DATA_JSON, J), Attr(CORRELATION_ID, S),
-                        Attr(RAW_LEN, I, "By")), "a command published to the arm"),
-    Event(DDS_FEEDBACK, (Attr(TS_MONO, F, "s"), Attr(SEQ, I), Attr(FUNCODE, I),
-                         *(Attr(key, F, "deg") for key in ANGLES),
-                         Attr(POWER_STATUS, I), Attr(ENABLE_STATUS, I), Attr(ERROR_STATUS, I),
-                         Attr(RECV_STATUS, I), Attr(EXEC_STATUS, I)), "a feedback frame from the arm"),
-    Event(SMOOTHER_TICK, (Attr(JOINT_ID, I), Attr(SMOOTHER_TARGET, F), Attr(SMOOTHER_CURRENT, F),
-                          Attr(SMOOTHER_SENT, F), Attr(SMOOTHER_STEP, F), Attr(SMOOTHER_DIRTY, B)),
-          "one joint's interpolation state on a sampled smoother tick"),
-    Event(WEB_REQUEST, (Attr(ENDPOINT, S), Attr(METHOD, S), Attr(PARAMS_JSON, J), Attr(RESPONSE_MS, F, "ms"),
-                        Attr(STATUS_CODE, I), Attr(CORRELATION_ID, S), Attr(OK, B)),
-          "an /api/ request logged explicitly (HTTP server spans map to the same row)"),
-    Event(CAMERA_HEALTH, (Attr(CAMERA_ID, S), Attr(ACTUAL_FPS, F, "{frame}/s"), Attr(TARGET_FPS, F, "{frame}/s"),
-                          Attr(DROP_COUNT, I), Attr(MOTION_SCORE, F), Attr(CONNECTED, B),
-                          Attr(RESOLUTION_W, I), Attr(RESOLUTION_H, I), Attr(STALLED, B)),
-          "a camera health snapshot"),
-    Event(SYSTEM_EVENT, (Attr(SYSTEM_EVENT_TYPE, S), Attr(SOURCE, S), Attr(DETAIL, S), Attr(DATA_JSON, J),
-                         Attr(CORRELATION_ID, S), Attr(LEVEL, S)), "power, enable, error, estop, connect …"),
+    Event(
+        DDS_COMMAND,
+        (
+            Attr(TS_MONO, F, "s"),
+            Attr(SEQ, INT),
+            Attr(FUNCODE, INT),
+            Attr(JOINT_ID, INT),
+            Attr(TARGET_VALUE, F, doc="angle in deg, or gripper opening in mm"),
+            Attr(DATA_JSON, J),
+            Attr(CORRELATION_ID, S),
+            Attr(RAW_LEN, INT, "By"),
+        ),
+        "a command published to the arm",
+    ),
+    Event(
+        DDS_FEEDBACK,
+        (
+            Attr(TS_MONO, F, "s"),
+            Attr(SEQ, INT),
+            Attr(FUNCODE, INT),
+            *(Attr(key, F, "deg") for key in ANGLES),
+            Attr(POWER_STATUS, INT),
+            Attr(ENABLE_STATUS, INT),
+            Attr(ERROR_STATUS, INT),
+            Attr(RECV_STATUS, INT),
+            Attr(EXEC_STATUS, INT),
+            Attr(DATA_JSON, J),
+        ),
+        "a feedback frame from the arm (angle6 is the gripper)",
+    ),
+    Event(
+        SMOOTHER_TICK,
+        (
+            Attr(JOINT_ID, INT),
+            Attr(SMOOTHER_TARGET, F),
+            Attr(SMOOTHER_CURRENT, F),
+            Attr(SMOOTHER_SENT, F),
+            Attr(SMOOTHER_STEP, F),
+            Attr(SMOOTHER_DIRTY, B),
+        ),
+        "one joint's interpolation state on a sampled smoother tick",
+    ),
+    Event(
+        WEB_REQUEST,
+        (
+            Attr(ENDPOINT, S),
+            Attr(METHOD, S),
+            Attr(PARAMS_JSON, J),
+            Attr(RESPONSE_MS, F, "ms"),
+            Attr(STATUS_CODE, INT),
+            Attr(CORRELATION_ID, S),
+            Attr(OK, B),
+        ),
+        "an /api/ request logged explicitly (HTTP server spans map to the same row)",
+    ),
+    Event(
+        CAMERA_HEALTH,
+        (
+            Attr(CAMERA_ID, S),
+            Attr(ACTUAL_FPS, F, "{frame}/s"),
+            Attr(TARGET_FPS, F, "{frame}/s"),
+            Attr(DROP_COUNT, INT),
+            Attr(MOTION_SCORE, F),
+            Attr(CONNECTED, B),
+            Attr(RESOLUTION_W, INT, "{pixel}"),
+            Attr(RESOLUTION_H, INT, "{pixel}"),
+            Attr(STALLED, B),
+            Attr(DATA_JSON, J),
+        ),
+        "a camera health snapshot",
+    ),
+    Event(
+        SYSTEM_EVENT,
+        (
+            Attr(SYSTEM_EVENT_TYPE, S),
+            Attr(SOURCE, S),
+            Attr(DETAIL, S),
+            Attr(DATA_JSON, J),
+            Attr(CORRELATION_ID, S),
+            Attr(LEVEL, S),
+        ),
+        "power, enable, error, estop, connect …",
+    ),
 )
 
 METRICS: tuple[Metric, ...] = (
-    Metric("robot.dds.commands", "counter", "{command}", "DDS commands published", DDS_COMMAND,
-           labels=(FUNCODE,)),
-    Metric("robot.dds.feedback", "counter", "{frame}", "DDS feedback frames received", DDS_FEEDBACK,
-           labels=(FUNCODE,)),
-    Metric("robot.web.requests", "counter", "{request}", "/api/ requests logged", WEB_REQUEST,
-           labels=(ENDPOINT, METHOD, STATUS_CODE)),
-    Metric("robot.camera.fps", "gauge", "{frame}/s", "latest camera frame rate", CAMERA_HEALTH,
-           value=ACTUAL_FPS, labels=(CAMERA_ID,)),
-    Metric("robot.camera.drops", "gauge", "{frame}", "latest camera dropped-frame count", CAMERA_HEALTH,
-           value=DROP_COUNT, labels=(CAMERA_ID,)),
-    Metric("robot.system.events", "counter", "{event}", "system events", SYSTEM_EVENT,
-           labels=(SYSTEM_EVENT_TYPE, LEVEL)),
+    Metric(
+        "robot.dds.commands", "counter", "{command}", "DDS commands published", DDS_COMMAND, labels=(FUNCODE,)
+    ),
+    Metric(
+        "robot.dds.feedback",
+        "counter",
+        "{frame}",
+        "DDS feedback frames received",
+        DDS_FEEDBACK,
+        labels=(FUNCODE,),
+    ),
+    Metric(
+        "robot.web.requests",
+        "counter",
+        "{request}",
+        "/api/ requests logged through log_web_request",
+        WEB_REQUEST,
+        labels=(ENDPOINT, METHOD, STATUS_CODE),
+    ),
+    Metric(
+        "robot.smoother.samples",
+        "counter",
+        "{sample}",
+        "sampled smoother joint states",
+        SMOOTHER_TICK,
+        labels=(JOINT_ID,),
+    ),
+    Metric(
+        "robot.camera.fps",
+        "gauge",
+        "{frame}/s",
+        "latest camera frame rate",
+        CAMERA_HEALTH,
+        value=ACTUAL_FPS,
+        labels=(CAMERA_ID,),
+    ),
+    Metric(
+        "robot.camera.drops",
+        "gauge",
+        "{frame}",
+        "latest camera dropped-frame count",
+        CAMERA_HEALTH,
+        value=DROP_COUNT,
+        labels=(CAMERA_ID,),
+    ),
+    Metric(
+        "robot.system.events",
+        "counter",
+        "{event}",
+        "system events",
+        SYSTEM_EVENT,
+        labels=(SYSTEM_EVENT_TYPE, LEVEL),
+    ),
 )

@@ -1,0 +1,282 @@
+"""Record → row mapping of the robot database: which event feeds which table, column by column.
+
+Log records are matched by event name (the robot vocabulary); HTTP server spans whose route or path
+starts with ``/api/`` become ``web_requests`` rows. Values arrive typed by the vocabulary; the
+``convert`` hooks only make them SQLite-shaped (booleans as 0/1) and refuse what a ``NOT NULL`` column
+cannot hold (NaN is stored by SQLite as NULL), so one bad record is rejected instead of failing its
+whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from otel_tele._events import _EventLogRecord
+from otel_tele._mapping import LOG_FIELDS, SPAN_FIELDS, Column, Getter, RowMapper, Rows, Table
+from otel_tele.semconv import AttrType
+from otel_tele.semconv import robot as r
+
+INT, F, S, B = AttrType.INT, AttrType.FLOAT, AttrType.STR, AttrType.BOOL
+API_PREFIX = "/api/"
+
+
+def _as_int(value: Any) -> int:
+    return int(value)
+
+
+def _not_nan(value: float) -> float:
+    if math.isnan(value):
+        raise ValueError("NaN in a NOT NULL column")
+    return value
+
+
+def _col(name: str, source: str, kind: AttrType, *, required: bool = False, default: Any = None) -> Column:
+    convert = _as_int if kind is B else (_not_nan if kind is F and required else None)
+    return Column(name, source, kind, required=required, default=default, convert=convert)
+
+
+def _attr(record: Any) -> Mapping[str, Any]:
+    return getattr(record, "attributes", None) or {}
+
+
+def _http_route(span: Any) -> str | None:
+    attrs = _attr(span)
+    value = attrs.get("http.route") or attrs.get("url.path") or attrs.get("http.target")
+    return str(value).split("?", 1)[0] if value else None
+
+
+def _http_status(span: Any) -> int | None:
+    attrs = _attr(span)
+    value = attrs.get("http.response.status_code", attrs.get("http.status_code"))
+    return int(value) if value is not None else None
+
+
+def _http_ok(span: Any) -> int | None:
+    status = _http_status(span)
+    return None if status is None else int(status < 400)
+
+
+#: Sources computed from several attributes (the core mapper reads one source per column).
+EXTRA_LOG_FIELDS: dict[str, Getter] = {
+    **LOG_FIELDS,
+    # ts_mono is NOT NULL: a record from elsewhere (OTLP) without it gets its wall time.
+    "@ts_mono": lambda rec: (
+        (rec.log_record.attributes or {}).get(r.TS_MONO)
+        or (rec.log_record.timestamp or rec.log_record.observed_timestamp) / 1e9
+    ),
+}
+EXTRA_SPAN_FIELDS: dict[str, Getter] = {
+    **SPAN_FIELDS,
+    "@http_route": _http_route,
+    "@http_method": lambda s: _attr(s).get("http.request.method") or _attr(s).get("http.method") or "GET",
+    "@http_status": _http_status,
+    "@http_ok": _http_ok,
+}
+
+
+def is_api_server_span(span: Any) -> bool:
+    """An HTTP server span of an ``/api/`` request (stable or old HTTP semantic conventions)."""
+    if getattr(span, "kind", None) is not SpanKind.SERVER:
+        return False
+    attrs = _attr(span)
+    if "http.request.method" not in attrs and "http.method" not in attrs:
+        return False
+    route = _http_route(span)
+    return bool(route) and route.startswith(API_PREFIX)  # type: ignore[union-attr]
+
+
+ANGLE_COLUMNS = tuple(_col(f"angle{i}", key, F) for i, key in enumerate(r.ANGLES))
+
+ROBOT_TABLES: tuple[Table, ...] = (
+    Table(
+        "dds_commands",
+        (
+            _col("ts", "@ts", F, required=True),
+            _col("ts_mono", "@ts_mono", F, required=True),
+            _col("seq", r.SEQ, INT),
+            _col("funcode", r.FUNCODE, INT, required=True, default=0),
+            _col("joint_id", r.JOINT_ID, INT),
+            _col("target_value", r.TARGET_VALUE, F),
+            _col("data_json", r.DATA_JSON, S),
+            _col("correlation_id", r.CORRELATION_ID, S),
+            _col("raw_len", r.RAW_LEN, INT),
+        ),
+        event=r.DDS_COMMAND,
+    ),
+    Table(
+        "dds_feedback",
+        (
+            _col("ts", "@ts", F, required=True),
+            _col("ts_mono", "@ts_mono", F, required=True),
+            _col("seq", r.SEQ, INT),
+            _col("funcode", r.FUNCODE, INT, required=True, default=0),
+            *ANGLE_COLUMNS,
+            _col("power_status", r.POWER_STATUS, INT),
+            _col("enable_status", r.ENABLE_STATUS, INT),
+            _col("error_status", r.ERROR_STATUS, INT),
+            _col("recv_status", r.RECV_STATUS, INT),
+            _col("exec_status", r.EXEC_STATUS, INT),
+        ),
+        event=r.DDS_FEEDBACK,
+    ),
+    Table(
+        "smoother_state",
+        (
+            _col("ts", "@ts", F, required=True),
+            _col("joint_id", r.JOINT_ID, INT, required=True),
+            _col("target", r.SMOOTHER_TARGET, F, required=True),
+            _col("current", r.SMOOTHER_CURRENT, F, required=True),
+            _col("sent", r.SMOOTHER_SENT, F, required=True),
+            _col("step_size", r.SMOOTHER_STEP, F),
+            _col("dirty", r.SMOOTHER_DIRTY, B, required=True, default=True),
+        ),
+        event=r.SMOOTHER_TICK,
+    ),
+    Table(
+        "web_requests",
+        (
+            _col("ts", "@ts", F, required=True),
+            _col("endpoint", r.ENDPOINT, S, required=True, default=""),
+            _col("method", r.METHOD, S, required=True, default="POST"),
+            _col("params_json", r.PARAMS_JSON, S),
+            _col("response_ms", r.RESPONSE_MS, F),
+            _col("status_code", r.STATUS_CODE, INT),
+            _col("correlation_id", r.CORRELATION_ID, S),
+            _col("ok", r.OK, B),
+        ),
+        event=r.WEB_REQUEST,
+    ),
+    Table(
+        "web_requests",
+        (
+            _col("ts", "@start", F, required=True),
+            _col("endpoint", "@http_route", S, required=True),
+            _col("method", "@http_method", S, required=True),
+            _col("params_json", r.PARAMS_JSON, S),
+            _col("response_ms", "@duration_ms", F),
+            _col("status_code", "@http_status", INT),
+            _col("correlation_id", r.CORRELATION_ID, S),
+            _col("ok", "@http_ok", INT),
+        ),
+        select=is_api_server_span,
+    ),
+    Table(
+        "camera_health",
+        (
+            _col("ts", "@ts", F, required=True),
+            _col("camera_id", r.CAMERA_ID, S, required=True, default=""),
+            _col("actual_fps", r.ACTUAL_FPS, F),
+            _col("target_fps", r.TARGET_FPS, F),
+            _col("drop_count", r.DROP_COUNT, INT),
+            _col("motion_score", r.MOTION_SCORE, F),
+            _col("connected", r.CONNECTED, B),
+            _col("resolution_w", r.RESOLUTION_W, INT),
+            _col("resolution_h", r.RESOLUTION_H, INT),
+            _col("stalled", r.STALLED, B),
+        ),
+        event=r.CAMERA_HEALTH,
+    ),
+    Table(
+        "system_events",
+        (
+            _col("ts", "@ts", F, required=True),
+            _col("event_type", r.SYSTEM_EVENT_TYPE, S, required=True, default="unknown"),
+            _col("source", r.SOURCE, S, required=True, default="system"),
+            _col("detail", r.DETAIL, S),
+            _col("data_json", r.DATA_JSON, S),
+            _col("correlation_id", r.CORRELATION_ID, S),
+            _col("level", r.LEVEL, S, default="info"),
+        ),
+        event=r.SYSTEM_EVENT,
+    ),
+)
+
+
+def insert_sql(table: Table) -> str:
+    columns = ", ".join(table.column_names)
+    return f"INSERT INTO {table.table} ({columns}) VALUES ({', '.join('?' * len(table.columns))})"
+
+
+class _FastPlan:
+    """One table's row builder for records typed by the vocabulary (the domain-event path).
+
+    Their attributes already have the declared types and no ``None`` values, so a row is a dict merge
+    and one ``itemgetter`` call; only the few NOT NULL columns are checked. Anything that fails a
+    check takes the general mapper, which rejects it with a reason.
+    """
+
+    def __init__(self, table: Table) -> None:
+        self.table = table.table
+        sources = [c.source for c in table.columns]
+        self.base = {
+            **dict.fromkeys(sources),
+            **{c.source: c.default for c in table.columns if c.default is not None},
+        }
+        self.get = operator.itemgetter(*sources)
+        self.required = [i for i, c in enumerate(table.columns) if c.required and c.default is None]
+        self.not_nan = [i for i, c in enumerate(table.columns) if c.required and c.type is F]
+
+    def row(self, attrs: Mapping[str, Any], ts: float) -> tuple[Any, ...] | None:
+        merged = self.base.copy()
+        merged.update(attrs)
+        merged["@ts"] = ts
+        merged["@ts_mono"] = attrs.get(r.TS_MONO, ts)
+        row: tuple[Any, ...] = self.get(merged)
+        for i in self.required:
+            if row[i] is None:
+                return None
+        for i in self.not_nan:
+            if row[i] != row[i]:
+                return None
+        return row
+
+
+class RobotRowMapper(RowMapper):
+    """The core mapper with the computed sources above (``@ts_mono``, ``@http_route`` …) and a fast
+    path for records that come from the domain-event path."""
+
+    def __init__(self, tables: Iterable[Table]) -> None:
+        super().__init__(tables)
+        self._plans = {
+            event: [_FastPlan(t) for t in found]
+            for event, found in self._by_event.items()
+            if all(t.where is None for t in found)
+        }
+
+    def map_logs(self, records: Iterable[Any], rows: Rows | None = None) -> Rows:
+        rows = rows or Rows()
+        by_event, plans, by_table = self._by_event, self._plans, rows.by_table
+        for record in records:
+            log_record = record.log_record
+            name = log_record.event_name or ""
+            tables = by_event.get(name)
+            if not tables:
+                continue
+            attrs = log_record.attributes or {}
+            if type(record) is _EventLogRecord and name in plans:
+                ts = (log_record.timestamp or log_record.observed_timestamp) / 1e9
+                built = [plan.row(attrs, ts) for plan in plans[name]]
+                if None not in built:
+                    for plan, row in zip(plans[name], built, strict=True):
+                        by_table[plan.table].append(row)  # type: ignore[arg-type]
+                    continue
+            self._map_one(record, attrs, tables, EXTRA_LOG_FIELDS, rows)
+        return rows
+
+    def map_spans(self, spans: Iterable[Any], rows: Rows | None = None) -> Rows:
+        rows = rows or Rows()
+        for span in spans:
+            tables = [t for t in self._span_tables if t.select(span)]  # type: ignore[misc]
+            if tables:
+                self._map_one(span, span.attributes or {}, tables, EXTRA_SPAN_FIELDS, rows)
+        return rows
+
+
+#: One INSERT per table; the two ``web_requests`` entries share their column list.
+INSERTS: dict[str, str] = {t.table: insert_sql(t) for t in ROBOT_TABLES}
+MAPPER = RobotRowMapper(ROBOT_TABLES)

@@ -1,0 +1,78 @@
+"""Retention for the robot database: rows older than ``TELEMETRY_RETENTION_DAYS`` (default 7) go.
+
+Deletion runs on the sink's writer thread between batches (so it never competes with our own
+writes), in short transactions of at most ``batch_rows`` rows per table, so a large backlog is worked
+off over several passes without holding the write lock for long. A pass runs when the sink opens the
+database and then every ``interval_s``; while a backlog remains, passes follow each other quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Mapping
+
+from ._sqlite_schema import TABLES
+
+_log = logging.getLogger("otel_tele")
+
+ENV = "TELEMETRY_RETENTION_DAYS"
+DEFAULT_DAYS = 7.0
+
+
+def retention_days_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """``TELEMETRY_RETENTION_DAYS`` (0 or negative disables retention); a bad value is logged."""
+    raw = (os.environ if environ is None else environ).get(ENV, "").strip()
+    if not raw:
+        return DEFAULT_DAYS
+    try:
+        value = float(raw)
+        if value != value:
+            raise ValueError("NaN")
+        return value
+    except ValueError:
+        _log.error("ignoring %s=%r (expected a number of days); using %s", ENV, raw, DEFAULT_DAYS)
+        return DEFAULT_DAYS
+
+
+class Retention:
+    """Deletes expired rows a small batch at a time."""
+
+    def __init__(self, days: float, *, interval_s: float = 3_600.0, batch_rows: int = 5_000) -> None:
+        self.days = days
+        self.interval_s = interval_s
+        self.batch_rows = batch_rows
+        self._next_run = 0.0  # run at the first opportunity (start-up)
+        self.deleted = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.days > 0
+
+    def due(self, now: float | None = None) -> bool:
+        return self.enabled and (now if now is not None else time.monotonic()) >= self._next_run
+
+    def run(self, conn: sqlite3.Connection, *, now_epoch: float | None = None) -> int:
+        """One pass: at most ``batch_rows`` expired rows per table. Returns rows deleted."""
+        cutoff = (now_epoch if now_epoch is not None else time.time()) - self.days * 86_400
+        deleted, backlog = 0, False
+        for table in TABLES:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                expired = f"SELECT id FROM {table} WHERE ts < ? ORDER BY ts LIMIT ?"
+                cursor = conn.execute(
+                    f"DELETE FROM {table} WHERE id IN ({expired})", (cutoff, self.batch_rows)
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            deleted += max(cursor.rowcount, 0)
+            backlog = backlog or cursor.rowcount >= self.batch_rows
+        self.deleted += deleted
+        self._next_run = time.monotonic() + (0.5 if backlog else self.interval_s)
+        if deleted:
+            _log.info("telemetry retention: deleted %d rows older than %.3g days", deleted, self.days)
+        return deleted

@@ -1,0 +1,181 @@
+"""SQLite sink: robot telemetry (spec 004) into ``telemetry.db``, through OTel.
+
+The sink maps robot log records (``robot.*`` events) and HTTP server spans of ``/api/`` requests to
+the spec's six tables (see ``_sqlite_mapping``) and writes each export batch in one
+``BEGIN IMMEDIATE`` transaction with one ``executemany`` per table, so a batch is either wholly on
+disk or not at all — even if the process is killed mid-write.
+
+Usage::
+
+    import otel_tele
+    otel_tele.setup(service_name="arm-server", sinks=["sqlite"])   # → $OTEL_TELE_DATA_DIR/telemetry.db
+
+or with no code at all::
+
+    OTEL_LOGS_EXPORTER=otel_tele_sqlite OTEL_TRACES_EXPORTER=otel_tele_sqlite opentelemetry-instrument …
+
+Configuration: ``OTEL_TELE_DATA_DIR`` (folder of ``telemetry.db``), ``TELEMETRY_RETENTION_DAYS``
+(default 7; rows older than that are deleted at start-up and hourly, in small batches).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from otel_tele._mapping import Rows
+from otel_tele._settings import Settings
+from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter
+
+from ._sqlite_mapping import INSERTS, MAPPER
+from ._sqlite_retention import Retention, retention_days_from_env
+from ._sqlite_schema import SCHEMA_VERSION, SchemaTooNew, connect, init_db
+
+__all__ = ["SchemaTooNew", "SqliteLogExporter", "SqliteSink", "SqliteSpanExporter", "init_db"]
+
+_log = logging.getLogger("otel_tele")
+DB_NAME = "telemetry.db"
+
+
+class SqliteSink(Sink):
+    """Robot rows into one SQLite file (WAL). Storage is created on the first row kept, or by
+    :meth:`open` (the standalone collector creates the schema at construction, as the spec says).
+
+    Example::
+
+        sink = SqliteSink("data/telemetry.db")
+        telemetry = otel_tele.Telemetry(settings, local=True,
+                                        extra_exporters={"logs": [SqliteLogExporter(sink)]})
+    """
+
+    name = "sqlite"
+    signals = frozenset({"logs", "traces"})
+    # "database is locked" / "disk I/O error": retried with backoff by the sink contract.
+    transient_errors = (sqlite3.OperationalError,)
+
+    def __init__(self, db_path: str | Path, *, retention_days: float | None = None) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.retention = Retention(retention_days_from_env() if retention_days is None else retention_days)
+        self._conn: sqlite3.Connection | None = None
+        self._open_lock = threading.Lock()
+        self.rows_written = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(Path(settings.data_dir) / DB_NAME)
+
+    # -- storage -------------------------------------------------------------------------------
+    def open(self) -> sqlite3.Connection:
+        """Create (or migrate) the database now; later writes reuse the connection."""
+        with self._open_lock:
+            if self._conn is None:
+                conn = init_db(self.db_path)
+                self._conn = conn
+                if self.retention.due():
+                    self._retain(conn)
+            return self._conn
+
+    def _retain(self, conn: sqlite3.Connection) -> None:
+        try:
+            self.retention.run(conn)
+        except sqlite3.Error as exc:  # retention is housekeeping: never fail a write for it
+            _log.warning("telemetry retention pass failed: %s", exc)
+
+    # -- writes (one at a time: the sink contract holds write_lock) ---------------------------
+    def write_logs(self, records: Sequence[Any]) -> int | None:
+        return self._write(MAPPER.map_logs(records))
+
+    def write_spans(self, spans: Sequence[Any]) -> int | None:
+        return self._write(MAPPER.map_spans(spans))
+
+    def _write(self, rows: Rows) -> int:
+        if rows.problems:
+            _log.warning("sqlite sink: %d records rejected, e.g. %s", rows.rejected, rows.problems[0])
+        if not rows.count:
+            return rows.rejected
+        conn = self.open()
+        rejected = rows.rejected
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, values in rows.by_table.items():
+                rejected += self._insert(conn, table, values)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.rows_written += rows.count - (rejected - rows.rejected)
+        if self.retention.due():
+            self._retain(conn)
+        return rejected
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, table: str, values: list[tuple[Any, ...]]) -> int:
+        sql = INSERTS[table]
+        conn.execute("SAVEPOINT batch")
+        try:
+            conn.executemany(sql, values)
+            conn.execute("RELEASE batch")
+            return 0
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+        # A row the schema refuses must not sink its neighbours: isolate it, inside the same transaction.
+        rejected = 0
+        for row in values:
+            try:
+                conn.execute(sql, row)
+            except sqlite3.IntegrityError as exc:
+                rejected += 1
+                _log.warning("sqlite sink: %s row rejected: %s", table, exc)
+        return rejected
+
+    def close(self) -> None:
+        with self._open_lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA optimize")
+            conn.close()
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "location": str(self.db_path),
+            "schema_version": SCHEMA_VERSION,
+            "retention_days": self.retention.days,
+        }
+        if self.db_path.exists():
+            info["size_bytes"] = self.db_path.stat().st_size
+            try:
+                conn = connect(self.db_path, read_only=True)
+                try:
+                    info["found_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
+                finally:
+                    conn.close()
+                info["reachable"] = True
+            except sqlite3.Error as exc:
+                info["reachable"], info["error"] = False, str(exc)
+        else:
+            parent = next((p for p in self.db_path.absolute().parents if p.exists()), None)
+            info["reachable"] = parent is not None and os.access(parent, os.W_OK)
+            info["note"] = "created on the first robot record"
+        return info
+
+
+class SqliteLogExporter(SinkLogExporter):
+    """``OTEL_LOGS_EXPORTER=otel_tele_sqlite``: robot event log records into ``telemetry.db``."""
+
+    sink_class = SqliteSink
+
+
+class SqliteSpanExporter(SinkSpanExporter):
+    """``OTEL_TRACES_EXPORTER=otel_tele_sqlite``: ``/api/`` HTTP server spans into ``web_requests``."""
+
+    sink_class = SqliteSink

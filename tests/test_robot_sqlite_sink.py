@@ -1,0 +1,152 @@
+"""SQLite sink: mapping, transactions, migrations, retention, failures counted, no-argument exporters."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from otel_tele.exporters._sqlite_retention import Retention, retention_days_from_env
+from otel_tele.exporters._sqlite_schema import SCHEMA_VERSION, SchemaTooNew, init_db
+from otel_tele.exporters.sqlite import SqliteLogExporter, SqliteSink
+
+from otel_tele import testing
+from otel_tele.semconv import robot as r
+
+from ._robot_helpers import TABLES, count, rows, sqlite_pipeline
+
+
+def test_setup_pipeline_writes_data_dir_db(tmp_path: Path) -> None:
+    """setup(sinks=["sqlite"]) maps robot events to rows; storage is created lazily."""
+    telemetry = sqlite_pipeline(tmp_path)
+    telemetry.events.emit("unrelated.event", {"x": 1})
+    telemetry.force_flush(10_000)
+    assert not (tmp_path / "telemetry.db").exists()  # nothing for us: no database
+    telemetry.events.emit(r.SYSTEM_EVENT, {r.SYSTEM_EVENT_TYPE: "power_on", r.SOURCE: "dds"})
+    telemetry.force_flush(10_000)
+    assert rows(tmp_path / "telemetry.db", "system_events", "event_type, source, level") == [
+        ("power_on", "dds", "info")
+    ]
+    description = telemetry.sinks["sqlite"].describe()
+    assert description["reachable"] and description["location"].endswith("telemetry.db")
+    telemetry.shutdown(10_000)
+
+
+def test_init_db_adopts_original_database_and_refuses_newer(tmp_path: Path) -> None:
+    """A version-0 database with the original tables is adopted; a newer schema is refused, counted."""
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE system_events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
+            "event_type TEXT NOT NULL, source TEXT NOT NULL, detail TEXT, data_json TEXT, "
+            "correlation_id TEXT, level TEXT DEFAULT 'info')"
+        )
+        conn.execute("INSERT INTO system_events (ts, event_type, source) VALUES (1, 'old', 'dds')")
+    init_db(db).close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert {t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= set(
+            TABLES
+        )
+        assert conn.execute("SELECT event_type FROM system_events").fetchall() == [("old",)]
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaTooNew):
+        init_db(db)
+    sink = SqliteSink(db, retention_days=0)
+    with testing.capture() as cap:
+        from otel_tele import SinkLogExporter
+
+        exporter = SinkLogExporter(sink)
+        cap.telemetry.events.emit(r.SYSTEM_EVENT, {r.SYSTEM_EVENT_TYPE: "x", r.SOURCE: "y"})
+        cap.flush()
+        assert exporter.export(cap.logs()).name != "SUCCESS"
+        assert sink.stats["logs"].snapshot().failed == 1
+
+
+def test_corrupt_file_fails_without_raising(tmp_path: Path) -> None:
+    """A file that is not a database: records counted failed, nothing raised, file untouched."""
+    (tmp_path / "telemetry.db").write_bytes(b"this is not sqlite" * 100)
+    telemetry = sqlite_pipeline(tmp_path)
+    telemetry.events.emit(r.DDS_COMMAND, {r.FUNCODE: 1})
+    telemetry.force_flush(10_000)
+    stats = next(s for s in telemetry.sink_stats() if s.sink == "sqlite" and s.signal == "logs")
+    assert stats.failed == 1 and stats.reconciles
+    assert (tmp_path / "telemetry.db").read_bytes().startswith(b"this is not sqlite")
+    telemetry.shutdown(10_000)
+
+
+def test_rejected_row_does_not_sink_its_batch(tmp_path: Path) -> None:
+    """One row a NOT NULL column refuses is counted; the rest of its batch is stored."""
+    telemetry = sqlite_pipeline(tmp_path)
+    for i in range(10):
+        telemetry.events.emit(
+            r.SMOOTHER_TICK,
+            {
+                r.JOINT_ID: i % 7,
+                r.SMOOTHER_TARGET: float("nan") if i == 3 else 1.0,
+                r.SMOOTHER_CURRENT: 0.0,
+                r.SMOOTHER_SENT: 0.5,
+            },
+        )
+    telemetry.events.emit(r.SMOOTHER_TICK, {r.SMOOTHER_TARGET: 1.0})  # joint_id missing
+    telemetry.force_flush(10_000)
+    assert count(tmp_path / "telemetry.db", "smoother_state") == 9
+    stats = next(s for s in telemetry.sink_stats() if s.sink == "sqlite" and s.signal == "logs")
+    assert stats.failed == 2 and stats.exported == 9 and stats.reconciles
+    telemetry.shutdown(10_000)
+
+
+def test_retention_deletes_old_rows_in_batches(tmp_path: Path) -> None:
+    """Rows older than the retention are deleted in small batches; recent rows stay."""
+    db = tmp_path / "telemetry.db"
+    now = time.time()
+    with init_db(db) as conn:
+        conn.executemany(
+            "INSERT INTO system_events (ts, event_type, source) VALUES (?, 'old', 's')",
+            [(now - 10 * 86400 - i,) for i in range(250)],
+        )
+        conn.execute("INSERT INTO system_events (ts, event_type, source) VALUES (?, 'new', 's')", (now,))
+    conn.close()
+    retention = Retention(7, batch_rows=100)
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        assert retention.run(conn) == 100
+        assert retention.due(time.monotonic() + 1)  # backlog: next pass soon
+        while retention.run(conn):
+            pass
+    assert rows(db, "system_events", "event_type") == [("new",)]
+    assert retention.deleted == 250
+
+
+def test_retention_runs_at_startup_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TELEMETRY_RETENTION_DAYS is read by the sink; a bad value falls back to 7."""
+    db = tmp_path / "telemetry.db"
+    conn = init_db(db)
+    conn.execute(
+        "INSERT INTO dds_commands (ts, ts_mono, funcode) VALUES (?, 0, 1)", (time.time() - 3 * 86400,)
+    )
+    conn.close()
+    monkeypatch.setenv("TELEMETRY_RETENTION_DAYS", "2")
+    SqliteSink(db).open()
+    assert count(db, "dds_commands") == 0
+    monkeypatch.setenv("TELEMETRY_RETENTION_DAYS", "soon")
+    assert retention_days_from_env() == 7
+
+
+def test_no_argument_exporter_reads_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_LOGS_EXPORTER=otel_tele_sqlite: the exporter is built with no arguments under a plain SDK."""
+    monkeypatch.setenv("OTEL_TELE_DATA_DIR", str(tmp_path))
+    exporter = SqliteLogExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    from opentelemetry._logs import LogRecord
+
+    provider.get_logger("arm").emit(
+        LogRecord(event_name=r.DDS_FEEDBACK, attributes={r.SEQ: 5, r.FUNCODE: 1, r.ANGLES[2]: 33.0})
+    )
+    provider.shutdown()
+    assert rows(tmp_path / "telemetry.db", "dds_feedback", "seq, funcode, angle2") == [(5, 1, 33.0)]
+    ts, ts_mono = rows(tmp_path / "telemetry.db", "dds_feedback", "ts, ts_mono")[0]
+    assert ts_mono == ts  # no monotonic time from a plain record: its wall time stands in
