@@ -83,7 +83,7 @@ def _metrics_excerpt(telemetry: otel_tele.Telemetry) -> list[str]:
         "otel_tele_sink_exported_total",
         "otel_tele_sink_dropped_total",
     )
-    lines = [line for line in text.splitlines() if line.startswith(wanted)]
+    lines = [line for line in text.splitlines() if line.startswith(wanted) and "_bucket{" not in line]
     return [_shorten(line) for line in lines[:40]] + (
         [f"... {len(lines) - 40} more"] if len(lines) > 40 else []
     )
@@ -95,10 +95,14 @@ def _shorten(line: str) -> str:
 
 
 def _landed(data_dir: Path) -> list[str]:
-    files = sorted(p for p in data_dir.rglob("*") if p.is_file())
-    return [f"{p.relative_to(data_dir)}  ({p.stat().st_size:,} bytes)" for p in files[:40]] + (
-        [f"... {len(files) - 40} more files"] if len(files) > 40 else []
-    )
+    """One line per top-level entry of the data dir: file count and bytes."""
+    lines = []
+    for entry in sorted(data_dir.iterdir()):
+        files = [p for p in entry.rglob("*") if p.is_file()] if entry.is_dir() else [entry]
+        size = sum(p.stat().st_size for p in files)
+        what = f"{len(files)} files, " if entry.is_dir() else ""
+        lines.append(f"{entry.name + ('/' if entry.is_dir() else ''):<28} {what}{size:,} bytes")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
