@@ -18,7 +18,7 @@ NODE = "ContractNode"
 FIXTURES = Path(
     os.environ.get(
         "OTEL_TELE_FLOWTIME_FIXTURES",
-        Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "flowtime",
+        Path(__file__).resolve().parents[1] / "fixtures" / "flowtime",  # a copy of shared/fixtures/flowtime
     )
 )
 RETRY = FIXTURES / "retry-service-time"
