@@ -21,17 +21,7 @@ import otel_tele
 from otel_tele.runs import Runs
 
 from ._harness import Report, throughput
-
-CORE = {
-    "phase": "GREEN",
-    "E": 1.0,
-    "grad_norm": 0.5,
-    "eta_dd": 0.2,
-    "gamma": 0.1,
-    "alpha": 0.01,
-    "phi_residual": 1e-3,
-    "invariant_drift_max": 0.0,
-}
+from .bench_fda_recorder import CORE
 
 
 def pipeline(data_dir: Path) -> otel_tele.Telemetry:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -83,3 +85,13 @@ def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str) -> boo
         _log.warning("%s did not finish within %.1fs; continuing without it", what, timeout_s)
         return False
     return outcome == [True]
+
+
+def optional_module(name: str) -> ModuleType | None:
+    """Import ``name`` if this build has it; a missing *dependency* of it still raises."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None

@@ -17,17 +17,9 @@ from otel_tele.instrumentation import fda
 import otel_tele
 from otel_tele.runs import Runs
 
+from .sink_samples.capsule import CORE
+
 KILLS = 20
-CORE = {
-    "phase": "GREEN",
-    "E": 1.0,
-    "grad_norm": 0.5,
-    "eta_dd": 0.2,
-    "gamma": 0.1,
-    "alpha": 0.01,
-    "phi_residual": 1e-3,
-    "invariant_drift_max": 0.0,
-}
 pytestmark = pytest.mark.slow
 
 

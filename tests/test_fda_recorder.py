@@ -16,16 +16,8 @@ import otel_tele
 from otel_tele import testing
 from otel_tele.semconv import fda as v
 
-CORE = {
-    "phase": "GREEN",
-    "E": 1.0,
-    "grad_norm": 0.5,
-    "eta_dd": 0.2,
-    "gamma": 0.1,
-    "alpha": 0.01,
-    "phi_residual": 1e-3,
-    "invariant_drift_max": 0.0,
-}
+from .sink_samples.capsule import CORE
+
 CERT = {
     "units": {"phi_residual": "L2", "invariant_drift_max": "abs"},
     "method": {"phi_residual": "||Ax-y||", "invariant_drift_max": "max |dI|"},

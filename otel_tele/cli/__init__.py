@@ -6,10 +6,10 @@ Each command module declares ``register(subparsers)``; its handlers return the e
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+from .._internal import optional_module
 from .._version import __version__
 
 #: Command modules, in help order. A module not present in this build is skipped.
@@ -28,13 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"otel-tele {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(subparsers)
+        module = optional_module(name)
+        if module is not None:
+            module.register(subparsers)
     return parser
 
 

@@ -4,11 +4,12 @@ query routes over HTTP."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import threading
 from typing import Any
+
+from .._internal import optional_module
 
 _log = logging.getLogger("otel_tele")
 
@@ -39,11 +40,8 @@ def build_http_app() -> Any:
 
     app = FastAPI(title="otel-tele")
     for module_name, attr in ROUTERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
+        module = optional_module(module_name)
+        if module is None:
             continue
         router = getattr(module, attr)
         app.include_router(router if isinstance(router, APIRouter) else router())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import random
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import otel_tele
+from otel_tele._internal import optional_module
 
 #: One simulated workload per domain: module, title. A module missing from this build is skipped.
 SIMULATIONS: tuple[tuple[str, str], ...] = (
@@ -130,11 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     statuses = _drive_traffic(port, args.requests)
     print(f"Drove {args.requests} requests: status counts {dict(sorted(statuses.items()))}")
     for module_name, title in SIMULATIONS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
+        module = optional_module(module_name)
+        if module is None:
             continue
         print(f"\n== {title}")
         for line in module.run(telemetry, data_dir, seconds=args.seconds):
