@@ -39,12 +39,18 @@ def _to_str(value: Any) -> str:
     return str(value)
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, float) and not value.is_integer():
         raise ValueError(f"{value!r} is not an integer")
-    return int(value)
+    number = int(value)
+    if number not in _INT64:  # OTLP and SQLite integers are 64-bit
+        raise ValueError(f"{value!r} does not fit a 64-bit integer")
+    return number
 
 
 def _to_bool(value: Any) -> bool:
@@ -134,27 +140,54 @@ def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tup
 
     Declared keys are coerced to their type; a value that cannot be coerced is left out and named in
     ``problems``. Undeclared keys pass through when they are valid OTel attribute values and are
-    JSON-encoded otherwise, so nothing the caller gave is silently lost.
+    JSON-encoded otherwise, so nothing the caller gave is silently lost. A plain ``dict`` is fixed in
+    place (the event path owns it) — no second dict per event, which the telemetry thread and the
+    garbage collector would both pay for.
     """
-    clean: dict[str, Any] = {}
     problems: list[str] = []
     declared = event.coercers if event is not None else _NO_COERCERS
+    changes: list[tuple[Any, Any, Any]] | None = None  # (old key, new key, new value or _DROP)
     for key, value in attributes.items():
         if value is None:
+            changes = changes or []
+            changes.append((key, key, _DROP))
             continue
         entry = declared.get(key)
         value_type = type(value)
-        # Hot path: a value that already has its declared type (a str only if plainly encodable).
-        if entry is not None and value_type is entry[0] and (value_type is not str or value.isascii()):
-            clean[key] = value
+        # Hot path: a value that already has its type (a str only if plainly encodable).
+        if entry is not None:
+            if value_type is entry[0] and (
+                value_type is float or (value.isascii() if value_type is str else value in _INT64)
+            ):
+                continue
+        elif _already_plain(value, value_type):
             continue
-        if type(key) is not str:
-            key = _to_str(key)
+        new_key = _to_str(key) if type(key) is not str else key
+        changes = changes or []
         try:
-            clean[key] = entry[1](value) if entry is not None else _plain_value(value)
+            changes.append((key, new_key, entry[1](value) if entry is not None else _plain_value(value)))
         except (TypeError, ValueError, OverflowError) as exc:
-            problems.append(f"{key}: {exc}")
+            problems.append(f"{new_key}: {exc}")
+            changes.append((key, new_key, _DROP))
+    clean = attributes if type(attributes) is dict else dict(attributes)
+    if changes:
+        for key, new_key, value in changes:
+            if new_key is not key or value is _DROP:
+                del clean[key]
+            if value is not _DROP:
+                clean[new_key] = value
     return clean, problems
+
+
+_DROP = object()
+
+
+def _already_plain(value: Any, value_type: type) -> bool:
+    if value_type is float or value_type is bool:
+        return True
+    if value_type is int:
+        return value in _INT64
+    return value_type is str and value.isascii()
 
 
 _NO_COERCERS: Mapping[str, tuple[type | None, Callable[[Any], Any]]] = {}
