@@ -70,6 +70,16 @@ def time_clause(
         params.append(hi)
 
 
+def filters(
+    time_range: TimeRange = None, start: TimeArg = None, end: TimeArg = None, **equals: Any
+) -> tuple[list[str], list[Any]]:
+    """WHERE clauses and parameters: ``column = ?`` for every non-None keyword, then the time window."""
+    clauses = [f"{column} = ?" for column, value in equals.items() if value is not None]
+    params = [value for value in equals.values() if value is not None]
+    time_clause(*window(time_range, start, end), clauses, params)
+    return clauses, params
+
+
 def where(clauses: Sequence[str]) -> str:
     return f" WHERE {' AND '.join(clauses)}" if clauses else ""
 

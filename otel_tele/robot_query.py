@@ -29,6 +29,7 @@ from ._robot_query import (
     TimeRange,
     check_joint,
     check_limit,
+    filters,
     latency_block,
     time_clause,
     where,
@@ -119,9 +120,7 @@ class TelemetryQuery:
         return self._rows("dds_commands", "*", clauses, params, limit)
 
     def get_command_count(self, start: TimeArg = None, end: TimeArg = None) -> int:
-        clauses: list[str] = []
-        params: list[Any] = []
-        time_clause(*window(None, start, end), clauses, params)
+        clauses, params = filters(None, start, end)
         return int(self._one(f"SELECT count(*) FROM dds_commands{where(clauses)}", params))
 
     def get_command_rate(self, window_s: float = 10.0, *, window_seconds: float | None = None) -> Row:
@@ -307,12 +306,7 @@ class TelemetryQuery:
         end: TimeArg = None,
     ) -> list[Row]:
         """``web_requests`` rows, newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if endpoint is not None:
-            clauses.append("endpoint = ?")
-            params.append(str(endpoint))
-        time_clause(*window(time_range, start, end), clauses, params)
+        clauses, params = filters(time_range, start, end, endpoint=_text(endpoint))
         return self._rows("web_requests", "*", clauses, params, limit)
 
     def get_web_request_latency(
@@ -355,12 +349,7 @@ class TelemetryQuery:
         end: TimeArg = None,
     ) -> list[Row]:
         """``camera_health`` snapshots, newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if camera_id is not None:
-            clauses.append("camera_id = ?")
-            params.append(str(camera_id))
-        time_clause(*window(time_range, start, end), clauses, params)
+        clauses, params = filters(time_range, start, end, camera_id=_text(camera_id))
         return self._rows("camera_health", "*", clauses, params, limit)
 
     def get_events(
@@ -375,13 +364,9 @@ class TelemetryQuery:
         end: TimeArg = None,
     ) -> list[Row]:
         """``system_events`` rows, newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("event_type", event_type), ("source", source), ("level", level)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(str(value))
-        time_clause(*window(time_range, start, end), clauses, params)
+        clauses, params = filters(
+            time_range, start, end, event_type=_text(event_type), source=_text(source), level=_text(level)
+        )
         return self._rows("system_events", "*", clauses, params, limit)
 
     def get_system_events(
@@ -416,9 +401,7 @@ class TelemetryQuery:
     def get_session_summary(self, *, start: TimeArg = None, end: TimeArg = None) -> Row:
         """``{first_event_ts, last_event_ts, duration_s, total_commands, total_feedback, total_events,
         command_rate_hz, feedback_rate_hz, error_count}`` over every table."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        time_clause(*window(None, start, end), clauses, params)
+        clauses, params = filters(None, start, end)
         firsts, lasts = [], []
         for table in ROBOT_TABLES:
             firsts.append(self._one(f"SELECT min(ts) FROM {table}{where(clauses)}", params))
@@ -460,16 +443,12 @@ class TelemetryQuery:
 
     def rows(self, table: str, limit: int = 100, *, start: TimeArg = None, end: TimeArg = None) -> list[Row]:
         """Newest rows of one of the six tables (the debug endpoint); ``ValueError`` for any other name."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        time_clause(*window(None, start, end), clauses, params)
+        clauses, params = filters(None, start, end)
         return self._rows(_table(table), "*", clauses, params, limit)
 
     def iter_rows(self, table: str, *, start: TimeArg = None, end: TimeArg = None) -> Iterator[Row]:
         """Every row of one table, oldest first, streamed (export)."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        time_clause(*window(None, start, end), clauses, params)
+        clauses, params = filters(None, start, end)
         yield from self._conn.execute(f"SELECT * FROM {_table(table)}{where(clauses)} ORDER BY id", params)
 
 
@@ -483,3 +462,7 @@ def _positive(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
         raise ValueError(f"{what}: expected a positive number of seconds, got {value!r}")
     return float(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
