@@ -41,7 +41,7 @@ from ._inference_schema import (
     VERSION_TABLE,
     Rollup,
 )
-from ._inference_store import PruneResult, rollup_query, upsert_template
+from ._inference_store import PruneResult, rollup_statement, upsert_template
 
 _log = logging.getLogger("otel_tele")
 _MIGRATION_LOCK = 0x07E1_7E1E_0002  # advisory lock key: one migrating process at a time
@@ -223,21 +223,19 @@ class PgStore:
         step: int | None = None,
         by_component: bool = True,
     ) -> list[tuple[Any, ...]]:
-        types = list(event_types or ())
-        template, names = rollup_query(
+        template, params = rollup_statement(
             "pyformat",
-            has_until=until is not None,
-            n_types=len(types),
-            has_component=component is not None,
+            since=since,
+            until=until,
+            event_types=event_types,
+            component=component,
             step=step,
             by_component=by_component,
         )
-        params: dict[str, Any] = {"since": since, "until": until, "component": component, "step": step}
-        params.update({f"type{i}": t for i, t in enumerate(types)})
         with self.pool.connection() as conn:
             if not self._has_tables(conn):
                 return []
-            return conn.execute(_ident(template, t=rollup.table), {n: params[n] for n in names}).fetchall()
+            return conn.execute(_ident(template, t=rollup.table), params).fetchall()
 
     def tables(self) -> list[dict[str, Any]]:
         query = (

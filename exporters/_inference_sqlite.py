@@ -29,7 +29,7 @@ from ._inference_schema import (
     TABLES,
     Rollup,
 )
-from ._inference_store import PruneResult, rollup_query, upsert_template
+from ._inference_store import PruneResult, rollup_statement, upsert_template
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 
@@ -185,21 +185,19 @@ class SqliteStore:
         step: int | None = None,
         by_component: bool = True,
     ) -> list[tuple[Any, ...]]:
-        types = list(event_types or ())
-        template, names = rollup_query(
+        template, params = rollup_statement(
             "named",
-            has_until=until is not None,
-            n_types=len(types),
-            has_component=component is not None,
+            since=since,
+            until=until,
+            event_types=event_types,
+            component=component,
             step=step,
             by_component=by_component,
         )
-        params: dict[str, Any] = {"since": since, "until": until, "component": component, "step": step}
-        params.update({f"type{i}": t for i, t in enumerate(types)})
         with self._reader() as conn:
             if conn is None or not self._has_tables(conn):
                 return []
-            return conn.execute(_fmt(template, t=rollup.table), {n: params[n] for n in names}).fetchall()
+            return conn.execute(_fmt(template, t=rollup.table), params).fetchall()
 
     @staticmethod
     def _has_tables(conn: sqlite3.Connection) -> bool:

@@ -149,3 +149,28 @@ def open_store(dsn: str | None, data_dir: Path, **options: Any) -> InferenceStor
     from ._inference_sqlite import SqliteStore
 
     return SqliteStore(Path(data_dir) / "inference.db", **options)
+
+
+def rollup_statement(
+    style: ParamStyle,
+    *,
+    since: int,
+    until: int | None,
+    event_types: Sequence[str] | None,
+    component: str | None,
+    step: int | None,
+    by_component: bool,
+) -> tuple[str, dict[str, Any]]:
+    """:func:`rollup_query` with its parameters bound by name: what both stores' ``rollup`` run."""
+    types = list(event_types or ())
+    template, names = rollup_query(
+        style,
+        has_until=until is not None,
+        n_types=len(types),
+        has_component=component is not None,
+        step=step,
+        by_component=by_component,
+    )
+    values: dict[str, Any] = {"since": since, "until": until, "component": component, "step": step}
+    values.update({f"type{i}": t for i, t in enumerate(types)})
+    return template, {name: values[name] for name in names}
