@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -92,16 +94,24 @@ _OTLP_CLASSES: dict[str, dict[str, str]] = {
 }
 
 
-def otlp_exporter(signal: str, settings: Settings) -> Any:
-    """The official OTLP exporter for ``signal`` and the configured protocol."""
+def otlp_exporter(signal: str, settings: Settings, environ: Mapping[str, str] | None = None) -> Any:
+    """The official OTLP exporter for ``signal``.
+
+    Precedence, as the OTel spec has it: a ``setup()`` argument, then the signal's own variable
+    (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``_PROTOCOL``, used as given), then the generic one.
+    """
+    environ = os.environ if environ is None else environ
     kwargs: dict[str, Any] = {"timeout": settings.otlp_timeout_millis / 1000}
-    if settings.otlp_endpoint:
+    protocol = settings.otlp_protocol
+    own_protocol = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "").strip().lower()
+    if settings.sources.get("otlp_protocol") != "argument" and own_protocol in _OTLP_CLASSES:
+        protocol = own_protocol
+    own_endpoint = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "").strip()
+    if settings.otlp_endpoint and (settings.sources.get("otlp_endpoint") == "argument" or not own_endpoint):
         # Over HTTP the base endpoint gets the signal path, as the spec says for OTEL_EXPORTER_OTLP_ENDPOINT.
-        grpc = settings.otlp_protocol == "grpc"
-        kwargs["endpoint"] = (
-            settings.otlp_endpoint if grpc else f"{settings.otlp_endpoint.rstrip('/')}/v1/{signal}"
-        )
-    module_name, _, attr = _OTLP_CLASSES[settings.otlp_protocol][signal].partition(":")
+        base = settings.otlp_endpoint
+        kwargs["endpoint"] = base if protocol == "grpc" else f"{base.rstrip('/')}/v1/{signal}"
+    module_name, _, attr = _OTLP_CLASSES[protocol][signal].partition(":")
     return getattr(importlib.import_module(module_name), attr)(**kwargs)
 
 

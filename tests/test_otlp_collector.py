@@ -139,3 +139,25 @@ def test_service_helper_stops_by_pid(tmp_path: Path) -> None:
         import os
 
         os.kill(pid, 0)
+
+
+def test_signal_specific_variables_take_precedence(
+    collector: tuple[OtlpReceiver, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_* beat the generic variables: with the generic endpoint dead, traces
+    still arrive over HTTP at their own endpoint."""
+    receiver, _grpc_port, http_port = collector
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{http_port}/v1/traces")
+    telemetry = otel_tele.setup(
+        local=True, traces_exporter="otlp", logs_exporter="none", metrics_exporter="none"
+    )
+    try:
+        with telemetry.tracer("t").start_as_current_span("routed"):
+            pass
+        assert telemetry.force_flush(10_000)
+        assert receiver.wait_for(lambda: bool(receiver.traces))
+    finally:
+        telemetry.shutdown(5_000)
+    assert [span.name for _res, span in receiver.spans()] == ["routed"]
