@@ -66,6 +66,10 @@ def suppress_instrumentation() -> Iterator[None]:
         detach(token)
 
 
+class Incomplete(Exception):
+    """A lifecycle step that ran out of time or had parts fail (already logged per part)."""
+
+
 def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str) -> bool:
     """Run ``fn`` on a daemon thread and wait at most ``timeout_s``; False if it did not finish or failed."""
     outcome: list[bool] = []
@@ -74,6 +78,9 @@ def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str) -> boo
         try:
             fn()
             outcome.append(True)
+        except Incomplete as exc:
+            _log.warning("%s %s", what, exc)
+            outcome.append(False)
         except Exception:
             _log.exception("%s failed", what)
             outcome.append(False)

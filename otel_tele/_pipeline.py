@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from . import _components as components
 from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
-from ._internal import guard, run_with_deadline
+from ._internal import Incomplete, guard, run_with_deadline
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
 from ._settings import Settings
 from ._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, close_once
@@ -357,7 +357,7 @@ class Telemetry:
             for reader in self._push_readers:
                 ok = reader.force_flush(remaining_ms()) and ok
             if not ok:
-                raise TimeoutError("flush incomplete")
+                raise Incomplete("incomplete: the deadline passed first")
 
         return run_with_deadline(flush, remaining_ms() / 1000, "force_flush")
 
@@ -388,12 +388,13 @@ class Telemetry:
             failed = []
             for name, step in steps:  # one failing part must not keep the others from stopping
                 try:
-                    step()
+                    if step() is False:  # a part that reports it did not finish in time
+                        failed.append(name)
                 except Exception as exc:
                     _log.warning("shutdown of %s: %s", name, exc)
                     failed.append(name)
             if failed:
-                raise RuntimeError(f"incomplete: {', '.join(failed)}")
+                raise Incomplete(f"incomplete: {', '.join(failed)}")
 
         return run_with_deadline(stop, remaining_ms() / 1000, "shutdown")
 
