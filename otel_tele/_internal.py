@@ -7,21 +7,17 @@ switch :func:`raise_internal_errors` on (``otel_tele.testing`` does), so bugs ar
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
 _log = logging.getLogger("otel_tele")
 _raise = False
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def raise_internal_errors(enabled: bool) -> None:
@@ -39,21 +35,6 @@ def guard(what: str) -> Iterator[None]:
         if _raise:
             raise
         _log.exception("otel-tele internal error in %s (ignored)", what)
-
-
-def guarded(default: R) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorator form of :func:`guard` returning ``default`` when the call failed."""
-
-    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(fn)
-        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-            with guard(fn.__qualname__):
-                return fn(*args, **kwargs)
-            return default
-
-        return inner
-
-    return wrap
 
 
 @contextlib.contextmanager

@@ -109,10 +109,6 @@ class RowMapper:
             if table.event is not None:
                 self._by_event[table.event].append(table)
 
-    @property
-    def events(self) -> frozenset[str]:
-        return frozenset(self._by_event)
-
     def map_logs(self, records: Iterable[Any], rows: Rows | None = None) -> Rows:
         rows = rows or Rows()
         for record in records:
