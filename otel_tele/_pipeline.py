@@ -15,7 +15,7 @@ from typing import Any, cast
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk._logs import Logger as SdkLogger
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import (
@@ -52,12 +52,28 @@ def build_resource(settings: Settings) -> Resource:
     return detected.merge(Resource.create(explicit))
 
 
-def _standard_export(exporter: Any) -> ExportFn:
+def _standard_export(exporter: Any, signal: str) -> ExportFn:
+    """Export through any OTel exporter. Log processors queue the records as emitted (our sinks read
+    them as they are); a standard exporter gets the SDK's ``ReadableLogRecord`` it is written for."""
+
     def export(batch: list[Any]) -> tuple[int, int]:
+        if signal == "logs":
+            batch = [_readable(record) for record in batch]
         result = exporter.export(batch)
         return (len(batch), 0) if getattr(result, "name", "") == "SUCCESS" else (0, len(batch))
 
     return export
+
+
+def _readable(record: Any) -> ReadableLogRecord:
+    if isinstance(record, ReadableLogRecord):
+        return record
+    return ReadableLogRecord(
+        log_record=record.log_record,
+        resource=record.resource,
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
+    )
 
 
 class Telemetry:
@@ -203,7 +219,7 @@ class Telemetry:
                 signal,
                 exporter,
                 SinkStats(name, signal),
-                _standard_export(exporter),
+                _standard_export(exporter, signal),
                 lambda timeout_millis: exporter.shutdown(),
             )
         self.destinations.append((signal, name, where))

@@ -221,3 +221,15 @@ def test_data_dir_accepts_paths(tmp_path: Path) -> None:
     """data_dir takes str or Path."""
     assert resolve({"data_dir": tmp_path}).data_dir == tmp_path
     assert resolve({"data_dir": str(tmp_path)}).data_dir == tmp_path
+
+
+def test_standard_log_exporters_get_readable_records() -> None:
+    """A stock exporter (console, which calls ReadableLogRecord.to_json) exports events: none fail."""
+    telemetry = otel_tele.setup(local=True, logs_exporter="console")
+    try:
+        telemetry.events.emit("robot.dds.command", {"robot.dds.funcode": 7})
+        assert telemetry.force_flush(5_000)
+        console = next(s for s in telemetry.sink_stats() if s.sink == "console")
+        assert (console.exported, console.failed) == (1, 0)
+    finally:
+        telemetry.shutdown(5_000)
