@@ -233,3 +233,23 @@ def test_standard_log_exporters_get_readable_records() -> None:
         assert (console.exported, console.failed) == (1, 0)
     finally:
         telemetry.shutdown(5_000)
+
+
+def test_event_records_carry_exactly_the_api_fields() -> None:
+    """The event path's fast LogRecord sets the same fields as the API constructor (guards SDK upgrades)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry._logs import LogRecord, SeverityNumber
+
+    from otel_tele._events import EventApiRecord
+
+    ctx = otel_context.get_current()
+    api = LogRecord(
+        timestamp=1,
+        observed_timestamp=2,
+        context=ctx,
+        severity_number=SeverityNumber.INFO,
+        attributes={"a": 1},
+        event_name="e",
+    )
+    fast = EventApiRecord(1, 2, ctx, SeverityNumber.INFO, {"a": 1}, "e")
+    assert vars(fast) == vars(api)
