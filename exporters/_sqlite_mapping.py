@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from otel_tele._events import _EventLogRecord
-from otel_tele._mapping import LOG_FIELDS, SPAN_FIELDS, Column, Getter, RowMapper, Rows, Table
+from otel_tele._mapping import Column, Getter, RowMapper, Rows, Table
 from otel_tele.semconv import AttrType
 from otel_tele.semconv import robot as r
 
@@ -63,7 +63,6 @@ def _http_ok(span: Any) -> int | None:
 
 #: Sources computed from several attributes (the core mapper reads one source per column).
 EXTRA_LOG_FIELDS: dict[str, Getter] = {
-    **LOG_FIELDS,
     # ts_mono is NOT NULL: a record from elsewhere (OTLP) without it gets its wall time.
     "@ts_mono": lambda rec: (
         (rec.log_record.attributes or {}).get(r.TS_MONO)
@@ -71,7 +70,6 @@ EXTRA_LOG_FIELDS: dict[str, Getter] = {
     ),
 }
 EXTRA_SPAN_FIELDS: dict[str, Getter] = {
-    **SPAN_FIELDS,
     "@http_route": _http_route,
     "@http_method": lambda s: _attr(s).get("http.request.method") or _attr(s).get("http.method") or "GET",
     "@http_status": _http_status,
@@ -241,7 +239,7 @@ class RobotRowMapper(RowMapper):
     path for records that come from the domain-event path."""
 
     def __init__(self, tables: Iterable[Table]) -> None:
-        super().__init__(tables)
+        super().__init__(tables, log_fields=EXTRA_LOG_FIELDS, span_fields=EXTRA_SPAN_FIELDS)
         self._plans = {
             event: [_FastPlan(t) for t in found]
             for event, found in self._by_event.items()
@@ -265,15 +263,7 @@ class RobotRowMapper(RowMapper):
                     for plan, row in zip(plans[name], built, strict=True):
                         by_table[plan.table].append(row)  # type: ignore[arg-type]
                     continue
-            self._map_one(record, attrs, tables, EXTRA_LOG_FIELDS, rows)
-        return rows
-
-    def map_spans(self, spans: Iterable[Any], rows: Rows | None = None) -> Rows:
-        rows = rows or Rows()
-        for span in spans:
-            tables = [t for t in self._span_tables if t.select(span)]  # type: ignore[misc]
-            if tables:
-                self._map_one(span, span.attributes or {}, tables, EXTRA_SPAN_FIELDS, rows)
+            self._map_one(record, attrs, tables, self._log_fields, rows)
         return rows
 
 

@@ -101,8 +101,17 @@ class Rows:
 class RowMapper:
     """Translate records into rows through declared :class:`Table` entries."""
 
-    def __init__(self, tables: Iterable[Table]) -> None:
+    def __init__(
+        self,
+        tables: Iterable[Table],
+        *,
+        log_fields: Mapping[str, Getter] | None = None,
+        span_fields: Mapping[str, Getter] | None = None,
+    ) -> None:
+        """``log_fields``/``span_fields`` add computed ``@sources`` to the standard record fields."""
         self.tables = tuple(tables)
+        self._log_fields = {**LOG_FIELDS, **(log_fields or {})}
+        self._span_fields = {**SPAN_FIELDS, **(span_fields or {})}
         self._by_event: dict[str, list[Table]] = defaultdict(list)
         self._span_tables = [t for t in self.tables if t.select is not None]
         for table in self.tables:
@@ -115,7 +124,7 @@ class RowMapper:
             tables = self._by_event.get(record.log_record.event_name or "")
             if tables:
                 attrs = record.log_record.attributes or {}
-                self._map_one(record, attrs, tables, LOG_FIELDS, rows)
+                self._map_one(record, attrs, tables, self._log_fields, rows)
         return rows
 
     def map_spans(self, spans: Iterable[Any], rows: Rows | None = None) -> Rows:
@@ -123,7 +132,7 @@ class RowMapper:
         for span in spans:
             tables = [t for t in self._span_tables if t.select(span)]  # type: ignore[misc]
             if tables:
-                self._map_one(span, span.attributes or {}, tables, SPAN_FIELDS, rows)
+                self._map_one(span, span.attributes or {}, tables, self._span_fields, rows)
         return rows
 
     def _map_one(
