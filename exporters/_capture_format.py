@@ -13,7 +13,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -76,8 +76,15 @@ class Grid:
 
 
 # -- values ----------------------------------------------------------------------------------------
-def format_value(value: float | None) -> str:
-    """.NET ``double.ToString("G17", InvariantCulture)`` text; ``None`` (a gap) is an empty cell.
+def _g17(value: float) -> str:
+    # C's %.17g switches to exponent form at the same thresholds as .NET's G17 (exp < -4 or >= 17)
+    # and also pads the exponent to two digits; only the letter's case differs.
+    return format(value, ".17g").replace("e", "E")
+
+
+def format_value(value: float | None, finite: Callable[[float], str] = _g17) -> str:
+    """.NET ``double.ToString("G17", InvariantCulture)`` text (``finite`` picks another format for
+    finite numbers); ``None`` (a gap) is an empty cell.
 
     >>> [format_value(v) for v in (10.0, 0.6, 1e20, float("nan"), float("-inf"), None)]
     ['10', '0.59999999999999998', '1E+20', 'NaN', '-Infinity', '']
@@ -88,9 +95,7 @@ def format_value(value: float | None) -> str:
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    # C's %.17g switches to exponent form at the same thresholds as .NET's G17 (exp < -4 or >= 17)
-    # and also pads the exponent to two digits; only the letter's case differs.
-    return format(value, ".17g").replace("e", "E")
+    return finite(value)
 
 
 def parse_value(raw: str) -> float | None:

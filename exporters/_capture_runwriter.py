@@ -10,24 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ._capture_format import Grid, dotnet_double, sha256_of
+from ._capture_format import Grid, dotnet_double, format_value, sha256_of
 
 _BOM = b"\xef\xbb\xbf"
 
 
 def _number(value: float | None) -> str:
-    if value is None:
-        return ""
-    if value != value:
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return dotnet_double(value)  # double.ToString(InvariantCulture): shortest round-trip
+    return format_value(value, dotnet_double)  # double.ToString(InvariantCulture): shortest round-trip
 
 
 def series_csv(values: Sequence[float | None]) -> str:
