@@ -10,14 +10,12 @@ whole batch.
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from otel_tele._events import _EventLogRecord
-from otel_tele._mapping import Column, Getter, RowMapper, Rows, Table
+from otel_tele._mapping import Column, Getter, RowMapper, Table
 from otel_tele.semconv import AttrType
 from otel_tele.semconv import robot as r
 
@@ -35,9 +33,17 @@ def _not_nan(value: float) -> float:
     return value
 
 
-def _col(name: str, source: str, kind: AttrType, *, required: bool = False, default: Any = None) -> Column:
+def _col(
+    name: str,
+    source: str,
+    kind: AttrType,
+    *,
+    required: bool = False,
+    default: Any = None,
+    fallback: str | None = None,
+) -> Column:
     convert = _as_int if kind is B else (_not_nan if kind is F and required else None)
-    return Column(name, source, kind, required=required, default=default, convert=convert)
+    return Column(name, source, kind, required=required, default=default, convert=convert, fallback=fallback)
 
 
 def _attr(record: Any) -> Mapping[str, Any]:
@@ -61,14 +67,7 @@ def _http_ok(span: Any) -> int | None:
     return None if status is None else int(status < 400)
 
 
-#: Sources computed from several attributes (the core mapper reads one source per column).
-EXTRA_LOG_FIELDS: dict[str, Getter] = {
-    # ts_mono is NOT NULL: a record from elsewhere (OTLP) without it gets its wall time.
-    "@ts_mono": lambda rec: (
-        (rec.log_record.attributes or {}).get(r.TS_MONO)
-        or (rec.log_record.timestamp or rec.log_record.observed_timestamp) / 1e9
-    ),
-}
+#: Sources computed from several span attributes (the core mapper reads one source per column).
 EXTRA_SPAN_FIELDS: dict[str, Getter] = {
     "@http_route": _http_route,
     "@http_method": lambda s: _attr(s).get("http.request.method") or _attr(s).get("http.method") or "GET",
@@ -95,7 +94,7 @@ ROBOT_TABLES: tuple[Table, ...] = (
         "dds_commands",
         (
             _col("ts", "@ts", F, required=True),
-            _col("ts_mono", "@ts_mono", F, required=True),
+            _col("ts_mono", r.TS_MONO, F, required=True, fallback="@ts"),  # wall time for OTLP records
             _col("seq", r.SEQ, INT),
             _col("funcode", r.FUNCODE, INT, required=True, default=0),
             _col("joint_id", r.JOINT_ID, INT),
@@ -110,7 +109,7 @@ ROBOT_TABLES: tuple[Table, ...] = (
         "dds_feedback",
         (
             _col("ts", "@ts", F, required=True),
-            _col("ts_mono", "@ts_mono", F, required=True),
+            _col("ts_mono", r.TS_MONO, F, required=True, fallback="@ts"),  # wall time for OTLP records
             _col("seq", r.SEQ, INT),
             _col("funcode", r.FUNCODE, INT, required=True, default=0),
             *ANGLE_COLUMNS,
@@ -200,73 +199,14 @@ def insert_sql(table: Table) -> str:
     return f"INSERT INTO {table.table} ({columns}) VALUES ({', '.join('?' * len(table.columns))})"
 
 
-class _FastPlan:
-    """One table's row builder for records typed by the vocabulary (the domain-event path).
-
-    Their attributes already have the declared types and no ``None`` values, so a row is a dict merge
-    and one ``itemgetter`` call; only the few NOT NULL columns are checked. Anything that fails a
-    check takes the general mapper, which rejects it with a reason.
-    """
-
-    def __init__(self, table: Table) -> None:
-        self.table = table.table
-        sources = [c.source for c in table.columns]
-        self.base = {
-            **dict.fromkeys(sources),
-            **{c.source: c.default for c in table.columns if c.default is not None},
-        }
-        self.get = operator.itemgetter(*sources)
-        self.required = [i for i, c in enumerate(table.columns) if c.required and c.default is None]
-        self.not_nan = [i for i, c in enumerate(table.columns) if c.required and c.type is F]
-
-    def row(self, attrs: Mapping[str, Any], ts: float) -> tuple[Any, ...] | None:
-        merged = self.base.copy()
-        merged.update(attrs)
-        merged["@ts"] = ts
-        merged["@ts_mono"] = attrs.get(r.TS_MONO, ts)
-        row: tuple[Any, ...] = self.get(merged)
-        for i in self.required:
-            if row[i] is None:
-                return None
-        for i in self.not_nan:
-            if row[i] != row[i]:
-                return None
-        return row
-
-
-class RobotRowMapper(RowMapper):
-    """The core mapper with the computed sources above (``@ts_mono``, ``@http_route`` …) and a fast
-    path for records that come from the domain-event path."""
-
-    def __init__(self, tables: Iterable[Table]) -> None:
-        super().__init__(tables, log_fields=EXTRA_LOG_FIELDS, span_fields=EXTRA_SPAN_FIELDS)
-        self._plans = {
-            event: [_FastPlan(t) for t in found]
-            for event, found in self._by_event.items()
-            if all(t.where is None for t in found)
-        }
-
-    def map_logs(self, records: Iterable[Any], rows: Rows | None = None) -> Rows:
-        rows = rows or Rows()
-        by_event, plans, by_table = self._by_event, self._plans, rows.by_table
-        for record in records:
-            log_record = record.log_record
-            name = log_record.event_name or ""
-            tables = by_event.get(name)
-            if not tables:
-                continue
-            attrs = log_record.attributes or {}
-            if type(record) is _EventLogRecord and name in plans:
-                ts = (log_record.timestamp or log_record.observed_timestamp) / 1e9
-                built = [plan.row(attrs, ts) for plan in plans[name]]
-                if None not in built:
-                    for plan, row in zip(plans[name], built, strict=True):
-                        by_table[plan.table].append(row)  # type: ignore[arg-type]
-                    continue
-            self._map_one(record, attrs, tables, self._log_fields, rows)
-        return rows
+def bulk_insert_sql(table: Table) -> str:
+    """One statement inserting a whole batch passed as a JSON array of rows (see ``SqliteSink``)."""
+    columns = ", ".join(table.column_names)
+    values = ", ".join(f"value->>{i}" for i in range(len(table.columns)))
+    return f"INSERT INTO {table.table} ({columns}) SELECT {values} FROM json_each(?)"
 
 
 #: One INSERT per table; the two ``web_requests`` entries share their column list.
 INSERTS: dict[str, str] = {t.table: insert_sql(t) for t in ROBOT_TABLES}
-MAPPER = RobotRowMapper(ROBOT_TABLES)
+BULK_INSERTS: dict[str, str] = {t.table: bulk_insert_sql(t) for t in ROBOT_TABLES}
+MAPPER = RowMapper(ROBOT_TABLES, span_fields=EXTRA_SPAN_FIELDS)

@@ -21,6 +21,7 @@ Configuration: ``OTEL_TELE_DATA_DIR`` (folder of ``telemetry.db``), ``TELEMETRY_
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -33,7 +34,7 @@ from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter
 
-from ._sqlite_mapping import INSERTS, MAPPER
+from ._sqlite_mapping import BULK_INSERTS, INSERTS, MAPPER
 from ._sqlite_retention import Retention, retention_days_from_env
 from ._sqlite_schema import SCHEMA_VERSION, SchemaTooNew, connect, init_db
 
@@ -41,6 +42,24 @@ __all__ = ["SchemaTooNew", "SqliteLogExporter", "SqliteSink", "SqliteSpanExporte
 
 _log = logging.getLogger("otel_tele")
 DB_NAME = "telemetry.db"
+_encode_rows = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+).encode
+
+
+def _json_rows(values: list[tuple[Any, ...]]) -> str | None:
+    """The batch as one JSON array for ``BULK_INSERTS``, or ``None`` where JSON would not carry it
+    exactly (NaN/inf, bytes, NUL in text): those batches take ``executemany``.
+
+    Why: ``executemany`` releases and re-takes the GIL around every row, and with the telemetry
+    threads busy each re-take can wait a whole switch interval — one statement per batch takes it
+    twice. SQLite's JSON reader round-trips ``repr(float)`` exactly (``tests/test_robot_sqlite_sink.py``).
+    """
+    try:
+        text = _encode_rows(values)
+    except (TypeError, ValueError):
+        return None
+    return None if "\\u0000" in text else text
 
 
 class SqliteSink(Sink):
@@ -118,6 +137,16 @@ class SqliteSink(Sink):
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, table: str, values: list[tuple[Any, ...]]) -> int:
+        batch = _json_rows(values)
+        if batch is not None:
+            try:
+                # One statement, atomic on its own: a refused row undoes only this statement.
+                conn.execute(BULK_INSERTS[table], (batch,))
+                return 0
+            except sqlite3.IntegrityError:
+                pass
+            except UnicodeEncodeError:  # a lone surrogate: let the row-by-row path report it
+                pass
         sql = INSERTS[table]
         conn.execute("SAVEPOINT batch")
         try:

@@ -150,3 +150,60 @@ def test_no_argument_exporter_reads_environment(tmp_path: Path, monkeypatch: pyt
     assert rows(tmp_path / "telemetry.db", "dds_feedback", "seq, funcode, angle2") == [(5, 1, 33.0)]
     ts, ts_mono = rows(tmp_path / "telemetry.db", "dds_feedback", "ts, ts_mono")[0]
     assert ts_mono == ts  # no monotonic time from a plain record: its wall time stands in
+
+
+def test_bulk_insert_stores_exactly_what_executemany_stores(tmp_path: Path) -> None:
+    """Batches go in as one JSON statement; every value must come back as ``executemany`` stores it:
+    floats bit-exact, ±inf, NaN (as NULL), NUL and non-ASCII text, big integers, booleans."""
+    import math
+    import random
+    import struct
+
+    from otel_tele.exporters._sqlite_mapping import INSERTS
+    from otel_tele.exporters.sqlite import _json_rows
+
+    rng = random.Random(7)
+    floats = [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(3000)]
+    floats = [f for f in floats if math.isfinite(f)]
+    floats += [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 1 / 3, -0.0, 1e23]
+    text = 'é😀\u2028"\\'
+    plain = [(f, f / 3, i, i % 8, 2**63 - 1 - i, f / 7, text, None, True) for i, f in enumerate(floats)]
+    assert _json_rows(plain) is not None  # the bulk path really is taken for ordinary rows
+    special = [
+        (1.0, 2.0, 1, 1, 1, math.inf, "a\x00b", "x", 3),
+        (1.0, 2.0, 2, 1, 1, -math.inf, None, None, 3),
+        (1.0, 2.0, 3, 1, 1, math.nan, None, None, 3),
+    ]
+    assert _json_rows(special[:1]) is None and _json_rows(special[2:]) is None
+    stored = {}
+    for name, insert in (("bulk", SqliteSink._insert), ("many", None)):
+        conn = init_db(tmp_path / f"{name}.db")
+        for batch in (plain, special):
+            conn.execute("BEGIN IMMEDIATE")
+            if insert is None:
+                conn.executemany(INSERTS["dds_commands"], batch)
+            else:
+                assert insert(conn, "dds_commands", batch) == 0
+            conn.execute("COMMIT")
+        stored[name] = conn.execute(
+            "SELECT ts, ts_mono, seq, funcode, joint_id, target_value, data_json, correlation_id, raw_len,"
+            " typeof(target_value), typeof(raw_len) FROM dds_commands ORDER BY id"
+        ).fetchall()
+        conn.close()
+    assert len(stored["bulk"]) == len(plain) + len(special)
+    pack = lambda row: tuple(struct.pack("<d", v) if isinstance(v, float) else v for v in row)  # noqa: E731
+    assert [pack(row) for row in stored["bulk"]] == [pack(row) for row in stored["many"]]
+
+
+def test_bulk_insert_refused_row_is_isolated(tmp_path: Path) -> None:
+    """A row the schema refuses fails the one bulk statement; the batch is then written row by row."""
+    conn = init_db(tmp_path / "t.db")
+    good = (1.0, 2.0, 1, 1, 1, 0.5, None, None, 3)
+    conn.execute("BEGIN IMMEDIATE")
+    rejected = SqliteSink._insert(
+        conn, "dds_commands", [good, (None, 2.0, 2, 1, 1, 0.5, None, None, 3), good]
+    )
+    conn.execute("COMMIT")
+    assert rejected == 1
+    assert conn.execute("SELECT count(*) FROM dds_commands").fetchone()[0] == 2
+    conn.close()

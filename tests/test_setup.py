@@ -239,8 +239,10 @@ def test_event_records_carry_exactly_the_api_fields() -> None:
     """The event path's fast LogRecord sets the same fields as the API constructor (guards SDK upgrades)."""
     from opentelemetry import context as otel_context
     from opentelemetry._logs import LogRecord, SeverityNumber
+    from opentelemetry.sdk._logs import LogRecordLimits
+    from opentelemetry.trace import INVALID_SPAN_CONTEXT
 
-    from otel_tele._events import EventApiRecord
+    from otel_tele._events import EventRecord
 
     ctx = otel_context.get_current()
     api = LogRecord(
@@ -251,5 +253,9 @@ def test_event_records_carry_exactly_the_api_fields() -> None:
         attributes={"a": 1},
         event_name="e",
     )
-    fast = EventApiRecord(1, 2, ctx, SeverityNumber.INFO, {"a": 1}, "e")
-    assert vars(fast) == vars(api)
+    fast = EventRecord(
+        1, 2, ctx, INVALID_SPAN_CONTEXT, SeverityNumber.INFO, {"a": 1}, "e", None, None, LogRecordLimits()
+    )
+    own = {"resource", "instrumentation_scope", "limits"}
+    assert {k: v for k, v in vars(fast).items() if k not in own} == vars(api)
+    assert fast.log_record is fast
