@@ -6,6 +6,7 @@ on a shared 2-core machine drift. Tests never assert on these numbers.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -52,6 +53,13 @@ def throughput(run: Callable[[], int]) -> dict[str, float]:
     count = run()
     seconds = time.perf_counter() - t0
     return {"items": count, "seconds": seconds, "per_second": count / seconds if seconds else float("inf")}
+
+
+def repeated_throughput(run: Callable[[int], int], repeats: int) -> dict[str, Any]:
+    """``run(attempt)`` ``repeats`` times (fresh state each attempt): the median and every figure,
+    since one figure on a shared 2-core machine can be ±20 % off."""
+    figures = sorted(throughput(functools.partial(run, attempt))["per_second"] for attempt in range(repeats))
+    return {"per_second": figures[len(figures) // 2], "all_per_second": [round(f) for f in figures]}
 
 
 class Report:

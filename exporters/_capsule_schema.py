@@ -22,7 +22,6 @@ from otel_tele.semconv._types import COERCERS
 
 try:
     import pyarrow as pa
-    import pyarrow.compute as pc
     import tomli_w
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
@@ -101,8 +100,7 @@ def to_arrow(table: str, records: Sequence[tuple[int, Mapping[str, Any]]]) -> pa
     arrays = []
     for col in TABLES[table]:
         if col.source == TS_SOURCE:
-            ns = pa.array([ts for ts, _ in records], pa.int64())
-            arrays.append(pc.divide(ns, 1000).cast(pa.timestamp("us")).cast(TS_TYPE))
+            arrays.append(pa.array([ts // 1000 for ts, _ in records], TS_TYPE))  # ns → µs
             continue
         values = [attrs.get(col.source) for _, attrs in records]
         arrays.append(_array(values, col))

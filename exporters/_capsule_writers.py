@@ -61,28 +61,45 @@ def _tmp_token() -> str:
 
 
 class _TableWriter:
-    """A Parquet file written in appended row groups under a temp name."""
+    """A Parquet file written in appended row groups under a temp name.
+
+    Export batches (~2k rows) are held until a row group's worth (``APPEND_ROW_GROUP_ROWS``) is
+    there: one ``write_table`` per batch would make a row group per batch, and each write is a trip
+    through zstd and the GIL. Nothing held is visible before ``close`` anyway (temp name).
+    """
 
     def __init__(self, path: Path, table: str) -> None:
         self.path = path
         self.table = table
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
+        self._held: list[pa.Table] = []
+        self._held_rows = 0
 
     def write(self, data: pa.Table) -> None:
+        self._held.append(data)
+        self._held_rows += data.num_rows
+        self.rows += data.num_rows
+        if self._held_rows >= schema.APPEND_ROW_GROUP_ROWS:
+            self._write_held()
+
+    def _write_held(self) -> None:
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, schema.SCHEMAS[self.table], **schema.WRITE_OPTIONS)
-        self._writer.write_table(data, row_group_size=schema.APPEND_ROW_GROUP_ROWS)
-        self.rows += data.num_rows
+        if self._held:
+            data = pa.concat_tables(self._held)
+            self._held, self._held_rows = [], 0
+            self._writer.write_table(data, row_group_size=schema.APPEND_ROW_GROUP_ROWS)
 
     def close(self, *, fsync: bool) -> None:
-        if self._writer is None:  # an empty table is still a valid, typed file
-            self._writer = pq.ParquetWriter(self.path, schema.SCHEMAS[self.table], **schema.WRITE_OPTIONS)
+        self._write_held()  # an empty table is still a valid, typed file
+        assert self._writer is not None
         self._writer.close()
         if fsync:
             flows._fsync(self.path)
 
     def discard(self) -> None:
+        self._held = []
         if self._writer is not None:
             self._writer.close()
         self.path.unlink(missing_ok=True)

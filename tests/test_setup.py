@@ -163,6 +163,22 @@ def test_events_become_typed_log_records_with_trace_context(capture: testing.Cap
     assert attrs["custom.extra"] == "\\xff\\xfe"
 
 
+def test_events_outside_a_span_keep_exactly_their_attributes(capture: testing.Capture) -> None:
+    """Outside any span an event's time and name ride in its dict while queued (the GC-free path);
+    none of that may show on the record, and time, name and severity must survive."""
+    from opentelemetry._logs import SeverityNumber
+
+    capture.telemetry.events.emit("robot.dds.command", {"robot.joint.id": 4}, timestamp_ns=1_000)
+    capture.telemetry.events.emit("robot.dds.command", {"robot.joint.id": 5}, severity=SeverityNumber.WARN)
+    capture.flush()
+    first, second = (r.log_record for r in capture.logs())
+    assert dict(first.attributes or {}) == {"robot.joint.id": 4}
+    assert first.timestamp == 1_000 and first.event_name == "robot.dds.command" and first.trace_id == 0
+    assert first.severity_number == SeverityNumber.INFO
+    assert dict(second.attributes or {}) == {"robot.joint.id": 5}
+    assert second.severity_number == SeverityNumber.WARN
+
+
 def test_untypeable_values_are_kept_visibly_not_dropped(capture: testing.Capture) -> None:
     """A value that cannot take its declared type is reported on the record, not silently lost."""
     capture.telemetry.events.emit("robot.dds.command", {"robot.dds.funcode": "one", "robot.joint.id": 3})
