@@ -96,15 +96,36 @@ CONSOLIDATED_ROW_GROUP_ROWS = 512 * 1024
 
 
 def to_arrow(table: str, records: Sequence[tuple[int, Mapping[str, Any]]]) -> pa.Table:
-    """(timestamp ns, typed attributes) pairs → an Arrow table of ``table``'s schema, column by column."""
+    """(timestamp ns, typed attributes) pairs → an Arrow table of ``table``'s schema.
+
+    The attribute dicts go to Arrow in one conversion (a struct array keyed by attribute name, split
+    into columns): ~20 % less CPU than a Python list per column. A batch Arrow refuses as it stands
+    (records decoded from OTLP are not typed by our event path) is converted column by column.
+    """
+    dicts = [attrs for _, attrs in records]
+    try:
+        columns = dict(zip(_ATTR_SOURCES[table], pa.array(dicts, _STRUCTS[table]).flatten(), strict=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        columns = {}
     arrays = []
     for col in TABLES[table]:
         if col.source == TS_SOURCE:
             arrays.append(pa.array([ts // 1000 for ts, _ in records], TS_TYPE))  # ns → µs
-            continue
-        values = [attrs.get(col.source) for _, attrs in records]
-        arrays.append(_array(values, col))
+        elif col.source in columns:
+            arrays.append(columns[col.source])
+        else:
+            arrays.append(_array([attrs.get(col.source) for attrs in dicts], col))
     return pa.Table.from_arrays(arrays, schema=SCHEMAS[table])
+
+
+#: Per table, the attribute-fed columns as one struct type (field = attribute key) for ``to_arrow``.
+_ATTR_SOURCES: Mapping[str, tuple[str, ...]] = {
+    name: tuple(c.source for c in cols if c.source != TS_SOURCE) for name, cols in TABLES.items()
+}
+_STRUCTS: Mapping[str, pa.DataType] = {
+    name: pa.struct([pa.field(c.source, c.type) for c in cols if c.source != TS_SOURCE])
+    for name, cols in TABLES.items()
+}
 
 
 def _array(values: list[Any], col: Col) -> pa.Array:

@@ -344,3 +344,19 @@ def test_arrow_schema_is_declared_once_for_both_layouts() -> None:
         "payload",
     ]
     assert isinstance(schema.SCHEMAS["telemetry"].field("iter").type, pa.DataType)
+
+
+def test_to_arrow_typed_and_untyped_batches() -> None:
+    """Typed batches convert in one step (extra attributes ignored); a batch Arrow refuses as it
+    stands (values from OTLP, not typed by the event path) is coerced column by column, the
+    hopeless value becoming null rather than failing its batch."""
+    base = {v.RUN_ID: "fda_run_x", v.FLOW_NAME: "f", v.MODE: "dev", "phase": "GREEN", "t_wall_ms": 1.5}
+    typed = [(2_000_000_000_123_456_789, {**base, "iter": 3, "E": math.inf, "not.a.column": object()})]
+    table = schema.to_arrow("telemetry", typed)
+    assert table.schema == schema.SCHEMAS["telemetry"]
+    row = table.to_pylist()[0]
+    assert row["iter"] == 3 and row["E"] == math.inf and row["phase"] == "GREEN"
+    assert row["ts"].timestamp() == 2_000_000_000.123456
+    untyped = [(1, {**base, "iter": "7", "E": "1.5", "grad_norm": "not a number", "phase": 3})]
+    row = schema.to_arrow("telemetry", untyped).to_pylist()[0]
+    assert row["iter"] == 7 and row["E"] == 1.5 and row["grad_norm"] is None and row["phase"] == "3"
