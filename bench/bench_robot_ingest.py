@@ -3,7 +3,8 @@
 Ours: ``TelemetryCollector.log_command`` → domain-event thread → OTel log record → batching
 processor → SQLite sink (declarative mapping, one transaction per batch) — counted only once
 ``flush()`` says every row is committed. Raw: tuples already built, ``executemany`` in 2,048-row
-transactions, with the spec's indexes and without the secondary ones.
+transactions (and in 50-row ones, the spec's default batch), with the spec's indexes and without the
+secondary ones.
 
     .venv/bin/python bench/bench_robot_ingest.py [--rows 1000000] [--repeats 3]
 """
@@ -28,13 +29,12 @@ from bench._harness import Report, repeated_throughput, throughput
 CHUNK = 100_000
 
 
-def raw(db: Path, rows: int, *, secondary_indexes: bool) -> int:
+def raw(db: Path, rows: int, *, secondary_indexes: bool, batch: int = 2048) -> int:
     conn = init_db(db)
     if not secondary_indexes:
         for name in INDEXES:
             conn.execute(f"DROP INDEX {name}")
     now = time.time()
-    batch = 2048
     for start in range(0, rows, batch):
         values = [
             (now + i * 1e-4, float(i), i, 1, i % 7, float(i), None, None, 32)
@@ -77,7 +77,14 @@ def main(argv: list[str] | None = None) -> None:
         )
         indexed = throughput(lambda: raw(root / "raw_idx.db", args.rows, secondary_indexes=True))
         report.add(path="raw executemany, spec indexes", rows=args.rows, rows_per_s=indexed["per_second"])
+        small = throughput(lambda: raw(root / "raw_50.db", args.rows, secondary_indexes=True, batch=50))
+        report.add(
+            path="raw executemany, spec indexes, 50-row transactions",
+            rows=args.rows,
+            rows_per_s=small["per_second"],
+        )
         for batch_size in (50, 2048):
+            same = small if batch_size == 50 else indexed  # raw with the same transaction size
             got = repeated_throughput(
                 lambda attempt, size=batch_size: ours(root / f"ours_{size}_{attempt}.db", args.rows, size),
                 args.repeats,
@@ -87,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows=args.rows,
                 rows_per_s=got["per_second"],
                 vs_raw_indexed=got["per_second"] / indexed["per_second"],
+                vs_raw_same_transactions=got["per_second"] / same["per_second"],
                 vs_raw_no_index=got["per_second"] / base["per_second"],
                 runs=got["all_per_second"],
             )

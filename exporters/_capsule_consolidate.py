@@ -75,6 +75,8 @@ def consolidate_flow(
 
     report = []
     with consolidating(flow_dir):
+        with flows.locked(flow_dir / ".lock"):
+            flows.recover(flow_dir)  # a publication a killed writer left half done comes first
         for mode in flows.MODES:
             for table in schema.TABLES:
                 file = flows.FlowFile(flow_dir, mode, table)

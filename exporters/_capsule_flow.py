@@ -10,6 +10,7 @@ Layout of ``flows/<flow_name>/`` (``<f>`` is ``dev_telemetry``, ``dev_events``, 
         p-<run_id>-<pid>-<n>.parquet   appended parts (small row groups), immutable once visible
     .lock, .consolidate.lock           advisory locks (fcntl)
     .tmp-*                             parts being written (not visible to readers)
+    .publishing                        the renames of a publication in progress (see ``publish_parts``)
 
 ``<f>.parquet`` is a Parquet *dataset* directory: ``pyarrow.parquet.read_table(".../dev_telemetry.parquet")``
 and DuckDB's ``read_parquet('.../dev_telemetry.parquet/*.parquet')`` read every visible file. An append
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -145,6 +147,47 @@ class FlowFile:
                 shutil.rmtree(gen, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def publish_parts(flow_dir: Path, parts: list[tuple[FlowFile, Path, str]], *, fsync: bool = True) -> None:
+    """Make one run's parts (telemetry and events) visible together; the caller holds the flow lock.
+
+    Two renames cannot be one atomic step, so the renames are written to a journal first (itself
+    renamed into place, so it exists whole or not at all). A process killed between two renames
+    leaves the journal, and the next writer or consolidation of the flow finishes the job
+    (:func:`recover`) before doing anything else: a run's telemetry never stays without its events.
+    """
+    journal = flow_dir / JOURNAL
+    entries = [{"mode": f.mode, "table": f.table, "tmp": tmp.name, "part": name} for f, tmp, name in parts]
+    tmp_journal = flow_dir / f".tmp-journal-{os.getpid()}"
+    tmp_journal.write_text(json.dumps(entries))
+    if fsync:
+        _fsync(tmp_journal)
+    os.rename(tmp_journal, journal)
+    for file, tmp, name in parts:
+        file.publish(tmp, name)
+    journal.unlink()
+
+
+def recover(flow_dir: Path) -> int:
+    """Finish a publication a killed process left half done (caller holds the flow lock); how many
+    parts it made visible."""
+    journal = flow_dir / JOURNAL
+    try:
+        entries = json.loads(journal.read_text())
+    except FileNotFoundError:
+        return 0
+    done = 0
+    for entry in entries:
+        tmp = flow_dir / entry["tmp"]
+        if tmp.exists():  # not renamed yet
+            FlowFile(flow_dir, entry["mode"], entry["table"]).publish(tmp, entry["part"])
+            done += 1
+    journal.unlink()
+    return done
+
+
+JOURNAL = ".publishing"
 
 
 def _swap_link(link: Path, target: str) -> None:

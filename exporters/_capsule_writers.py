@@ -185,9 +185,13 @@ class FlowWriter:
         self.open = {table: writer for table, writer in self.open.items() if table not in ready}
         if not ready:
             return
+        parts = [
+            (self.files[table], writer.path, f"p-{self.info.run_id}-{_tmp_token()}.parquet")
+            for table, writer in ready.items()
+        ]
         with flows.locked(self.flow_dir / ".lock"):
-            for table, writer in ready.items():
-                self.files[table].publish(writer.path, f"p-{self.info.run_id}-{_tmp_token()}.parquet")
+            flows.recover(self.flow_dir)
+            flows.publish_parts(self.flow_dir, parts, fsync=self.fsync)
             self._write_manifest()
 
     def finish(self, status: str) -> Path:

@@ -360,3 +360,49 @@ def test_to_arrow_typed_and_untyped_batches() -> None:
     untyped = [(1, {**base, "iter": "7", "E": "1.5", "grad_norm": "not a number", "phase": 3})]
     row = schema.to_arrow("telemetry", untyped).to_pylist()[0]
     assert row["iter"] == 7 and row["E"] == 1.5 and row["grad_norm"] is None and row["phase"] == "3"
+
+
+@pytest.mark.parametrize("finisher", ["next_run", "consolidate"])
+def test_publication_cut_between_its_renames_is_finished_later(
+    telemetry: otel_tele.Telemetry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finisher: str
+) -> None:
+    """A dev run's telemetry and events parts become visible by two renames. A process dying between
+    them (simulated: the second rename fails) leaves a journal; the next writer or consolidation of
+    the flow finishes it, so the run's telemetry never stays without its events."""
+    from otel_tele.exporters import _capsule_flow as flows
+
+    real_publish = flows.FlowFile.publish
+    calls = []
+
+    def dies_on_second_rename(self: flows.FlowFile, tmp: Path, part_name: str) -> Path:
+        calls.append(part_name)
+        if len(calls) == 2:
+            raise OSError("killed between the renames")
+        return real_publish(self, tmp, part_name)
+
+    monkeypatch.setattr(flows.FlowFile, "publish", dies_on_second_rename)
+    first = record_run(telemetry, mode="dev", n=5)
+    monkeypatch.setattr(flows.FlowFile, "publish", real_publish)
+    flow_dir = root_of(tmp_path) / "flows" / "flow_a"
+    assert (flow_dir / flows.JOURNAL).exists()
+    events_file, telemetry_file = flow_dir / "dev_events.parquet", flow_dir / "dev_telemetry.parquet"
+
+    def run_ids(file: Path) -> list[str]:
+        return pq.read_table(file).column("run_id").to_pylist() if file.exists() else []
+
+    half = (first.run_id in run_ids(events_file), first.run_id in run_ids(telemetry_file))
+    assert half in ((True, False), (False, True))  # half published, every file still readable
+
+    if finisher == "next_run":
+        record_run(telemetry, mode="dev", n=3)
+    else:
+        Runs(root_of(tmp_path)).consolidate(grace_seconds=0)
+    assert not (flow_dir / flows.JOURNAL).exists()
+    assert run_ids(telemetry_file).count(first.run_id) == 5
+    event_ids = run_ids(events_file)
+    assert {"RUN_STARTED", "RUN_FINISHED"} <= {
+        e
+        for r, e in zip(event_ids, pq.read_table(events_file).column("event").to_pylist(), strict=True)
+        if r == first.run_id
+    }
+    assert not list(flow_dir.glob(".tmp-*"))
