@@ -173,7 +173,8 @@ def clean_temps(root: Path, *, dry_run: bool = False) -> list[str]:
     removed = []
     candidates = list((root / "runs").glob(".tmp-*")) if (root / "runs").exists() else []
     for flow_dir in flow_dirs(root):
-        candidates += flow_dir.glob(".tmp-*")
+        pending = flows.journaled_parts(flow_dir)  # a half-done publication's: recover() finishes it
+        candidates += (p for p in flow_dir.glob(".tmp-*") if p.name not in pending)
     for path in candidates:
         if _stale(path):
             removed.append(str(path.relative_to(root)))

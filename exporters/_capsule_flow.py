@@ -187,6 +187,14 @@ def recover(flow_dir: Path) -> int:
     return done
 
 
+def journaled_parts(flow_dir: Path) -> set[str]:
+    """Temp part names a half-done publication still has to rename (not leftovers to clean)."""
+    try:
+        return {entry["tmp"] for entry in json.loads((flow_dir / JOURNAL).read_text())}
+    except FileNotFoundError:
+        return set()
+
+
 JOURNAL = ".publishing"
 
 
