@@ -291,10 +291,11 @@ class DomainEvents:
                 self.stats.refused()
             return
         ctx = _get_context()
-        if type(attributes) is dict and not ctx and severity is None:
+        if type(attributes) is dict and not ctx and severity is None and _NAME_KEY not in attributes:
             # The common case rides in the attribute dict itself. A dict of plain values is not tracked
             # by the garbage collector while a tuple holding it is, and a burst's backlog would
-            # otherwise be walked again by every full collection (~15 % of a burst's time).
+            # otherwise be walked again by every full collection (~15 % of a burst's time). A dict
+            # handed over twice while still queued takes the tuple below.
             attributes[_TS_KEY] = timestamp_ns or _time_ns()
             attributes[_NAME_KEY] = name
             queue.append(attributes)
@@ -339,12 +340,13 @@ class DomainEvents:
         span_context = INVALID_SPAN_CONTEXT
         item: Any
         for item in batch:
-            if type(item) is dict:
-                timestamp, name, attributes = item.pop(_TS_KEY), item.pop(_NAME_KEY), item
-                ctx = severity = None
-            else:
-                timestamp, ctx, name, attributes, severity = item
+            name = "?"
             try:
+                if type(item) is dict:
+                    timestamp, name, attributes = item.pop(_TS_KEY), item.pop(_NAME_KEY), item
+                    ctx = severity = None
+                else:
+                    timestamp, ctx, name, attributes, severity = item
                 if type(name) is not str:
                     name = semconv.to_json(name) if not isinstance(name, str) else str(name)
                 if type(attributes) is not dict and not isinstance(attributes, Mapping):

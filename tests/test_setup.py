@@ -179,6 +179,21 @@ def test_events_outside_a_span_keep_exactly_their_attributes(capture: testing.Ca
     assert second.severity_number == SeverityNumber.WARN
 
 
+def test_one_dict_handed_over_twice_gives_two_right_records(capture: testing.Capture) -> None:
+    """Handing the same dict to two emits (the second while the first is still queued) must not mix
+    up their names or times, nor stop the telemetry thread."""
+    shared = {"robot.joint.id": 1}
+    with capture.telemetry.events._pop_lock:  # hold the thread back: both are queued at once
+        capture.telemetry.events.emit("robot.dds.command", shared, timestamp_ns=10)
+        capture.telemetry.events.emit("robot.dds.feedback", shared, timestamp_ns=20)
+    capture.telemetry.events.emit("robot.system.event", {"robot.system.event_type": "after"})
+    capture.flush()
+    names = [(r.log_record.event_name, r.log_record.timestamp) for r in capture.logs()]
+    assert names[:2] == [("robot.dds.command", 10), ("robot.dds.feedback", 20)]
+    assert names[2][0] == "robot.system.event"  # the thread carried on
+    assert all(dict(r.log_record.attributes or {}) == {"robot.joint.id": 1} for r in capture.logs()[:2])
+
+
 def test_untypeable_values_are_kept_visibly_not_dropped(capture: testing.Capture) -> None:
     """A value that cannot take its declared type is reported on the record, not silently lost."""
     capture.telemetry.events.emit("robot.dds.command", {"robot.dds.funcode": "one", "robot.joint.id": 3})
