@@ -2,8 +2,9 @@
 
 The sink maps robot log records (``robot.*`` events) and HTTP server spans of ``/api/`` requests to
 the spec's six tables (see ``_sqlite_mapping``) and writes each export batch in one
-``BEGIN IMMEDIATE`` transaction with one ``executemany`` per table, so a batch is either wholly on
-disk or not at all — even if the process is killed mid-write.
+``BEGIN IMMEDIATE`` transaction with one bulk ``INSERT … SELECT … FROM json_each(?)`` per table
+(``executemany`` for a batch JSON cannot carry exactly, see ``_json_rows``), so a batch is either
+wholly on disk or not at all — even if the process is killed mid-write.
 
 Usage::
 
