@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ def per_call_ns(fn: Callable[[int], Any], n: int, *, warmup: int = 1000) -> dict
     return percentiles_ns(samples)
 
 
+def median_round(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    """Of several rounds of the same measurement, the one with the median p50 (and every p50): on a
+    shared 2-core machine one round's p50 can be 1.6x another's for the same code."""
+    ordered = sorted(rounds, key=lambda r: r["p50_ns"])
+    return {**ordered[len(ordered) // 2], "p50_rounds": [r["p50_ns"] for r in rounds]}
+
+
 def throughput(run: Callable[[], int]) -> dict[str, float]:
     """``run()`` does the work and returns how many items it processed."""
     t0 = time.perf_counter()
@@ -60,6 +68,14 @@ def repeated_throughput(run: Callable[[int], int], repeats: int) -> dict[str, An
     since one figure on a shared 2-core machine can be ±20 % off."""
     figures = sorted(throughput(functools.partial(run, attempt))["per_second"] for attempt in range(repeats))
     return {"per_second": figures[len(figures) // 2], "all_per_second": [round(f) for f in figures]}
+
+
+def reference_loop_ns() -> float:
+    """ns for ``sum(range(1000))`` (best of 5): the machine's pure-Python speed when the figures were
+    taken. On this shared VM it differs up to ~1.8x between processes minutes apart; absolute
+    figures from two reports compare only after scaling by it (ratios need no scaling)."""
+    best = min(timeit.repeat("sum(range(1000))", number=2_000, repeat=5)) / 2_000
+    return round(best * 1e9, 1)
 
 
 class Report:
@@ -104,6 +120,7 @@ class Report:
                 "platform": platform.platform(),
                 "cpus": os.cpu_count(),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "reference_loop_ns": reference_loop_ns(),
             },
         }
         path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

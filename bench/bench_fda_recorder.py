@@ -16,7 +16,7 @@ from otel_tele.instrumentation import fda
 
 import otel_tele
 
-from ._harness import Report, per_call_ns
+from ._harness import Report, median_round, per_call_ns
 
 CORE = {
     "phase": "GREEN",
@@ -33,26 +33,33 @@ CORE = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200_000)
-    n = parser.parse_args().n
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per variant; the median p50 is kept")
+    args = parser.parse_args()
+    n, rounds = args.n, args.rounds
     report = Report("fda_recorder", "caller-side cost of run.iteration() with the core fields")
     telemetry = otel_tele.setup(
         local=True, sinks="none", traces_exporter="none", metrics_exporter="none", logs_exporter="none"
     )
     with fda.run("bench", telemetry=telemetry, max_rows=10**9, units={}, method={}) as run:
         it = run.iteration
-        stats = per_call_ns(
-            lambda i: it(
-                iter=i,
-                phase="GREEN",
-                E=1.0,
-                grad_norm=0.5,
-                eta_dd=0.2,
-                gamma=0.1,
-                alpha=0.01,
-                phi_residual=1e-3,
-                invariant_drift_max=0.0,
-            ),
-            n,
+        stats = median_round(
+            [
+                per_call_ns(
+                    lambda i: it(
+                        iter=i,
+                        phase="GREEN",
+                        E=1.0,
+                        grad_norm=0.5,
+                        eta_dd=0.2,
+                        gamma=0.1,
+                        alpha=0.01,
+                        phi_residual=1e-3,
+                        invariant_drift_max=0.0,
+                    ),
+                    n,
+                )
+                for _ in range(rounds)
+            ]
         )
     report.add(variant="fda run.iteration (recorder)", **stats)
     with fda.run("bench", mode="dev", telemetry=telemetry, units={}, method={}) as run:
@@ -64,18 +71,24 @@ def main() -> None:
     rows: list[dict[str, object]] = []
     append = rows.append
     start = time.perf_counter_ns()
-    base = per_call_ns(
-        lambda i: append(
-            {
-                "run_id": "r",
-                "flow_name": "bench",
-                "iter": i,
-                "t_wall_ms": (time.perf_counter_ns() - start) / 1e6,
-                **CORE,
-            }
-        ),
-        n,
+    base = median_round(
+        [
+            per_call_ns(
+                lambda i: append(
+                    {
+                        "run_id": "r",
+                        "flow_name": "bench",
+                        "iter": i,
+                        "t_wall_ms": (time.perf_counter_ns() - start) / 1e6,
+                        **CORE,
+                    }
+                ),
+                n,
+            )
+            for _ in range(rounds)
+        ]
     )
+    del rows[n:]  # one round's rows for the pyarrow write
     report.add(variant="baseline: dict row into a list", **base)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter_ns()

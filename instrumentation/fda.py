@@ -148,6 +148,7 @@ class Run:
         self._capped = False
         self._production = mode == "production"
         self._lint_seen: set[frozenset[str]] = set()
+        self._valid_names: tuple[str, ...] = ()  # the last field names found known and complete
         self._base = {v.RUN_ID: run_id, v.FLOW_NAME: flow_name, v.MODE: mode}
         if trial_id is not None:
             self._base[v.TRIAL_ID] = trial_id
@@ -164,13 +165,19 @@ class Run:
                 return
         elif index >= self.sample_first and (index - self.sample_first) % self.sample_every:
             return  # sampled out (the first sample_first calls are always recorded, and checked)
-        keys = fields.keys()
-        if not keys <= _ALLOWED:
-            raise ValueError(
-                f"fda run {self.run_id}: unknown field(s) {sorted(keys - _ALLOWED)}; "
-                f"known: {sorted(_ALLOWED)}"
-            )
-        if not keys >= _REQUIRED or None in fields.values():
+        names = tuple(fields)
+        incomplete = False
+        if names != self._valid_names:  # a call site passes the same names in the same order
+            keys = fields.keys()
+            if not keys <= _ALLOWED:
+                raise ValueError(
+                    f"fda run {self.run_id}: unknown field(s) {sorted(keys - _ALLOWED)}; "
+                    f"known: {sorted(_ALLOWED)}"
+                )
+            incomplete = not keys >= _REQUIRED
+            if not incomplete:
+                self._valid_names = names
+        if incomplete or None in fields.values():
             self._lint(index, fields)
         if self._deadline_ns is not None and not self.timed_out and _clock() > self._deadline_ns:
             self._timeout()
