@@ -159,7 +159,7 @@ def publish_parts(flow_dir: Path, parts: list[tuple[FlowFile, Path, str]], *, fs
     """
     journal = flow_dir / JOURNAL
     entries = [{"mode": f.mode, "table": f.table, "tmp": tmp.name, "part": name} for f, tmp, name in parts]
-    tmp_journal = flow_dir / f".tmp-journal-{os.getpid()}"
+    tmp_journal = flow_dir / f".tmp-journal-{os.getpid()}-0"  # pid where temp cleaning looks for it
     tmp_journal.write_text(json.dumps(entries))
     if fsync:
         _fsync(tmp_journal)
