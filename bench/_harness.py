@@ -55,6 +55,13 @@ def median_round(rounds: list[dict[str, float]]) -> dict[str, Any]:
     return {**ordered[len(ordered) // 2], "p50_rounds": [r["p50_ns"] for r in rounds]}
 
 
+def median_ratio(ours: list[dict[str, float]], base: list[dict[str, float]]) -> dict[str, Any]:
+    """p50 ratio of interleaved rounds, each taken against the baseline measured beside it (the
+    machine's speed drifts between rounds): the median ratio and every one."""
+    ratios = sorted(o["p50_ns"] / b["p50_ns"] for o, b in zip(ours, base, strict=True))
+    return {"ratio": ratios[len(ratios) // 2], "rounds": [round(r, 3) for r in ratios]}
+
+
 def throughput(run: Callable[[], int]) -> dict[str, float]:
     """``run()`` does the work and returns how many items it processed."""
     t0 = time.perf_counter()

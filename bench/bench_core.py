@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import otel_tele
-from bench._harness import Report, median_round, per_call_ns, throughput
+from bench._harness import Report, median_ratio, median_round, per_call_ns, throughput
 from otel_tele import Sink, SinkLogExporter
 from otel_tele._pipeline import Telemetry
 from otel_tele._settings import Settings, resolve
@@ -87,7 +87,7 @@ def bench_overhead(report: Report, calls: int) -> None:
         # Interleaved rounds share the machine's drift; each round's ratio is ours against the bare
         # SDK measured right beside it, and the median ratio is reported.
         rounds = [(per_call_ns(ours_fn, calls), per_call_ns(bare_fn, calls)) for _ in range(5)]
-        ratios = sorted(o["p50_ns"] / b["p50_ns"] for o, b in rounds)
+        ratio = median_ratio([r[0] for r in rounds], [r[1] for r in rounds])
         o, b = median_round([r[0] for r in rounds]), median_round([r[1] for r in rounds])
         report.add(
             benchmark=f"{what}: setup() pipeline vs bare SDK",
@@ -95,8 +95,8 @@ def bench_overhead(report: Report, calls: int) -> None:
             ours_p99_ns=o["p99_ns"],
             baseline_p50_ns=b["p50_ns"],
             baseline_p99_ns=b["p99_ns"],
-            ratio_p50=ratios[len(ratios) // 2],
-            ratio_rounds=[round(r, 3) for r in ratios],
+            ratio_p50=ratio["ratio"],
+            ratio_rounds=ratio["rounds"],
             target="<= 1.1x",
         )
     ours.shutdown(5_000)

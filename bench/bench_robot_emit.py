@@ -28,7 +28,7 @@ from otel_tele.exporters._sqlite_mapping import INSERTS
 from otel_tele.exporters._sqlite_schema import init_db
 from otel_tele.instrumentation.dds import EventType, TelemetryCollector
 
-from bench._harness import Report, median_round, percentiles_ns
+from bench._harness import Report, median_ratio, median_round, percentiles_ns
 
 CHUNK = 20_000
 
@@ -186,18 +186,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     for name, figures in ours.items():
         base_name = "baseline emit(DDS_PUBLISH)" if name.startswith("emit") else "baseline log_command"
-        # Each round's ratio is taken against the baseline of the same round (the machine's speed
-        # drifts between rounds); the median of those ratios is reported.
-        ratios = sorted(
-            o["p50_ns"] / b["p50_ns"] for o, b in zip(rounds[f"ours {name}"], rounds[base_name], strict=True)
-        )
+        ratio = median_ratio(rounds[f"ours {name}"], rounds[base_name])
         report.add(
             call=f"ours {name}",
             p50_ns=figures["p50_ns"],
             p99_ns=figures["p99_ns"],
             mean_ns=figures["mean_ns"],
-            p50_ratio=ratios[len(ratios) // 2],
-            p50_ratio_rounds=[round(r, 2) for r in ratios],
+            p50_ratio=ratio["ratio"],
+            p50_ratio_rounds=ratio["rounds"],
             p50_rounds=figures["p50_rounds"],
         )
     report.note(

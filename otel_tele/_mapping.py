@@ -142,8 +142,9 @@ class RowMapper:
             if not tables:
                 continue
             attrs = log_record.attributes or {}
-            if type(record) in TYPED_RECORDS and name in typed_rows:
-                table, row_of = typed_rows[name]
+            typed = typed_rows.get(name) if type(record) in TYPED_RECORDS else None
+            if typed is not None:
+                table, row_of = typed
                 try:
                     row = row_of(attrs, (log_record.timestamp or log_record.observed_timestamp) / 1e9, record)
                 except (TypeError, ValueError, OverflowError):
