@@ -14,6 +14,9 @@ Usage::
 
     python -m bench.bench_inference_store                 # 10M rows (a few minutes)
     python -m bench.bench_inference_store --rows 200000   # quick
+
+The server is a private one started for the run (``initdb`` + ``pg_ctl`` in a temp dir), or the one
+``OTEL_TELE_TEST_PG_DSN`` names.
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 import otel_tele
 from otel_tele.inference_stats import InferenceStats
 from otel_tele.semconv import inference as inf
+from tests._pg_server import PgServer
 
 from ._harness import Report, per_call_ns
 
-ADMIN_DSN = os.environ.get("OTEL_TELE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 MODELS = (
     ("llama3.2:3b", 9.0),
     ("gemma2:9b", 18.0),
@@ -228,17 +231,28 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20_000, help="rows per sink batch (one transaction)")
     parser.add_argument("--copy-rows", type=int, default=1_000_000, help="rows for the raw COPY comparison")
     args = parser.parse_args()
-    name = f"otel_tele_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = make_conninfo(**{**conninfo_to_dict(ADMIN_DSN), "dbname": name})
-    report = Report("inference_store", f"PostgreSQL inference store with {args.rows:,} rows over 60 days")
-    try:
-        run(dsn, args, report)
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    report.finish()
+    with admin_dsn() as admin_conninfo:
+        name = f"otel_tele_bench_{secrets.token_hex(4)}"
+        with psycopg.connect(admin_conninfo, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        dsn = make_conninfo(**{**conninfo_to_dict(admin_conninfo), "dbname": name})
+        report = Report("inference_store", f"PostgreSQL inference store with {args.rows:,} rows over 60 days")
+        try:
+            run(dsn, args, report)
+        finally:
+            with psycopg.connect(admin_conninfo, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        report.finish()
+
+
+@contextlib.contextmanager
+def admin_dsn() -> Iterator[str]:
+    """The server named by OTEL_TELE_TEST_PG_DSN, or a private one started for this run."""
+    if os.environ.get("OTEL_TELE_TEST_PG_DSN"):
+        yield os.environ["OTEL_TELE_TEST_PG_DSN"]
+        return
+    with PgServer.started() as server:
+        yield server.admin_dsn
 
 
 def run(dsn: str, args: argparse.Namespace, report: Report) -> None:

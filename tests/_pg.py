@@ -1,17 +1,15 @@
 """PostgreSQL for tests: a fresh database per test session, dropped afterwards; and ``env``, the
 same inference pipeline over PostgreSQL and over the embedded SQLite store.
 
-The server is the machine's (127.0.0.1:5432, trust auth, maintenance database ``test``); override with
-``OTEL_TELE_TEST_PG_DSN``. If the server is stopped it is started (``pg_ctlcluster``).
+The server is the test session's own (``pg_admin_dsn`` in ``conftest.py``: ``initdb`` + ``pg_ctl`` in a
+temporary directory), or the one ``OTEL_TELE_TEST_PG_DSN`` names.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from otel_tele import testing
 
-ADMIN_DSN = os.environ.get("OTEL_TELE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 OUR_TABLES = (
     "system_telemetry",
     "system_telemetry_rollup_1m",
@@ -37,66 +34,24 @@ OUR_TABLES = (
 )
 
 
-def _cluster() -> tuple[str, str]:
-    versions = sorted(p.name for p in Path("/etc/postgresql").iterdir())
-    return versions[-1], "main"
-
-
-def pg_ctl(action: str) -> None:
-    """Start or stop the local cluster (``pg_ctlcluster``); waits until it answers after a start."""
-    version, name = _cluster()
-    extra = ["-m", "fast"] if action == "stop" else []
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action, *extra],
-        check=False,
-        capture_output=True,
-        timeout=60,
-    )
-    if action == "start":
-        wait_ready()
-
-
-def wait_ready(timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with psycopg.connect(ADMIN_DSN, connect_timeout=2):
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def ensure_running() -> None:
-    try:
-        with psycopg.connect(ADMIN_DSN, connect_timeout=2):
-            return
-    except psycopg.OperationalError:
-        pg_ctl("start")
-
-
 @pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
+def pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
     """DSN of a database created for this test session (``otel_tele_test_<random>``)."""
-    ensure_running()
     name = f"otel_tele_test_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(ADMIN_DSN)
+    params = conninfo_to_dict(pg_admin_dsn)
     params["dbname"] = name
     try:
         yield make_conninfo(**params)
     finally:
-        ensure_running()
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
 def clean_pg(pg_dsn: str) -> str:
     """The session database with none of our tables (each test starts from an empty store)."""
-    ensure_running()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         for table in OUR_TABLES:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table)))

@@ -1,4 +1,5 @@
-"""Shared fixtures: strict internal errors, clean OTel globals, temp data dirs, free ports."""
+"""Shared fixtures: strict internal errors, clean OTel globals, temp data dirs, free ports, the test
+session's own PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from otel_tele import testing
+
+from ._pg_server import PgServer
 
 # No test may talk to a collector or bind :9464 unless it asks to.
 for _var, _value in {
@@ -51,3 +54,20 @@ def capture() -> Iterator[testing.Capture]:
     """An in-memory private pipeline."""
     with testing.capture() as cap:
         yield cap
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer | None]:
+    """The session's own PostgreSQL (``initdb`` + ``pg_ctl`` in a temp dir, a free loopback port),
+    or None when ``OTEL_TELE_TEST_PG_DSN`` names an existing server to use instead."""
+    if os.environ.get("OTEL_TELE_TEST_PG_DSN"):
+        yield None
+        return
+    with PgServer.started() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(pg_server: PgServer | None) -> str:
+    """A DSN with the right to create databases on the test server."""
+    return pg_server.admin_dsn if pg_server else os.environ["OTEL_TELE_TEST_PG_DSN"]
