@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -277,6 +278,67 @@ def dotnet_compact_json(value: Any) -> str:
 
 
 # -- files -----------------------------------------------------------------------------------------
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class UnsafePath(ValueError):
+    """A path under a root that goes through a symbolic link or would leave the root."""
+
+
+def inside(root: Path, parts: Sequence[str]) -> Path:
+    """``root/parts…`` when no existing component below ``root`` is a symbolic link and the path
+    resolves inside ``root``; otherwise :class:`UnsafePath`. Parts that do not exist yet are fine.
+
+    The root itself may be a link (an administrator's choice, e.g. ``/tmp`` on macOS); nothing a
+    request or a run directory names may be one.
+    """
+    path = root
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or "\\" in part or "\x00" in part:
+            raise UnsafePath(f"path component {part[:80]!r} is not allowed")
+        path = path / part
+        if path.is_symlink():
+            raise UnsafePath("the path goes through a symbolic link")
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise UnsafePath("the path leaves its root directory")
+    return path
+
+
+def make_dirs_inside(root: Path, parts: Sequence[str]) -> Path:
+    """Create ``root/parts…`` one component at a time, refusing any that is (or became) a link."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = inside(root, parts)
+    current = root
+    for part in parts:
+        current = current / part
+        with _ignore_os_error():
+            current.mkdir()
+        if current.is_symlink() or not current.is_dir():
+            raise UnsafePath("the path goes through a symbolic link or a file")
+    return path
+
+
+def read_inside(root: Path, relative: str) -> bytes | None:
+    """The bytes of ``root/relative`` (``/``-separated), ``None`` when it is not a regular file;
+    :class:`UnsafePath` when a symbolic link is on the way. The final open does not follow links."""
+    path = inside(root, [part for part in relative.split("/") if part not in ("", ".")])
+    try:
+        # Non-blocking so that a FIFO planted in a run directory cannot hang the reader.
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if path.is_symlink():
+            raise UnsafePath("the path goes through a symbolic link") from None
+        if path.is_dir():
+            return None
+        raise exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read()
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary sibling and rename it over ``path``: readers see all or nothing."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)

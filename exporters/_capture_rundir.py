@@ -26,11 +26,13 @@ from ._capture_format import (
     BundleFormatError,
     Grid,
     RawNumber,
+    UnsafePath,
     dotnet_compact_json,
     dotnet_double,
     load_json,
     load_json_raw_numbers,
     parse_value,
+    read_inside,
     read_series_rows,
     sha256_of,
 )
@@ -38,7 +40,7 @@ from ._capture_gaps import CaptureWarning
 
 DEFAULT_TEMPLATE_ID = "adhoc-model"
 DEFAULT_RNG_SEED = 123
-_HEX64 = re.compile(r"^[a-f0-9]{64}$")
+_HEX64 = re.compile(r"[a-f0-9]{64}")
 
 
 class CaptureError(Exception):
@@ -77,12 +79,13 @@ def _yaml_loader() -> Any:
 
 
 def _read(run_dir: Path, relative: str, *, required: bool = True) -> bytes | None:
-    path = run_dir / relative
-    if not path.is_file():
-        if required:
-            raise CaptureError(f"{relative} not found in run directory '{run_dir.name}'")
-        return None
-    return path.read_bytes()
+    try:
+        data = read_inside(run_dir, relative)
+    except UnsafePath as exc:
+        raise CaptureError(f"{relative} in run directory '{run_dir.name}': {exc}") from None
+    if data is None and required:
+        raise CaptureError(f"{relative} not found in run directory '{run_dir.name}'")
+    return data
 
 
 def _json(run_dir: Path, relative: str, *, required: bool = True) -> Any:
@@ -246,16 +249,16 @@ def _class_of(meta: Mapping[str, Any]) -> str:
 
 
 # -- series ----------------------------------------------------------------------------------------
-def _series_path(run: RunInfo, meta: Mapping[str, Any]) -> Path:
+def _series_path(meta: Mapping[str, Any]) -> str:
+    """The series file's ``/``-separated path relative to the run directory (checked by the read)."""
     relative = meta.get("path")
     series_id = meta.get("id")
     if not isinstance(relative, str) or not relative or "\x00" in relative:
         raise CaptureError(f"series/index.json: series {series_id!r} has no usable path")
-    root = run.run_dir.resolve()
-    path = (run.run_dir / relative.replace("\\", "/")).resolve()
-    if not path.is_relative_to(root):
+    parts = [part for part in relative.replace("\\", "/").split("/") if part not in ("", ".")]
+    if relative.startswith(("/", "\\")) or ".." in parts or not parts:
         raise CaptureError(f"series/index.json: path of series {series_id!r} leaves the run directory")
-    return path
+    return "/".join(parts)
 
 
 def read_values(data: bytes, name: str) -> list[float | None]:
@@ -282,11 +285,14 @@ def read_values(data: bytes, name: str) -> list[float | None]:
 
 
 def _series_input(run: RunInfo, binding: _Binding) -> SeriesInput:
-    path = _series_path(run, binding.meta)
-    relative = path.relative_to(run.run_dir.resolve()).as_posix()
-    if not path.is_file():
+    relative = _series_path(binding.meta)
+    try:
+        data = read_inside(run.run_dir, relative)
+    except UnsafePath as exc:
+        raise CaptureError(f"series file {relative} in run '{run.run_id}': {exc}") from None
+    if data is None:
         raise CaptureError(f"series file {relative} not found in run '{run.run_id}'")
-    values = read_values(path.read_bytes(), relative)
+    values = read_values(data, relative)
     points = binding.meta.get("points")
     points = (
         points if isinstance(points, int) and not isinstance(points, bool) and points >= 0 else len(values)
@@ -296,7 +302,8 @@ def _series_input(run: RunInfo, binding: _Binding) -> SeriesInput:
         warnings.append(
             CaptureWarning(
                 flow.LENGTH_MISMATCH,
-                f"Series '{path.name}' contained {len(values)} points but expected {points}.",
+                f"Series '{relative.rsplit('/', 1)[-1]}' contained {len(values)} points "
+                f"but expected {points}.",
             )
         )
     return SeriesInput(
@@ -314,7 +321,7 @@ def _series_input(run: RunInfo, binding: _Binding) -> SeriesInput:
 def _hash(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
-    return f"sha256:{value}" if _HEX64.match(value) else value
+    return f"sha256:{value}" if _HEX64.fullmatch(value) else value
 
 
 def bundle_source(run: RunInfo) -> BundleSource:

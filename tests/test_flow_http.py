@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +270,111 @@ def test_fifty_identical_concurrent_requests_give_one_success(api: tuple[Server,
         thread.join(60)
     assert sorted(statuses) == [200] + [409] * 49
     assert len(bundles.read_bundle(root / "telemetry" / "race").series) == 8
+
+
+def _outside(factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    """A directory outside every root holding files an attacker would like overwritten or deleted."""
+    outside = factory.mktemp("outside")
+    files = {"precious.txt": b"do not delete", "manifest.json": b'{"mine": true}'}
+    for name, data in files.items():
+        (outside / name).write_bytes(data)
+    return outside, files
+
+
+def _untouched(outside: Path, files: dict[str, bytes]) -> None:
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == files
+
+
+@pytest.mark.parametrize("link", ["model/telemetry", "model"])
+def test_the_default_target_cannot_be_a_link_out_of_the_root(
+    api: tuple[Server, Path], tmp_path_factory: pytest.TempPathFactory, link: str
+) -> None:
+    """A run whose model/telemetry (or model) links outside: 400, with or without overwrite, and
+    nothing outside is written or deleted."""
+    server, root = api
+    outside, files = _outside(tmp_path_factory)
+    run_dir = root / "runs" / RUN
+    if link == "model":
+        shutil.rmtree(run_dir / "model")
+    os.symlink(outside, run_dir / link)
+    for overwrite in (False, True):
+        response = post(server, {"source": {"runId": RUN}, "output": {"overwrite": overwrite}})
+        assert response.status_code == 400, response.text
+        assert "symbolic link" in response.json()["error"]
+        assert_no_paths(response, root)
+    _untouched(outside, files)
+    # A captureKey target still writes telemetry-manifest.json into model/telemetry: refused too.
+    assert post(server, request(captureKey="k")).status_code in (400, 500)
+    _untouched(outside, files)
+
+
+def test_overwrite_never_follows_links_inside_the_capture_directory(
+    api: tuple[Server, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Clearing deletes regular files only: a link to an outside file is left, as is its target;
+    a planted telemetry-manifest.json link is replaced, not written through."""
+    server, root = api
+    outside, files = _outside(tmp_path_factory)
+    assert post(server, request(captureKey="retry")).status_code == 200
+    capture = root / "telemetry" / "retry"
+    os.symlink(outside / "precious.txt", capture / "evil.csv")
+    os.symlink(outside, capture / "evil_dir")
+    telemetry_manifest = root / "runs" / RUN / "model" / "telemetry" / "telemetry-manifest.json"
+    telemetry_manifest.unlink()
+    os.symlink(outside / "manifest.json", telemetry_manifest)
+    response = post(server, request(captureKey="retry", overwrite=True))
+    assert response.status_code == 200, response.text
+    _untouched(outside, files)
+    assert not telemetry_manifest.is_symlink()
+    assert json.loads(telemetry_manifest.read_bytes())["provenance"]["runId"] == RUN
+    assert len(bundles.read_bundle(capture).series) == 8
+
+
+def test_a_planted_lock_file_link_creates_nothing_outside(
+    api: tuple[Server, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The per-directory lock file is opened without following a link."""
+    server, root = api
+    outside, files = _outside(tmp_path_factory)
+    (root / "telemetry").mkdir()
+    os.symlink(outside / "created-by-lock", root / "telemetry" / ".locked.capture-lock")
+    assert post(server, request(captureKey="locked")).status_code == 400
+    _untouched(outside, files)
+
+
+def test_run_files_behind_links_are_not_read(
+    api: tuple[Server, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """run.json, the model and series files reached through a link are never read: the run is not
+    listed, and capturing it fails without echoing what the link points to."""
+    server, root = api
+    outside = tmp_path_factory.mktemp("secret")
+    (outside / "run.json").write_text(json.dumps({"runId": "SECRET-RUN-ID", "createdUtc": "x"}))
+    (outside / "series.csv").write_text("bin_index,value\n0,4242\n")
+    linked = fixture_run(root / "runs", "run_linked")
+    (linked / "run.json").unlink()
+    os.symlink(outside / "run.json", linked / "run.json")
+    listing = server.client.get("/v1/runs")
+    assert "SECRET-RUN-ID" not in listing.text and listing.json()["totalCount"] == 1
+    assert "SECRET-RUN-ID" not in server.client.get("/v1/runs/run_linked").text
+    assert post(server, request("run_linked", captureKey="a")).status_code == 500
+    series_run = fixture_run(root / "runs", "run_series_link")
+    index = json.loads((series_run / "series" / "index.json").read_text(encoding="utf-8-sig"))
+    target = series_run / index["series"][0]["path"]
+    target.unlink()
+    os.symlink(outside / "series.csv", target)
+    failed = post(server, request("run_series_link", captureKey="b"))
+    assert failed.status_code == 500 and "symbolic link" in failed.json()["detail"]
+    assert not (root / "telemetry" / "b" / "manifest.json").exists()
+    assert_no_paths(failed, root)
+
+
+@pytest.mark.parametrize("name", ["ok\n", "ok\r", "ok\t", "ok ", "\nok", "ok\u2028", "\u043ek"])
+def test_segments_match_the_whole_string(api: tuple[Server, Path], name: str) -> None:
+    """A trailing newline (or any character outside the set) anywhere is 400 in every field."""
+    server, root = api
+    fixture_run(root / "runs", "ok")
+    for body in (request(name), request("ok", captureKey=name), request("ok", directory=f"a/{name}")):
+        response = post(server, body)
+        assert response.status_code == 400, (body, response.text)
+    assert not (root / "telemetry").exists() or not any((root / "telemetry").rglob("*"))
