@@ -265,6 +265,8 @@ class DomainEvents:
         self._progress = threading.Condition()
         self._taken = 0
         self._done = 0
+        self._in_flight = 0  # events of the batch being turned into records
+        self._abandoned = False  # that batch was booked dropped at a shutdown deadline
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="otel-tele-events", daemon=True)
         self._thread.start()
@@ -317,16 +319,23 @@ class DomainEvents:
             with self._pop_lock:
                 batch = [queue.popleft() for _ in range(min(len(queue), _MAX_BATCH))]
                 self._taken += len(batch)
+                self._in_flight = len(batch)
+                self.stats.accepted(len(batch))  # booked before anything can fail on it
             self._resource = self._logger.resource  # changes after a fork (process.pid)
             with self._metrics.lock:
                 records = self._records(batch)
             with guard("log record processors"):
                 self._emit_batch(records)
             failed = len(batch) - len(records)
-            self.stats.accepted(len(batch))
-            self.stats.finished(exported=len(batch) - failed, failed=failed)
+            with self._pop_lock:
+                abandoned = self._abandoned
+                if abandoned:  # booked dropped at a shutdown deadline; handed on after all
+                    self.stats.rebook_dropped(exported=len(batch) - failed, failed=failed)
+                else:
+                    self.stats.finished(exported=len(batch) - failed, failed=failed)
+                self._in_flight, self._abandoned = 0, False
             with self._progress:
-                self._done += len(batch)
+                self._done += 0 if abandoned else len(batch)
                 self._progress.notify_all()
 
     def _records(self, batch: list[tuple[Any, ...] | dict[str, Any]]) -> list[ReadWriteLogRecord]:
@@ -401,7 +410,33 @@ class DomainEvents:
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout_millis / 1000)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            self.drop_unfinished("shutdown deadline reached")
+            return False
+        return True
+
+    def drop_unfinished(self, why: str) -> int:
+        """Book every event not handed on yet as dropped (the queue and the batch in flight) and
+        refuse more; a batch in flight that is handed on later is re-booked."""
+        self._stopping = True
+        with self._pop_lock:
+            left = 0
+            while self._queue:  # popped one by one: an emit racing with us is counted, not lost
+                self._queue.popleft()
+                left += 1
+            self._taken += left
+            if left:
+                self.stats.refused(left)
+            in_flight = 0 if self._abandoned else self._in_flight
+            if in_flight:
+                self._abandoned = True
+                self.stats.finished(dropped=in_flight)
+        if left + in_flight:
+            _log.warning("events: %s; %d events not handed on dropped", why, left + in_flight)
+        with self._progress:
+            self._done += left + in_flight
+            self._progress.notify_all()
+        return left + in_flight
 
 
 class NoopDomainEvents(DomainEvents):
@@ -425,3 +460,6 @@ class NoopDomainEvents(DomainEvents):
 
     def shutdown(self, timeout_millis: float = 30_000) -> bool:
         return True
+
+    def drop_unfinished(self, why: str) -> int:
+        return 0

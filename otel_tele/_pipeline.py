@@ -17,7 +17,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk._logs import Logger as SdkLogger
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.resources import (
     SERVICE_NAME,
     SERVICE_VERSION,
@@ -32,6 +32,7 @@ from . import _components as components
 from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
 from ._internal import Incomplete, guard, run_with_deadline
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
+from ._reader import PushMetricReader
 from ._settings import Settings
 from ._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, close_once
 from ._stats import SinkStats, StatsSnapshot
@@ -52,7 +53,7 @@ def build_resource(settings: Settings) -> Resource:
     return detected.merge(Resource.create(explicit))
 
 
-def _standard_export(exporter: Any, signal: str) -> ExportFn:
+def _standard_export(exporter: Any, signal: str, stats: SinkStats) -> ExportFn:
     """Export through any OTel exporter. Log processors queue the records as emitted (our sinks read
     them as they are); a standard exporter gets the SDK's ``ReadableLogRecord`` it is written for."""
 
@@ -60,7 +61,10 @@ def _standard_export(exporter: Any, signal: str) -> ExportFn:
         if signal == "logs":
             batch = [_readable(record) for record in batch]
         result = exporter.export(batch)
-        return (len(batch), 0) if getattr(result, "name", "") == "SUCCESS" else (0, len(batch))
+        if getattr(result, "name", "") == "SUCCESS":
+            return len(batch), 0
+        stats.export_failed()  # the collector refused it, or did not answer in time
+        return 0, len(batch)
 
     return export
 
@@ -215,11 +219,12 @@ class Telemetry:
         elif signal == "metrics":
             self._add_reader(readers, exporter, name)
         else:
+            stats = SinkStats(name, signal)
             self._add_batcher(
                 signal,
                 exporter,
-                SinkStats(name, signal),
-                _standard_export(exporter, signal),
+                stats,
+                _standard_export(exporter, signal, stats),
                 lambda timeout_millis: exporter.shutdown(),
             )
         self.destinations.append((signal, name, where))
@@ -257,7 +262,7 @@ class Telemetry:
     def _add_reader(
         self, readers: list[MetricReader], exporter: MetricExporter, name: str, interval: float | None = None
     ) -> None:
-        reader = PeriodicExportingMetricReader(
+        reader = PushMetricReader(
             exporter,
             export_interval_millis=interval or self.settings.metric_export_interval_millis,
             export_timeout_millis=self.settings.metric_export_timeout_millis,
@@ -358,7 +363,9 @@ class Telemetry:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
-        """Push everything recorded so far to every exporter; False if the deadline passed first."""
+        """Push everything recorded so far to every exporter. False if the deadline passed first, or
+        if any export during the flush failed or timed out (an OTLP collector that refused or did not
+        answer, a sink that gave up): those records are booked ``failed``, not delivered."""
         deadline = time.monotonic() + timeout_millis / 1000
 
         def remaining_ms() -> float:
@@ -373,7 +380,7 @@ class Telemetry:
             for reader in self._push_readers:
                 ok = reader.force_flush(remaining_ms()) and ok
             if not ok:
-                raise Incomplete("incomplete: the deadline passed first")
+                raise Incomplete("incomplete: the deadline passed first, or an export failed")
 
         return run_with_deadline(flush, remaining_ms() / 1000, "force_flush")
 
@@ -412,7 +419,13 @@ class Telemetry:
             if failed:
                 raise Incomplete(f"incomplete: {', '.join(failed)}")
 
-        return run_with_deadline(stop, remaining_ms() / 1000, "shutdown")
+        done = run_with_deadline(stop, remaining_ms() / 1000, "shutdown")
+        if not done:
+            # Past the deadline nothing may stay booked queued: the process may exit right after us.
+            self.events.drop_unfinished("shutdown deadline passed")
+            for batcher in self._batchers:
+                batcher.drop_unfinished("shutdown deadline passed")
+        return done
 
     def _stop_prometheus(self) -> None:
         if self._prometheus_server is not None:

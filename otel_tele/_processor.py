@@ -27,7 +27,8 @@ from ._stats import SinkStats
 _log = logging.getLogger("otel_tele")
 
 T = TypeVar("T")
-#: Exports one batch; returns (exported, failed). Must not raise (exceptions are caught anyway).
+#: Exports one batch; returns (exported, failed). Must not raise (exceptions are caught anyway). An
+#: export that failed as a whole (error, timeout, retries exhausted) also calls ``stats.export_failed()``.
 ExportFn = Callable[[list[Any]], tuple[int, int]]
 
 
@@ -61,6 +62,8 @@ class BatchingProcessor(Generic[T]):
         self._accepted = 0  # items ever accepted
         self._finished = 0  # items ever finished (exported, failed or dropped)
         self._flush_requested = False
+        self._in_flight = 0  # records of the batch being exported
+        self._abandoned = 0  # of those, already booked dropped at a shutdown deadline
         self._worker = threading.Thread(
             target=self._run, name=f"otel-tele-{self.stats.sink}-{self.stats.signal}", daemon=True
         )
@@ -117,6 +120,7 @@ class BatchingProcessor(Generic[T]):
                             return
                         continue
                     batch = [self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))]
+                    self._in_flight = len(batch)
                     if not self._queue:
                         self._flush_requested = False
                 self._export_batch(batch)
@@ -127,16 +131,22 @@ class BatchingProcessor(Generic[T]):
         except Exception:
             _log.exception("exporter %s raised; counting %d records as failed", self.stats.sink, len(batch))
             exported, failed = 0, len(batch)
-        lost = len(batch) - exported - failed
-        self.stats.finished(exported=exported, failed=failed + lost)
+            self.stats.export_failed()
+        failed += len(batch) - exported - failed  # whatever the exporter did not account for
         with self._cond:
-            self._finished += len(batch)
+            if self._abandoned:  # a shutdown deadline booked it dropped; it landed after all
+                self.stats.rebook_dropped(exported=exported, failed=failed)
+            else:
+                self.stats.finished(exported=exported, failed=failed)
+                self._finished += len(batch)
+            self._in_flight = self._abandoned = 0
             self._cond.notify_all()
 
     # -- control -----------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
         """Wait until everything accepted before this call is finished, at most ``timeout_millis``."""
         deadline = time.monotonic() + timeout_millis / 1000
+        failures = self.stats.failed_exports
         with self._cond:
             target = self._accepted
             self._flush_requested = True
@@ -146,7 +156,9 @@ class BatchingProcessor(Generic[T]):
                 if remaining <= 0 or not self._worker.is_alive():
                     return False
                 self._cond.wait(min(remaining, 0.05))
-        return True
+        # An export that stored nothing of its batch (OTLP error or timeout, retries exhausted) while we
+        # waited makes the flush a failure: the records are booked failed, not delivered.
+        return self.stats.failed_exports == failures
 
     def shutdown(self, timeout_millis: float = 30_000) -> bool:
         """Export what is queued, then stop; whatever the deadline leaves behind is counted as dropped."""
@@ -159,17 +171,7 @@ class BatchingProcessor(Generic[T]):
         self._worker.join(max(0.0, deadline - time.monotonic()))
         done = not self._worker.is_alive()
         if not done:
-            with self._cond:
-                left = len(self._queue)
-                self._queue.clear()
-                self._finished += left
-            self.stats.finished(dropped=left)
-            _log.warning(
-                "%s/%s: shutdown deadline reached; %d queued records dropped",
-                self.stats.sink,
-                self.stats.signal,
-                left,
-            )
+            self.drop_unfinished("shutdown deadline reached")
         if self._on_shutdown is not None:
             remaining = max(0.0, deadline - time.monotonic())
             done = (
@@ -181,6 +183,29 @@ class BatchingProcessor(Generic[T]):
                 and done
             )
         return done
+
+    def drop_unfinished(self, why: str) -> int:
+        """Book everything not exported yet as dropped — the queue and the batch in flight — and
+        refuse more. A batch in flight that lands later is re-booked (``SinkStats.rebook_dropped``)."""
+        with self._cond:
+            self._shutdown = True
+            left = len(self._queue)
+            self._queue.clear()
+            in_flight = 0 if self._abandoned else self._in_flight
+            self._abandoned = self._in_flight
+            self._finished += left + in_flight
+            if left + in_flight:
+                self.stats.finished(dropped=left + in_flight)
+            self._cond.notify_all()
+        if left + in_flight:
+            _log.warning(
+                "%s/%s: %s; %d unexported records dropped",
+                self.stats.sink,
+                self.stats.signal,
+                why,
+                left + in_flight,
+            )
+        return left + in_flight
 
 
 class SpanBatchProcessor(SpanProcessor):

@@ -139,6 +139,7 @@ def write_with_retry(
                     and time.monotonic() + delays[attempt] > deadline
                 )
                 if attempt == len(delays) or sink.closing.is_set() or out_of_time:
+                    sink.stats[signal].export_failed()
                     _log.error(
                         "sink %s: giving up on %d %s after %d attempts: %s",
                         sink.name,
@@ -154,6 +155,7 @@ def write_with_retry(
                 sink.closing.wait(delays[attempt])
             except Exception:
                 _log.exception("sink %s: %d %s could not be written", sink.name, count, signal)
+                sink.stats[signal].export_failed()
                 return 0, count
     return 0, count  # pragma: no cover - loop always returns
 
@@ -177,9 +179,12 @@ class _SinkExporterMixin:
         return write_with_retry(self.sink, self._signal, batch, count, timeout_s)
 
     def _export_and_count(self, batch: Any, count: int) -> bool:
+        """False when the export failed as a whole; records rejected one by one are counted failed
+        but do not fail the export."""
+        failures = self.stats.failed_exports
         exported, failed = self.export_counted(batch, count)
         self.stats.passed_through(exported=exported, failed=failed)
-        return failed == 0
+        return self.stats.failed_exports == failures
 
     def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
         self.sink.closing.set()

@@ -3,6 +3,10 @@
 - *dropped*: refused before export (queue full, after shutdown, lost at a shutdown deadline);
 - *failed*: handed to the sink but not persisted (non-transient error, retries exhausted, bad record);
 - *queued*: accepted and not yet finished (includes a batch in flight).
+
+At a shutdown deadline nothing stays *queued*: what was not exported by then is booked *dropped*,
+including a batch still in flight on a hung exporter. If that late write still lands afterwards, the
+batch is re-booked from *dropped* to *exported* (or *failed*) — the equation holds at every moment.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class SinkStats:
 
     def _reset(self) -> None:
         self.emitted = self.exported = self.dropped = self.failed = self.queued = 0
+        #: Exports that stored nothing of their batch (error, timeout, retries exhausted): what makes
+        #: ``force_flush()`` report False. Not a record count.
+        self.failed_exports = 0
 
     def reset_after_fork(self) -> None:
         """A forked child starts its own accounting; the parent's records are the parent's."""
@@ -61,6 +68,17 @@ class SinkStats:
             self.exported += exported
             self.failed += failed
             self.dropped += dropped
+
+    def rebook_dropped(self, *, exported: int = 0, failed: int = 0) -> None:
+        """A batch booked dropped at a deadline finished after all: move it to where it ended."""
+        with self._lock:
+            self.dropped -= exported + failed
+            self.exported += exported
+            self.failed += failed
+
+    def export_failed(self) -> None:
+        with self._lock:
+            self.failed_exports += 1
 
     def passed_through(self, *, exported: int = 0, failed: int = 0) -> None:
         """Records exported without our queue (e.g. under the SDK's own batch processor)."""
