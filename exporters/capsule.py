@@ -174,6 +174,7 @@ class CapsuleSink(Sink):
             probe = probe.parent
         return {
             "location": str(self.root),
+            "folder": str(self.root),
             "reachable": os.access(probe, os.W_OK),
             "open_runs": len(self._open),
         }

@@ -273,6 +273,7 @@ class CaptureSink(Sink):
     def describe(self) -> dict[str, Any]:
         return {
             "location": str(self.root),
+            "folder": str(self.root),
             "reachable": _writable(self.root),
             "grid": f"{self.grid.bins} x {self.grid.bin_size} {self.grid.bin_unit}",
         }

@@ -134,11 +134,15 @@ class PostgresSink(Sink):
         self.store.close()
 
     def describe(self) -> dict[str, Any]:
-        return {
+        info = {
             "location": self.store.location,
             "backend": self.store.dialect,
             "reachable": self.store.reachable(),
         }
+        path = getattr(self.store, "path", None)  # the embedded store's database file
+        if path is not None:
+            info["folder"] = str(path.parent)
+        return info
 
 
 class PostgresLogExporter(SinkLogExporter):

@@ -178,6 +178,7 @@ class SqliteSink(Sink):
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "location": str(self.db_path),
+            "folder": str(self.db_path.parent),
             "schema_version": SCHEMA_VERSION,
             "retention_days": self.retention.days,
         }

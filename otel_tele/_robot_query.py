@@ -56,7 +56,10 @@ def window(time_range: TimeRange, start: TimeArg, end: TimeArg) -> tuple[float |
             raise ValueError(f"time_range: expected (start, end), got {time_range!r}")
         start = time_range[0] if start is None else start
         end = time_range[1] if end is None else end
-    return parse_time(start, "start"), parse_time(end, "end")
+    lo, hi = parse_time(start, "start"), parse_time(end, "end")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"the time range is inverted: start {start!r} is after end {end!r}")
+    return lo, hi
 
 
 def time_clause(

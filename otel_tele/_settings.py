@@ -1,7 +1,10 @@
 """Every ``setup()`` option, declared once: argument → environment variable → default.
 
 A bad *argument* raises ``ValueError`` (the caller can fix their code); a bad *environment value* is
-logged and replaced by the default (a deployment typo must not take the service down).
+logged and replaced by the default (a deployment typo must not take the service down) — except a list
+with some unknown names (``OTEL_TELE_SINKS=sqlite,bogus``), which keeps the known ones: falling back
+to every default sink would do the opposite of what the operator asked. ``Settings.problems`` keeps
+each message for ``otel-tele doctor``.
 """
 
 from __future__ import annotations
@@ -78,12 +81,21 @@ def _parse_bin_unit(raw: str) -> str:
     return value
 
 
+class PartlyInvalid(ValueError):
+    """Some of a list's names are unknown; ``value`` is the list without them."""
+
+    def __init__(self, message: str, value: Any) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 def _parse_sinks(raw: str) -> tuple[str, ...]:
     names = _parse_names(raw)
     unknown = [name for name in names if name not in KNOWN_SINKS and name != "none"]
+    known = tuple(name for name in names if name in KNOWN_SINKS)
     if unknown:
-        raise ValueError(f"unknown sink(s) {', '.join(unknown)}; known: {', '.join(KNOWN_SINKS)}")
-    return tuple(name for name in names if name != "none")
+        raise PartlyInvalid(f"unknown sink(s) {', '.join(unknown)}; known: {', '.join(KNOWN_SINKS)}", known)
+    return known
 
 
 @dataclass(frozen=True)
@@ -293,6 +305,8 @@ class Settings:
 
     values: Mapping[str, Any]
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: Environment values that were rejected or partly ignored, one message each.
+    problems: tuple[str, ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -300,12 +314,16 @@ class Settings:
         except KeyError:
             raise AttributeError(name) from None
 
-    def describe(self) -> list[tuple[str, str, str]]:
-        """(name, printable value, source) per option, secrets redacted."""
+    def describe(self, *, typed: bool = False) -> list[tuple[str, Any, str]]:
+        """(name, value, source) per option, secrets redacted. The value is printable text, or with
+        ``typed`` a JSON value of its own type (number, boolean, list of names, null)."""
         rows = []
         for option in OPTIONS:
             value = self.values[option.name]
-            shown = redact_dsn(str(value)) if option.secret and value else _show(value)
+            if option.secret and value:
+                shown: Any = redact_dsn(str(value))
+            else:
+                shown = _typed(value) if typed else _show(value)
             rows.append((option.name, shown, self.sources.get(option.name, "default")))
         return rows
 
@@ -314,6 +332,12 @@ def _show(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(value) or "none"
     return "" if value is None else str(value)
+
+
+def _typed(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value) if isinstance(value, Path) else value
 
 
 def redact_dsn(dsn: str) -> str:
@@ -354,6 +378,7 @@ def resolve(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = No
         raise ValueError(f"setup() got unknown option(s): {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    problems: list[str] = []
     for option in OPTIONS:
         if arguments.get(option.name) is not None:
             values[option.name] = _coerce_argument(option, arguments[option.name])
@@ -361,13 +386,20 @@ def resolve(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = No
             continue
         raw = environ.get(option.env) if option.env else None
         if raw is not None and raw.strip():
+            shown = "***" if option.secret else repr(raw)
             try:
                 values[option.name] = option.parse(raw)
                 sources[option.name] = option.env or "environment"
                 continue
+            except PartlyInvalid as exc:
+                values[option.name] = exc.value
+                sources[option.name] = option.env or "environment"
+                problems.append(f"{option.env}={shown}: {exc}; using {_show(exc.value)}")
+                _log.error("%s", problems[-1])
+                continue
             except (ValueError, TypeError) as exc:
-                shown = "***" if option.secret else repr(raw)
-                _log.error("ignoring %s=%s (%s); using the default", option.env, shown, exc)
+                problems.append(f"ignoring {option.env}={shown} ({exc}); using the default")
+                _log.error("%s", problems[-1])
         values[option.name] = option.default
         sources[option.name] = "default"
-    return Settings(values, sources)
+    return Settings(values, sources, tuple(problems))

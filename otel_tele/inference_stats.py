@@ -247,18 +247,25 @@ class InferenceStats:
         }
 
     # -- 60 days ---------------------------------------------------------------------------------
-    def statistics_60day(self, days: int | None = None) -> dict[str, Any]:
+    def statistics_60day(self, days: int | None = None, component: str | None = None) -> dict[str, Any]:
         """Per-model trends over ``days`` (default: the retention window, 60), ordered by weighted
-        efficiency ascending (``model_trends[0]`` is the best model), from the hourly rollup."""
+        efficiency ascending (``model_trends[0]`` is the best model), from the hourly rollup;
+        ``component`` keeps one model (or GPU) only."""
         days = self.config.inference_retention_days if days is None else days
         if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 400:
             raise ValueError(f"days must be an integer in [1, 400], got {days!r}")
+        component = check_component(component)
         now = self.clock()
         since = int((now - days * 86_400) // 3600 * 3600)
         recent_since = int((now - 86_400) // 3600 * 3600)
-        daily = self.store.rollup(ROLLUP_HOUR, since=since, step=86_400)
+        daily = self.store.rollup(ROLLUP_HOUR, since=since, step=86_400, component=component)
         recent = _by_component(
-            self.store.rollup(ROLLUP_HOUR, since=recent_since, event_types=(inf.THOUGHT_LATENCY_TYPE,)),
+            self.store.rollup(
+                ROLLUP_HOUR,
+                since=recent_since,
+                component=component,
+                event_types=(inf.THOUGHT_LATENCY_TYPE,),
+            ),
             inf.THOUGHT_LATENCY_TYPE,
         )
         trends = [
@@ -272,6 +279,7 @@ class InferenceStats:
         alerts = self._efficiency_alerts(trends)
         return {
             "window_days": days,
+            "component": component,
             "since": _iso(since),
             "until": _iso(now),
             "model_trends": trends,
@@ -364,19 +372,15 @@ class InferenceStats:
 
     # -- footprint -------------------------------------------------------------------------------
     def footprint(self) -> dict[str, Any]:
-        """Table sizes (``table_sizes[0]`` is ``system_telemetry``), exact row count, oldest and newest
-        record, and the size/row alerts."""
+        """Sizes of the tables that exist (``table_sizes[0]`` is ``system_telemetry`` once it exists),
+        exact row count, oldest and newest record, and the size/row alerts."""
         found = {entry["table"]: entry for entry in self.store.tables()}
-        sizes = [
-            found.get(
-                t, {"table": t, "size_bytes": 0, "table_bytes": 0, "index_bytes": 0, "rows_estimate": 0}
-            )
-            for t in TABLES
-        ]
+        sizes = [found[t] for t in TABLES if t in found]
         rows = self.store.row_count()
-        sizes[0] = {**sizes[0], "rows": rows}
+        if sizes and sizes[0]["table"] == TABLE:
+            sizes[0] = {**sizes[0], "rows": rows}
         oldest, newest = self.store.time_span()
-        alerts = self._footprint_alerts(sizes[0]["size_bytes"], rows)
+        alerts = self._footprint_alerts(found.get(TABLE, {}).get("size_bytes", 0), rows)
         return {
             "backend": self.store.dialect,
             "location": self.store.location,

@@ -58,6 +58,11 @@ class TelemetryQuery:
         from otel_tele.exporters._sqlite_schema import connect
 
         self.db_path = Path(db_path)
+        if self.db_path.is_dir():
+            raise IsADirectoryError(
+                f"{self.db_path} is a folder, not a telemetry database (the file is usually "
+                f"{self.db_path / 'telemetry.db'})"
+            )
         if not self.db_path.is_file():
             raise FileNotFoundError(f"telemetry database not found: {self.db_path}")
         self._conn = connect(self.db_path, read_only=True)
@@ -447,9 +452,13 @@ class TelemetryQuery:
         return self._rows(_table(table), "*", clauses, params, limit)
 
     def iter_rows(self, table: str, *, start: TimeArg = None, end: TimeArg = None) -> Iterator[Row]:
-        """Every row of one table, oldest first, streamed (export)."""
+        """Every row of one table, oldest first, streamed (export). Bad arguments raise at the call."""
         clauses, params = filters(None, start, end)
-        yield from self._conn.execute(f"SELECT * FROM {_table(table)}{where(clauses)} ORDER BY id", params)
+        return iter(self._conn.execute(f"SELECT * FROM {_table(table)}{where(clauses)} ORDER BY id", params))
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of one table, in order."""
+        return [row["name"] for row in self._all(f"PRAGMA table_info({_table(table)})")]
 
 
 def _table(name: Any) -> str:

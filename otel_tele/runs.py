@@ -51,7 +51,7 @@ SELECT run_id, coalesce(ev.flow_name, tm.flow_name) AS flow_name, coalesce(ev.mo
 FROM ev FULL OUTER JOIN tm USING (run_id)
 WHERE ($flow IS NULL OR coalesce(ev.flow_name, tm.flow_name) = $flow)
   AND ($mode IS NULL OR coalesce(ev.mode, tm.mode) = $mode)
-ORDER BY run_id DESC LIMIT $limit
+ORDER BY started_at DESC NULLS LAST, run_id DESC LIMIT $limit
 """
 _TRAJECTORY_SQL = """
 SELECT iter, phase, t_wall_ms, "E", grad_norm, alpha, phi_residual, invariant_drift_max FROM (
@@ -91,7 +91,7 @@ class Runs:
     def list(
         self, *, flow: str | None = None, mode: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        """Runs newest first: identity, status, rows, first and last energy."""
+        """Runs newest first (by start time): identity, status, rows, first and last energy."""
         rows = self.records(_LIST_SQL, {"flow": flow, "mode": mode, "limit": int(limit)})
         for row in rows:
             row["status"] = self._status(row)

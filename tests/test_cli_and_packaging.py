@@ -44,7 +44,7 @@ def test_doctor_reports_configuration_destinations_and_reachability(
     report = json.loads(capsys.readouterr().out)
     config = {row["option"]: row for row in report["configuration"]}
     assert config["otlp_endpoint"]["source"] == "OTEL_EXPORTER_OTLP_ENDPOINT"
-    assert config["prometheus_port"] == {"option": "prometheus_port", "value": "9464", "source": "default"}
+    assert config["prometheus_port"] == {"option": "prometheus_port", "value": 9464, "source": "default"}
     assert "hunter2" not in json.dumps(report)
     otlp = next(row for row in report["destinations"] if row["exporter"] == "otlp")
     assert otlp["reachable"] is True and otlp["destination"].endswith(f":{port}")

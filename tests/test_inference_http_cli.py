@@ -87,7 +87,13 @@ def test_cli_stats_footprint_prune(
     assert main(["inference", "stats", "--format", "json", "--component", "slow", *store]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [m["model"] for m in data["efficiency"]["models"]] == ["slow"]
-    assert data["statistics"]["model_trends"][0]["model"] == "fast"
+    # --component filters the 60-day table too (it used to list every model).
+    assert [t["model"] for t in data["statistics"]["model_trends"]] == ["slow"]
+    assert main(["inference", "stats", "--format", "json", *store]) == 0
+    assert [t["model"] for t in json.loads(capsys.readouterr().out)["statistics"]["model_trends"]] == [
+        "fast",
+        "slow",
+    ]
     assert main(["inference", "footprint", *store]) == 0
     assert "system_telemetry" in capsys.readouterr().out
     assert main(["inference", "footprint", "--format", "json", *store]) == 0

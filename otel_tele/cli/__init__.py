@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .._internal import optional_module
 from .._version import __version__
+from ._output import CliError
 
 #: Command modules, in help order. A module not present in this build is skipped.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(handler(args) or 0)
+    except CliError as exc:
+        print(f"otel-tele {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `otel-tele … | head`

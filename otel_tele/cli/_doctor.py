@@ -1,9 +1,17 @@
-"""``otel-tele doctor``: resolved configuration, active sinks, where data goes, what is reachable."""
+"""``otel-tele doctor``: resolved configuration, active sinks, where data goes, what is reachable.
+
+Each destination row: ``signal``, ``exporter``, ``destination``, ``reachable`` (true, false, or null
+when there is nothing to probe) and a ``note``. A folder or database file counts as reachable only if
+it exists; one that does not exist yet says so (and whether setup() can create it). Unknown exporter
+names and rejected environment values are listed as warnings.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,65 +42,100 @@ def otlp_target(settings: Settings) -> tuple[str, int]:
     return url.hostname or "localhost", url.port or default_port
 
 
+def _row(
+    signal: str, exporter: str, destination: str, reachable: bool | None, note: str = ""
+) -> dict[str, Any]:
+    return {
+        "signal": signal,
+        "exporter": exporter,
+        "destination": destination,
+        "reachable": reachable,
+        "note": note,
+    }
+
+
+def _exporter_row(signal: str, name: str, settings: Settings) -> dict[str, Any]:
+    if name == "otlp":
+        host, port = otlp_target(settings)
+        return _row(signal, name, f"{settings.otlp_protocol} {host}:{port}", tcp_reachable(host, port))
+    if name == "prometheus" and signal == "metrics":
+        host, port = settings.prometheus_host, settings.prometheus_port
+        in_use = tcp_reachable(host, port) if port else False
+        # setup() binds this port: free is what it needs (in use: another process already serves it).
+        note = "port in use: setup() cannot serve /metrics here" if in_use else "port free"
+        return _row(signal, name, f"http://{host}:{port}/metrics", not in_use, note)
+    if name == "console":
+        return _row(signal, name, "stdout", None)
+    try:
+        components.exporter_entry_point(signal, name)
+    except components.ComponentUnavailable as exc:
+        return _row(signal, name, "-", False, f"unknown exporter: {exc}")
+    return _row(signal, name, name, None, "entry point")
+
+
+def _local_state(info: dict[str, Any]) -> tuple[bool | None, str]:
+    """Reachable and a note for a sink that writes under a local ``folder`` (from its describe())."""
+    reachable, note = info.get("reachable"), str(info.get("note", ""))
+    if info.get("folder") is None:
+        return reachable, note
+    folder = Path(info["folder"])
+    if folder.is_dir():
+        return reachable, note
+    if folder.exists():
+        return False, f"{folder} is not a folder"
+    parent = next((p for p in folder.absolute().parents if p.exists()), None)
+    if parent is not None and parent.is_dir() and os.access(parent, os.W_OK):
+        return False, f"folder {folder} does not exist yet (created on the first record)"
+    return False, f"folder {folder} does not exist and cannot be created"
+
+
 def destinations(settings: Settings) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for signal in ("traces", "metrics", "logs"):
         for name in getattr(settings, f"{signal}_exporter"):
-            if name == "otlp":
-                host, port = otlp_target(settings)
-                rows.append(
-                    {
-                        "signal": signal,
-                        "exporter": "otlp",
-                        "destination": f"{settings.otlp_protocol} {host}:{port}",
-                        "reachable": tcp_reachable(host, port),
-                    }
-                )
-            elif name == "prometheus" and signal == "metrics":
-                host, port = settings.prometheus_host, settings.prometheus_port
-                in_use = tcp_reachable(host, port) if port else False
-                rows.append(
-                    {
-                        "signal": signal,
-                        "exporter": "prometheus",
-                        "destination": f"http://{host}:{port}/metrics",
-                        "reachable": "port in use" if in_use else "port free",
-                    }
-                )
-            elif name != "none":
-                rows.append({"signal": signal, "exporter": name, "destination": name, "reachable": None})
+            if name != "none":
+                rows.append(_exporter_row(signal, name, settings))
     for name in settings.sinks:
         try:
             sink = components.build_sink(name, settings)
         except components.ComponentUnavailable as exc:
-            rows.append(
-                {"signal": "-", "exporter": f"sink:{name}", "destination": str(exc), "reachable": False}
-            )
+            rows.append(_row("-", f"sink:{name}", "-", False, str(exc)))
             continue
         try:
             info = sink.describe()
         finally:
             components.close_sink(sink)
+        reachable, note = _local_state(info)
         rows.append(
-            {
-                "signal": ",".join(sorted(sink.signals)),
-                "exporter": f"sink:{name}",
-                "destination": info.get("location", ""),
-                "reachable": info.get("reachable"),
-            }
+            _row(",".join(sorted(sink.signals)), f"sink:{name}", info.get("location", ""), reachable, note)
         )
     return rows
 
 
+def warnings(settings: Settings, rows: list[dict[str, Any]]) -> list[str]:
+    """Rejected environment values and unknown exporter names."""
+    found = list(settings.problems)
+    found += [
+        f"{row['signal']} exporter {row['exporter']!r} is unknown: it is skipped"
+        for row in rows
+        if str(row["note"]).startswith("unknown exporter")
+    ]
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     settings = resolve({})
-    config = [{"option": n, "value": v, "source": s} for n, v, s in settings.describe()]
+    typed = args.format == "json"
+    config = [{"option": n, "value": v, "source": s} for n, v, s in settings.describe(typed=typed)]
     sinks = destinations(settings)
+    problems = warnings(settings, sinks)
     if args.format == "json":
-        emit({"configuration": config, "destinations": sinks}, "json")
+        emit({"configuration": config, "destinations": sinks, "warnings": problems}, "json")
         return 0
     print("Configuration (argument > environment > default):")
     print_table(config)
     print("\nWhere telemetry goes:")
     print_table(sinks)
+    for problem in problems:
+        print(f"WARNING: {problem}")
     return 0

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from ._output import add_format_option, print_json, print_table
+from ._output import CliError, add_format_option, print_json, print_table, require_dir, require_file
 
 
 def register(subparsers: Any) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
 
     stats = commands.add_parser("stats", help="efficiency ranking over a window and 60-day trends")
     stats.add_argument("--hours", type=float, default=24, help="efficiency window in hours (default 24)")
-    stats.add_argument("--component", help="only this model/component")
+    stats.add_argument("--component", help="only this model/component (both tables)")
     stats.add_argument("--days", type=int, default=None, help="trend window in days (default: retention, 60)")
     footprint = commands.add_parser("footprint", help="table sizes, row count, oldest record, alerts")
     prune = commands.add_parser("prune", help="delete rows older than the retention window, in short batches")
@@ -44,8 +44,15 @@ def _run(args: argparse.Namespace, handler: Any) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
+        embedded = getattr(stats.store, "path", None)  # the embedded store's file; None for PostgreSQL
+        if embedded is not None:
+            require_dir(embedded.parent, "data folder")
+            require_file(embedded, "inference store")
         code: int = handler(stats, args)
         return code
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -76,7 +83,7 @@ def ranking_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _stats(stats: Any, args: argparse.Namespace) -> int:
     efficiency = stats.aggregated_efficiency(component=args.component, hours=args.hours)
-    trends = stats.statistics_60day(days=args.days)
+    trends = stats.statistics_60day(days=args.days, component=args.component)
     if args.format == "json":
         print_json({"efficiency": efficiency, "statistics": trends})
         return 0

@@ -2,11 +2,15 @@
 
 Subcommands (spec 004): summary, commands, joints, gripper, tracking, smoother, requests, latency,
 cameras, events, rate, tail [--follow], export [--format csv|json], dbstats. Human tables by default,
-``--format json`` for machines, ``--db PATH`` to pick the database (default
-``$OTEL_TELE_DATA_DIR/telemetry.db``; ``query-telemetry`` defaults to the spec's
-``data/telemetry.db``). The original tool's short flags work in both (``tail -n``, ``joints -j -n``,
-``events -t``, ``rate -w``, ``smoother -j``, ``tracking-error``); ``query-telemetry export`` with no
-``--out`` prints one JSON document (with a ``summary`` key) to stdout, as the original did.
+``--format json`` for machines (``tail`` streams JSON Lines), ``--db PATH`` to pick the database
+(default ``$OTEL_TELE_DATA_DIR/telemetry.db``; ``query-telemetry`` defaults to the spec's
+``data/telemetry.db`` unless ``OTEL_TELE_DATA_DIR`` is set). The original tool's short flags work in
+both (``tail -n``, ``joints -j -n``, ``events -t``, ``rate -w``, ``smoother -j``, ``tracking-error``).
+
+``export``: ``--format csv|json`` is the *file* format (the spec's spelling), ``--report table|json``
+the listing of what was written. ``--out -`` (and ``query-telemetry export`` with no ``--out``, as the
+original did) writes to stdout: JSON as one document with a ``summary`` key, CSV as one table
+(``--table``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 from .._robot_query import ROBOT_TABLES
 from ..robot_query import TelemetryQuery
-from ._output import add_format_option, print_json, print_table
+from ._output import CliError, add_format_option, json_safe, print_json, print_json_line, print_table
 
 Handler = Callable[[TelemetryQuery, argparse.Namespace], int | None]
 LEGACY_DB = "data/telemetry.db"
@@ -261,7 +265,7 @@ def cmd_tail(q: TelemetryQuery, args: argparse.Namespace) -> int:
             rows = q.tail(args.limit, types, after_id=last_id)
             for row in reversed(rows):
                 if args.format == "json":
-                    print(json.dumps(row, default=str), flush=True)
+                    print_json_line(row)
                 else:
                     print(
                         f"[{_ts(row['ts'])}] {row.get('level') or 'info':>7} {row['event_type']:<15} "
@@ -279,30 +283,36 @@ def cmd_tail(q: TelemetryQuery, args: argparse.Namespace) -> int:
         return 0
 
 
-def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+def _write_rows(q: TelemetryQuery, table: str, out: Any, fmt: str, window: dict[str, Any]) -> int:
+    count = 0
+    rows = q.iter_rows(table, **window)
+    if fmt == "csv":
+        writer: Any = None
+        for row in rows:
+            if writer is None:
+                writer = csv.DictWriter(out, fieldnames=list(row))
+                writer.writeheader()
+            writer.writerow(row)
+            count += 1
+        if writer is None:  # an empty table still says which columns it has
+            csv.writer(out).writerow(q.columns(table))
+    else:
+        out.write("[")
+        for row in rows:
+            out.write(("," if count else "") + "\n" + json.dumps(json_safe(row), ensure_ascii=False))
+            count += 1
+        out.write("\n]\n")
+    return count
 
 
 def _write_table(q: TelemetryQuery, table: str, path: Path, fmt: str, window: dict[str, Any]) -> int:
     temporary = path.with_name(f".{path.name}.tmp")
-    count = 0
-    with temporary.open("w", encoding="utf-8", newline="") as out:
-        rows = q.iter_rows(table, **window)
-        if fmt == "csv":
-            writer: Any = None
-            for row in rows:
-                if writer is None:
-                    writer = csv.DictWriter(out, fieldnames=list(row))
-                    writer.writeheader()
-                writer.writerow(row)
-                count += 1
-        else:
-            out.write("[")
-            for row in rows:
-                out.write(("," if count else "") + "\n" + json.dumps(_finite(row), ensure_ascii=False))
-                count += 1
-            out.write("\n]\n")
-    os.replace(temporary, path)  # a reader never sees half a file
+    try:
+        with temporary.open("w", encoding="utf-8", newline="") as out:
+            count = _write_rows(q, table, out, fmt, window)
+        os.replace(temporary, path)  # a reader never sees half a file
+    finally:
+        temporary.unlink(missing_ok=True)
     return count
 
 
@@ -310,23 +320,27 @@ def cmd_export(q: TelemetryQuery, args: argparse.Namespace) -> None:
     tables = [args.table] if args.table else list(ROBOT_TABLES)
     window = {"start": args.start, "end": args.end}
     if (args.out is None and args.legacy) or args.out == "-":
+        if args.format == "csv":
+            if not args.table:
+                raise CliError("CSV on stdout holds one table: add --table NAME, or --out FOLDER for all")
+            _write_rows(q, args.table, sys.stdout, "csv", window)
+            return
         document: dict[str, Any] = {"summary": q.get_session_summary(**window), "db_stats": q.get_db_stats()}
         for table in tables:
-            document[table] = [_finite(row) for row in q.iter_rows(table, **window)]
-        print(json.dumps(document, indent=2, default=str))
+            document[table] = list(q.iter_rows(table, **window))
+        print_json(document)
         return
-    fmt = "csv" if args.format == "csv" else "json"
     out = Path(args.out) if args.out else q.db_path.parent / "export"
     out.mkdir(parents=True, exist_ok=True)
     written = [
         {
             "table": t,
-            "rows": _write_table(q, t, out / f"{t}.{fmt}", fmt, window),
-            "file": str(out / f"{t}.{fmt}"),
+            "rows": _write_table(q, t, out / f"{t}.{args.format}", args.format, window),
+            "file": str(out / f"{t}.{args.format}"),
         }
         for t in tables
     ]
-    if args.format == "json":
+    if args.report == "json":
         print_json(written)
     else:
         print_table(written, ["table", "rows", "file"])
@@ -398,6 +412,10 @@ def _specs() -> list[tuple[str, tuple[str, ...], str, Handler, Callable[[argpars
             "--out", "-o", help="folder for one file per table (default: <db folder>/export; - = stdout)"
         )
         p.add_argument("--table", choices=ROBOT_TABLES)
+        p.add_argument("--format", choices=("csv", "json"), default="json", help="file format (default json)")
+        p.add_argument(
+            "--report", choices=("table", "json"), default="table", help="how the written files are listed"
+        )
 
     return [
         ("summary", (), "session summary", cmd_summary, lambda p: _time_options(p, limit=None)),
@@ -419,20 +437,15 @@ def _specs() -> list[tuple[str, tuple[str, ...], str, Handler, Callable[[argpars
 
 def configure(parser: argparse.ArgumentParser, *, legacy: bool) -> None:
     """Add ``--db`` and the subcommands to ``parser``."""
-    default_db = LEGACY_DB if legacy else None
-    parser.add_argument(
-        "--db",
-        default=default_db,
-        metavar="PATH",
-        help=f"telemetry database (default {default_db or '$OTEL_TELE_DATA_DIR/telemetry.db'})",
-    )
+    shown = f"$OTEL_TELE_DATA_DIR/telemetry.db{', else ' + LEGACY_DB if legacy else ''}"
+    parser.add_argument("--db", default=None, metavar="PATH", help=f"telemetry database (default {shown})")
     parser.set_defaults(handler=run, legacy=legacy)
     sub = parser.add_subparsers(dest="query_command", metavar="COMMAND", required=True)
     for name, aliases, text, handler, add in _specs():
         p = sub.add_parser(name, aliases=list(aliases), help=text, description=text)
         add(p)
-        # export: --format csv|json picks the file format (the spec's spelling); table = JSON files.
-        add_format_option(p, *(("csv",) if name == "export" else ()))
+        if name != "export":  # export's --format is the file format (the spec's spelling)
+            add_format_option(p)
         p.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help="telemetry database")
         p.set_defaults(query_handler=handler)
 
@@ -449,6 +462,8 @@ def register(subparsers: Any) -> None:
 def _db_path(args: argparse.Namespace) -> Path:
     if args.db:
         return Path(args.db)
+    if args.legacy and not os.environ.get("OTEL_TELE_DATA_DIR", "").strip():
+        return Path(LEGACY_DB)  # the spec's tool: data/telemetry.db unless a data dir is configured
     from .._settings import resolve
 
     return Path(resolve({}).data_dir) / "telemetry.db"
@@ -459,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with TelemetryQuery(_db_path(args)) as q:
             return int(args.query_handler(q, args) or 0)
-    except FileNotFoundError as exc:
+    except (OSError, CliError) as exc:  # missing file, a folder given as --db, unwritable --out
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     except sqlite3.DatabaseError as exc:

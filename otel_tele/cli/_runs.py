@@ -6,12 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from ._output import add_format_option, emit, print_json, print_table
+from ._output import CliError, add_format_option, emit, print_json, print_table, require_dir
+
+_ROOT_HELP = "capsule root (default <OTEL_TELE_DATA_DIR>/telematry_cfs)"
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("runs", help="FDA solver runs: list, show, query, consolidate, prune")
-    parser.add_argument("--root", help="capsule root (default <OTEL_TELE_DATA_DIR>/telematry_cfs)")
+    parser.add_argument("--root", help=_ROOT_HELP)
     commands = parser.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
 
     p = commands.add_parser("list", help="runs, newest first")
@@ -51,11 +53,18 @@ def register(subparsers: Any) -> None:
     add_format_option(p)
     p.set_defaults(handler=_prune)
 
+    # `runs list --root X` works as well as `runs --root X list`: users put options after the verb.
+    for sub in commands.choices.values():
+        sub.add_argument("--root", default=argparse.SUPPRESS, help=_ROOT_HELP)
+
 
 def _runs(args: argparse.Namespace) -> Any:
     from ..runs import Runs
 
-    return Runs(args.root)
+    runs = Runs(args.root)
+    what = "capsule root" if args.root else "capsule root (<OTEL_TELE_DATA_DIR>/telematry_cfs)"
+    require_dir(runs.root, what)
+    return runs
 
 
 def _guarded(fn: Any) -> Any:
@@ -64,7 +73,7 @@ def _guarded(fn: Any) -> Any:
     def handler(args: argparse.Namespace) -> int:
         try:
             return int(fn(args))
-        except BrokenPipeError:
+        except (BrokenPipeError, CliError):
             raise
         except (ValueError, KeyError, RuntimeError, OSError) as exc:
             print(f"otel-tele runs: {exc}", file=sys.stderr)
