@@ -144,20 +144,10 @@ def _record(telemetry: otel_tele.Telemetry, run_id: str) -> None:
 
 def test_runs_list_newest_first_by_start_time_with_root_after_the_verb(tmp_path: Path) -> None:
     """The run recorded last is listed first although its id sorts first; --root works after `list`."""
-    telemetry = otel_tele.setup(
-        local=True,
-        sinks=["capsule"],
-        data_dir=tmp_path,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-    )
-    try:
-        _record(telemetry, "fda_run_zzz_older")
-        telemetry.force_flush(10_000)
-        _record(telemetry, "fda_run_aaa_newer")
-    finally:
-        telemetry.shutdown(10_000)
+    with testing.capture(sinks="capsule", data_dir=tmp_path) as cap:
+        _record(cap.telemetry, "fda_run_zzz_older")
+        cap.flush()
+        _record(cap.telemetry, "fda_run_aaa_newer")
     root = str(tmp_path / "telematry_cfs")
     for args in (("runs", "list", "--root", root), ("runs", "--root", root, "list")):
         done = cli(*args, "--format", "json")
