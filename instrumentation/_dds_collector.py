@@ -20,7 +20,7 @@ from typing import Any
 
 from otel_tele.exporters.sqlite import SqliteLogExporter, SqliteSink, SqliteSpanExporter
 
-from otel_tele._internal import guard
+from otel_tele._internal import safe_str
 from otel_tele._pipeline import DisabledTelemetry, Telemetry
 from otel_tele._settings import resolve
 from otel_tele._sink import close_once
@@ -128,7 +128,15 @@ class TelemetryCollector:
     def _open_private(self) -> None:
         assert self.db_path is not None
         sink = SqliteSink(self.db_path, retention_days=self._retention_days)
-        sink.open()  # the spec: the folder, six tables and indexes exist once the constructor returns
+        try:
+            sink.open()  # the spec: the folder, six tables and indexes exist once the constructor returns
+        except Exception as exc:  # a read-only or full disk must not stop the host from starting
+            _log.error(
+                "robot telemetry database %s cannot be created (%s); records will be counted as failed "
+                "until it can",
+                safe_str(self.db_path),
+                safe_str(exc),
+            )
         flush_ms = max(1, round(self.flush_interval_s * 1000) - _EVENT_HANDOFF_MS)
         settings = resolve(
             {
@@ -214,24 +222,24 @@ class TelemetryCollector:
         """Record one legacy event, routed to its table (``WS_SEND`` is not stored); ``None`` if disabled."""
         if not self._enabled:
             return None
-        kind = event_type if type(event_type) is EventType else event_type_of(event_type)
-        if payload is None:
-            payload = {}
-        elif type(payload) is not dict:
-            payload = dict(payload) if isinstance(payload, Mapping) else {"value": payload}
-        if type(source) is not str:
-            source = str(source)
-        event = _make_event(_mono() * 1000, time.time() * 1000, source, kind, payload, correlation_id)
-        if self._subscribers:
-            self._notify(event)
-        route: Route | None = ROUTES.get(kind, system_route)
-        if route is not None:
-            try:
+        try:
+            kind = event_type if type(event_type) is EventType else event_type_of(event_type)
+            if payload is None:
+                payload = {}
+            elif type(payload) is not dict:
+                payload = dict(payload) if isinstance(payload, Mapping) else {"value": payload}
+            if type(source) is not str:
+                source = str(source)
+            event = _make_event(_mono() * 1000, time.time() * 1000, source, kind, payload, correlation_id)
+            if self._subscribers:
+                self._notify(event)
+            route: Route | None = ROUTES.get(kind, system_route)
+            if route is not None:
                 route(self, source, kind, payload, correlation_id)
-            except Exception:
-                with guard(f"TelemetryCollector.emit({kind})"):
-                    raise
-        return event
+            return event
+        except Exception as exc:
+            self._failed("TelemetryCollector.emit", exc)
+            return None
 
     # -- typed methods -------------------------------------------------------------------------
     def log_command(
@@ -245,21 +253,24 @@ class TelemetryCollector:
         raw_len: int = 0,
     ) -> None:
         """One published DDS command (→ ``dds_commands``)."""
-        self._log_command(seq, funcode, joint_id, target_value, data, correlation_id, raw_len)
-        if self._subscribers:
-            self._notify_typed(
-                "dds",
-                EventType.DDS_PUBLISH,
-                {
-                    "seq": seq,
-                    "funcode": funcode,
-                    "joint_id": joint_id,
-                    "target_value": target_value,
-                    "data": data,
-                    "raw_len": raw_len,
-                },
-                correlation_id,
-            )
+        try:
+            self._log_command(seq, funcode, joint_id, target_value, data, correlation_id, raw_len)
+            if self._subscribers:
+                self._notify_typed(
+                    "dds",
+                    EventType.DDS_PUBLISH,
+                    {
+                        "seq": seq,
+                        "funcode": funcode,
+                        "joint_id": joint_id,
+                        "target_value": target_value,
+                        "data": data,
+                        "raw_len": raw_len,
+                    },
+                    correlation_id,
+                )
+        except Exception as exc:
+            self._failed("TelemetryCollector.log_command", exc)
 
     def _log_command(
         self,
@@ -297,14 +308,17 @@ class TelemetryCollector:
 
         ``angles``: ``{"angle0": …, …, "angle6": …}``, ``{0: …}`` or a sequence of up to 7 values.
         """
-        self._log_feedback(seq, funcode, angles, status)
-        if self._subscribers:
-            self._notify_typed(
-                "dds",
-                EventType.DDS_RECEIVE,
-                {"seq": seq, "funcode": funcode, "angles": angles, "status": status},
-                None,
-            )
+        try:
+            self._log_feedback(seq, funcode, angles, status)
+            if self._subscribers:
+                self._notify_typed(
+                    "dds",
+                    EventType.DDS_RECEIVE,
+                    {"seq": seq, "funcode": funcode, "angles": angles, "status": status},
+                    None,
+                )
+        except Exception as exc:
+            self._failed("TelemetryCollector.log_feedback", exc)
 
     def _log_feedback(
         self, seq: Any = None, funcode: Any = 0, angles: Any = None, status: Any = None
@@ -324,25 +338,28 @@ class TelemetryCollector:
         now = _time_ns()
         emit = self._emit_event
         kept = []
-        for state in states or ():
-            if not isinstance(state, Mapping):
-                _log.warning("log_smoother_tick: ignoring a state that is not a mapping: %r", type(state))
-                continue
-            kept.append(state)
-            emit(
-                r.SMOOTHER_TICK,
-                {
-                    r.JOINT_ID: state.get("joint_id"),
-                    r.SMOOTHER_TARGET: state.get("target"),
-                    r.SMOOTHER_CURRENT: state.get("current"),
-                    r.SMOOTHER_SENT: state.get("sent"),
-                    r.SMOOTHER_STEP: state.get("step_size"),
-                    r.SMOOTHER_DIRTY: state.get("dirty", True),
-                },
-                timestamp_ns=now,
-            )
-        if self._subscribers and kept:
-            self._notify_typed("smoother", EventType.STATE_UPDATE, {"joints": kept}, None)
+        try:
+            for state in states or ():
+                if not isinstance(state, Mapping):
+                    self._failed("TelemetryCollector.log_smoother_tick (a state that is not a mapping)")
+                    continue
+                kept.append(state)
+                emit(
+                    r.SMOOTHER_TICK,
+                    {
+                        r.JOINT_ID: state.get("joint_id"),
+                        r.SMOOTHER_TARGET: state.get("target"),
+                        r.SMOOTHER_CURRENT: state.get("current"),
+                        r.SMOOTHER_SENT: state.get("sent"),
+                        r.SMOOTHER_STEP: state.get("step_size"),
+                        r.SMOOTHER_DIRTY: state.get("dirty", True),
+                    },
+                    timestamp_ns=now,
+                )
+            if self._subscribers and kept:
+                self._notify_typed("smoother", EventType.STATE_UPDATE, {"joints": kept}, None)
+        except Exception as exc:
+            self._failed("TelemetryCollector.log_smoother_tick", exc)
 
     def log_web_request(
         self,
@@ -355,20 +372,23 @@ class TelemetryCollector:
         correlation_id: str | None = None,
     ) -> None:
         """One ``/api/`` request (→ ``web_requests``); ``instrument_app`` does this for FastAPI."""
-        self._log_web_request(endpoint, method, params, response_ms, status_code, ok, correlation_id)
-        if self._subscribers:
-            self._notify_typed(
-                "web",
-                EventType.CMD_SENT,
-                {
-                    "endpoint": endpoint,
-                    "method": method,
-                    "response_ms": response_ms,
-                    "status_code": status_code,
-                    "ok": ok,
-                },
-                correlation_id,
-            )
+        try:
+            self._log_web_request(endpoint, method, params, response_ms, status_code, ok, correlation_id)
+            if self._subscribers:
+                self._notify_typed(
+                    "web",
+                    EventType.CMD_SENT,
+                    {
+                        "endpoint": endpoint,
+                        "method": method,
+                        "response_ms": response_ms,
+                        "status_code": status_code,
+                        "ok": ok,
+                    },
+                    correlation_id,
+                )
+        except Exception as exc:
+            self._failed("TelemetryCollector.log_web_request", exc)
 
     def _log_web_request(
         self,
@@ -398,9 +418,13 @@ class TelemetryCollector:
 
     def log_camera_health(self, camera_id: str = "", stats: Mapping[str, Any] | None = None) -> None:
         """One camera health snapshot, e.g. ``CameraHealthMonitor.stats`` (→ ``camera_health``)."""
-        self._log_camera_health(camera_id, stats)
-        if self._subscribers:
-            self._notify_typed("camera", EventType.CAM_FRAME, {"camera_id": camera_id, **(stats or {})}, None)
+        try:
+            self._log_camera_health(camera_id, stats)
+            if self._subscribers:
+                payload = dict(stats) if isinstance(stats, Mapping) else {"stats": stats} if stats else {}
+                self._notify_typed("camera", EventType.CAM_FRAME, {"camera_id": camera_id, **payload}, None)
+        except Exception as exc:
+            self._failed("TelemetryCollector.log_camera_health", exc)
 
     def _log_camera_health(self, camera_id: Any = "", stats: Any = None) -> None:
         attributes: dict[str, Any] = {r.CAMERA_ID: camera_id}
@@ -424,15 +448,18 @@ class TelemetryCollector:
         level: str = "info",
     ) -> None:
         """Power, enable, error, estop, connect … (→ ``system_events``)."""
-        self._system_event(event_type, source, detail, data, correlation_id, level)
-        if self._subscribers:
-            kind = EventType.ERROR if level == "error" else EventType.STATE_UPDATE
-            self._notify_typed(
-                source,
-                kind,
-                {"system_event_type": event_type, "detail": detail, "data": data, "level": level},
-                correlation_id,
-            )
+        try:
+            self._system_event(event_type, source, detail, data, correlation_id, level)
+            if self._subscribers:
+                kind = EventType.ERROR if level == "error" else EventType.STATE_UPDATE
+                self._notify_typed(
+                    source,
+                    kind,
+                    {"system_event_type": event_type, "detail": detail, "data": data, "level": level},
+                    correlation_id,
+                )
+        except Exception as exc:
+            self._failed("TelemetryCollector.log_system_event", exc)
 
     def _system_event(
         self,
@@ -460,6 +487,10 @@ class TelemetryCollector:
     log_dds_command = log_command
     log_dds_feedback = log_feedback
     log_smoother_state = log_smoother_tick
+
+    def _failed(self, what: str, exc: BaseException | None = None) -> None:
+        """A call that could not record: counted failed and logged (rate-limited), never raised."""
+        self.telemetry.events.reject(what, exc)
 
     # -- live listeners ------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[dict[str, Any]], Any]) -> None:
@@ -566,7 +597,7 @@ def _angle_index(name: Any) -> int | None:
         return name if 0 <= name <= 6 else None
     if isinstance(name, str):
         digits = name[5:] if name.startswith("angle") else name[1:] if name.startswith("j") else name
-        if digits.isdigit() and int(digits) <= 6:
+        if digits.isascii() and digits.isdigit() and int(digits) <= 6:  # "²".isdigit() too
             return int(digits)
     return None
 

@@ -54,7 +54,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import otel_tele
-from otel_tele._internal import guard
+from otel_tele._internal import guard, safe_str
 from otel_tele._setup import on_reset
 from otel_tele.semconv import fda as v
 from otel_tele.semconv import to_json
@@ -177,7 +177,11 @@ class Run:
             incomplete = not keys >= _REQUIRED
             if not incomplete:
                 self._valid_names = names
-        if incomplete or None in fields.values():
+        try:
+            has_none = None in fields.values()
+        except Exception:  # a value whose == is not a bool (numpy arrays) or raises
+            has_none = any(value is None for value in fields.values())
+        if incomplete or has_none:
             self._lint(index, fields)
         if self._deadline_ns is not None and not self.timed_out and _clock() > self._deadline_ns:
             self._timeout()
@@ -196,16 +200,19 @@ class Run:
 
     # -- internals --------------------------------------------------------------------------------
     def _event(self, name: str, payload: Mapping[str, Any] | None) -> None:
-        with guard(f"fda event {name}"):
-            attributes: dict[str, Any] = {
-                **self._base,
-                v.EVENT: name,
-                v.T_WALL_MS: (_clock() - self._start_ns) / 1e6,
-            }
-            if payload is not None:
+        attributes: dict[str, Any] = {
+            **self._base,
+            v.EVENT: name,
+            v.T_WALL_MS: (_clock() - self._start_ns) / 1e6,
+        }
+        if payload is not None:
+            try:
                 # A plain JSON-able copy: the caller may mutate its payload once we return.
                 attributes[v.PAYLOAD] = json.loads(to_json(payload))
-            self._emit(_RUN_EVENT, attributes)
+            except Exception as exc:  # nested too deep, a hostile repr …: this event fails alone
+                self.telemetry.events.reject("fda run event", exc)
+                return
+        self._emit(_RUN_EVENT, attributes)
 
     def _lint(self, index: int, fields: Mapping[str, Any]) -> None:
         problem = frozenset(key for key in _REQUIRED if fields.get(key) is None)
@@ -359,12 +366,18 @@ def run(
 
 
 def _end(recorder: Run, span: Any, event: str, status: str, exc: BaseException | None) -> None:
+    """Close the run's records. Never raises: it runs while the caller's own exception propagates."""
     summary = recorder.summary(status)
     if exc is not None:
-        summary["error"] = f"{type(exc).__name__}: {exc}"[:1000]
-        span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR if status != "completed" else StatusCode.OK))
-    span.set_attributes({"fda.iterations": recorder.calls, "fda.rows_recorded": recorder.recorded})
+        summary["error"] = f"{type(exc).__name__}: {safe_str(exc, 1000)}"[:1000]
+        with guard("fda run span exception"):
+            try:
+                span.record_exception(exc)
+            except Exception:  # an exception whose __str__ raises: the span keeps its type
+                span.record_exception(RuntimeError(summary["error"]))
+    with guard("fda run span"):
+        span.set_status(Status(StatusCode.ERROR if status != "completed" else StatusCode.OK))
+        span.set_attributes({"fda.iterations": recorder.calls, "fda.rows_recorded": recorder.recorded})
     recorder._event(event, summary)
 
 

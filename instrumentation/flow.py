@@ -37,7 +37,7 @@ from typing import Any
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import Meter
 
-from otel_tele._internal import guard
+from otel_tele._internal import guard, safe_repr
 from otel_tele.semconv import flow
 
 __all__ = ["FlowMeters", "NodeMeters"]
@@ -72,10 +72,13 @@ class FlowMeters:
 
     def node(self, node_id: str) -> NodeMeters:
         """The meters of topology node ``node_id`` (cached: call it once per node)."""
-        handle = self._nodes.get(node_id)
-        if handle is None:
-            with self._lock:
-                handle = self._nodes.setdefault(node_id, NodeMeters(self, node_id))
+        try:
+            handle = self._nodes.get(node_id)
+            if handle is None:
+                with self._lock:
+                    handle = self._nodes.setdefault(node_id, NodeMeters(self, node_id))
+        except Exception:  # unhashable, or a hostile __hash__/__eq__: a handle that rejects every value
+            return NodeMeters(self, "")
         return handle
 
     def record(self, field: str, node_id: str, value: float, class_id: str | None = None) -> None:
@@ -91,8 +94,23 @@ class FlowMeters:
             _log.warning(
                 "flow meters: dropped a measurement (%s%s); further ones are counted in FlowMeters.invalid",
                 reason,
-                "" if value is None else f", got {value!r}",
+                "" if value is None else f", got {safe_repr(value)}",
             )
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _plain_number(value: Any) -> int | float | None:
+    """A number the SDK can aggregate (a plain int or float), or None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        if type(value) is int:
+            return value if _INT64_MIN <= value <= _INT64_MAX else float(value)  # OverflowError if huge
+        return float(value)
+    except Exception:  # a huge int, a subclass whose __float__ raises
+        return None
 
 
 class NodeMeters:
@@ -101,40 +119,42 @@ class NodeMeters:
     def __init__(self, owner: FlowMeters, node_id: str) -> None:
         self._owner = owner
         self.node_id = node_id
+        if isinstance(node_id, str):
+            node_id = str.__str__(node_id)  # a subclass's own methods are not trusted
         self._valid = isinstance(node_id, str) and bool(node_id.strip()) and "\x00" not in node_id
         self._attrs: dict[str | None, dict[str, str]] = {None: {flow.NODE: node_id}} if self._valid else {}
 
     def _attributes(self, class_id: str | None) -> dict[str, str] | None:
+        if class_id is not None and type(class_id) is not str:
+            if not isinstance(class_id, str):
+                return None
+            class_id = str.__str__(class_id)  # a subclass's own methods are not trusted
         attrs = self._attrs.get(class_id)
         if attrs is None:
-            if not isinstance(class_id, str) or not class_id.strip() or "\x00" in class_id:
+            if class_id is None or not class_id.strip() or "\x00" in class_id:
                 return None
             attrs = self._attrs[class_id] = {flow.NODE: self.node_id, flow.CLASS: class_id}
         return attrs
 
     def record(self, field: str, value: float, class_id: str | None = None) -> None:
+        metric = flow.BY_FIELD.get(field) if type(field) is str else None
+        if metric is None:
+            self._owner._reject("unknown flow field", field)
+            return
+        if not self._valid:
+            self._owner._reject("node id must be a non-empty string")
+            return
+        attrs = self._attributes(class_id)
+        if attrs is None:
+            self._owner._reject("class id must be a non-empty string")
+            return
+        if type(value) is not float and (type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX):
+            value = _plain_number(value)  # type: ignore[assignment]
+        if value is None or not math.isfinite(value) or (metric.kind == "counter" and value < 0):
+            kind = "finite non-negative" if metric.kind == "counter" else "finite"
+            self._owner._reject(f"{field} needs a {kind} number", value)
+            return
         with guard("flow meter"):
-            metric = flow.BY_FIELD.get(field)
-            if metric is None:
-                self._owner._reject(f"unknown flow field {field!r}")
-                return
-            if not self._valid:
-                self._owner._reject("node id must be a non-empty string")
-                return
-            attrs = self._attributes(class_id)
-            if attrs is None:
-                self._owner._reject("class id must be a non-empty string")
-                return
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or math.isnan(value)
-                or math.isinf(value)
-                or (metric.kind == "counter" and value < 0)
-            ):
-                kind = "finite non-negative" if metric.kind == "counter" else "finite"
-                self._owner._reject(f"{field} needs a {kind} number", value)
-                return
             instrument = self._owner._instruments[field]
             if metric.kind == "counter":
                 instrument.add(value, attrs)

@@ -33,15 +33,17 @@ in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otel_tele._internal import safe_repr
 from otel_tele._pipeline import Telemetry
 from otel_tele._setup import get_telemetry, on_reset
 from otel_tele.inference_stats import InferenceStats
@@ -62,6 +64,26 @@ __all__ = [
 ]
 
 
+_Recorder = TypeVar("_Recorder", bound=Callable[..., bool])
+
+
+def _never_raises(api: str) -> Callable[[_Recorder], _Recorder]:
+    """A recording call that fails returns False, counted and logged, instead of raising."""
+
+    def wrap(method: _Recorder) -> _Recorder:
+        @functools.wraps(method)
+        def call(self: TelemetryLogger, *args: Any, **kwargs: Any) -> bool:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                self._count_failed(api, exc)
+                return False
+
+        return cast(_Recorder, call)
+
+    return wrap
+
+
 def _number_problem(name: str, value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"{name} must be a number, got {type(value).__name__}"
@@ -74,13 +96,13 @@ def _int_problem(name: str, value: Any) -> str | None:
         or not isinstance(value, int | float)
         or (isinstance(value, float) and not value.is_integer())
     ):
-        return f"{name} must be an integer, got {value!r}"
+        return f"{name} must be an integer, got {safe_repr(value)}"
     return None
 
 
 def _name_problem(name: str, value: Any) -> str | None:
     if not isinstance(value, str) or not value:
-        return f"{name} must be a non-empty string, got {value!r}"
+        return f"{name} must be a non-empty string, got {safe_repr(value)}"
     return None
 
 
@@ -199,6 +221,7 @@ class TelemetryLogger:
         return await asyncio.to_thread(self.query, "prune", retention_days)
 
     # -- synchronous forms -------------------------------------------------------------------------
+    @_never_raises("log")
     def record(
         self,
         event_type: str,
@@ -225,6 +248,7 @@ class TelemetryLogger:
         }
         return self._emit(name, attributes)
 
+    @_never_raises("log_load_latency")
     def record_load(
         self,
         model_name: str,
@@ -261,6 +285,7 @@ class TelemetryLogger:
             )
         return self._emit(inf.LOAD_LATENCY, attributes)
 
+    @_never_raises("log_thought_latency")
     def record_thought(
         self,
         model_name: str,
@@ -329,6 +354,7 @@ class TelemetryLogger:
                 )
         return self._emit(inf.THOUGHT_LATENCY, attributes)
 
+    @_never_raises("log_vram_check")
     def record_vram_check(self, gpu_id: str, free_mb: float, *, used_mb: float, total_mb: float) -> bool:
         problem = (
             _name_problem("gpu_id", gpu_id)
@@ -349,6 +375,7 @@ class TelemetryLogger:
             },
         )
 
+    @_never_raises("log_vram_lockout")
     def record_vram_lockout(self, gpu_id: str, *, trigger_threshold: float, free_vram: float) -> bool:
         problem = (
             _name_problem("gpu_id", gpu_id)
@@ -378,10 +405,19 @@ class TelemetryLogger:
         telemetry.events.emit(name, attributes)
         return True
 
-    @staticmethod
-    def _refuse(method: str, problem: str) -> bool:
+    def _refuse(self, method: str, problem: str) -> bool:
         _log.warning("TelemetryLogger.%s: %s; not recorded", method, problem)
+        telemetry = self.telemetry
+        if telemetry is not None:
+            telemetry.events.stats.rejected()
         return False
+
+    def _count_failed(self, api: str, exc: BaseException) -> None:
+        telemetry = self.telemetry
+        if telemetry is not None:
+            telemetry.events.reject(f"TelemetryLogger.{api}", exc)
+        else:
+            _log.warning("TelemetryLogger.%s: not recorded (%s)", api, type(exc).__name__)
 
     def _genai_metrics(
         self,

@@ -30,7 +30,7 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
 from opentelemetry.trace import get_current_span as _get_current_span
 
 from . import semconv
-from ._internal import guard
+from ._internal import bad_input_log, describe_error, guard
 from ._stats import SinkStats, StatsSnapshot
 
 _log = logging.getLogger("otel_tele")
@@ -217,6 +217,13 @@ class _EventMetrics:
 _NUMBERS = (int, float)
 
 
+def _event_name(name: Any) -> str:
+    """An event name handed over as something else: its ``str`` if it has one, else its JSON."""
+    if isinstance(name, str):
+        return str.__str__(name)  # a str subclass's own __str__ is not trusted
+    return semconv.to_json(name)
+
+
 def _label_attributes(labels: tuple[str, ...], key: tuple[Any, ...]) -> dict[str, Any]:
     return {label: value for label, value in zip(labels, key, strict=True) if value is not None}
 
@@ -267,6 +274,8 @@ class DomainEvents:
         self._done = 0
         self._in_flight = 0  # events of the batch being turned into records
         self._abandoned = False  # that batch was booked dropped at a shutdown deadline
+        self._crashes = 0  # thread deaths so far
+        self._crashes_reported = 0  # ... of which force_flush/shutdown have returned False for
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="otel-tele-events", daemon=True)
         self._thread.start()
@@ -306,8 +315,25 @@ class DomainEvents:
         if len(queue) == _WAKE_AT:
             self._wake.set()
 
+    def reject(self, what: str, exc: BaseException | None = None) -> None:
+        """Book one record a recording call could not build as failed, and say so (rate-limited,
+        without the value). For the domain helpers, which must never raise into the host."""
+        self.stats.rejected()
+        bad_input_log.warning(
+            what,
+            "%s: record not made (%s); counted as failed",
+            what,
+            "bad input" if exc is None else describe_error(exc),
+        )
+
     # -- telemetry thread ------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._drain()
+        except BaseException as exc:  # a thread that stops: noticed, booked, replaced
+            self._worker_died(exc)
+
+    def _drain(self) -> None:
         queue = self._queue
         while True:
             if not queue:
@@ -320,26 +346,58 @@ class DomainEvents:
                 batch = [queue.popleft() for _ in range(min(len(queue), _MAX_BATCH))]
                 self._taken += len(batch)
                 self._in_flight = len(batch)
-                self.stats.accepted(len(batch))  # booked before anything can fail on it
-            self._resource = self._logger.resource  # changes after a fork (process.pid)
-            with self._metrics.lock:
-                records = self._records(batch)
-            with guard("log record processors"):
-                self._emit_batch(records)
-            failed = len(batch) - len(records)
-            with self._pop_lock:
-                abandoned = self._abandoned
-                if abandoned:  # booked dropped at a shutdown deadline; handed on after all
-                    self.stats.rebook_dropped(exported=len(batch) - failed, failed=failed)
-                else:
-                    self.stats.finished(exported=len(batch) - failed, failed=failed)
-                self._in_flight, self._abandoned = 0, False
-            with self._progress:
-                self._done += 0 if abandoned else len(batch)
-                self._progress.notify_all()
+                # Booked before anything can raise: from here the batch is queued in the books until
+                # it is exported or failed, whatever happens to this thread.
+                self.stats.accepted(len(batch))
+            exported = 0
+            try:
+                self._resource = self._logger.resource  # changes after a fork (process.pid)
+                with self._metrics.lock:
+                    records = self._records(batch)
+                with guard("log record processors"):
+                    self._emit_batch(records)
+                exported = len(records)
+            finally:
+                failed = len(batch) - exported
+                with self._pop_lock:
+                    abandoned = self._abandoned
+                    if abandoned:  # booked dropped at a shutdown deadline; handed on after all
+                        self.stats.rebook_dropped(exported=exported, failed=failed)
+                    else:
+                        self.stats.finished(exported=exported, failed=failed)
+                    self._in_flight, self._abandoned = 0, False
+                with self._progress:
+                    self._done += 0 if abandoned else len(batch)
+                    self._progress.notify_all()
+
+    def _worker_died(self, exc: BaseException) -> None:
+        """What was queued when the thread died is booked failed (the thread cannot vouch for it);
+        ``force_flush``/``shutdown`` report the death; a new thread takes over."""
+        with self._pop_lock:
+            lost = 0
+            while self._queue:  # popped one by one: an emit racing with us is counted, not lost
+                self._queue.popleft()
+                lost += 1
+            self._taken += lost
+            self.stats.accepted(lost)  # leaving the queue, they leave its pending count
+            self.stats.finished(failed=lost)
+            self._crashes += 1
+        with self._progress:
+            self._done += lost
+            self._progress.notify_all()
+        _log.error(
+            "otel-tele-events thread died (%s); %d queued events counted as failed; restarting it",
+            describe_error(exc),
+            lost,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        if not self._stopping:
+            self._thread = threading.Thread(target=self._run, name="otel-tele-events", daemon=True)
+            self._thread.start()
 
     def _records(self, batch: list[tuple[Any, ...] | dict[str, Any]]) -> list[ReadWriteLogRecord]:
-        """The log records of ``batch``; an event that cannot become one is logged and left out."""
+        """The log records of ``batch``; an event that cannot become one is logged and left out
+        (counted failed by the caller)."""
         records: list[ReadWriteLogRecord] = []
         append = records.append
         spec_of, coerce, update = semconv.EVENTS.get, semconv.coerce_attributes, self._metrics.update
@@ -349,7 +407,7 @@ class DomainEvents:
         span_context = INVALID_SPAN_CONTEXT
         item: Any
         for item in batch:
-            name = "?"
+            name: Any = None
             try:
                 if type(item) is dict:
                     timestamp, name, attributes = item.pop(_TS_KEY), item.pop(_NAME_KEY), item
@@ -357,7 +415,7 @@ class DomainEvents:
                 else:
                     timestamp, ctx, name, attributes, severity = item
                 if type(name) is not str:
-                    name = semconv.to_json(name) if not isinstance(name, str) else str(name)
+                    name = _event_name(name)
                 if type(attributes) is not dict and not isinstance(attributes, Mapping):
                     attributes = {"otel_tele.payload": semconv.to_json(attributes)}
                 clean, problems = coerce(spec_of(name), attributes)
@@ -384,36 +442,53 @@ class DomainEvents:
                         limits,
                     )
                 )
-            except Exception:
-                with guard(f"event {name!r}"):
-                    raise
+            except Exception as exc:  # one bad record fails alone
+                bad_input_log.warning(
+                    "events",
+                    "event %s could not become a log record (%s); counted as failed",
+                    name[:100] if type(name) is str else "<unnamed>",
+                    describe_error(exc),
+                )
         return records
 
     # -- control -----------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
-        """Wait until every event queued before this call has been handed to the log processors."""
+        """Wait until every event queued before this call has been handed to the log processors.
+        False if the deadline passed first, or if the telemetry thread died since the last report."""
         deadline = time.monotonic() + timeout_millis / 1000
         with self._pop_lock:
             target = self._taken + len(self._queue)
         self._wake.set()
+        done = True
         with self._progress:
             while self._done < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._thread.is_alive():
-                    return self._done >= target
+                    done = self._done >= target
+                    break
                 self._wake.set()
                 self._progress.wait(min(remaining, 0.05))
-        return True
+        return self._report_crashes() and done
+
+    def _report_crashes(self) -> bool:
+        with self._pop_lock:
+            crashes, self._crashes_reported = self._crashes - self._crashes_reported, self._crashes
+        return crashes == 0
 
     def shutdown(self, timeout_millis: float = 30_000) -> bool:
         """Process what is queued, then refuse further events (counted as dropped)."""
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout_millis / 1000)
+        deadline = time.monotonic() + timeout_millis / 1000
+        thread = None
+        while thread is not self._thread:  # a thread that died hands over to a new one
+            thread = self._thread
+            thread.join(max(0.0, deadline - time.monotonic()))
+        crashes_ok = self._report_crashes()
         if self._thread.is_alive():
             self.drop_unfinished("shutdown deadline reached")
             return False
-        return True
+        return crashes_ok
 
     def drop_unfinished(self, why: str) -> int:
         """Book every event not handed on yet as dropped (the queue and the batch in flight) and

@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -35,6 +36,63 @@ def guard(what: str) -> Iterator[None]:
         if _raise:
             raise
         _log.exception("otel-tele internal error in %s (ignored)", what)
+
+
+def safe_str(value: object, limit: int = 200) -> str:
+    """``str(value)`` cut to ``limit`` characters, or ``<unprintable T>`` when its ``__str__`` fails:
+    for messages about values the host handed us, which must not fail on those values."""
+    try:
+        text = value if type(value) is str else str(value)
+        return text[:limit] if len(text) <= limit else f"{text[:limit]}…"
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def safe_repr(value: object, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters, or ``<unprintable T>`` when its ``__repr__`` fails."""
+    try:
+        return safe_str(repr(value), limit)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error's type only: a bad record is logged without echoing its value (it may be huge,
+    hostile, or private), so the message of an exception about it is left out too."""
+    return type(exc).__name__
+
+
+class RateLimitedLog:
+    """Warn about bad input at most once per key per ``interval_s``, saying how many were suppressed.
+
+    Keys are chosen by us (an API name, a reason), never taken from the record; the table is bounded
+    anyway, so a caller cycling through keys cannot grow it.
+    """
+
+    def __init__(self, interval_s: float = 60.0, max_keys: int = 1_000) -> None:
+        self.interval_s = interval_s
+        self.max_keys = max_keys
+        self._lock = threading.Lock()
+        self._next: dict[str, tuple[float, int]] = {}  # key → (next allowed time, suppressed since)
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due, suppressed = self._next.get(key, (0.0, 0))
+            if now < due:
+                self._next[key] = (due, suppressed + 1)
+                return
+            if len(self._next) >= self.max_keys and key not in self._next:
+                self._next.clear()
+            self._next[key] = (now + self.interval_s, 0)
+        if suppressed:
+            message += " (%d more like it since the last report)"
+            args = (*args, suppressed)
+        _log.warning(message, *args)
+
+
+#: The one limiter for bad records and bad calls (a key per API or stage).
+bad_input_log = RateLimitedLog()
 
 
 @contextlib.contextmanager

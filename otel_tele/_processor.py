@@ -64,6 +64,11 @@ class BatchingProcessor(Generic[T]):
         self._flush_requested = False
         self._in_flight = 0  # records of the batch being exported
         self._abandoned = 0  # of those, already booked dropped at a shutdown deadline
+        self._crashes = 0  # worker deaths so far
+        self._crashes_reported = 0  # ... of which force_flush/shutdown have returned False for
+        self._start_worker()
+
+    def _start_worker(self) -> None:
         self._worker = threading.Thread(
             target=self._run, name=f"otel-tele-{self.stats.sink}-{self.stats.signal}", daemon=True
         )
@@ -103,6 +108,41 @@ class BatchingProcessor(Generic[T]):
 
     # -- worker ------------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a worker that stops: noticed, booked, replaced
+            self._worker_died(exc)
+
+    def _worker_died(self, exc: BaseException) -> None:
+        """What was queued when the worker died is booked failed (it cannot vouch for it);
+        ``force_flush``/``shutdown`` report the death; a new worker takes over."""
+        with self._cond:
+            lost = len(self._queue)
+            self._queue.clear()
+            self._finished += lost
+            self._crashes += 1
+            self._cond.notify_all()
+            restart = not self._shutdown
+            if restart:
+                self._start_worker()
+        self.stats.finished(failed=lost)
+        _log.error(
+            "%s/%s worker died (%s); %d queued records counted as failed; %s",
+            self.stats.sink,
+            self.stats.signal,
+            type(exc).__name__,
+            lost,
+            "restarted it" if restart else "shutting down",
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+
+    def _report_crashes(self) -> bool:
+        """True unless a worker died since the last call (each death is reported once)."""
+        with self._cond:
+            crashes, self._crashes_reported = self._crashes - self._crashes_reported, self._crashes
+        return crashes == 0
+
+    def _loop(self) -> None:
         with suppress_instrumentation():
             while True:
                 with self._cond:
@@ -126,21 +166,22 @@ class BatchingProcessor(Generic[T]):
                 self._export_batch(batch)
 
     def _export_batch(self, batch: list[T]) -> None:
+        exported = 0
         try:
-            exported, failed = self._export(batch)
+            exported = min(max(0, self._export(batch)[0]), len(batch))  # the rest: failed or lost
         except Exception:
             _log.exception("exporter %s raised; counting %d records as failed", self.stats.sink, len(batch))
-            exported, failed = 0, len(batch)
             self.stats.export_failed()
-        failed += len(batch) - exported - failed  # whatever the exporter did not account for
-        with self._cond:
-            if self._abandoned:  # a shutdown deadline booked it dropped; it landed after all
-                self.stats.rebook_dropped(exported=exported, failed=failed)
-            else:
-                self.stats.finished(exported=exported, failed=failed)
-                self._finished += len(batch)
-            self._in_flight = self._abandoned = 0
-            self._cond.notify_all()
+        finally:  # even if the worker is dying: the batch is finished in the books, failed if unsure
+            failed = len(batch) - exported
+            with self._cond:
+                if self._abandoned:  # a shutdown deadline booked it dropped; it landed after all
+                    self.stats.rebook_dropped(exported=exported, failed=failed)
+                else:
+                    self.stats.finished(exported=exported, failed=failed)
+                    self._finished += len(batch)
+                self._in_flight = self._abandoned = 0
+                self._cond.notify_all()
 
     # -- control -----------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
@@ -158,7 +199,8 @@ class BatchingProcessor(Generic[T]):
                 self._cond.wait(min(remaining, 0.05))
         # An export that stored nothing of its batch (OTLP error or timeout, retries exhausted) while we
         # waited makes the flush a failure: the records are booked failed, not delivered.
-        return self.stats.failed_exports == failures
+        crashes_ok = self._report_crashes()
+        return self.stats.failed_exports == failures and crashes_ok
 
     def shutdown(self, timeout_millis: float = 30_000) -> bool:
         """Export what is queued, then stop; whatever the deadline leaves behind is counted as dropped."""
@@ -168,10 +210,15 @@ class BatchingProcessor(Generic[T]):
                 return True
             self._shutdown = True
             self._cond.notify_all()
-        self._worker.join(max(0.0, deadline - time.monotonic()))
+        worker = None
+        while worker is not self._worker:  # a worker that died hands over to a new one
+            worker = self._worker
+            worker.join(max(0.0, deadline - time.monotonic()))
+        crashes_ok = self._report_crashes()
         done = not self._worker.is_alive()
         if not done:
             self.drop_unfinished("shutdown deadline reached")
+        done = done and crashes_ok
         if self._on_shutdown is not None:
             remaining = max(0.0, deadline - time.monotonic())
             done = (

@@ -62,6 +62,12 @@ class SinkStats:
             self.emitted += count
             self.dropped += count
 
+    def rejected(self, count: int = 1) -> None:
+        """Records refused as unusable before they could be queued (a bad call): failed, not dropped."""
+        with self._lock:
+            self.emitted += count
+            self.failed += count
+
     def finished(self, *, exported: int = 0, failed: int = 0, dropped: int = 0) -> None:
         with self._lock:
             self.queued -= exported + failed + dropped

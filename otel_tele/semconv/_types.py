@@ -21,21 +21,40 @@ class AttrType(Enum):
     JSON = "json"  # any JSON-able value, carried as a JSON string attribute
 
 
+_dumps = json.JSONEncoder(default=repr, allow_nan=True, ensure_ascii=False, separators=(",", ":")).encode
+_dumps_ascii = json.JSONEncoder(default=repr, allow_nan=True, separators=(",", ":")).encode
+
+
 def to_json(value: Any) -> str:
-    """JSON text for any value: NaN/inf kept as JavaScript literals, the unserialisable as ``repr``."""
-    return json.dumps(value, default=repr, allow_nan=True, ensure_ascii=False, separators=(",", ":"))
+    """JSON text for any value: NaN/inf kept as JavaScript literals, the unserialisable as ``repr``.
+
+    Lone surrogates come out as ``\\udXXX`` escapes (``json.loads`` gives them back), so the text is
+    valid UTF-8 for every store. A value JSON cannot carry at all (nested too deep, keys that are
+    not strings or numbers, a ``repr`` that raises) is a ``ValueError`` naming only the reason.
+    """
+    try:
+        text: str = _dumps(value)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = _dumps_ascii(value)
+        return text
+    except Exception as exc:
+        raise ValueError(f"not JSON-serialisable ({type(exc).__name__})") from None
 
 
 def _to_str(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, str):
+        text: str = value if type(value) is str else str.__str__(value)  # not a subclass's __str__
         # Lone surrogates cannot be encoded by any exporter; keep them visible instead of failing.
         try:
-            value.encode("utf-8")
+            text.encode("utf-8")
         except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("ascii")
-        return value
+            return text.encode("utf-8", "backslashreplace").decode("ascii")
+        return text
     return str(value)
 
 
@@ -155,15 +174,22 @@ def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tup
         entry = declared.get(key)
         value_type = type(value)
         # Hot path: a value that already has its type (a str only if plainly encodable).
-        if entry is not None:
-            if value_type is entry[0] and (
-                value_type is float or (value.isascii() if value_type is str else value in _INT64)
-            ):
+        if type(key) is str and key.isascii():
+            if entry is not None:
+                if value_type is entry[0] and (
+                    value_type is float or (value.isascii() if value_type is str else value in _INT64)
+                ):
+                    continue
+            elif _already_plain(value, value_type):
                 continue
-        elif _already_plain(value, value_type):
-            continue
-        new_key = _to_str(key) if type(key) is not str else key
+            new_key: str | None = key
+        else:
+            new_key = _key_text(key)  # not a string, or text that may not encode (lone surrogates)
         changes = changes or []
+        if new_key is None:
+            problems.append(f"a key of type {type(key).__name__} that has no text")
+            changes.append((key, key, _DROP))
+            continue
         try:
             changes.append((key, new_key, entry[1](value) if entry is not None else _plain_value(value)))
         except (TypeError, ValueError, OverflowError) as exc:
@@ -180,6 +206,14 @@ def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tup
 
 
 _DROP = object()
+
+
+def _key_text(key: Any) -> str | None:
+    """An attribute key as plain text (OTel keys are strings), or None if it has none."""
+    try:
+        return _to_str(key)
+    except Exception:
+        return None
 
 
 def _already_plain(value: Any, value_type: type) -> bool:
