@@ -14,6 +14,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ _CAMERA_KEYS = (
 # Seconds the domain-event thread may hold a record before the batching processor sees it.
 _EVENT_HANDOFF_MS = 50
 _QUEUE_SIZE = 262_144
+#: Events ``emit()`` remembers as emitted (the original collector's ring buffer size).
+DEFAULT_MAXLEN = 10_000
 
 
 class _KeepSinkOpen:
@@ -86,6 +89,11 @@ class TelemetryCollector:
     has passed, and ``close()`` flushes. With ``telemetry=`` it emits through that pipeline instead
     (``get_collector()`` does this once ``otel_tele.setup()`` has run).
 
+    ``maxlen`` (the original ring buffer's size) is the live window: the last ``maxlen`` events
+    ``emit()`` returned are remembered as emitted, so ``get_events`` gives them back with the caller's
+    source and payload (the tables keep only their columns) and ``get_stats`` counts the types that
+    are not stored (``WS_SEND``). Older events are answered from the database as stored.
+
     Example::
 
         tc = TelemetryCollector(db_path="data/telemetry.db")
@@ -103,9 +111,14 @@ class TelemetryCollector:
         *,
         telemetry: Telemetry | None = None,
         retention_days: float | None = None,
+        maxlen: int = DEFAULT_MAXLEN,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 0:
+            raise ValueError(f"maxlen must be a non-negative integer, got {maxlen!r}")
+        # (event, record time in ns): what emit() returned, and the time its stored row carries.
+        self._live: deque[tuple[TelemetryEvent, int]] = deque(maxlen=maxlen)
         if not isinstance(flush_interval_s, int | float) or not 0 < flush_interval_s < math.inf:
             raise ValueError(
                 f"flush_interval_s must be a positive number of seconds, got {flush_interval_s!r}"
@@ -230,12 +243,14 @@ class TelemetryCollector:
                 payload = dict(payload) if isinstance(payload, Mapping) else {"value": payload}
             if type(source) is not str:
                 source = str(source)
-            event = _make_event(_mono() * 1000, time.time() * 1000, source, kind, payload, correlation_id)
+            now_ns = _time_ns()
+            event = _make_event(_mono() * 1000, now_ns / 1e6, source, kind, payload, correlation_id)
+            self._live.append((event, now_ns))
             if self._subscribers:
                 self._notify(event)
             route: Route | None = ROUTES.get(kind, system_route)
             if route is not None:
-                route(self, source, kind, payload, correlation_id)
+                route(self, source, kind, payload, correlation_id, now_ns)
             return event
         except Exception as exc:
             self._failed("TelemetryCollector.emit", exc)
@@ -281,6 +296,8 @@ class TelemetryCollector:
         data: Any = None,
         correlation_id: Any = None,
         raw_len: Any = 0,
+        *,
+        ts_ns: int | None = None,
     ) -> None:
         self._emit_event(
             r.DDS_COMMAND,
@@ -294,7 +311,7 @@ class TelemetryCollector:
                 r.CORRELATION_ID: correlation_id,
                 r.RAW_LEN: raw_len,
             },
-            timestamp_ns=_time_ns(),
+            timestamp_ns=ts_ns or _time_ns(),
         )
 
     def log_feedback(
@@ -321,7 +338,13 @@ class TelemetryCollector:
             self._failed("TelemetryCollector.log_feedback", exc)
 
     def _log_feedback(
-        self, seq: Any = None, funcode: Any = 0, angles: Any = None, status: Any = None
+        self,
+        seq: Any = None,
+        funcode: Any = 0,
+        angles: Any = None,
+        status: Any = None,
+        *,
+        ts_ns: int | None = None,
     ) -> None:
         attributes: dict[str, Any] = {r.TS_MONO: _mono(), r.SEQ: seq, r.FUNCODE: funcode}
         if angles:
@@ -330,7 +353,7 @@ class TelemetryCollector:
             _put_mapped(attributes, status, _STATUS_KEYS, short=True)
         elif status:  # unusable as a status: keep it visible on the log record, not lost
             attributes[r.DATA_JSON] = {"angles": attributes.get(r.DATA_JSON), "status": status}
-        self._emit_event(r.DDS_FEEDBACK, attributes, timestamp_ns=_time_ns())
+        self._emit_event(r.DDS_FEEDBACK, attributes, timestamp_ns=ts_ns or _time_ns())
 
     def log_smoother_tick(self, states: Iterable[Mapping[str, Any]] | None) -> None:
         """The interpolation state of each joint in ``states`` (``joint_id, target, current, sent,
@@ -399,6 +422,8 @@ class TelemetryCollector:
         status_code: Any = None,
         ok: Any = None,
         correlation_id: Any = None,
+        *,
+        ts_ns: int | None = None,
     ) -> None:
         if ok is None and isinstance(status_code, int) and not isinstance(status_code, bool):
             ok = status_code < 400
@@ -413,7 +438,7 @@ class TelemetryCollector:
                 r.OK: ok,
                 r.CORRELATION_ID: correlation_id,
             },
-            timestamp_ns=_time_ns(),
+            timestamp_ns=ts_ns or _time_ns(),
         )
 
     def log_camera_health(self, camera_id: str = "", stats: Mapping[str, Any] | None = None) -> None:
@@ -426,7 +451,7 @@ class TelemetryCollector:
         except Exception as exc:
             self._failed("TelemetryCollector.log_camera_health", exc)
 
-    def _log_camera_health(self, camera_id: Any = "", stats: Any = None) -> None:
+    def _log_camera_health(self, camera_id: Any = "", stats: Any = None, *, ts_ns: int | None = None) -> None:
         attributes: dict[str, Any] = {r.CAMERA_ID: camera_id}
         if isinstance(stats, Mapping):
             _put_mapped(attributes, stats, _CAMERA_KEYS)
@@ -436,7 +461,7 @@ class TelemetryCollector:
                 attributes.setdefault(r.RESOLUTION_H, resolution[1])
         elif stats is not None:
             attributes[r.DATA_JSON] = stats  # not a snapshot: keep it visible on the log record
-        self._emit_event(r.CAMERA_HEALTH, attributes, timestamp_ns=_time_ns())
+        self._emit_event(r.CAMERA_HEALTH, attributes, timestamp_ns=ts_ns or _time_ns())
 
     def log_system_event(
         self,
@@ -469,6 +494,8 @@ class TelemetryCollector:
         data: Any = None,
         correlation_id: Any = None,
         level: Any = "info",
+        *,
+        ts_ns: int | None = None,
     ) -> None:
         self._emit_event(
             r.SYSTEM_EVENT,
@@ -480,7 +507,7 @@ class TelemetryCollector:
                 r.CORRELATION_ID: correlation_id,
                 r.LEVEL: level,
             },
-            timestamp_ns=_time_ns(),
+            timestamp_ns=ts_ns or _time_ns(),
         )
 
     # The original code's spellings.
@@ -519,31 +546,65 @@ class TelemetryCollector:
             self.telemetry.force_flush(timeout_millis=5_000)  # include what was emitted before the call
         return legacy.Reader.open(self.db_path)
 
+    def _live_window(self) -> list[tuple[TelemetryEvent, int]]:
+        while True:
+            try:
+                return list(self._live)
+            except RuntimeError:  # appended to while copied: copy again
+                continue
+
+    def _emitted(
+        self, keep: Callable[[TelemetryEvent], bool]
+    ) -> tuple[list[TelemetryEvent], frozenset[tuple[str, float]]]:
+        """Remembered events that ``keep`` selects, and the (table, ts) keys of every remembered
+        event's stored row (so the database answer leaves those rows out)."""
+        live = self._live_window()
+        keys = frozenset(
+            (table, ts_ns / 1e9) for event, ts_ns in live if (table := legacy.table_of(event.event_type))
+        )
+        return [event for event, _ in live if keep(event)], keys
+
     def get_events(
         self, limit: int = 100, event_type: EventType | str | None = None, source: str | None = None
     ) -> list[TelemetryEvent]:
-        """The newest ``limit`` stored events (oldest first), optionally of one type or source."""
+        """The newest ``limit`` events (oldest first), optionally of one type or source: those in the
+        live window as emitted, older ones as stored."""
+        kind = event_type_of(event_type) if event_type is not None else None
+        emitted, keys = self._emitted(
+            lambda e: (kind is None or e.event_type == kind) and (source is None or e.source == source)
+        )
         reader = self._reader()
-        if reader is None:
-            return []
-        with reader:
-            return reader.events(limit, event_type_of(event_type) if event_type is not None else None, source)
+        stored: list[TelemetryEvent] = []
+        if reader is not None:
+            with reader:
+                stored = reader.events(limit, kind, source, skip=keys)
+        limit = max(0, int(limit))
+        return sorted(stored + emitted, key=lambda e: e.wall_time_ms)[-limit:] if limit else []
 
     def get_pipeline(self, correlation_id: str) -> list[dict[str, Any]]:
         """Events sharing ``correlation_id`` in time order, each with ``latency_ms`` to the previous."""
+        cid = str(correlation_id)
+        emitted, keys = self._emitted(lambda e: e.correlation_id == cid)
         reader = self._reader()
-        if reader is None:
-            return []
-        with reader:
-            return reader.pipeline(correlation_id)
+        stored: list[TelemetryEvent] = []
+        if reader is not None:
+            with reader:
+                stored = reader.correlated(cid, skip=keys)
+        return legacy.pipeline_steps(stored + emitted)
 
     def get_stats(self) -> dict[str, Any]:
-        """``{total_events, rates_per_sec, staleness_ms, avg_pipeline_latency_ms, active_correlations}``."""
+        """``{total_events, rates_per_sec, staleness_ms, avg_pipeline_latency_ms, active_correlations}``;
+        event types that are not stored (``WS_SEND``) are counted from the live window."""
         reader = self._reader()
+        now = time.time()
         if reader is None:
-            return legacy.empty_stats()
-        with reader:
-            return reader.stats()
+            stats = legacy.empty_stats()
+        else:
+            with reader:
+                stats = reader.stats(now)
+        unstored, _ = self._emitted(lambda e: legacy.table_of(e.event_type) is None)
+        legacy.add_unstored(stats, unstored, now)
+        return stats
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:

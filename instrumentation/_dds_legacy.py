@@ -9,13 +9,14 @@ import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from otel_tele.exporters._sqlite_schema import connect
 
-from ._dds_events import EventType, TelemetryEvent, event_type_of
+from ._dds_events import ROUTES, EventType, TelemetryEvent, event_type_of, system_route
 
 RATE_WINDOW_S = 10.0
 
@@ -81,6 +82,13 @@ TABLES: tuple[LegacyTable, ...] = (
 )
 
 
+def table_of(kind: EventType | str) -> str | None:
+    """The table ``emit()`` stores an event of this type in (None: not stored, as ``WS_SEND``)."""
+    if ROUTES.get(kind, system_route) is None:
+        return None
+    return next((spec.table for spec in TABLES if spec.kind is kind), "system_events")
+
+
 def empty_stats() -> dict[str, Any]:
     return {
         "total_events": 0,
@@ -119,7 +127,16 @@ class Reader:
     def __exit__(self, *exc: object) -> None:
         self.conn.close()
 
-    def _select(self, spec: LegacyTable, where: str, params: list[Any], limit: int) -> list[TelemetryEvent]:
+    def _select(
+        self,
+        spec: LegacyTable,
+        where: str,
+        params: list[Any],
+        limit: int,
+        skip: Collection[tuple[str, float]] = (),
+    ) -> list[TelemetryEvent]:
+        """Rows as events, newest first; rows whose (table, ts) is in ``skip`` are left out (the
+        caller has them as emitted) without shortening the answer."""
         columns = ["ts", *spec.payload]
         if spec.has_cid:
             columns.append("correlation_id")
@@ -127,16 +144,24 @@ class Reader:
             columns += ["event_type", "source"]
         sql = f"SELECT {', '.join(columns)} FROM {spec.table} {where} ORDER BY ts DESC LIMIT ?"
         events = []
-        for row in self.conn.execute(sql, [*params, limit]):
+        for row in self.conn.execute(sql, [*params, limit + len(skip)]):
+            if (spec.table, row[0]) in skip:
+                continue
             values = dict(zip(columns, row, strict=True))
             ts_ms = values.pop("ts") * 1000
             cid = values.pop("correlation_id", None)
             kind = event_type_of(values.pop("event_type")) if spec.kind is None else spec.kind
             source = values.pop("source") if spec.source is None else spec.source
             events.append(TelemetryEvent(ts_ms, ts_ms, source, kind, _decode(values), cid))
-        return events
+        return events[:limit]
 
-    def events(self, limit: int, kind: EventType | str | None, source: str | None) -> list[TelemetryEvent]:
+    def events(
+        self,
+        limit: int,
+        kind: EventType | str | None,
+        source: str | None,
+        skip: Collection[tuple[str, float]] = (),
+    ) -> list[TelemetryEvent]:
         limit = max(0, int(limit))
         found: list[TelemetryEvent] = []
         for spec in TABLES:
@@ -154,30 +179,19 @@ class Reader:
                 elif spec.source != source:
                     continue
             clause = f"WHERE {' AND '.join(where)}" if where else ""
-            found += self._select(spec, clause, params, limit)
+            found += self._select(spec, clause, params, limit, skip)
         found.sort(key=lambda event: event.wall_time_ms)
         return found[-limit:] if limit else []
 
-    def pipeline(self, correlation_id: str) -> list[dict[str, Any]]:
+    def correlated(
+        self, correlation_id: str, skip: Collection[tuple[str, float]] = ()
+    ) -> list[TelemetryEvent]:
+        """Stored events sharing ``correlation_id``."""
         found: list[TelemetryEvent] = []
         for spec in TABLES:
             if spec.has_cid:
-                found += self._select(spec, "WHERE correlation_id = ?", [str(correlation_id)], 10_000)
-        found.sort(key=lambda event: event.wall_time_ms)
-        steps = []
-        for i, event in enumerate(found):
-            kind = event.event_type
-            steps.append(
-                {
-                    "event": {
-                        "ts": event.wall_time_ms,
-                        "type": kind.value if isinstance(kind, EventType) else kind,
-                        "source": event.source,
-                    },
-                    "latency_ms": event.wall_time_ms - found[i - 1].wall_time_ms if i else 0.0,
-                }
-            )
-        return steps
+                found += self._select(spec, "WHERE correlation_id = ?", [str(correlation_id)], 10_000, skip)
+        return found
 
     def stats(self, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
@@ -216,3 +230,40 @@ class Reader:
             f"SELECT event_type, count(*) FROM {spec.table} WHERE ts >= ? GROUP BY event_type", (since,)
         ):
             rates[kind] = rates.get(kind, 0.0) + count / RATE_WINDOW_S
+
+
+def pipeline_steps(events: Iterable[TelemetryEvent]) -> list[dict[str, Any]]:
+    """``get_pipeline``'s shape: the events in time order, each with ``latency_ms`` to the previous."""
+    found = sorted(events, key=lambda event: event.wall_time_ms)
+    steps = []
+    for i, event in enumerate(found):
+        kind = event.event_type
+        steps.append(
+            {
+                "event": {
+                    "ts": event.wall_time_ms,
+                    "type": kind.value if isinstance(kind, EventType) else kind,
+                    "source": event.source,
+                },
+                "latency_ms": event.wall_time_ms - found[i - 1].wall_time_ms if i else 0.0,
+            }
+        )
+    return steps
+
+
+def add_unstored(stats: dict[str, Any], events: Iterable[TelemetryEvent], now: float) -> None:
+    """Count emitted events that no table keeps (``WS_SEND``) into ``get_stats``' figures."""
+    since_ms = (now - RATE_WINDOW_S) * 1000
+    rates = stats["rates_per_sec"]
+    newest: float | None = None
+    for event in events:
+        stats["total_events"] += 1
+        newest = event.wall_time_ms if newest is None else max(newest, event.wall_time_ms)
+        if event.wall_time_ms >= since_ms:
+            kind = event.event_type
+            name = kind.value if isinstance(kind, EventType) else kind
+            rates[name] = rates.get(name, 0.0) + 1 / RATE_WINDOW_S
+    if newest is not None:
+        staleness = max(0.0, now * 1000 - newest)
+        current = stats["staleness_ms"]
+        stats["staleness_ms"] = staleness if current is None else min(current, staleness)

@@ -440,3 +440,56 @@ def test_payload_dict_is_copied(collector: TelemetryCollector) -> None:
     collector.close()
     assert collector.db_path is not None
     assert json.loads(rows(collector.db_path, "dds_commands", "data_json")[0][0]) == {"angle": 1.0}
+
+
+def test_get_events_returns_what_was_emitted(tmp_path: Path) -> None:
+    """The original's tests: an event comes back with the caller's source and flat payload (the
+    web_requests row has no source column and nests the payload under params_json), once."""
+    db = tmp_path / "t.db"
+    with TelemetryCollector(db_path=db) as tc:
+        tc.enable()
+        tc.emit("cam", EventType.CMD_SENT, {"endpoint": "/api/snap", "exposure": 3}, "c1")
+        tc.emit("web", EventType.CMD_SENT, {"endpoint": "/api/move"}, "c2")
+        tc.log_web_request("/api/typed", "GET", None, 1.0, 200, True, "c3")
+        (cam,) = tc.get_events(source="cam")
+        assert (cam.source, cam.event_type, cam.correlation_id) == ("cam", EventType.CMD_SENT, "c1")
+        assert cam.payload == {"endpoint": "/api/snap", "exposure": 3}
+        assert [e.payload.get("endpoint") for e in tc.get_events(source="web")] == ["/api/move", "/api/typed"]
+        assert len(tc.get_events()) == 3  # the stored rows of emitted events are not listed twice
+        assert [p["event"]["source"] for p in tc.get_pipeline("c1")] == ["cam"]
+        tc.flush()
+        assert count(db, "web_requests") == 3  # still stored in the spec's table
+
+
+def test_stats_count_every_emitted_type_including_ws_send(tmp_path: Path) -> None:
+    """WS_SEND is not stored (spec) but counted in rates_per_sec and total_events, as the original did."""
+    with TelemetryCollector(db_path=tmp_path / "t.db") as tc:
+        tc.enable()
+        for _ in range(5):
+            tc.emit("ws", EventType.WS_SEND, {"clients": 2})
+        tc.emit("dds", EventType.DDS_PUBLISH, {"seq": 1, "funcode": 1})
+        tc.emit("dds", EventType.DDS_PUBLISH, {"seq": 2, "funcode": 1})
+        stats = tc.get_stats()
+        assert stats["rates_per_sec"]["ws_send"] == pytest.approx(0.5)
+        assert stats["rates_per_sec"]["dds_publish"] == pytest.approx(0.2)
+        assert stats["total_events"] == 7 and stats["staleness_ms"] is not None
+        assert len(tc.get_events(event_type=EventType.WS_SEND)) == 5
+        tc.flush()
+        assert sum(count(tmp_path / "t.db", table) for table in TABLES) == 2
+
+
+def test_maxlen_is_the_live_window(tmp_path: Path) -> None:
+    """TelemetryCollector(maxlen=N) keeps the last N emitted events as emitted; older ones come back
+    from the database as stored, none lost or doubled."""
+    with TelemetryCollector(db_path=tmp_path / "t.db", maxlen=3) as tc:
+        tc.enable()
+        for n in range(5):
+            tc.emit("arm", EventType.CMD_ACK, {"n": n})
+        events = tc.get_events()
+        assert len(events) == 5 and all(e.event_type is EventType.CMD_ACK for e in events)
+        assert [e.payload for e in events[2:]] == [{"n": 2}, {"n": 3}, {"n": 4}]  # as emitted
+        assert [e.payload["data"] for e in events[:2]] == [{"n": 0}, {"n": 1}]  # as stored
+        assert [e.payload for e in tc.get_events(limit=2)] == [{"n": 3}, {"n": 4}]
+    for bad in (-1, "5", 2.5, True):
+        with pytest.raises(ValueError, match="maxlen"):
+            TelemetryCollector(db_path=tmp_path / "bad.db", maxlen=bad)  # type: ignore[arg-type]
