@@ -129,13 +129,26 @@ def decode_text(data: bytes, name: str) -> str:
         raise BundleFormatError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def read_series_rows(data: bytes, name: str) -> tuple[str, list[list[str]]]:
-    """(header, rows split on commas) of a series CSV; blank lines skipped as FlowTime does."""
+def read_series_rows(data: bytes, name: str) -> tuple[str, list[tuple[int, list[str]]]]:
+    """(header, (line number, cells split on commas) per row) of a series CSV; blank lines skipped as
+    FlowTime does (line numbers count them, so a message points at the line an editor shows)."""
     text = decode_text(data, name)
     lines = text.split("\n")
     header = lines[0].rstrip("\r").strip() if lines else ""
-    rows = [line.rstrip("\r").split(",") for line in lines[1:] if line.strip()]
+    rows = [
+        (number, line.rstrip("\r").split(",")) for number, line in enumerate(lines[1:], 2) if line.strip()
+    ]
     return header, rows
+
+
+def is_sha256(digest: Any, data: bytes, *, bare_hex: bool = False) -> bool:
+    """Whether ``digest`` (``"sha256:<hex>"``; with ``bare_hex`` also plain hex, as FlowTime v1
+    bundles wrote it) is the SHA-256 of ``data``."""
+    if not isinstance(digest, str):
+        return False
+    expected = sha256_of(data)
+    text = digest.strip().lower()
+    return text == expected or (bare_hex and text == expected.removeprefix("sha256:"))
 
 
 def sha256_of(data: bytes) -> str:

@@ -269,9 +269,9 @@ def read_values(data: bytes, name: str) -> list[float | None]:
     except BundleFormatError as exc:
         raise CaptureError(str(exc)) from None
     values = []
-    for row in rows:
+    for number, row in rows:
         if len(row) < 2:
-            raise CaptureError(f"{name}: invalid CSV row {','.join(row)[:60]!r}")
+            raise CaptureError(f"{name}: line {number}: invalid CSV row {','.join(row)[:60]!r}")
         try:
             try:
                 values.append(parse_value(",".join(row[1:])))
@@ -279,8 +279,9 @@ def read_values(data: bytes, name: str) -> list[float | None]:
                 if len(row) < 3:
                     raise
                 values.append(parse_value(row[-1]))
-        except BundleFormatError as exc:
-            raise CaptureError(f"{name}: {exc}") from None
+        except BundleFormatError:
+            cell = ",".join(row[1:]).strip()[:40]
+            raise CaptureError(f"{name}: line {number}: value {cell!r} is not a number") from None
     return values
 
 

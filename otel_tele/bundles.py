@@ -37,6 +37,7 @@ from .exporters._capture_format import (
     V2_HEADER,
     BundleFormatError,
     Grid,
+    is_sha256,
     load_json,
     parse_value,
     read_series_rows,
@@ -195,10 +196,13 @@ def _read_files(
             problems.append(f"{name}: file missing or outside the bundle")
             continue
         data = target.read_bytes()
-        if (v2 and entry.get("hash") != sha256_of(data)) or (
-            not v2 and isinstance(entry.get("hash"), str) and entry["hash"] != sha256_of(data)
-        ):
-            problems.append(f"{name}: sha256 does not match the manifest")
+        # v1 bundles may spell the digest `sha256` and write it as bare hex; v2 is `hash: "sha256:<hex>"`.
+        digest = entry.get("hash") if v2 or "hash" in entry else entry.get("sha256")
+        if (v2 or digest is not None) and not is_sha256(digest, data, bare_hex=not v2):
+            problems.append(
+                f"{name}: sha256 does not match the manifest: the file's is {sha256_of(data)}, "
+                f"the manifest says {str(digest)[:80]!r}"
+            )
         class_id: str = entry["classId"] if isinstance(entry.get("classId"), str) else "DEFAULT"
         values = _read_csv(data, name, class_id, grid, problems)
         series.append(
@@ -230,16 +234,22 @@ def _read_csv(
         columns = 3 if len(rows) and len(rows[0]) == 3 else 2
     values: list[float | None] = []
     seen: set[int] = set()
-    for number, row in enumerate(rows, start=2):
+    for number, row in rows:
         if len(row) != columns:
             problems.append(f"{name}: line {number} has {len(row)} columns, expected {columns}")
             continue
+        # A bad cell is one finding: the row still holds its place, so later rows are not reported
+        # out of order and the row count stays right.
         try:
             index = int(row[0])
+        except ValueError:
+            problems.append(f"{name}: line {number}: bin_index {row[0].strip()[:40]!r} is not an integer")
+            index = len(values)
+        try:
             value = parse_value(row[-1])
-        except (ValueError, BundleFormatError):
-            problems.append(f"{name}: line {number} is not 'bin_index,…,value'")
-            continue
+        except BundleFormatError:
+            problems.append(f"{name}: line {number}: value {row[-1].strip()[:40]!r} is not a number")
+            value = None
         if index in seen or index != len(values) or (grid is not None and index >= grid.bins):
             problems.append(
                 f"{name}: line {number} has bin_index {index} (duplicate, out of order or out of range)"

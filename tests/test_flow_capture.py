@@ -429,8 +429,8 @@ def test_corrupt_series_values_are_refused(tmp_path: Path) -> None:
     assert read_values(b"bin_index,value\n0,1,234\n", "x.csv") == [1234.0]  # thousands separator, as FlowTime
     with pytest.raises(bundles.CaptureError, match=r"x\.csv"):
         read_values(b"bin_index,value\n0,\xff\n", "x.csv")
-    with pytest.raises(bundles.CaptureError, match=r"x\.csv"):
-        read_values(b"bin_index,value\n0,ten\n", "x.csv")
+    with pytest.raises(bundles.CaptureError, match=r"^x\.csv: line 4: value 'ten' is not a number$"):
+        read_values(b"bin_index,value\n0,1\n\n1,ten\n", "x.csv")
     run = fixture_run(tmp_path / "runs", model_files={})
     hostile = (
         "topology:\n  nodes:\n    - id: ../../evil\n"
@@ -512,3 +512,44 @@ def test_v1_bundles_are_read_and_what_is_missing_is_named(tmp_path: Path) -> Non
     assert bundle.schema_version == 1 and bundle.problems == []
     assert bundle.missing == list(bundles.V1_MISSING)
     assert bundle.get("SupportQueue", "QueueDepth").values == (2.0, 4.0, 5.0, 3.0)
+
+
+def _v1_bundle(directory: Path, files: dict[str, bytes], digests: dict[str, str], key: str) -> Path:
+    directory.mkdir()
+    entries = []
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+        entries.append({"nodeId": "n", "metric": name.removesuffix(".csv"), "path": name, key: digests[name]})
+    manifest = {"schemaVersion": 1, "grid": {"bins": 4, "binSize": 5, "binUnit": "minutes"}, "files": entries}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+@pytest.mark.parametrize("key", ["sha256", "hash"])
+def test_v1_bundles_with_bare_hex_digests_load(tmp_path: Path, key: str) -> None:
+    """FlowTime v1 wrote files[].sha256 as bare hex (no "sha256:" prefix): such bundles load; a digest
+    that does not match names the file and both digests."""
+    good, bad = b"bin_index,value\n0,1\n1,2\n2,3\n3,4\n", b"bin_index,value\n0,1\n1,2\n2,3\n3,5\n"
+    digests = {"a.csv": hashlib.sha256(good).hexdigest(), "b.csv": hashlib.sha256(good).hexdigest().upper()}
+    bundle = bundles.read_bundle(_v1_bundle(tmp_path / "ok", {"a.csv": good, "b.csv": good}, digests, key))
+    assert bundle.problems == [] and bundle.get("n", "a").values == (1.0, 2.0, 3.0, 4.0)
+
+    stated = hashlib.sha256(good).hexdigest()
+    with pytest.raises(bundles.BundleError) as info:
+        bundles.read_bundle(_v1_bundle(tmp_path / "tampered", {"a.csv": bad}, {"a.csv": stated}, key))
+    (problem,) = info.value.problems
+    assert problem.startswith("a.csv: sha256 does not match")
+    assert sha256_of(bad) in problem and stated in problem
+
+
+def test_non_numeric_cell_is_one_finding_naming_file_line_and_value(tmp_path: Path) -> None:
+    """A bad value or bin index is reported with its file, line (blank lines counted) and text, and
+    the rows after it are not reported out of order, nor the row count wrong."""
+    data = b"bin_index,value\n0,1\n\n1,lots\nx,3\n3,4\n"
+    digest = {"a.csv": hashlib.sha256(data).hexdigest()}
+    bundle = bundles.read_bundle(_v1_bundle(tmp_path / "b", {"a.csv": data}, digest, "sha256"), strict=False)
+    assert bundle.problems == [
+        "a.csv: line 4: value 'lots' is not a number",
+        "a.csv: line 5: bin_index 'x' is not an integer",
+    ]
+    assert bundle.get("n", "a").values == (1.0, None, 3.0, 4.0)
