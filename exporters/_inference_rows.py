@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_tele._internal import bad_input_log, describe_error, encodable
 from otel_tele._mapping import Column, RowMapper, Rows, Table
 from otel_tele.semconv import AttrType
 from otel_tele.semconv import inference as inf
@@ -64,7 +65,12 @@ def prepare(rows: Iterable[Sequence[Any]], rejected: int = 0) -> Batch:
     batch = Batch(rejected=rejected)
     minute: dict[RollupKey, list[float]] = {}
     for raw in rows:
-        row, meta = sanitize_row(raw)
+        try:
+            row, meta = sanitize_row(raw)
+        except Exception as exc:  # metadata nested too deep to parse, a hostile value: fails alone
+            batch.rejected += 1
+            bad_input_log.warning("postgres sink", "inference sink: a row rejected (%s)", describe_error(exc))
+            continue
         batch.rows.append(row)
         key = (int(row[5] // ROLLUP_MINUTE.seconds) * ROLLUP_MINUTE.seconds, row[0], row[1] or "")
         measures = minute.get(key)
@@ -89,12 +95,7 @@ def clean_text(text: str) -> str:
     """NUL made visible; a lone surrogate (not encodable as UTF-8) kept as its escape."""
     if "\x00" in text:
         text = text.replace("\x00", "\\u0000")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+    return encodable(text)
 
 
 _SUSPECT = ("NaN", "Infinity", "\\u0000")

@@ -28,7 +28,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import pyarrow as pa
+
 from otel_tele import Sink, SinkLogExporter
+from otel_tele._internal import bad_input_log, describe_error
 from otel_tele._settings import Settings
 from otel_tele.semconv import fda as v
 
@@ -82,13 +85,20 @@ class CapsuleSink(Sink):
     def _split(self, records: Sequence[Any]) -> _Batch:
         batch = _Batch()
         for record in records:
-            lr = record.log_record
-            table = _TABLE_OF.get(lr.event_name or "")
-            if table is None:
-                continue  # not ours: other sinks take it
-            attrs = lr.attributes or {}
-            if type(attrs) is not dict:  # BoundedAttributes: a plain copy makes the column loops ~3x faster
-                attrs = dict(attrs)
+            try:
+                lr = record.log_record
+                table = _TABLE_OF.get(lr.event_name or "")
+                if table is None:
+                    continue  # not ours: other sinks take it
+                attrs = lr.attributes or {}
+                if type(attrs) is not dict:  # BoundedAttributes: a plain copy makes column loops ~3x faster
+                    attrs = dict(attrs)
+            except Exception as exc:  # a record that cannot even be read fails alone
+                batch.rejected += 1
+                bad_input_log.warning(
+                    "capsule sink", "capsule sink: a record rejected (%s)", describe_error(exc)
+                )
+                continue
             run_id = attrs.get(v.RUN_ID)
             if not isinstance(run_id, str):
                 batch.rejected += 1
@@ -110,16 +120,20 @@ class CapsuleSink(Sink):
             writer = self._start(run_id, tables)
             if writer is None:
                 return count
+        rejected = 0
         for table, records in tables.items():
-            writer.add(table, schema.to_arrow(table, records))
+            data, kept = _to_arrow_alone(table, records)
+            rejected += len(records) - len(kept)
+            if data is not None:
+                writer.add(table, data)
             if table == "events":
-                self._note_lifecycle(writer.info, records)
+                self._note_lifecycle(writer.info, kept)
         if end is not None:
             del self._open[run_id]
             writer.finish(
                 writer.info.summary.get("status") or ("cancelled" if end == v.CANCELLED else "completed")
             )
-        return 0
+        return rejected
 
     def _start(self, run_id: str, tables: dict[str, list[tuple[int, Mapping[str, Any]]]]) -> Writer | None:
         if run_id in self._refused:
@@ -178,6 +192,28 @@ class CapsuleSink(Sink):
             "reachable": os.access(probe, os.W_OK),
             "open_runs": len(self._open),
         }
+
+
+def _to_arrow_alone(
+    table: str, records: list[tuple[int, Mapping[str, Any]]]
+) -> tuple[pa.Table | None, list[tuple[int, Mapping[str, Any]]]]:
+    """``records`` as Arrow, and the records it holds: one that cannot be converted is left out alone
+    (its neighbours, and the other runs of the batch, are written)."""
+    try:
+        return schema.to_arrow(table, records), records
+    except Exception:
+        pass
+    kept = []
+    for record in records:
+        try:
+            schema.to_arrow(table, [record])
+        except Exception as exc:
+            bad_input_log.warning(
+                "capsule sink", "capsule sink: a %s row rejected (%s)", table, describe_error(exc)
+            )
+        else:
+            kept.append(record)
+    return (schema.to_arrow(table, kept) if kept else None), kept
 
 
 def _payload(attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from typing import Any, Self
 
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricsData
 
+from otel_tele._internal import encodable
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkMetricExporter
 from otel_tele.semconv import flow
@@ -171,6 +172,7 @@ class CaptureSink(Sink):
             or not isinstance(value, int | float)
         ):
             return None
+        node, class_id = encodable(node), encodable(class_id)  # bundle files are UTF-8
         if cumulative:  # a cumulative sum: keep our own delta per series and start time
             key = (meter.instrument, tuple(sorted(attrs.items())))
             start, previous = self._cumulative.get(key, (dp.start_time_unix_nano, 0.0))

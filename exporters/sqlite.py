@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from otel_tele._internal import bad_input_log, encodable
 from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter
@@ -61,6 +62,23 @@ def _json_rows(values: list[tuple[Any, ...]]) -> str | None:
     except (TypeError, ValueError):
         return None
     return None if "\\u0000" in text else text
+
+
+#: What one row can raise that is about that row (``OperationalError`` is the database's: transient).
+_ROW_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.DataError,
+    sqlite3.ProgrammingError,
+    ValueError,  # UnicodeEncodeError among them
+    OverflowError,
+    TypeError,
+)
+
+
+def _escaped(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with text made encodable: what cannot be UTF-8 is kept visible as a backslash escape."""
+    return tuple(encodable(value) if isinstance(value, str) else value for value in row)
 
 
 class SqliteSink(Sink):
@@ -144,9 +162,7 @@ class SqliteSink(Sink):
                 # One statement, atomic on its own: a refused row undoes only this statement.
                 conn.execute(BULK_INSERTS[table], (batch,))
                 return 0
-            except sqlite3.IntegrityError:
-                pass
-            except UnicodeEncodeError:  # a lone surrogate: let the row-by-row path report it
+            except _ROW_ERRORS:  # a refused row, a lone surrogate: let the row-by-row path sort it out
                 pass
         sql = INSERTS[table]
         conn.execute("SAVEPOINT batch")
@@ -154,17 +170,24 @@ class SqliteSink(Sink):
             conn.executemany(sql, values)
             conn.execute("RELEASE batch")
             return 0
-        except sqlite3.IntegrityError:
+        except _ROW_ERRORS:
             conn.execute("ROLLBACK TO batch")
             conn.execute("RELEASE batch")
-        # A row the schema refuses must not sink its neighbours: isolate it, inside the same transaction.
+        # A row the schema or the driver refuses must not sink its neighbours: isolate it, inside the
+        # same transaction; text that cannot be encoded is escaped first (lone surrogates → \\udXXX).
         rejected = 0
         for row in values:
             try:
                 conn.execute(sql, row)
-            except sqlite3.IntegrityError as exc:
+            except (UnicodeEncodeError, sqlite3.InterfaceError):
+                try:
+                    conn.execute(sql, _escaped(row))
+                except _ROW_ERRORS as exc:
+                    rejected += 1
+                    bad_input_log.warning("sqlite " + table, "sqlite sink: %s row rejected (%s)", table, exc)
+            except _ROW_ERRORS as exc:
                 rejected += 1
-                _log.warning("sqlite sink: %s row rejected: %s", table, exc)
+                bad_input_log.warning("sqlite " + table, "sqlite sink: %s row rejected (%s)", table, exc)
         return rejected
 
     def close(self) -> None:

@@ -38,6 +38,18 @@ def guard(what: str) -> Iterator[None]:
         _log.exception("otel-tele internal error in %s (ignored)", what)
 
 
+def encodable(text: str) -> str:
+    """``text`` as valid UTF-8: a lone surrogate, which no store or wire format takes, is kept visible
+    as its ``\\udXXX`` escape (the rest unchanged); already valid text is returned as it is."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def safe_str(value: object, limit: int = 200) -> str:
     """``str(value)`` cut to ``limit`` characters, or ``<unprintable T>`` when its ``__str__`` fails:
     for messages about values the host handed us, which must not fail on those values."""

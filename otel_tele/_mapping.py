@@ -19,6 +19,7 @@ from typing import Any
 
 from . import semconv
 from ._events import TYPED_RECORDS
+from ._internal import safe_str
 from .semconv import AttrType
 from .semconv._types import COERCERS
 
@@ -100,6 +101,12 @@ class Rows:
     def count(self) -> int:
         return sum(len(rows) for rows in self.by_table.values())
 
+    def reject(self, what: str, why: object) -> None:
+        """One record left out, with the reason (the first 20 reasons are kept for the log)."""
+        self.rejected += 1
+        if len(self.problems) < 20:
+            self.problems.append(f"{what}: {why if isinstance(why, str) else type(why).__name__}")
+
 
 class RowMapper:
     """Translate records into rows through declared :class:`Table` entries.
@@ -136,31 +143,41 @@ class RowMapper:
         rows = rows or Rows()
         by_event, typed_rows, by_table = self._by_event, self._typed_rows, rows.by_table
         for record in records:
-            log_record = record.log_record
-            name = log_record.event_name or ""
-            tables = by_event.get(name)
-            if not tables:
-                continue
-            attrs = log_record.attributes or {}
-            typed = typed_rows.get(name) if type(record) in TYPED_RECORDS else None
-            if typed is not None:
-                table, row_of = typed
-                try:
-                    row = row_of(attrs, (log_record.timestamp or log_record.observed_timestamp) / 1e9, record)
-                except (TypeError, ValueError, OverflowError):
-                    row = None
-                if row is not None:
-                    by_table[table].append(row)
+            try:
+                log_record = record.log_record
+                name = log_record.event_name or ""
+                tables = by_event.get(name)
+                if not tables:
                     continue
+                attrs = log_record.attributes or {}
+                typed = typed_rows.get(name) if type(record) in TYPED_RECORDS else None
+                if typed is not None:
+                    table, row_of = typed
+                    try:
+                        ts = (log_record.timestamp or log_record.observed_timestamp) / 1e9
+                        row = row_of(attrs, ts, record)
+                    except (TypeError, ValueError, OverflowError):
+                        row = None
+                    if row is not None:
+                        by_table[table].append(row)
+                        continue
+            except Exception as exc:  # a record this mapper cannot even read: rejected alone
+                rows.reject("a log record", exc)
+                continue
             self._map_one(record, attrs, tables, self._log_fields, rows)
         return rows
 
     def map_spans(self, spans: Iterable[Any], rows: Rows | None = None) -> Rows:
         rows = rows or Rows()
         for span in spans:
-            tables = [t for t in self._span_tables if t.select(span)]  # type: ignore[misc]
+            try:
+                tables = [t for t in self._span_tables if t.select(span)]  # type: ignore[misc]
+                attrs = span.attributes or {}
+            except Exception as exc:  # a span this mapper cannot even read: rejected alone
+                rows.reject("a span", exc)
+                continue
             if tables:
-                self._map_one(span, span.attributes or {}, tables, self._span_fields, rows)
+                self._map_one(span, attrs, tables, self._span_fields, rows)
         return rows
 
     def _map_one(
@@ -178,10 +195,10 @@ class RowMapper:
                 rows.by_table[table.table].append(
                     tuple(_value(c, record, attrs, fields) for c in table.columns)
                 )
-            except (TypeError, ValueError, OverflowError, KeyError) as exc:
-                rows.rejected += 1
-                if len(rows.problems) < 20:
-                    rows.problems.append(f"{table.table}: {exc}")
+            except (TypeError, ValueError, OverflowError, KeyError) as exc:  # our coercers' reasons
+                rows.reject(table.table, safe_str(exc, 120))
+            except Exception as exc:  # a value whose own methods raise: the message may hold the value
+                rows.reject(table.table, type(exc).__name__)
 
 
 def _value(column: Column, record: Any, attrs: Mapping[str, Any], fields: Mapping[str, Getter]) -> Any:

@@ -2,13 +2,20 @@
 
 Log records of a known event name get the vocabulary's typing (a JavaScript client sends ``1`` as a
 double), exactly as records from ``events.emit`` do.
+
+One bad record fails alone: a record that cannot be decoded (an unknown severity, a kvlist nested
+too deep for JSON) is left out and counted, its neighbours are decoded. A request whose strings are
+not valid UTF-8 — which the protobuf runtime refuses as a whole — is repaired by :func:`parse`: the
+bad bytes are kept visible as escapes (a lone surrogate as ``\\udXXX``) and every record is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar, cast
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from opentelemetry import trace as trace_api
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
@@ -36,6 +43,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import semconv
 from ._events import _EventLogRecord
+from ._internal import bad_input_log, describe_error, encodable
 
 _LIMITS = LogRecordLimits()
 _SPAN_KINDS = {
@@ -79,32 +87,60 @@ def _trace_context(trace_id: bytes, span_id: bytes, flags: int) -> Context | Non
     return trace_api.set_span_in_context(span, Context())
 
 
-def log_records(request: Any) -> list[ReadWriteLogRecord]:
-    """An ``ExportLogsServiceRequest`` as SDK log records."""
+T = TypeVar("T")
+
+
+def _each(items: Iterable[Any], decode: Callable[[Any], T], what: str, out: list[T]) -> int:
+    """Decode every item into ``out``; one that fails is left out alone. Returns how many failed."""
+    failed = 0
+    for item in items:
+        try:
+            out.append(decode(item))
+        except Exception as exc:
+            failed += 1
+            bad_input_log.warning(
+                "otlp " + what, "OTLP receiver: a %s left out (%s)", what, describe_error(exc)
+            )
+    return failed
+
+
+def _groups(
+    groups: Iterable[Any], inner: str, items: str
+) -> Iterator[tuple[Resource, InstrumentationScope, Any]]:
+    """(resource, scope, repeated items) of a request's resource/scope nesting."""
+    for group in groups:
+        resource = _resource(group.resource, group.schema_url)
+        for scoped in getattr(group, inner):
+            yield resource, _scope(scoped.scope, scoped.schema_url), getattr(scoped, items)
+
+
+def log_records(request: Any) -> tuple[list[ReadWriteLogRecord], int]:
+    """An ``ExportLogsServiceRequest`` as SDK log records, and how many records could not be decoded."""
     records: list[ReadWriteLogRecord] = []
-    for resource_logs in request.resource_logs:
-        resource = _resource(resource_logs.resource, resource_logs.schema_url)
-        for scope_logs in resource_logs.scope_logs:
-            scope = _scope(scope_logs.scope, scope_logs.schema_url)
-            for pb in scope_logs.log_records:
-                name = pb.event_name or None
-                attrs, problems = semconv.coerce_attributes(
-                    semconv.EVENTS.get(name or ""), attributes(pb.attributes)
-                )
-                if problems:
-                    attrs["otel_tele.invalid_attributes"] = semconv.to_json(problems)
-                record = LogRecord(
-                    timestamp=pb.time_unix_nano or None,
-                    observed_timestamp=pb.observed_time_unix_nano or None,
-                    context=_trace_context(pb.trace_id, pb.span_id, pb.flags),
-                    severity_text=pb.severity_text or None,
-                    severity_number=SeverityNumber(pb.severity_number) if pb.severity_number else None,
-                    body=any_value(pb.body) if pb.HasField("body") else None,
-                    attributes=attrs,
-                    event_name=name,
-                )
-                records.append(_EventLogRecord(record, resource, scope, _LIMITS))
-    return records
+    failed = 0
+    for resource, scope, pbs in _groups(request.resource_logs, "scope_logs", "log_records"):
+
+        def decode(pb: Any, resource: Resource = resource, scope: InstrumentationScope = scope) -> Any:
+            name = pb.event_name or None
+            attrs, problems = semconv.coerce_attributes(
+                semconv.EVENTS.get(name or ""), attributes(pb.attributes)
+            )
+            if problems:
+                attrs["otel_tele.invalid_attributes"] = semconv.to_json(problems)
+            record = LogRecord(
+                timestamp=pb.time_unix_nano or None,
+                observed_timestamp=pb.observed_time_unix_nano or None,
+                context=_trace_context(pb.trace_id, pb.span_id, pb.flags),
+                severity_text=pb.severity_text or None,
+                severity_number=SeverityNumber(pb.severity_number) if pb.severity_number else None,
+                body=any_value(pb.body) if pb.HasField("body") else None,
+                attributes=attrs,
+                event_name=name,
+            )
+            return _EventLogRecord(record, resource, scope, _LIMITS)
+
+        failed += _each(pbs, decode, "log record", records)
+    return records, failed
 
 
 def _span_context(trace_id: bytes, span_id: bytes, flags: int = 1) -> trace_api.SpanContext:
@@ -116,34 +152,29 @@ def _span_context(trace_id: bytes, span_id: bytes, flags: int = 1) -> trace_api.
     )
 
 
-def spans(request: Any) -> list[ReadableSpan]:
-    """An ``ExportTraceServiceRequest`` as SDK spans."""
+def spans(request: Any) -> tuple[list[ReadableSpan], int]:
+    """An ``ExportTraceServiceRequest`` as SDK spans, and how many spans could not be decoded."""
     out: list[ReadableSpan] = []
-    for resource_spans in request.resource_spans:
-        resource = _resource(resource_spans.resource, resource_spans.schema_url)
-        for scope_spans in resource_spans.scope_spans:
-            scope = _scope(scope_spans.scope, scope_spans.schema_url)
-            for pb in scope_spans.spans:
-                out.append(
-                    ReadableSpan(
-                        name=pb.name,
-                        context=_span_context(pb.trace_id, pb.span_id, pb.flags),
-                        parent=_span_context(pb.trace_id, pb.parent_span_id) if pb.parent_span_id else None,
-                        resource=resource,
-                        attributes=attributes(pb.attributes),
-                        events=[
-                            SpanEvent(e.name, attributes(e.attributes), e.time_unix_nano) for e in pb.events
-                        ],
-                        kind=_SPAN_KINDS.get(pb.kind, trace_api.SpanKind.INTERNAL),
-                        status=Status(
-                            _STATUS.get(pb.status.code, StatusCode.UNSET), pb.status.message or None
-                        ),
-                        start_time=pb.start_time_unix_nano,
-                        end_time=pb.end_time_unix_nano,
-                        instrumentation_scope=scope,
-                    )
-                )
-    return out
+    failed = 0
+    for resource, scope, pbs in _groups(request.resource_spans, "scope_spans", "spans"):
+
+        def decode(pb: Any, resource: Resource = resource, scope: InstrumentationScope = scope) -> Any:
+            return ReadableSpan(
+                name=pb.name,
+                context=_span_context(pb.trace_id, pb.span_id, pb.flags),
+                parent=_span_context(pb.trace_id, pb.parent_span_id) if pb.parent_span_id else None,
+                resource=resource,
+                attributes=attributes(pb.attributes),
+                events=[SpanEvent(e.name, attributes(e.attributes), e.time_unix_nano) for e in pb.events],
+                kind=_SPAN_KINDS.get(pb.kind, trace_api.SpanKind.INTERNAL),
+                status=Status(_STATUS.get(pb.status.code, StatusCode.UNSET), pb.status.message or None),
+                start_time=pb.start_time_unix_nano,
+                end_time=pb.end_time_unix_nano,
+                instrumentation_scope=scope,
+            )
+
+        failed += _each(pbs, decode, "span", out)
+    return out, failed
 
 
 def _number(point: Any) -> NumberDataPoint:
@@ -182,19 +213,150 @@ def _metric_data(pb: Any) -> Any:
     return None  # exponential histograms and summaries: no sink consumes them
 
 
-def metrics_data(request: Any) -> MetricsData:
-    """An ``ExportMetricsServiceRequest`` as SDK ``MetricsData`` (sum, gauge, histogram)."""
+def metrics_data(request: Any) -> tuple[MetricsData, int]:
+    """An ``ExportMetricsServiceRequest`` as SDK ``MetricsData`` (sum, gauge, histogram), and how many
+    data points could not be decoded (a metric that fails is left out with its points)."""
     resource_metrics = []
+    failed = 0
     for rm in request.resource_metrics:
         scope_metrics = []
         for sm in rm.scope_metrics:
-            metrics = [
-                Metric(m.name, m.description or None, m.unit or None, data)
-                for m in sm.metrics
-                if (data := _metric_data(m)) is not None
-            ]
+            decoded: list[Metric | None] = []
+
+            def decode(m: Any) -> Metric | None:
+                data = _metric_data(m)
+                return None if data is None else Metric(m.name, m.description or None, m.unit or None, data)
+
+            for m in sm.metrics:
+                if _each([m], decode, "metric", decoded):
+                    failed += max(1, _point_count(m))
+            metrics = [m for m in decoded if m is not None]
             scope_metrics.append(ScopeMetrics(_scope(sm.scope, sm.schema_url), metrics, sm.schema_url))
         resource_metrics.append(
             ResourceMetrics(_resource(rm.resource, rm.schema_url), scope_metrics, rm.schema_url)
         )
-    return MetricsData(resource_metrics)
+    return MetricsData(resource_metrics), failed
+
+
+def _point_count(pb: Any) -> int:
+    kind = pb.WhichOneof("data")
+    return len(getattr(pb, kind).data_points) if kind else 0
+
+
+# -- requests whose strings are not valid UTF-8 ---------------------------------------------------
+
+M = TypeVar("M", bound=message.Message)
+
+
+def parse(request_class: type[M], data: bytes) -> M:
+    """``request_class.FromString(data)``; a request the runtime refuses for bad UTF-8 in a string
+    field is parsed as its bytes twin, its strings repaired, and parsed again. Other damage raises."""
+    try:
+        return cast(M, request_class.FromString(data))
+    except message.DecodeError as exc:
+        refused = exc
+    parsed = _bytes_twin(request_class.DESCRIPTOR).FromString(data)  # damage beyond text raises here
+    if not _repair(parsed):
+        raise refused
+    return cast(M, request_class.FromString(parsed.SerializeToString()))
+
+
+_TWINS: dict[str, type[message.Message]] = {}
+_STRING = FieldDescriptor.TYPE_STRING
+
+
+def _bytes_twin(descriptor: Descriptor) -> type[message.Message]:
+    """The message with every string field declared ``bytes`` (the same wire format, no UTF-8 check)."""
+    twin = _TWINS.get(descriptor.full_name)
+    if twin is None:
+        pool = descriptor_pool.DescriptorPool()
+        added: set[str] = set()
+
+        def add(file: Any) -> None:
+            if file.name in added:
+                return
+            added.add(file.name)
+            for dependency in file.dependencies:
+                add(dependency)
+            proto = descriptor_pb2.FileDescriptorProto()
+            file.CopyToProto(proto)
+            for message_type in proto.message_type:
+                _retype(message_type)
+            pool.Add(proto)
+
+        add(descriptor.file)
+        twin = _TWINS[descriptor.full_name] = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(descriptor.full_name)
+        )
+    return twin
+
+
+def _retype(proto: descriptor_pb2.DescriptorProto) -> None:
+    for field in proto.field:
+        if field.type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING:
+            field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+    for nested in proto.nested_type:
+        _retype(nested)
+
+
+def _repaired_text(raw: bytes) -> bytes:
+    try:
+        text = raw.decode("utf-8", "surrogatepass")  # CESU-style lone surrogates: escaped as \udXXX
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "backslashreplace")  # other bad bytes: escaped as \xNN
+    return encodable(text).encode("utf-8")
+
+
+def _repair(twin: message.Message) -> int:
+    """Make every field that is a string in the real message valid UTF-8; how many were changed."""
+    changed = 0
+    original = _ORIGINAL_STRING_FIELDS
+    for field, value in twin.ListFields():
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for item in value if field.is_repeated else (value,):
+                changed += _repair(item)
+        elif field.type == FieldDescriptor.TYPE_BYTES and field.full_name in original:
+            if field.is_repeated:
+                for i, raw in enumerate(value):
+                    fixed = _repaired_text(raw)
+                    if fixed != raw:
+                        value[i] = fixed
+                        changed += 1
+            else:
+                fixed = _repaired_text(value)
+                if fixed != value:
+                    setattr(twin, field.name, fixed)
+                    changed += 1
+    return changed
+
+
+def _string_fields(descriptor: Descriptor, seen: set[str], out: set[str]) -> set[str]:
+    if descriptor.full_name in seen:
+        return out
+    seen.add(descriptor.full_name)
+    for field in descriptor.fields:
+        if field.type == _STRING:
+            out.add(field.full_name)
+        elif field.message_type is not None:
+            _string_fields(field.message_type, seen, out)
+    return out
+
+
+def _all_string_fields() -> set[str]:
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    seen: set[str] = set()
+    out: set[str] = set()
+    for request in (
+        logs_service_pb2.ExportLogsServiceRequest,
+        trace_service_pb2.ExportTraceServiceRequest,
+        metrics_service_pb2.ExportMetricsServiceRequest,
+    ):
+        _string_fields(request.DESCRIPTOR, seen, out)
+    return out
+
+
+#: Full names of the OTLP fields that are strings (the same names in the bytes twins).
+_ORIGINAL_STRING_FIELDS = _all_string_fields()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from otel_tele._internal import encodable
+
 MetricKind = Literal["counter", "updown_counter", "histogram", "gauge"]
 
 
@@ -48,13 +50,8 @@ def _to_str(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, str):
-        text: str = value if type(value) is str else str.__str__(value)  # not a subclass's __str__
         # Lone surrogates cannot be encoded by any exporter; keep them visible instead of failing.
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return text.encode("utf-8", "backslashreplace").decode("ascii")
-        return text
+        return encodable(value if type(value) is str else str.__str__(value))  # not a subclass's __str__
     return str(value)
 
 

@@ -69,3 +69,14 @@ def fixture_run(root: Path, run_id: str = "run_deterministic_72ca609c", **overri
     kwargs.update(overrides)
     run_dir: Path = write_run_directory(root, run_id, **kwargs)
     return run_dir
+
+
+def exercise_with_poison(telemetry: otel_tele.Telemetry, n: int) -> tuple[int, int]:
+    """Node and class ids with lone surrogates: on main they failed every bundle write, forever."""
+    meters = FlowMeters(telemetry)
+    half = n // 2
+    exercise(telemetry, half)
+    meters.node("bad\ud800").arrivals(5)
+    meters.node(NODE).arrivals(1, class_id="retail\udfff")  # counts into the node's DEFAULT total
+    exercise(telemetry, n - half)
+    return 1, 0

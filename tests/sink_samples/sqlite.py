@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from opentelemetry._logs import LogRecord
 from otel_tele.instrumentation.dds import TelemetryCollector
 
 import otel_tele
@@ -24,3 +25,17 @@ def stored(data_dir: Path, telemetry: otel_tele.Telemetry) -> int:
         return 0
     with sqlite3.connect(path) as conn:
         return int(conn.execute("SELECT count(*) FROM dds_commands").fetchone()[0])
+
+
+def exercise_with_poison(telemetry: otel_tele.Telemetry, n: int) -> tuple[int, int]:
+    """Lone surrogates through the collector and through the OTel logs API (repaired), and a
+    funcode no 64-bit column holds (rejected)."""
+    collector = TelemetryCollector(telemetry=telemetry)
+    half = n // 2
+    exercise(telemetry, half)
+    collector.log_command(seq=-1, funcode=1, data={"t": "\ud800"}, correlation_id="c\udfff")
+    raw = telemetry.logger("poison")
+    for attributes in ({"robot.dds.funcode": 1, "robot.data_json": "\udfff"}, {"robot.dds.funcode": 2**70}):
+        raw.emit(LogRecord(event_name="robot.dds.command", attributes=attributes))
+    exercise(telemetry, n - half)
+    return 2, 1
