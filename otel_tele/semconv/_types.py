@@ -192,6 +192,9 @@ def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tup
         except (TypeError, ValueError, OverflowError) as exc:
             problems.append(f"{new_key}: {exc}")
             changes.append((key, new_key, _DROP))
+        except Exception as exc:  # the value's own methods raised: its message is not ours to keep
+            problems.append(f"{new_key}: unusable value ({type(exc).__name__})")
+            changes.append((key, new_key, _DROP))
     clean = attributes if type(attributes) is dict else dict(attributes)
     if changes:
         for key, new_key, value in changes:
