@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from otel_tele.semconv import fda as v
 
 from . import _capsule_flow as flows
 from . import _capsule_schema as schema
+from ._capsule_journal import pid_alive
 from ._capsule_writers import ProductionWriter, RunInfo
 
 DEFAULT_RETENTION_DAYS = 90
@@ -169,9 +169,11 @@ def _archive_run(root: Path, run_id: str, tables: dict[str, pa.Table], *, source
 
 
 def clean_temps(root: Path, *, dry_run: bool = False) -> list[str]:
-    """Remove in-progress leftovers of processes that died (dead pid) or are older than a day."""
+    """Remove in-progress flow leftovers of processes that died (dead pid) or are older than a day.
+
+    Production run temp folders are not removed here: :func:`recover_runs` publishes them."""
     removed = []
-    candidates = list((root / "runs").glob(".tmp-*")) if (root / "runs").exists() else []
+    candidates: list[Path] = []
     for flow_dir in flow_dirs(root):
         pending = flows.journaled_parts(flow_dir)  # a half-done publication's: recover() finishes it
         candidates += (p for p in flow_dir.glob(".tmp-*") if p.name not in pending)
@@ -193,15 +195,7 @@ def _stale(path: Path) -> bool:
         return True
     parts = path.name.split("-")
     pid = next((int(p) for p in reversed(parts[:-1]) if p.isdigit()), None) if len(parts) > 2 else None
-    if pid is None or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return pid is not None and not pid_alive(pid)
 
 
 def expired_runs(root: Path, *, now: datetime | None = None) -> list[Path]:

@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from otel_tele._settings import OPTIONS_BY_NAME
 from otel_tele._version import __version__
+from otel_tele.semconv import fda as v
 
 from . import _capsule_flow as flows
 from . import _capsule_schema as schema
+from ._capsule_journal import JOURNAL_SUFFIX, Journal, abandon
 
 _log = logging.getLogger("otel_tele")
 _seq = itertools.count(1)
 #: A dev/tuner part is published at run end, or earlier once it holds this many rows.
 DEFAULT_PART_ROWS = 1_000_000
+#: A production run's rows reach its journal at least every this many rows or seconds.
+DEFAULT_FLUSH_ROWS: int = OPTIONS_BY_NAME["capsule_flush_rows"].default
+DEFAULT_FLUSH_SECONDS: float = OPTIONS_BY_NAME["capsule_flush_seconds"].default
 
 
 class RunInfo:
@@ -54,6 +63,43 @@ class RunInfo:
             "method": config.get("method") or {},
             **extra,
         }
+
+
+def run_info(run_id: str, tables: dict[str, pa.Table]) -> RunInfo:
+    """A run's :class:`RunInfo` rebuilt from its rows (identity from the first row, config and
+    summary from its RUN_STARTED and end events, start from its first timestamp)."""
+    telemetry, events = tables["telemetry"], tables["events"]
+    first = (telemetry if telemetry.num_rows else events).slice(0, 1).to_pylist()[0]
+    info = RunInfo(v.check_name("run_id", run_id), first["flow_name"], first["mode"], first["trial_id"])
+    for row in events.select(["event", "payload"]).to_pylist():
+        try:
+            payload = json.loads(row["payload"]) if row["payload"] else {}
+        except ValueError:
+            payload = {}
+        if row["event"] == v.RUN_STARTED:
+            info.config = payload if isinstance(payload, dict) else {}
+        elif row["event"] in v.END_EVENTS:
+            info.summary = payload if isinstance(payload, dict) else {}
+    starts = [t.column("ts").drop_null() for t in (telemetry, events) if t.num_rows]
+    earliest = min((pc.min(s).as_py() for s in starts if len(s)), default=None)
+    if earliest is not None:
+        info.started_at = earliest
+    return info
+
+
+def publish_folder(tmp: Path, runs: Path, run_id: str, *, fsync: bool) -> Path:
+    """Rename a finished temp folder to ``runs/<run_id>`` (``<run_id>_<pid>`` if that exists)."""
+    target = runs / run_id
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        # Another process published the same id (same second): keep both, visibly.
+        target = runs / f"{run_id}_{os.getpid()}"
+        _log.warning("run folder %s exists; writing this run to %s", run_id, target.name)
+        os.rename(tmp, target)
+    if fsync:
+        flows._fsync(runs)
+    return target
 
 
 def _tmp_token() -> str:
@@ -98,27 +144,83 @@ class _TableWriter:
         if fsync:
             flows._fsync(self.path)
 
-    def discard(self) -> None:
+    def release(self) -> None:
+        """Let go of the file without finishing it (what is on disk stays)."""
         self._held = []
-        if self._writer is not None:
-            self._writer.close()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as exc:  # a full disk: the footer cannot be written either
+                _log.debug("capsule: closing %s failed: %s", self.path, exc)
+
+    def discard(self) -> None:
+        self.release()
         self.path.unlink(missing_ok=True)
 
 
 class ProductionWriter:
-    """``runs/<run_id>/`` built in ``runs/.tmp-<run_id>-…`` and renamed into place when the run ends."""
+    """``runs/<run_id>/`` built in ``runs/.tmp-<run_id>-…`` and renamed into place when the run ends.
 
-    def __init__(self, root: Path, info: RunInfo, *, fsync: bool = True) -> None:
+    Rows added are *pending* (in memory) until :meth:`flush_journal` puts them in the run's
+    journals (see :mod:`._capsule_journal`) or :meth:`finish` publishes the run: only then are they
+    durable. ``flush_due`` says when the sink must flush: ``flush_rows`` rows or ``flush_seconds``
+    seconds after the oldest pending row.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        info: RunInfo,
+        *,
+        fsync: bool = True,
+        flush_rows: int = DEFAULT_FLUSH_ROWS,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+    ) -> None:
         self.info = info
         self.fsync = fsync
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
         self.runs = root / "runs"
         self.tmp = self.runs / f".tmp-{info.run_id}-{_tmp_token()}"
         self.tmp.mkdir(parents=True)
         self.telemetry = _TableWriter(self.tmp / "telemetry.parquet", "telemetry")
         self.events = _TableWriter(self.tmp / "events.parquet", "events")
+        self.journals = {t: Journal(self.tmp / f"{t}{JOURNAL_SUFFIX}", t) for t in schema.TABLES}
+        self._unjournaled: dict[str, list[pa.Table]] = {t: [] for t in schema.TABLES}
+        self.pending_rows = 0  # added, not yet durable
+        self.journaled_rows = 0  # durable in the journals (booked exported), not yet published
+        self._pending_since = 0.0
 
     def add(self, table: str, data: pa.Table) -> None:
         (self.telemetry if table == "telemetry" else self.events).write(data)
+        if not self.pending_rows:
+            self._pending_since = time.monotonic()
+        self._unjournaled[table].append(data)
+        self.pending_rows += data.num_rows
+
+    def flush_due(self, now: float) -> bool:
+        return self.pending_rows > 0 and (
+            self.pending_rows >= self.flush_rows or now - self._pending_since >= self.flush_seconds
+        )
+
+    def flush_journal(self) -> int:
+        """Make every pending row durable in the journals; returns how many became durable."""
+        for table, held in self._unjournaled.items():
+            if held:
+                self.journals[table].append(held, fsync=self.fsync)
+                self._unjournaled[table] = []
+        made, self.pending_rows = self.pending_rows, 0
+        self.journaled_rows += made
+        return made
+
+    def abandon(self) -> None:
+        """Give the run up (its publication failed): keep its journals for recovery, now."""
+        self.telemetry.release()
+        self.events.release()
+        for journal in self.journals.values():
+            journal.close()
+        self.tmp = abandon(self.tmp)
 
     def finish(self, status: str, **extra: Any) -> Path:
         self.telemetry.close(fsync=self.fsync)
@@ -132,26 +234,27 @@ class ProductionWriter:
             schema=schema.schema_doc(),
         )
         schema.write_manifest(self.tmp / "manifest.toml", manifest, fsync=self.fsync)
-        target = self.runs / self.info.run_id
-        try:
-            os.rename(self.tmp, target)
-        except OSError:
-            # Another process published the same id (same second): keep both, visibly.
-            target = self.runs / f"{self.info.run_id}_{os.getpid()}"
-            _log.warning("run folder %s exists; writing this run to %s", self.info.run_id, target.name)
-            os.rename(self.tmp, target)
-        if self.fsync:
-            flows._fsync(self.runs)
+        for journal in self.journals.values():  # the capsule is whole: recovery would publish it as is
+            journal.remove()
+        target = publish_folder(self.tmp, self.runs, self.info.run_id, fsync=self.fsync)
+        self.pending_rows = self.journaled_rows = 0
         return target
 
     def discard(self) -> None:
         self.telemetry.discard()
         self.events.discard()
+        for journal in self.journals.values():
+            journal.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class FlowWriter:
-    """Rows of one dev/tuner run, written as parts and appended to ``flows/<flow>/<mode>_*.parquet``."""
+    """Rows of one dev/tuner run, written as parts and appended to ``flows/<flow>/<mode>_*.parquet``.
+
+    Rows are pending until their part is published (run end, or ``part_rows``): a flow file holds
+    whole runs, so there is no journal to recover a part of a run from."""
+
+    journaled_rows = 0
 
     def __init__(
         self, root: Path, info: RunInfo, *, part_rows: int = DEFAULT_PART_ROWS, fsync: bool = True
@@ -167,6 +270,16 @@ class FlowWriter:
         self.files = {table: flows.FlowFile(self.flow_dir, info.mode, table) for table in schema.TABLES}
         self.open: dict[str, _TableWriter] = {}
         self.rows = {table: 0 for table in schema.TABLES}
+        self.pending_rows = 0
+
+    def flush_due(self, now: float) -> bool:
+        return False
+
+    def flush_journal(self) -> int:
+        return 0
+
+    def abandon(self) -> None:
+        self.discard()
 
     def add(self, table: str, data: pa.Table) -> None:
         writer = self.open.get(table)
@@ -174,6 +287,7 @@ class FlowWriter:
             writer = self.open[table] = _TableWriter(self.flow_dir / f".tmp-{table}-{_tmp_token()}", table)
         writer.write(data)
         self.rows[table] += data.num_rows
+        self.pending_rows += data.num_rows
         if table == "telemetry" and writer.rows >= self.part_rows:
             self.publish()
 
@@ -193,6 +307,7 @@ class FlowWriter:
             flows.recover(self.flow_dir)
             flows.publish_parts(self.flow_dir, parts, fsync=self.fsync)
             self._write_manifest()
+        self.pending_rows = sum(writer.rows for writer in self.open.values())
 
     def finish(self, status: str) -> Path:
         self.publish()

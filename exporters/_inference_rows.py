@@ -58,6 +58,7 @@ class Batch:
     rows: list[Row] = field(default_factory=list)
     rollups: dict[str, dict[RollupKey, list[float]]] = field(default_factory=dict)
     rejected: int = 0
+    not_routed: int = 0  # records of events no inference table takes
 
 
 def prepare(rows: Iterable[Sequence[Any]], rejected: int = 0) -> Batch:
@@ -87,7 +88,9 @@ def prepare(rows: Iterable[Sequence[Any]], rejected: int = 0) -> Batch:
 def prepare_records(records: Sequence[Any]) -> Batch:
     """Map OTel log records (the sink's input) and :func:`prepare` them."""
     mapped: Rows = MAPPER.map_logs(records)
-    return prepare(mapped.by_table.get("system_telemetry", ()), mapped.rejected)
+    batch = prepare(mapped.by_table.get("system_telemetry", ()), mapped.rejected)
+    batch.not_routed = mapped.not_routed
+    return batch
 
 
 # -- sanitizing -----------------------------------------------------------------------------------

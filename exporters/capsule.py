@@ -24,20 +24,31 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import pyarrow as pa
 
-from otel_tele import Sink, SinkLogExporter
+from otel_tele import Sink, SinkLogExporter, Written
 from otel_tele._internal import bad_input_log, describe_error
+from otel_tele._mapping import note_unknown_event
 from otel_tele._settings import Settings
 from otel_tele.semconv import fda as v
 
 from . import _capsule_schema as schema
+from ._capsule_journal import recover_runs
 from ._capsule_schema import NewerSchemaError
-from ._capsule_writers import DEFAULT_PART_ROWS, FlowWriter, ProductionWriter, RunInfo
+from ._capsule_writers import (
+    DEFAULT_FLUSH_ROWS,
+    DEFAULT_FLUSH_SECONDS,
+    DEFAULT_PART_ROWS,
+    FlowWriter,
+    ProductionWriter,
+    RunInfo,
+)
 
 __all__ = ["CapsuleLogExporter", "CapsuleSink", "NewerSchemaError"]
 
@@ -53,34 +64,70 @@ class _Batch:
         self.runs: dict[str, dict[str, list[tuple[int, Mapping[str, Any]]]]] = {}
         self.ends: dict[str, str] = {}
         self.rejected = 0
+        self.not_routed = 0
 
 
 class CapsuleSink(Sink):
-    """Writes FDA log records into run capsules and per-flow files (see the module docs)."""
+    """Writes FDA log records into run capsules and per-flow files (see the module docs).
+
+    A record is booked ``exported`` once durable: a production run's rows when they reach the run's
+    journal (at least every ``flush_rows`` rows or ``flush_seconds`` seconds) or its published
+    capsule; a dev/tuner run's rows when their part is published. Until then they are ``pending``.
+    """
 
     name = "capsule"
     signals: ClassVar[frozenset[str]] = frozenset({"logs"})
 
     def __init__(
-        self, root: str | os.PathLike[str], *, part_rows: int = DEFAULT_PART_ROWS, fsync: bool = True
+        self,
+        root: str | os.PathLike[str],
+        *,
+        part_rows: int = DEFAULT_PART_ROWS,
+        fsync: bool = True,
+        flush_rows: int = DEFAULT_FLUSH_ROWS,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
     ) -> None:
         super().__init__()
         self.root = Path(root)
         self.part_rows = part_rows
         self.fsync = fsync
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
         self._open: dict[str, Writer] = {}
         self._refused: dict[str, str] = {}  # run_id → why its records are rejected
+        self._pending = 0  # rows booked pending: held by open writers, not yet durable
+        self._recovered_in: int | None = None  # pid that ran recovery of dead writers' runs
+        self._ticker: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        return cls(schema.capsule_root(settings))
+        return cls(
+            schema.capsule_root(settings),
+            flush_rows=settings.capsule_flush_rows,
+            flush_seconds=settings.capsule_flush_seconds,
+        )
 
     # -- writing ----------------------------------------------------------------------------------
-    def write_logs(self, records: Sequence[Any]) -> int | None:
+    def write_logs(self, records: Sequence[Any]) -> Written:
         batch = self._split(records)
+        ledger = _Ledger()
         for run_id, tables in batch.runs.items():
-            batch.rejected += self._write_run(run_id, tables, batch.ends.get(run_id))
-        return batch.rejected
+            batch.rejected += self._write_run(run_id, tables, batch.ends.get(run_id), ledger)
+        self._flush_due(ledger)
+        # This batch's rows settle after the rows already pending (oldest first): those are re-booked
+        # now, the rest of what became durable or was lost is this batch's.
+        held = sum(writer.pending_rows for writer in self._open.values())
+        resolved = self._pending + ledger.accepted - held  # durable + lost during this call
+        durable = resolved - ledger.lost
+        old_durable = min(self._pending, durable)
+        old_lost = min(self._pending - old_durable, ledger.lost)
+        self.stats["logs"].settled(exported=old_durable, failed=old_lost)
+        self._pending = held
+        return Written(
+            failed=batch.rejected + ledger.lost - old_lost,
+            pending=ledger.accepted - (durable - old_durable) - (ledger.lost - old_lost),
+            not_routed=batch.not_routed,
+        )
 
     def _split(self, records: Sequence[Any]) -> _Batch:
         batch = _Batch()
@@ -88,8 +135,10 @@ class CapsuleSink(Sink):
             try:
                 lr = record.log_record
                 table = _TABLE_OF.get(lr.event_name or "")
-                if table is None:
-                    continue  # not ours: other sinks take it
+                if table is None:  # not ours: other sinks take it
+                    batch.not_routed += 1
+                    note_unknown_event(lr.event_name or "")
+                    continue
                 attrs = lr.attributes or {}
                 if type(attrs) is not dict:  # BoundedAttributes: a plain copy makes column loops ~3x faster
                     attrs = dict(attrs)
@@ -111,7 +160,11 @@ class CapsuleSink(Sink):
         return batch
 
     def _write_run(
-        self, run_id: str, tables: dict[str, list[tuple[int, Mapping[str, Any]]]], end: str | None
+        self,
+        run_id: str,
+        tables: dict[str, list[tuple[int, Mapping[str, Any]]]],
+        end: str | None,
+        ledger: _Ledger,
     ) -> int:
         """Write one run's records of this batch; returns how many were rejected."""
         count = sum(len(records) for records in tables.values())
@@ -120,20 +173,48 @@ class CapsuleSink(Sink):
             writer = self._start(run_id, tables)
             if writer is None:
                 return count
-        rejected = 0
-        for table, records in tables.items():
-            data, kept = _to_arrow_alone(table, records)
-            rejected += len(records) - len(kept)
-            if data is not None:
-                writer.add(table, data)
-            if table == "events":
-                self._note_lifecycle(writer.info, kept)
-        if end is not None:
-            del self._open[run_id]
-            writer.finish(
-                writer.info.summary.get("status") or ("cancelled" if end == v.CANCELLED else "completed")
-            )
+        added = rejected = 0
+        try:
+            for table, records in tables.items():
+                data, kept = _to_arrow_alone(table, records)
+                rejected += len(records) - len(kept)
+                if data is not None:
+                    writer.add(table, data)
+                    added += data.num_rows
+                    ledger.accepted += data.num_rows
+                if table == "events":
+                    self._note_lifecycle(writer.info, kept)
+            if end is not None:
+                del self._open[run_id]
+                writer.finish(
+                    writer.info.summary.get("status")
+                    or ("cancelled" if end == v.CANCELLED else "completed")
+                )
+        except Exception as exc:
+            self._give_up(run_id, writer, exc, ledger)
+            return count - added  # the rows added are booked with the run (ledger.lost)
         return rejected
+
+    def _give_up(self, run_id: str, writer: Writer, exc: Exception, ledger: _Ledger) -> None:
+        """A run that cannot be written or published: every row of it is booked failed (those
+        already booked exported re-booked), and what reached its journal is kept for recovery."""
+        self._open.pop(run_id, None)
+        self._refused[run_id] = f"given up: {exc}"  # its later records would make a second, partial run
+        ledger.lost += writer.pending_rows
+        self.stats["logs"].revoked(writer.journaled_rows)
+        kept = writer.journaled_rows
+        try:
+            writer.abandon()
+        except Exception:
+            _log.exception("capsule sink: could not set run %s aside", run_id)
+        _log.error(
+            "capsule sink: run %s could not be written or published (%s): its rows are booked failed; "
+            "the %d rows in its journal are published with status = \"interrupted\" by the next "
+            "production run or `otel-tele runs consolidate`",
+            run_id,
+            exc,
+            kept,
+        )
 
     def _start(self, run_id: str, tables: dict[str, list[tuple[int, Mapping[str, Any]]]]) -> Writer | None:
         if run_id in self._refused:
@@ -152,15 +233,33 @@ class CapsuleSink(Sink):
                 raise ValueError(f"unknown mode {info.mode!r}")
             writer: Writer
             if info.mode == "production":
-                writer = ProductionWriter(self.root, info, fsync=self.fsync)
+                self._recover_once()
+                writer = ProductionWriter(
+                    self.root,
+                    info,
+                    fsync=self.fsync,
+                    flush_rows=self.flush_rows,
+                    flush_seconds=self.flush_seconds,
+                )
+                self._start_ticker()
             else:
                 writer = FlowWriter(self.root, info, part_rows=self.part_rows, fsync=self.fsync)
-        except ValueError as exc:  # bad names from a foreign producer, a newer flow schema
+        except (ValueError, OSError) as exc:  # bad names from a foreign producer, a newer flow schema
             self._refused[run_id] = str(exc)
             _log.error("capsule sink: records of run %r rejected: %s", run_id[:80], exc)
             return None
         self._open[run_id] = writer
         return writer
+
+    def _recover_once(self) -> None:
+        """The first production run of this process publishes the runs dead writers left behind."""
+        if self._recovered_in == os.getpid():
+            return
+        self._recovered_in = os.getpid()
+        try:
+            recover_runs(self.root, fsync=self.fsync)
+        except Exception:
+            _log.exception("capsule sink: recovery of interrupted runs failed")
 
     @staticmethod
     def _note_lifecycle(info: RunInfo, records: list[tuple[int, Mapping[str, Any]]]) -> None:
@@ -171,16 +270,61 @@ class CapsuleSink(Sink):
             elif event in v.END_EVENTS:
                 info.summary = _payload(attrs)
 
+    # -- durability -------------------------------------------------------------------------------
+    def _flush_due(self, ledger: _Ledger, *, force: bool = False) -> None:
+        now = time.monotonic()
+        for run_id, writer in list(self._open.items()):
+            if force or writer.flush_due(now):
+                try:
+                    writer.flush_journal()
+                except Exception as exc:
+                    self._give_up(run_id, writer, exc, ledger)
+
+    def _settle_idle(self, *, force: bool = False) -> None:
+        """Between batches (a quiet run, a flush): make due rows durable and book them. Holds the
+        write lock, so it never interleaves with a write."""
+        with self.write_lock:
+            if getattr(self, "_closed", False):
+                return
+            ledger = _Ledger()
+            self._flush_due(ledger, force=force)
+            held = sum(writer.pending_rows for writer in self._open.values())
+            durable = self._pending - held - ledger.lost
+            self.stats["logs"].settled(exported=durable, failed=ledger.lost)
+            self._pending = held
+
+    def _start_ticker(self) -> None:
+        ticker = self._ticker
+        if ticker is not None and ticker.is_alive():
+            return
+        self._ticker = threading.Thread(target=self._tick, name="otel-tele-capsule-journal", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        period = max(0.01, self.flush_seconds / 2)
+        while not self.closing.wait(period):
+            try:
+                self._settle_idle()
+            except Exception:
+                _log.exception("capsule sink: journal flush failed")
+
+    def flush(self, timeout_millis: float) -> bool:
+        """Make every row received so far durable (journals of open runs)."""
+        self._settle_idle(force=True)
+        return True
+
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
         """Complete every run still open (``status = "incomplete"``): nothing received is kept back."""
+        ledger = _Ledger()
         for run_id, writer in list(self._open.items()):
             try:
                 writer.finish("incomplete")
-            except Exception:
-                _log.exception("capsule sink: could not complete run %s", run_id)
-                writer.discard()
+            except Exception as exc:
+                self._give_up(run_id, writer, exc, ledger)
         self._open.clear()
+        self.stats["logs"].settled(exported=self._pending - ledger.lost, failed=ledger.lost)
+        self._pending = 0
 
     def describe(self) -> dict[str, Any]:
         probe = self.root if self.root.exists() else self.root.parent
@@ -214,6 +358,14 @@ def _to_arrow_alone(
         else:
             kept.append(record)
     return (schema.to_arrow(table, kept) if kept else None), kept
+
+
+class _Ledger:
+    """Rows taken by writers and rows lost with a failed run, during one write or flush."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.lost = 0
 
 
 def _payload(attrs: Mapping[str, Any]) -> dict[str, Any]:

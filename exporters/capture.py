@@ -40,7 +40,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricsData
 
 from otel_tele._internal import encodable
 from otel_tele._settings import Settings
-from otel_tele._sink import Sink, SinkMetricExporter
+from otel_tele._sink import Sink, SinkMetricExporter, Written
 from otel_tele.semconv import flow
 
 from ._capture_bundle import BundleSource, Provenance, SeriesInput, write_bundle
@@ -105,9 +105,9 @@ class CaptureSink(Sink):
         )
 
     # -- metrics in -------------------------------------------------------------------------------
-    def write_metrics(self, data: MetricsData) -> int | None:
+    def write_metrics(self, data: MetricsData) -> Written:
         now = self.clock()
-        points, rejected = self._points(data)
+        points, rejected, not_routed = self._points(data)
         with self._lock:
             window = self.binner.window
             position = (window.start_ns, window.last_bin) if window is not None else None
@@ -122,7 +122,7 @@ class CaptureSink(Sink):
                 and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
             ):
                 self._checkpoint()  # persist the bins so far, rate-limited for fast (simulated) clocks
-        return rejected
+        return Written(failed=rejected, not_routed=not_routed)
 
     def _crossed_bin(self, before: tuple[int, int] | None) -> bool:
         """Did the last export move the open window into a later bin?"""
@@ -134,9 +134,10 @@ class CaptureSink(Sink):
             and window.last_bin > before[1]
         )
 
-    def _points(self, data: MetricsData) -> tuple[list[Point], int]:
+    def _points(self, data: MetricsData) -> tuple[list[Point], int, int]:
+        """The flow points of ``data``, how many were unusable, how many are not flow metrics."""
         points: list[Point] = []
-        rejected = 0
+        rejected = not_routed = 0
         for resource_metrics in data.resource_metrics:
             service = resource_metrics.resource.attributes.get("service.name")
             if isinstance(service, str) and not self._service:
@@ -145,7 +146,8 @@ class CaptureSink(Sink):
                 for metric in scope_metrics.metrics:
                     meter = flow.BY_INSTRUMENT.get(metric.name)
                     if meter is None:
-                        continue  # not a flow metric: not ours to keep
+                        not_routed += len(metric.data.data_points)  # not a flow metric: not ours
+                        continue
                     cumulative = (
                         getattr(metric.data, "aggregation_temporality", None)
                         == AggregationTemporality.CUMULATIVE
@@ -157,7 +159,7 @@ class CaptureSink(Sink):
                             rejected += 1
                         else:
                             points.append(point)
-        return points, rejected
+        return points, rejected, not_routed
 
     def _point(self, meter: flow.FlowMetric, dp: Any, cumulative: bool) -> Point | None:
         attrs = dp.attributes or {}

@@ -28,7 +28,7 @@ from typing import Any, Self
 
 from otel_tele._internal import guard
 from otel_tele._settings import Settings
-from otel_tele._sink import RetryPolicy, Sink, SinkLogExporter
+from otel_tele._sink import RetryPolicy, Sink, SinkLogExporter, Written
 
 from ._inference_config import InferenceConfig
 from ._inference_rows import prepare_records
@@ -105,7 +105,7 @@ class PostgresSink(Sink):
             config=InferenceConfig.from_settings(settings),
         )
 
-    def write_logs(self, records: Sequence[Any]) -> int | None:
+    def write_logs(self, records: Sequence[Any]) -> Written:
         # The adapter retries with the same sequence: keep its batch id, so a batch whose commit
         # reached the server before the connection died is recognised and not written twice.
         if records is not self._retry_records:
@@ -115,7 +115,7 @@ class PostgresSink(Sink):
             self.store.write(batch, self._retry_id)
             self._maybe_prune()
         self._retry_records = None
-        return batch.rejected
+        return Written(failed=batch.rejected, not_routed=batch.not_routed)
 
     def _maybe_prune(self) -> None:
         if time.monotonic() < self._next_prune:

@@ -34,7 +34,7 @@ from typing import Any, Self
 from otel_tele._internal import bad_input_log, encodable
 from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
-from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter
+from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
 
 from ._sqlite_mapping import BULK_INSERTS, INSERTS, MAPPER
 from ._sqlite_retention import Retention, retention_days_from_env
@@ -127,17 +127,17 @@ class SqliteSink(Sink):
             _log.warning("telemetry retention pass failed: %s", exc)
 
     # -- writes (one at a time: the sink contract holds write_lock) ---------------------------
-    def write_logs(self, records: Sequence[Any]) -> int | None:
+    def write_logs(self, records: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_logs(records))
 
-    def write_spans(self, spans: Sequence[Any]) -> int | None:
+    def write_spans(self, spans: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_spans(spans))
 
-    def _write(self, rows: Rows) -> int:
+    def _write(self, rows: Rows) -> Written:
         if rows.problems:
             _log.warning("sqlite sink: %d records rejected, e.g. %s", rows.rejected, rows.problems[0])
         if not rows.count:
-            return rows.rejected
+            return Written(failed=rows.rejected, not_routed=rows.not_routed)
         conn = self.open()
         rejected = rows.rejected
         conn.execute("BEGIN IMMEDIATE")
@@ -152,7 +152,7 @@ class SqliteSink(Sink):
         self.rows_written += rows.count - (rejected - rows.rejected)
         if self.retention.due():
             self._retain(conn)
-        return rejected
+        return Written(failed=rejected, not_routed=rows.not_routed)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, table: str, values: list[tuple[Any, ...]]) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ._events import DomainEvents
 from ._pipeline import Telemetry
 from ._setup import get_telemetry, setup, shutdown
-from ._sink import RetryPolicy, Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter
+from ._sink import RetryPolicy, Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, Written
 from ._stats import StatsSnapshot
 from ._version import __version__
 
@@ -25,6 +25,7 @@ __all__ = [
     "SinkSpanExporter",
     "StatsSnapshot",
     "Telemetry",
+    "Written",
     "__version__",
     "get_telemetry",
     "setup",

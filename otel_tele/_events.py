@@ -135,6 +135,8 @@ class EventStageStats(SinkStats):
             base.dropped,
             base.failed,
             base.queued + pending,
+            base.pending,
+            base.not_routed,
         )
 
 

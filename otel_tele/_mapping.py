@@ -12,6 +12,8 @@ Column ``source`` is an attribute key, or one of the record fields:
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,10 @@ from .semconv import AttrType
 from .semconv._types import COERCERS
 
 Getter = Callable[[Any], Any]
+_log = logging.getLogger("otel_tele")
+#: Set by the event path on a record whose declared attributes could not be typed: a JSON list of
+#: ``"<key>: <reason>"``; those keys are absent from the record.
+INVALID_ATTRIBUTES = "otel_tele.invalid_attributes"
 
 
 def _log_fields() -> dict[str, Getter]:
@@ -96,6 +102,7 @@ class Rows:
     by_table: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: defaultdict(list))
     rejected: int = 0
     problems: list[str] = field(default_factory=list)
+    not_routed: int = 0  # records no table takes: not stored by this mapper's sink
 
     @property
     def count(self) -> int:
@@ -148,8 +155,13 @@ class RowMapper:
                 name = log_record.event_name or ""
                 tables = by_event.get(name)
                 if not tables:
+                    rows.not_routed += 1
+                    note_unknown_event(name)
                     continue
                 attrs = log_record.attributes or {}
+                if INVALID_ATTRIBUTES in attrs:  # never fill a column the caller gave a bad value for
+                    self._map_one(record, attrs, tables, self._log_fields, rows, _invalid_keys(attrs))
+                    continue
                 typed = typed_rows.get(name) if type(record) in TYPED_RECORDS else None
                 if typed is not None:
                     table, row_of = typed
@@ -178,6 +190,8 @@ class RowMapper:
                 continue
             if tables:
                 self._map_one(span, attrs, tables, self._span_fields, rows)
+            else:
+                rows.not_routed += 1
         return rows
 
     def _map_one(
@@ -187,21 +201,90 @@ class RowMapper:
         tables: Sequence[Table],
         fields: Mapping[str, Getter],
         rows: Rows,
+        invalid: frozenset[str] = frozenset(),
     ) -> None:
+        taken = False
         for table in tables:
             if table.where is not None and not table.where(attrs):
                 continue
+            taken = True
             try:
                 rows.by_table[table.table].append(
-                    tuple(_value(c, record, attrs, fields) for c in table.columns)
+                    tuple(_value(c, record, attrs, fields, invalid) for c in table.columns)
                 )
+            except _BadRequiredValue as exc:
+                rows.reject(table.table, str(exc))
+                _log_bad_value_once(getattr(record, "log_record", None), table.table, exc.key)
             except (TypeError, ValueError, OverflowError, KeyError) as exc:  # our coercers' reasons
                 rows.reject(table.table, safe_str(exc, 120))
             except Exception as exc:  # a value whose own methods raise: the message may hold the value
                 rows.reject(table.table, type(exc).__name__)
+        if not taken:
+            rows.not_routed += 1
 
 
-def _value(column: Column, record: Any, attrs: Mapping[str, Any], fields: Mapping[str, Getter]) -> Any:
+class _BadRequiredValue(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key}: badly typed value for a required column")
+        self.key = key
+
+
+def _invalid_keys(attrs: Mapping[str, Any]) -> frozenset[str]:
+    try:
+        problems = json.loads(str(attrs[INVALID_ATTRIBUTES]))
+        return frozenset(str(p).split(": ", 1)[0] for p in problems)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+_MAX_LOGGED = 1_000
+_logged_bad_values: set[tuple[str, str, str]] = set()
+_logged_unknown_events: set[str] = set()
+
+
+def _log_bad_value_once(log_record: Any, table: str, key: str) -> None:
+    name = str(getattr(log_record, "event_name", None) or "?")
+    if (name, table, key) in _logged_bad_values or len(_logged_bad_values) >= _MAX_LOGGED:
+        return
+    _logged_bad_values.add((name, table, key))
+    _log.warning(
+        "event %r: %s row rejected: attribute %r had a value of the wrong type and the column is "
+        "required (counted failed; logged once per event name and key)",
+        name[:200],
+        table,
+        key[:200],
+    )
+
+
+def note_unknown_event(name: str) -> None:
+    """Log an event name the vocabulary does not declare, once per name (bounded)."""
+    if name in _logged_unknown_events or name in semconv.EVENTS or name.startswith(_KNOWN_PREFIXES):
+        return
+    if len(_logged_unknown_events) >= _MAX_LOGGED:
+        return
+    _logged_unknown_events.add(name)
+    _log.info(
+        "event name %r is not in the otel-tele vocabulary: no otel-tele table stores it (counted "
+        "not_routed per sink; OTLP exporters still get it; logged once per name)",
+        name[:200],
+    )
+
+
+#: Event names other producers use on purpose (none of our tables is meant to take them).
+_KNOWN_PREFIXES = ("otel_tele.",)
+
+
+def _value(
+    column: Column,
+    record: Any,
+    attrs: Mapping[str, Any],
+    fields: Mapping[str, Getter],
+    invalid: frozenset[str] = frozenset(),
+) -> Any:
+    if column.source in invalid:
+        if column.required:
+            raise _BadRequiredValue(column.source)
+        return None  # a NULL says "not known"; a default or fallback would say what the caller did not
     raw = _source(column.source, record, attrs, fields)
     if raw is None and column.fallback is not None:
         raw = _source(column.fallback, record, attrs, fields)

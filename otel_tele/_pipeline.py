@@ -311,6 +311,7 @@ class Telemetry:
             ("exported", "written"),
             ("dropped", "refused before export"),
             ("failed", "not persisted after export attempts"),
+            ("not_routed", "of a kind the sink does not store"),
         ):
             meter.create_observable_counter(
                 f"otel_tele.sink.{field}",
@@ -323,6 +324,12 @@ class Telemetry:
             callbacks=[observe("queued")],
             unit="{record}",
             description="records queued or in flight, per sink",
+        )
+        meter.create_observable_gauge(
+            "otel_tele.sink.pending",
+            callbacks=[observe("pending")],
+            unit="{record}",
+            description="records a sink holds that are not yet durable, per sink",
         )
 
     def _refresh_process_resource(self) -> None:

@@ -22,14 +22,15 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadW
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._internal import run_with_deadline, suppress_instrumentation
-from ._stats import SinkStats
+from ._stats import Booking, SinkStats
 
 _log = logging.getLogger("otel_tele")
 
 T = TypeVar("T")
-#: Exports one batch; returns (exported, failed). Must not raise (exceptions are caught anyway). An
-#: export that failed as a whole (error, timeout, retries exhausted) also calls ``stats.export_failed()``.
-ExportFn = Callable[[list[Any]], tuple[int, int]]
+#: Exports one batch; returns (exported, failed) or a :class:`Booking`. Must not raise (exceptions
+#: are caught anyway). An export that failed as a whole (error, timeout, retries exhausted) also
+#: calls ``stats.export_failed()``.
+ExportFn = Callable[[list[Any]], tuple[int, int] | Booking]
 
 
 class BatchingProcessor(Generic[T]):
@@ -166,20 +167,29 @@ class BatchingProcessor(Generic[T]):
                 self._export_batch(batch)
 
     def _export_batch(self, batch: list[T]) -> None:
-        exported = 0
+        booking = Booking(0, 0)
         try:
-            exported = min(max(0, self._export(batch)[0]), len(batch))  # the rest: failed or lost
+            booking = Booking(*self._export(batch))
         except Exception:
             _log.exception("exporter %s raised; counting %d records as failed", self.stats.sink, len(batch))
             self.stats.export_failed()
         finally:  # even if the worker is dying: the batch is finished in the books, failed if unsure
-            failed = len(batch) - exported
+            size = len(batch)
+            exported = min(max(0, booking.exported), size)
+            pending = min(max(0, booking.pending), size - exported)
+            not_routed = min(max(0, booking.not_routed), size - exported - pending)
+            books = {
+                "exported": exported,
+                "failed": size - exported - pending - not_routed,  # the rest: failed or lost
+                "pending": pending,
+                "not_routed": not_routed,
+            }
             with self._cond:
                 if self._abandoned:  # a shutdown deadline booked it dropped; it landed after all
-                    self.stats.rebook_dropped(exported=exported, failed=failed)
+                    self.stats.rebook_dropped(**books)
                 else:
-                    self.stats.finished(exported=exported, failed=failed)
-                    self._finished += len(batch)
+                    self.stats.finished(**books)
+                    self._finished += size
                 self._in_flight = self._abandoned = 0
                 self._cond.notify_all()
 

@@ -214,6 +214,20 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "FDA capsule root (default <data_dir>/telematry_cfs)",
     ),
+    _opt(
+        "capsule_flush_rows",
+        "OTEL_TELE_CAPSULE_FLUSH_ROWS",
+        _parse_positive_int,
+        65_536,
+        "a production run's rows reach its journal (durable) at least every this many rows",
+    ),
+    _opt(
+        "capsule_flush_seconds",
+        "OTEL_TELE_CAPSULE_FLUSH_SECONDS",
+        _parse_positive_float,
+        1.0,
+        "... or this many seconds after the oldest row not yet durable",
+    ),
     _opt("sinks", "OTEL_TELE_SINKS", _parse_sinks, DEFAULT_SINKS, "our sinks to attach"),
     _opt(
         "postgres_dsn",

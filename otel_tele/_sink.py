@@ -36,11 +36,25 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ._settings import Settings, resolve
-from ._stats import SinkStats
+from ._stats import Booking, SinkStats
 
 _log = logging.getLogger("otel_tele")
 
 Signal = str  # "traces" | "logs" | "metrics"
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a ``write_*`` did with a batch, beyond storing it durably.
+
+    ``failed``: rejected as unusable; ``pending``: kept in memory, not yet durable (the sink books
+    them later through ``stats[signal].settled``); ``not_routed``: records of a kind this sink does
+    not store. Whatever is left of the batch is booked exported.
+    """
+
+    failed: int = 0
+    pending: int = 0
+    not_routed: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,7 +78,8 @@ class Sink(abc.ABC):
     """A storage target. Subclasses declare what they consume and implement the ``write_*`` they need.
 
     ``write_*`` raise on failure (an instance of ``transient_errors`` is retried) and may return the
-    number of records they rejected as unusable (counted as failed). Create storage lazily, on the
+    number of records they rejected as unusable (counted as failed), or a :class:`Written` that also
+    names the records not yet durable and those not routed to this sink. Create storage lazily, on the
     first record the sink actually keeps: a service that never emits robot events gets no robot
     database.
     """
@@ -90,13 +105,13 @@ class Sink(abc.ABC):
     def from_environment(cls) -> Self:
         return cls.from_settings(resolve({}))
 
-    def write_logs(self, records: Sequence[ReadableLogRecord]) -> int | None:
+    def write_logs(self, records: Sequence[ReadableLogRecord]) -> int | Written | None:
         raise NotImplementedError
 
-    def write_spans(self, spans: Sequence[ReadableSpan]) -> int | None:
+    def write_spans(self, spans: Sequence[ReadableSpan]) -> int | Written | None:
         raise NotImplementedError
 
-    def write_metrics(self, data: MetricsData) -> int | None:
+    def write_metrics(self, data: MetricsData) -> int | Written | None:
         raise NotImplementedError
 
     def flush(self, timeout_millis: float) -> bool:
@@ -111,14 +126,23 @@ class Sink(abc.ABC):
         return {}
 
 
+def booking_of(result: int | Written | None, count: int) -> Booking:
+    """The books of a batch of ``count`` records from what ``write_*`` returned."""
+    written = result if isinstance(result, Written) else Written(failed=int(result or 0))
+    failed = max(0, min(int(written.failed), count))
+    not_routed = max(0, min(int(written.not_routed), count - failed))
+    pending = max(0, min(int(written.pending), count - failed - not_routed))
+    return Booking(count - failed - not_routed - pending, failed, pending, not_routed)
+
+
 def write_with_retry(
     sink: Sink, signal: Signal, batch: Any, count: int, timeout_s: float | None = None
-) -> tuple[int, int]:
-    """Write ``batch`` (``count`` records) through ``sink``: returns (exported, failed). Never raises.
+) -> Booking:
+    """Write ``batch`` (``count`` records) through ``sink``: returns its :class:`Booking`. Never raises.
 
     Retries stop when the policy's attempts are used up or the next backoff would pass ``timeout_s``.
     """
-    writers: dict[Signal, Callable[[Any], int | None]] = {
+    writers: dict[Signal, Callable[[Any], int | Written | None]] = {
         "logs": sink.write_logs,
         "traces": sink.write_spans,
         "metrics": sink.write_metrics,
@@ -129,9 +153,7 @@ def write_with_retry(
     with sink.write_lock:
         for attempt in range(len(delays) + 1):
             try:
-                rejected = writer(batch) or 0
-                rejected = max(0, min(int(rejected), count))
-                return count - rejected, rejected
+                return booking_of(writer(batch), count)
             except sink.transient_errors as exc:
                 out_of_time = (
                     deadline is not None
@@ -148,7 +170,7 @@ def write_with_retry(
                         attempt + 1,
                         exc,
                     )
-                    return 0, count
+                    return Booking(0, count)
                 _log.warning(
                     "sink %s: transient error (%s); retrying in %.2fs", sink.name, exc, delays[attempt]
                 )
@@ -156,8 +178,8 @@ def write_with_retry(
             except Exception:
                 _log.exception("sink %s: %d %s could not be written", sink.name, count, signal)
                 sink.stats[signal].export_failed()
-                return 0, count
-    return 0, count  # pragma: no cover - loop always returns
+                return Booking(0, count)
+    return Booking(0, count)  # pragma: no cover - loop always returns
 
 
 class _SinkExporterMixin:
@@ -174,7 +196,7 @@ class _SinkExporterMixin:
         self.sink = sink
         self.stats = sink.stats[self._signal]
 
-    def export_counted(self, batch: Any, count: int, timeout_s: float | None = None) -> tuple[int, int]:
+    def export_counted(self, batch: Any, count: int, timeout_s: float | None = None) -> Booking:
         """Used by otel-tele's processor, which keeps the books itself."""
         return write_with_retry(self.sink, self._signal, batch, count, timeout_s)
 
@@ -182,8 +204,8 @@ class _SinkExporterMixin:
         """False when the export failed as a whole; records rejected one by one are counted failed
         but do not fail the export."""
         failures = self.stats.failed_exports
-        exported, failed = self.export_counted(batch, count)
-        self.stats.passed_through(exported=exported, failed=failed)
+        booking = self.export_counted(batch, count)
+        self.stats.passed_through(**booking._asdict())
         return self.stats.failed_exports == failures
 
     def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ._settings import resolve
 from .exporters import _capsule_consolidate as maint
+from .exporters import _capsule_journal as journal
 from .exporters import _capsule_schema as schema
 from .exporters import _capsule_views as views
 from .exporters._capsule_schema import NewerSchemaError
@@ -163,7 +164,12 @@ class Runs:
         """Compact appended parts (retention applied), archive the dev runs of the ``archive`` flows into
         ``runs/``, refresh ``duckdb.db``, and optionally export all telemetry to one Parquet file."""
         archive = [v.check_name("flow_name", name) for name in archive]
-        report: dict[str, Any] = {"archived": [], "files": [], "removed_temps": maint.clean_temps(self.root)}
+        report: dict[str, Any] = {
+            "archived": [],
+            "files": [],
+            "recovered": journal.recover_runs(self.root),
+            "removed_temps": maint.clean_temps(self.root),
+        }
         for flow_dir in maint.flow_dirs(self.root):
             archived: list[str] = []
             if flow_dir.name in archive:
@@ -214,6 +220,7 @@ class Runs:
         report: dict[str, Any] = {
             "dry_run": dry_run,
             "runs_removed": [p.name for p in expired],
+            "recovered": [] if dry_run else journal.recover_runs(self.root),
             "temps_removed": maint.clean_temps(self.root, dry_run=dry_run),
             "files": [],
         }

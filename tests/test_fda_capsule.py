@@ -201,7 +201,7 @@ def test_sink_rejects_foreign_records_with_unsafe_names(tmp_path: Path) -> None:
         fake_record(v.ITERATION, iteration_attrs("../../x", "ok"), now),
         fake_record(v.ITERATION, iteration_attrs("fda_run_2", "ok", mode="bogus"), now),
     ]
-    assert sink.write_logs(bad) == 3
+    assert sink.write_logs(bad).failed == 3
     sink.close()
     assert not (tmp_path / "escape").exists() and not (tmp_path / "root" / "flows" / "ok").exists()
 

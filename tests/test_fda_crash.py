@@ -7,6 +7,7 @@ import random
 import select
 import signal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -23,10 +24,8 @@ KILLS = 20
 pytestmark = pytest.mark.slow
 
 
-def _child(data_dir: Path, mode: str, write_fd: int, seed: int) -> None:
-    """Record runs forever (dev: with consolidations in between), reporting each finished run id."""
-    rng = random.Random(seed)
-    telemetry = otel_tele.setup(
+def _pipeline(data_dir: Path, **options: Any) -> otel_tele.Telemetry:
+    return otel_tele.setup(
         local=True,
         sinks=["capsule"],
         data_dir=data_dir,
@@ -34,7 +33,14 @@ def _child(data_dir: Path, mode: str, write_fd: int, seed: int) -> None:
         metrics_exporter="none",
         logs_exporter="none",
         blrp_schedule_delay_millis=20,
+        **options,
     )
+
+
+def _child(data_dir: Path, mode: str, write_fd: int, seed: int) -> None:
+    """Record runs forever (dev: with consolidations in between), reporting each finished run id."""
+    rng = random.Random(seed)
+    telemetry = _pipeline(data_dir)
     for k in range(10_000):
         n = rng.randint(50, 900)  # below sample_first: every dev iteration is recorded
         with fda.run("crashy", mode=mode, telemetry=telemetry, units={}, method={}) as run:
@@ -119,3 +125,54 @@ def test_kill_9_during_dev_appends_and_consolidation_keeps_flow_files_exact(tmp_
         assert set(committed) <= {run_id for run_id, _, _ in counts}
     Runs(root).consolidate(grace_seconds=0)
     assert pq.read_table(link).num_rows == sum(int(n) for _, _, n in counts)
+
+
+def _open_run_child(data_dir: Path, write_fd: int) -> None:
+    """One production run that never ends; reports what the books say is exported as it goes."""
+    telemetry = _pipeline(data_dir, capsule_flush_rows=500, capsule_flush_seconds=0.05)
+    with fda.run("open_run", telemetry=telemetry, units={}, method={}) as run:
+        for i in range(10**9):
+            run.iteration(iter=i, **CORE)
+            if i % 100 == 0:
+                snap = next(s for s in telemetry.sink_stats() if s.sink == "capsule")
+                os.write(write_fd, f"{snap.exported}\n".encode())
+
+
+def test_kill_9_during_an_open_production_run_loses_nothing_booked_exported(tmp_path: Path) -> None:
+    """Kill a recorder in the middle of a run: the next consolidation publishes it as ``interrupted``
+    with at least every row the books had called exported, iterations contiguous from 0."""
+    root = tmp_path / "telematry_cfs"
+    for seed in range(5):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            try:
+                _open_run_child(tmp_path, write_fd)
+            finally:
+                os._exit(1)
+        os.close(write_fd)
+        buffer, exported = b"", 0
+        rng = random.Random(seed)
+        target = rng.randint(1_000, 5_000)
+        while exported < target:
+            ready, _, _ = select.select([read_fd], [], [], 60)
+            assert ready, "child made no progress"
+            buffer += os.read(read_fd, 65536)
+            exported = max([exported, *(int(x) for x in buffer.split(b"\n")[:-1])])
+        select.select([read_fd], [], [], rng.uniform(0.0, 0.2))  # a random kill point
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        while chunk := os.read(read_fd, 65536):
+            buffer += chunk
+        os.close(read_fd)
+        lines = buffer.split(b"\n")[:-1]  # a line cut by the kill is not a report
+        exported = max(int(x) for x in lines)
+        (recovered,) = Runs(root).consolidate()["recovered"]
+        manifest = schema.read_manifest(root / "runs" / recovered / "manifest.toml")
+        telemetry = pq.read_table(root / "runs" / recovered / "telemetry.parquet")
+        assert manifest["status"] == "interrupted"
+        assert manifest["rows"] == telemetry.num_rows
+        assert telemetry.num_rows + manifest["events"] >= exported, (telemetry.num_rows, exported)
+        assert telemetry.column("iter").to_pylist() == list(range(telemetry.num_rows))
+        assert list((root / "runs").glob(".tmp-*")) == []

@@ -146,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== /metrics (excerpt)")
     for line in _metrics_excerpt(telemetry):
         print(f"  {line}")
-    print("\n== Sink accounting (emitted = exported + dropped + failed + queued)")
+    print("\n== Sink accounting (emitted = exported + dropped + failed + queued + pending + not_routed)")
     for snap in telemetry.sink_stats():
         print(
             f"  {snap.sink:<10} {snap.signal:<8} emitted={snap.emitted} exported={snap.exported} "
-            f"dropped={snap.dropped} failed={snap.failed} queued={snap.queued}"
+            f"dropped={snap.dropped} failed={snap.failed} queued={snap.queued} "
+            f"pending={snap.pending} not_routed={snap.not_routed}"
         )
     server.should_exit = True
     thread.join(10)

@@ -1,0 +1,229 @@
+"""Issue 10 §3: "exported" means durable, records a sink does not store are not booked exported to
+it, and a badly typed required column is never given a made-up value.
+
+The books are ``emitted == exported + dropped + failed + queued + pending + not_routed``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from otel_tele.exporters import _capsule_schema as schema
+from otel_tele.exporters._capsule_journal import read_journal
+from otel_tele.instrumentation import fda
+
+import otel_tele
+from otel_tele import StatsSnapshot, Telemetry
+from otel_tele._components import SINKS, ComponentUnavailable, load_sink_class
+from otel_tele.runs import Runs
+
+from .sink_samples.capsule import CORE
+
+
+def pipeline(data_dir: Path, sinks: list[str], **options: Any) -> Telemetry:
+    return otel_tele.setup(
+        local=True,
+        sinks=sinks,
+        data_dir=data_dir,
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter="none",
+        **options,
+    )
+
+
+@pytest.fixture
+def pipelines() -> Iterator[list[Telemetry]]:
+    created: list[Telemetry] = []
+    yield created
+    for telemetry in created:
+        telemetry.shutdown(10_000)
+
+
+def books(telemetry: Telemetry, sink: str, signal: str = "logs") -> StatsSnapshot:
+    snap = next(s for s in telemetry.sink_stats() if s.sink == sink and s.signal == signal)
+    assert snap.reconciles, snap
+    return snap
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Poll ``condition`` (a background flush is due); the bound only stops a broken test."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def journal_rows(root: Path) -> int:
+    tmps = [p for p in (root / "runs").glob(".tmp-*") if p.is_dir()]
+    return sum(read_journal(t / f"{table}.arrows", table).num_rows for t in tmps for table in schema.TABLES)
+
+
+# -- capsule: pending until durable -------------------------------------------------------------
+def test_open_production_run_rows_are_pending_until_its_journal_holds_them(
+    tmp_path: Path, pipelines: list[Telemetry]
+) -> None:
+    """Rows in memory are pending, never exported; every exported row is in the run's journal."""
+    telemetry = pipeline(tmp_path, ["capsule"], capsule_flush_rows=1_000, capsule_flush_seconds=3_600)
+    pipelines.append(telemetry)
+    root = tmp_path / "telematry_cfs"
+    with fda.run("durable", telemetry=telemetry, units={}, method={}) as run:
+        for i in range(500):
+            run.iteration(iter=i, **CORE)
+        assert telemetry.force_flush(10_000)
+        snap = books(telemetry, "capsule")
+        assert snap.exported == 0 and snap.pending == snap.emitted > 500  # events + iterations
+        for i in range(500, 1_500):
+            run.iteration(iter=i, **CORE)
+        assert telemetry.force_flush(10_000)
+        snap = books(telemetry, "capsule")
+        assert snap.exported >= 1_000 and snap.exported + snap.pending == snap.emitted, snap
+        assert journal_rows(root) == snap.exported  # exported == what a kill -9 would leave behind
+    assert telemetry.force_flush(10_000)
+    snap = books(telemetry, "capsule")
+    assert (snap.exported, snap.pending, snap.failed) == (snap.emitted, 0, 0)
+    (folder,) = (root / "runs").glob("fda_run_*")
+    manifest = schema.read_manifest(folder / "manifest.toml")
+    assert (manifest["rows"], manifest["rows"] + manifest["events"]) == (1_500, snap.exported)
+    published = sorted(p.name for p in folder.iterdir())
+    assert published == ["events.parquet", "manifest.toml", "telemetry.parquet"]  # no journal left
+
+
+def test_a_quiet_run_is_made_durable_within_flush_seconds(tmp_path: Path, pipelines: list[Telemetry]) -> None:
+    """A run that records a few rows and goes quiet: its rows reach the journal without more traffic."""
+    telemetry = pipeline(tmp_path, ["capsule"], capsule_flush_rows=1_000_000, capsule_flush_seconds=0.2)
+    pipelines.append(telemetry)
+    with fda.run("quiet", telemetry=telemetry, units={}, method={}) as run:
+        for i in range(10):
+            run.iteration(iter=i, **CORE)
+        assert telemetry.force_flush(10_000)
+        assert wait_until(lambda: books(telemetry, "capsule").pending == 0)
+        snap = books(telemetry, "capsule")
+        assert snap.exported == snap.emitted > 10
+        assert journal_rows(tmp_path / "telematry_cfs") == snap.exported
+
+
+def test_failed_publication_rebooks_the_run_failed_and_keeps_it_recoverable(
+    tmp_path: Path, pipelines: list[Telemetry]
+) -> None:
+    """The run folder cannot be created (the OS refuses the rename): nothing stays booked exported,
+    consolidation deletes nothing, and the capsule is published once the way is clear."""
+    telemetry = pipeline(tmp_path, ["capsule"], capsule_flush_rows=1_000, capsule_flush_seconds=3_600)
+    pipelines.append(telemetry)
+    runs = tmp_path / "telematry_cfs" / "runs"
+    run_id = "fda_run_blocked"
+    blockers = (runs / run_id, runs / f"{run_id}_{os.getpid()}")
+    for blocker in blockers:  # non-empty folders: the rename fails with ENOTEMPTY
+        blocker.mkdir(parents=True)
+        (blocker / "occupied").write_text("x")
+    with fda.run("blocked", run_id=run_id, telemetry=telemetry, units={}, method={}) as run:
+        for i in range(5_000):
+            run.iteration(iter=i, **CORE)
+    assert telemetry.force_flush(10_000)
+    snap = books(telemetry, "capsule")
+    assert (snap.exported, snap.pending, snap.failed) == (0, 0, snap.emitted), snap
+    (kept,) = runs.glob(".tmp-*")
+    assert "-abandoned-" in kept.name and (kept / "manifest.toml").exists()
+    report = Runs(runs.parent).consolidate()
+    assert report["recovered"] == [] and kept.exists()  # still blocked: nothing deleted
+    for blocker in blockers:
+        (blocker / "occupied").unlink()
+        blocker.rmdir()
+    assert Runs(runs.parent).consolidate()["recovered"] == [run_id]
+    manifest = schema.read_manifest(runs / run_id / "manifest.toml")
+    rows = pq.read_table(runs / run_id / "telemetry.parquet")
+    assert rows.num_rows == manifest["rows"] == 5_000
+    assert list(runs.glob(".tmp-*")) == []
+
+
+# -- books match storage, for every sink ---------------------------------------------------------
+def _sample(name: str) -> Any:
+    try:
+        load_sink_class(name)
+    except ComponentUnavailable as exc:
+        pytest.skip(str(exc))
+    return importlib.import_module(f"tests.sink_samples.{name}")
+
+
+def _emit_foreign(telemetry: Telemetry) -> None:
+    """Records no otel-tele table claims: an unknown event name, a plain span, a plain counter."""
+    for i in range(3):
+        telemetry.events.emit("app.unclaimed.event", {"i": i})
+        with telemetry.tracer("app").start_as_current_span(f"app.work.{i}"):
+            pass
+    telemetry.meter("app").create_counter("app.unclaimed.counter").add(1)
+
+
+@pytest.mark.parametrize("name", sorted(SINKS))
+def test_records_a_sink_does_not_store_are_not_booked_exported_to_it(
+    name: str, tmp_path: Path, pipelines: list[Telemetry]
+) -> None:
+    sample = _sample(name)
+    data_dir = tmp_path / "telemetry"
+    telemetry = pipeline(data_dir, [name])
+    pipelines.append(telemetry)
+    sample.exercise(telemetry, 50)
+    assert telemetry.force_flush(30_000)
+    before = {(s.sink, s.signal): s for s in telemetry.sink_stats() if s.sink == name}
+    _emit_foreign(telemetry)
+    assert telemetry.force_flush(30_000)
+    stored = sample.stored(data_dir, telemetry)
+    assert stored == 50
+    foreign = {"logs": 3, "traces": 3}
+    for (sink, signal), old in before.items():
+        new = books(telemetry, sink, signal)
+        assert new.failed == 0 and new.dropped == 0, new
+        if signal in foreign:
+            assert new.exported == old.exported, f"{signal}: unstorable records booked exported"
+            assert new.not_routed - old.not_routed == foreign[signal], new
+        else:  # metrics: the plain counter's points are not flow points
+            assert new.not_routed > old.not_routed, new
+
+
+# -- no fabricated values ------------------------------------------------------------------------
+def test_badly_typed_required_column_rejects_the_row_instead_of_inventing_a_value(
+    tmp_path: Path, pipelines: list[Telemetry], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``funcode="not-an-int"`` was stored as funcode 0; now the row is rejected and counted, logged
+    once per event name and key. A badly typed nullable column is stored as NULL."""
+    telemetry = pipeline(tmp_path, ["sqlite"])
+    pipelines.append(telemetry)
+    caplog.set_level("WARNING", logger="otel_tele")
+    for seq in range(3):
+        telemetry.events.emit("robot.dds.command", {"robot.dds.seq": seq, "robot.dds.funcode": "not-an-int"})
+    telemetry.events.emit("robot.dds.command", {"robot.dds.seq": 10, "robot.dds.funcode": 7})
+    telemetry.events.emit(
+        "robot.dds.command", {"robot.dds.seq": 11, "robot.dds.funcode": 8, "robot.dds.joint_id": "elbow"}
+    )
+    assert telemetry.force_flush(10_000)
+    with sqlite3.connect(tmp_path / "telemetry.db") as conn:
+        rows = conn.execute("SELECT seq, funcode, joint_id FROM dds_commands ORDER BY seq").fetchall()
+    assert rows == [(10, 7, None), (11, 8, None)]
+    snap = books(telemetry, "sqlite")
+    assert (snap.exported, snap.failed) == (2, 3)
+    logged = [r for r in caplog.records if "robot.dds.funcode" in r.getMessage() and "rejected" in r.message]
+    assert len(logged) == 1
+
+
+def test_unknown_event_names_are_counted_and_logged_once_per_name(
+    tmp_path: Path, pipelines: list[Telemetry], caplog: pytest.LogCaptureFixture
+) -> None:
+    telemetry = pipeline(tmp_path, ["sqlite"])
+    pipelines.append(telemetry)
+    caplog.set_level("INFO", logger="otel_tele")
+    for _ in range(5):
+        telemetry.events.emit("robot.dds.comand", {"robot.dds.seq": 1})  # a typo: no table has it
+    assert telemetry.force_flush(10_000)
+    assert books(telemetry, "sqlite").not_routed == 5
+    logged = [r for r in caplog.records if "robot.dds.comand" in r.getMessage()]
+    assert len(logged) == 1
