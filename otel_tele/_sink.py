@@ -50,6 +50,13 @@ class Written:
     ``failed``: rejected as unusable; ``pending``: kept in memory, not yet durable (the sink books
     them later through ``stats[signal].settled``); ``not_routed``: records of a kind this sink does
     not store. Whatever is left of the batch is booked exported.
+
+    Example::
+
+        def write_logs(self, records):
+            ours = [r for r in records if r.log_record.event_name == "my.event"]
+            self.store(ours)  # committed: booked exported
+            return Written(not_routed=len(records) - len(ours))
     """
 
     failed: int = 0

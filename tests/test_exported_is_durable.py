@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import resource
+import signal
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -180,12 +182,12 @@ def test_records_a_sink_does_not_store_are_not_booked_exported_to_it(
     stored = sample.stored(data_dir, telemetry)
     assert stored == 50
     foreign = {"logs": 3, "traces": 3}
-    for (sink, signal), old in before.items():
-        new = books(telemetry, sink, signal)
+    for (sink, kind), old in before.items():
+        new = books(telemetry, sink, kind)
         assert new.failed == 0 and new.dropped == 0, new
-        if signal in foreign:
-            assert new.exported == old.exported, f"{signal}: unstorable records booked exported"
-            assert new.not_routed - old.not_routed == foreign[signal], new
+        if kind in foreign:
+            assert new.exported == old.exported, f"{kind}: unstorable records booked exported"
+            assert new.not_routed - old.not_routed == foreign[kind], new
         else:  # metrics: the plain counter's points are not flow points
             assert new.not_routed > old.not_routed, new
 
@@ -227,3 +229,42 @@ def test_unknown_event_names_are_counted_and_logged_once_per_name(
     assert books(telemetry, "sqlite").not_routed == 5
     logged = [r for r in caplog.records if "robot.dds.comand" in r.getMessage()]
     assert len(logged) == 1
+
+
+def _full_disk_child(data_dir: Path, write_fd: int, limit: int) -> None:
+    telemetry = pipeline(data_dir, ["capsule"], capsule_flush_rows=500, capsule_flush_seconds=3_600)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    with fda.run("full_disk", run_id="fda_run_full_disk", telemetry=telemetry, units={}, method={}) as run:
+        for i in range(20_000):
+            run.iteration(iter=i, **CORE)
+    telemetry.force_flush(10_000)
+    snap = books(telemetry, "capsule")
+    os.write(write_fd, f"{snap.emitted} {snap.exported} {snap.failed} {snap.pending}".encode())
+
+
+def test_a_full_disk_books_the_run_failed_and_what_reached_the_journal_is_recovered(tmp_path: Path) -> None:
+    """Files stop growing mid-run (RLIMIT_FSIZE, the OS's own EFBIG): the books say failed for every row
+    of the run, nothing exported; ``runs consolidate`` publishes the journal's rows as interrupted."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            _full_disk_child(tmp_path, write_fd, limit=200_000)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    report = b""
+    while chunk := os.read(read_fd, 1024):
+        report += chunk
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    emitted, exported, failed, pending = map(int, report.split())
+    assert (exported, pending, failed) == (0, 0, emitted) and emitted > 20_000
+    runs = tmp_path / "telematry_cfs" / "runs"
+    assert Runs(runs.parent).consolidate()["recovered"] == ["fda_run_full_disk"]
+    manifest = schema.read_manifest(runs / "fda_run_full_disk" / "manifest.toml")
+    rows = pq.read_table(runs / "fda_run_full_disk" / "telemetry.parquet")
+    assert manifest["status"] == "interrupted" and 0 < rows.num_rows == manifest["rows"] < 20_000
+    assert rows.column("iter").to_pylist() == list(range(rows.num_rows))
