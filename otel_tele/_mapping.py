@@ -212,8 +212,8 @@ class RowMapper:
                 rows.by_table[table.table].append(
                     tuple(_value(c, record, attrs, fields, invalid) for c in table.columns)
                 )
-            except _BadRequiredValue as exc:
-                rows.reject(table.table, str(exc))
+            except _BadRequiredValue as exc:  # counted, and logged here once per event name and key
+                rows.rejected += 1
                 _log_bad_value_once(getattr(record, "log_record", None), table.table, exc.key)
             except (TypeError, ValueError, OverflowError, KeyError) as exc:  # our coercers' reasons
                 rows.reject(table.table, safe_str(exc, 120))
