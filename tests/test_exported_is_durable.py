@@ -6,7 +6,6 @@ The books are ``emitted == exported + dropped + failed + queued + pending + not_
 
 from __future__ import annotations
 
-import importlib
 import os
 import resource
 import signal
@@ -24,10 +23,11 @@ from otel_tele.instrumentation import fda
 
 import otel_tele
 from otel_tele import StatsSnapshot, Telemetry
-from otel_tele._components import SINKS, ComponentUnavailable, load_sink_class
+from otel_tele._components import SINKS
 from otel_tele.runs import Runs
 
 from .sink_samples.capsule import CORE
+from .test_sink_contract import _sample
 
 
 def pipeline(data_dir: Path, sinks: list[str], **options: Any) -> Telemetry:
@@ -149,14 +149,6 @@ def test_failed_publication_rebooks_the_run_failed_and_keeps_it_recoverable(
 
 
 # -- books match storage, for every sink ---------------------------------------------------------
-def _sample(name: str) -> Any:
-    try:
-        load_sink_class(name)
-    except ComponentUnavailable as exc:
-        pytest.skip(str(exc))
-    return importlib.import_module(f"tests.sink_samples.{name}")
-
-
 def _emit_foreign(telemetry: Telemetry) -> None:
     """Records no otel-tele table claims: an unknown event name, a plain span, a plain counter."""
     for i in range(3):
