@@ -25,7 +25,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"{exc}; the PostgreSQL inference store needs pip install 'otel-tele[postgres]'"
     ) from exc
 
-from otel_tele._settings import redact_dsn
+from otel_tele._scrub import protect_logs
+from otel_tele._settings import dsn_secrets, redact_dsn
 
 from ._inference_rows import Batch, prepare, rollup_rows
 from ._inference_schema import (
@@ -72,6 +73,7 @@ class PgStore:
         getconn_timeout_s: float = 5.0,
     ) -> None:
         self.location = redact_dsn(dsn)
+        protect_logs(dsn_secrets(dsn))  # psycopg quotes parts of a bad DSN in its errors
         self._dsn = dsn
         self._pool_max_size = pool_max_size
         self._connect_timeout_s = connect_timeout_s

@@ -3,7 +3,8 @@
 It gives the request a correlation id (the caller's ``X-Correlation-ID`` when it is sane, else a new
 one), echoes it on the response, and records on the server span what ``web_requests`` needs beyond
 the HTTP semantic conventions: the correlation id and the request parameters (query string and JSON
-or form body, secrets scrubbed). The SQLite sink turns the span into the row.
+or form body). Secrets in them are scrubbed by the pipeline's scrubber on its exporting thread, not
+here on the request's. The SQLite sink turns the span into the row.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from otel_tele._internal import guard
+from otel_tele._scrub import DEFAULT
 from otel_tele.semconv import robot as r
 from otel_tele.semconv import to_json
 
@@ -30,25 +32,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEADER = "x-correlation-id"
-REDACTED = "[REDACTED]"
 MAX_BODY_BYTES = 64 * 1024
 _CID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-#: Parameter names (lower-case, without ``-``/``_``) that are never stored: contained anywhere …
-SECRET_PARTS: tuple[str, ...] = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "apikey",
-    "authorization",
-    "credential",
-    "privatekey",
-    "accesskey",
-    "cookie",
-    "signature",
-)
-#: … or equal to the whole name.
-SECRET_NAMES: frozenset[str] = frozenset({"auth", "pwd", "pass", "key", "session", "sessionid", "jwt"})
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "otel_tele_correlation_id", default=None
@@ -60,20 +45,11 @@ def current_correlation_id() -> str | None:
     return _current.get()
 
 
-def is_secret(name: Any) -> bool:
-    key = str(name).lower().replace("-", "").replace("_", "")
-    return key in SECRET_NAMES or any(part in key for part in SECRET_PARTS)
-
-
-def scrub(value: Any, depth: int = 0) -> Any:
-    """A copy of ``value`` with every secret-named entry replaced by ``[REDACTED]``, at any depth."""
-    if depth > 32:
-        return "[TOO DEEP]"
-    if isinstance(value, dict):
-        return {k: REDACTED if is_secret(k) else scrub(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(item, depth + 1) for item in value]
-    return value
+def scrub(value: Any) -> Any:
+    """A copy of ``value`` with secrets redacted by the default rules of :mod:`otel_tele._scrub`
+    (the middleware itself records parameters raw: the pipeline's scrubber cleans them on its
+    exporting thread, before any sink or OTLP)."""
+    return DEFAULT.structure(value)
 
 
 def _query_params(scope: Scope) -> dict[str, Any]:
@@ -142,7 +118,7 @@ class RequestTelemetryMiddleware:
             state["recorded"] = True
             with guard("recording request parameters"):
                 body = _body_params(content_type, b"".join(chunks), bool(state["truncated"]))
-                span.set_attribute(r.PARAMS_JSON, to_json(scrub({**_query_params(scope), **body})))
+                span.set_attribute(r.PARAMS_JSON, to_json({**_query_params(scope), **body}))
 
         async def send_with_cid(message: Message) -> None:
             kind = message.get("type")

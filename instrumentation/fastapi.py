@@ -29,6 +29,7 @@ import os
 from typing import Any
 
 from otel_tele._pipeline import Telemetry
+from otel_tele._scrub import default_header_sanitizing
 from otel_tele._setup import get_telemetry
 
 from ._fastapi_debug import debug_router
@@ -86,6 +87,7 @@ def instrument_app(
         _log.warning("instrument_app: app already instrumented")
         return app
     _use_stable_http_semconv()
+    default_header_sanitizing()
     pipeline = _providers(telemetry)
     kwargs: dict[str, Any] = {
         "tracer_provider": pipeline.tracer_provider,

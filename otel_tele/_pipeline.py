@@ -33,6 +33,7 @@ from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
 from ._internal import Incomplete, guard, run_with_deadline
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
 from ._reader import PushMetricReader
+from ._scrub import Scrubber, ScrubbingMetricExporter
 from ._settings import Settings
 from ._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, close_once
 from ._stats import SinkStats, StatsSnapshot
@@ -103,6 +104,9 @@ class Telemetry:
         self.settings = settings
         self.local = local
         self.resource = build_resource(settings)
+        #: Applied to every span, log record, event and metric on the exporting threads, before any
+        #: sink and before OTLP.
+        self.scrubber = Scrubber.from_settings(settings)
         self.sinks: dict[str, Sink] = {}
         self.destinations: list[tuple[str, str, str]] = []  # (signal, name, where) for doctor
         self.prometheus_address: tuple[str, int] | None = None
@@ -247,6 +251,7 @@ class Telemetry:
             export,
             stats,
             on_shutdown=on_shutdown,
+            prepare=self.scrubber.spans if signal == "traces" else self.scrubber.log_records,
             max_queue_size=getattr(self.settings, f"{prefix}_max_queue_size"),
             schedule_delay_millis=getattr(self.settings, f"{prefix}_schedule_delay_millis"),
             max_export_batch_size=getattr(self.settings, f"{prefix}_max_export_batch_size"),
@@ -263,7 +268,7 @@ class Telemetry:
         self, readers: list[MetricReader], exporter: MetricExporter, name: str, interval: float | None = None
     ) -> None:
         reader = PushMetricReader(
-            exporter,
+            ScrubbingMetricExporter(exporter, self.scrubber),
             export_interval_millis=interval or self.settings.metric_export_interval_millis,
             export_timeout_millis=self.settings.metric_export_timeout_millis,
         )
@@ -365,6 +370,7 @@ class Telemetry:
 
     def ingest_metrics(self, data: Any) -> None:
         """Metrics go straight to the sinks that consume metrics (they bin or store them)."""
+        data = self.scrubber.metrics(data)
         for exporter in self._sink_metric_exporters:
             exporter.export(data)
 

@@ -42,12 +42,14 @@ class BatchingProcessor(Generic[T]):
         stats: SinkStats,
         *,
         on_shutdown: Callable[[float], object] | None = None,
+        prepare: Callable[[list[T]], None] | None = None,
         max_queue_size: int = 65_536,
         schedule_delay_millis: float = 1_000,
         max_export_batch_size: int = 2_048,
     ) -> None:
         self._export = export
         self._on_shutdown = on_shutdown
+        self._prepare = prepare  # runs on the worker, before export (the scrubber)
         self.stats = stats
         self._max_queue_size = max_queue_size
         self._delay_s = schedule_delay_millis / 1000
@@ -169,6 +171,8 @@ class BatchingProcessor(Generic[T]):
     def _export_batch(self, batch: list[T]) -> None:
         booking = Booking(0, 0)
         try:
+            if self._prepare is not None:
+                self._prepare(batch)
             booking = Booking(*self._export(batch))
         except Exception:
             _log.exception("exporter %s raised; counting %d records as failed", self.stats.sink, len(batch))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,17 @@ def _parse_bool(raw: str) -> bool:
 
 def _parse_names(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+
+
+def _parse_patterns(raw: str) -> tuple[str, ...]:
+    """Whitespace-separated regular expressions (each must compile)."""
+    patterns = tuple(raw.split())
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+    return patterns
 
 
 def _parse_positive_int(raw: str) -> int:
@@ -302,6 +314,28 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "capture bundle name prefix (default: the service name)",
     ),
+    _opt("scrub", "OTEL_TELE_SCRUB", _parse_bool, True, "scrub secrets from every signal before export"),
+    _opt(
+        "scrub_keys",
+        "OTEL_TELE_SCRUB_KEYS",
+        _parse_names,
+        (),
+        "more attribute/parameter name stems whose values are redacted",
+    ),
+    _opt(
+        "scrub_allow_keys",
+        "OTEL_TELE_SCRUB_ALLOW_KEYS",
+        _parse_names,
+        (),
+        "attribute/parameter names never redacted by name",
+    ),
+    _opt(
+        "scrub_patterns",
+        "OTEL_TELE_SCRUB_PATTERNS",
+        _parse_patterns,
+        (),
+        "more value regexes to redact (whitespace-separated)",
+    ),
     _opt(
         "event_queue_size",
         "OTEL_TELE_EVENT_QUEUE_SIZE",
@@ -354,12 +388,69 @@ def _typed(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-def redact_dsn(dsn: str) -> str:
-    """Hide the password of a libpq DSN in URL or key=value form."""
-    import re
+#: libpq keys whose values are shown; every other key's value (password, a typo'd ``passwrd``, an
+#: unknown option) is replaced by ``***``.
+SAFE_DSN_KEYS: frozenset[str] = frozenset(
+    {"host", "hostaddr", "port", "dbname", "user", "sslmode", "connect_timeout", "application_name",
+     "target_session_attrs"}
+)  # fmt: skip
+_DSN_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?:(?P<userinfo>[^@/?#]*)@)?(?P<rest>[^?#]*)"
+    r"(?:\?(?P<query>[^#]*))?(?:#.*)?",
+    re.S,
+)
+_DSN_PAIR = re.compile(r"\s*(?P<k>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<v>'(?:[^'\\]|\\.)*'?|[^\s']*)")
 
-    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn, flags=re.IGNORECASE)
+
+def dsn_parts(dsn: str) -> list[tuple[str, str, bool]]:
+    """(key, value, shown) for every part of a libpq DSN (URL or key=value form); unparseable text
+    is one part that is not shown."""
+    text = dsn.strip()
+    url = _DSN_URL.fullmatch(text) if "://" in text else None
+    if url is not None:
+        parts = [("scheme", url["scheme"], True)]
+        userinfo = url["userinfo"]
+        if userinfo is not None:
+            user, colon, password = userinfo.partition(":")
+            parts.append(("user", user, True))
+            if colon:
+                parts.append(("password", password, False))
+        parts.append(("rest", url["rest"], True))
+        for pair in (url["query"] or "").split("&"):
+            key, _, value = pair.partition("=")
+            if pair:
+                parts.append(("?" + key, value, key in SAFE_DSN_KEYS))
+        return parts
+    parts, pos = [], 0
+    while pos < len(text):
+        match = _DSN_PAIR.match(text, pos)
+        if match is None or match.end() == pos:
+            return [*parts, ("", text[pos:], False)]
+        parts.append((match["k"], match["v"], match["k"] in SAFE_DSN_KEYS))
+        pos = match.end()
+    return parts
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN for display: only host, port, database, user and harmless options are shown; the
+    password and every other value (a typo'd ``passwrd=``, an unknown key) become ``***``."""
+    parts = dsn_parts(dsn)
+    if parts and parts[0][0] == "scheme":
+        fields = {k: v for k, v, _shown in parts if not k.startswith("?")}
+        out = fields["scheme"]
+        if "user" in fields:
+            out += fields["user"] + (":***" if "password" in fields else "") + "@"
+        out += fields["rest"]
+        query = [f"{k[1:]}={v if shown else '***'}" for k, v, shown in parts if k.startswith("?")]
+        return out + ("?" + "&".join(query) if query else "")
+    return " ".join(f"{k}={v if shown else '***'}" if k else "***" for k, v, shown in parts)
+
+
+def dsn_secrets(dsn: str) -> list[str]:
+    """The DSN's values that are never shown (to be removed from third-party messages we log)."""
+    return [
+        value.strip("'") for _key, value, shown in dsn_parts(dsn) if not shown and len(value.strip("'")) >= 3
+    ]
 
 
 def _coerce_argument(option: Option, value: Any) -> Any:
@@ -375,9 +466,11 @@ def _coerce_argument(option: Option, value: Any) -> Any:
             raise ValueError(f"setup({option.name}=...): {exc}") from None
     if option.parse is _parse_bool and isinstance(value, bool):
         return value
-    if option.parse in (_parse_names, _parse_sinks) and isinstance(value, list | tuple):
+    if option.parse in (_parse_names, _parse_sinks, _parse_patterns) and isinstance(value, list | tuple):
         if not all(isinstance(item, str) for item in value):
             raise ValueError(f"setup({option.name}=...): expected a list of names")
+        if option.parse is _parse_patterns:
+            return _coerce_argument(option, " ".join(value)) if value else ()
         return _coerce_argument(option, ",".join(value))
     if option.name == "data_dir" and isinstance(value, os.PathLike):
         return Path(value)

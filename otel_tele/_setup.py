@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ._pipeline import DisabledTelemetry, Telemetry
+from ._scrub import default_header_sanitizing
 from ._settings import resolve
 
 _log = logging.getLogger("otel_tele")
@@ -70,6 +71,8 @@ def setup(
         **options,
     }
     settings = resolve(arguments)
+    if settings.scrub:
+        default_header_sanitizing()  # before any HTTP instrumentor reads its capture-headers settings
     kind = DisabledTelemetry if settings.disabled else Telemetry
     if local:
         return kind(settings, local=True)

@@ -9,6 +9,7 @@ import argparse
 import sys
 from typing import Any
 
+from .._scrub import LOG_FILTER
 from ._output import CliError, add_format_option, print_json, print_table, require_dir, require_file
 
 
@@ -57,7 +58,8 @@ def _run(args: argparse.Namespace, handler: Any) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the store is unreachable or broken: say where, never the password
-        print(f"error: cannot read {stats.store.location}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        detail = LOG_FILTER.redact(str(exc))
+        print(f"error: cannot read {stats.store.location}: {type(exc).__name__}: {detail}", file=sys.stderr)
         return 1
     finally:
         stats.close()

@@ -1,0 +1,424 @@
+"""The one scrubber: secrets never leave the process.
+
+Every span, log record, domain event and metric passes through :class:`Scrubber` on the exporting
+worker thread (never the caller's), before any sink and before OTLP. Two kinds of rule:
+
+- **key rules**: an attribute, JSON member or ``name=value`` pair whose *name* looks secret
+  (``password``, ``user_pwd``, ``x-auth``, ``Authorization``, ``sid``, ``card_number`` …) has its value
+  replaced by ``[REDACTED]``. Names are split into words (``new_pass`` → ``new``, ``pass``;
+  ``accessToken`` → ``access``, ``token``) and matched by word, or by substring for unambiguous
+  stems (``password``, ``secret``, ``apikey``, ``connectionstring`` …). The vocabulary's own keys
+  (``gen_ai.usage.input_tokens``) are never redacted by name.
+- **value rules**, on every string whatever its name: URL userinfo, ``password=…`` in DSNs and query
+  strings (quoted, escaped or not), ``Bearer``/``Basic`` credentials, JWTs, card numbers (Luhn),
+  cloud access keys, private-key blocks; in URL attributes also path segments that look like tokens.
+  JSON text (``params_json``, ``data_json``, inference metadata) is scrubbed member by member.
+
+The replacement never contains the matched text. Extend with ``OTEL_TELE_SCRUB_KEYS`` (more secret
+name stems), ``OTEL_TELE_SCRUB_PATTERNS`` (more value regexes, whitespace-separated), exempt names
+with ``OTEL_TELE_SCRUB_ALLOW_KEYS``.
+
+Example::
+
+    from otel_tele._scrub import Scrubber
+
+    scrubber = Scrubber(extra_keys=["employee_no"])
+    assert scrubber.text("postgres://app:hunter2@db/x") == "postgres://[REDACTED]@db/x"
+    assert scrubber.attributes({"employee_no": "42"}) == {"employee_no": "[REDACTED]"}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import Event as SpanEvent
+from opentelemetry.trace import Status
+from opentelemetry.util.types import Attributes
+
+from . import semconv
+from .semconv import to_json
+
+_log = logging.getLogger("otel_tele")
+REDACTED = "[REDACTED]"
+_MARK = "_otel_tele_scrubbed"
+_MAX_DEPTH = 32
+
+#: Name words that make a value secret (a name is split on ``-_. `` and camelCase boundaries) …
+SECRET_WORDS: frozenset[str] = frozenset(
+    {
+        "password", "passwd", "passphrase", "passcode", "pwd", "secret", "auth", "authorization",
+        "bearer", "credential", "credentials", "cookie", "sessid", "sid", "csrf", "xsrf", "otp", "totp",
+        "dsn", "ssn", "cvv", "cvc", "jwt", "apikey", "privatekey", "accesskey",
+    }
+)  # fmt: skip
+#: … or, being common words otherwise (``latency_per_token_ms``), only as the name's last word.
+SECRET_LAST_WORDS: frozenset[str] = frozenset(
+    {"token", "pass", "pw", "pin", "sig", "signature", "session", "refresh", "salt", "nonce"}
+)
+#: Stems matched anywhere in the normalised name (lower case, no separators).
+SECRET_STEMS: tuple[str, ...] = (
+    "passw", "passphrase", "secret", "apikey", "authorization", "credential", "privatekey",
+    "accesskey", "signingkey", "encryptionkey", "masterkey", "cookie", "signature", "sessionid",
+    "databaseurl", "connectionstring", "connstr", "cardnumber", "creditcard", "ccnumber", "authtoken",
+    "accesstoken", "refreshtoken",
+)  # fmt: skip
+#: Attributes whose value is a URL or a path: token-like path segments are redacted there too.
+URL_KEYS: frozenset[str] = frozenset({"url.full", "url.path", "http.target", "http.url", "url.original"})
+
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}"
+#: ``name=value`` / ``name: value`` pairs in free text (DSNs, query strings, log lines, bodies).
+_PAIR = re.compile(
+    r"(?P<q>[\"']?)(?P<k>" + _NAME + r")(?P=q)(?P<sep>\s*[=:]\s*)"
+    r"(?P<v>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&;,'\"}\]]+)"
+)
+_VALUE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S),
+     REDACTED),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{1,15}://)[^/\s@?#]+@"), r"\1" + REDACTED + "@"),
+    (re.compile(r"(?i)\b(bearer|basic|digest|token|negotiate|apikey)(\s+)[A-Za-z0-9\-._~+/:]{8,}=*"),
+     r"\1\2" + REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"), REDACTED),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"), REDACTED),
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"), REDACTED),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), REDACTED),
+    (re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"), REDACTED),
+)  # fmt: skip
+_CARD = re.compile(r"(?<![\d.])[2-6](?:[ -]?\d){12,18}(?![\d.])")
+_PATH_TOKEN = re.compile(r"(?<=/)(?=[^/?#]*\d)(?=[^/?#]*[A-Za-z])[A-Za-z0-9_\-~.]{20,}(?=[/?#]|$)")
+#: Cheap pre-check: a string with none of these cannot match any rule, so most values cost one search.
+_TRIGGER = re.compile(
+    r"[=:@]|-----BEGIN|eyJ|AKIA|ASIA|AIza|gh[pousr]_|github_pat|xox|_live_|_test_|\d{4}[ -]?\d{4}[ -]?\d{4}"
+    r"|(?i:bearer|basic|digest|token|negotiate|apikey)\s"
+)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group())
+    return REDACTED if 13 <= len(digits) <= 19 and _luhn(digits) else match.group()
+
+
+def _vocabulary_keys() -> frozenset[str]:
+    keys = {attr.key for event in semconv.EVENTS.values() for attr in event.attributes}
+    keys.update(label for metric in semconv.METRICS for label in metric.labels)
+    return frozenset(keys)
+
+
+class Scrubber:
+    """Configured once per pipeline (``Telemetry.scrubber``); thread-safe, never raises outward."""
+
+    def __init__(
+        self,
+        *,
+        extra_keys: Iterable[str] = (),
+        allow_keys: Iterable[str] = (),
+        extra_patterns: Iterable[str] = (),
+        enabled: bool = True,
+    ) -> None:
+        self.enabled = enabled
+        extra = [re.sub(r"[^a-z0-9]", "", key.lower()) for key in extra_keys]
+        self._stems = SECRET_STEMS + tuple(key for key in extra if key)
+        self._allow = frozenset(key.lower() for key in allow_keys) | _vocabulary_keys()
+        self._extra = tuple(re.compile(pattern) for pattern in extra_patterns)
+        self._secret_cache: dict[str, bool] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Scrubber:
+        return cls(
+            extra_keys=settings.scrub_keys,
+            allow_keys=settings.scrub_allow_keys,
+            extra_patterns=settings.scrub_patterns,
+            enabled=settings.scrub,
+        )
+
+    # -- names ------------------------------------------------------------------------------------
+    def is_secret_key(self, key: Any) -> bool:
+        """Whether a value under ``key`` is redacted whatever it holds."""
+        name = str(key)
+        cached = self._secret_cache.get(name)
+        if cached is None:
+            cached = self._judge(name)
+            if len(self._secret_cache) < 65_536:  # hostile key floods must not grow memory forever
+                self._secret_cache[name] = cached
+        return cached
+
+    def _judge(self, name: str) -> bool:
+        lowered = name.lower()
+        if lowered in self._allow:
+            return False
+        words = [w.lower() for w in _WORD_SPLIT.split(name) if w]
+        if any(word in SECRET_WORDS for word in words) or (words and words[-1] in SECRET_LAST_WORDS):
+            return True
+        flat = "".join(words)
+        return flat == "key" or any(stem in flat for stem in self._stems)
+
+    # -- values -----------------------------------------------------------------------------------
+    def text(self, value: str, *, url: bool = False) -> str:
+        """``value`` with every secret the value rules find replaced."""
+        if not self.enabled or not value:
+            return value
+        if _TRIGGER.search(value) is not None:
+            for pattern, replacement in _VALUE_RULES:
+                value = pattern.sub(replacement, value)
+            value = self._pairs(value)
+            value = _CARD.sub(_card, value)
+        for pattern in self._extra:
+            value = pattern.sub(REDACTED, value)
+        if url:
+            value = _PATH_TOKEN.sub(REDACTED, value)
+        return value
+
+    def _pairs(self, text: str) -> str:
+        """``name=value`` pairs with a secret name get their value redacted. A pair whose name is
+        not secret is passed over only up to its value, which may itself hold a pair
+        (``failed: password=…``)."""
+        out: list[str] = []
+        pos = 0
+        while (match := _PAIR.search(text, pos)) is not None:
+            if not self.is_secret_key(match.group("k")):
+                out.append(text[pos : match.start("v")])
+                pos = match.start("v")
+                continue
+            quote, raw = match.group("q"), match.group("v")
+            wrap = raw[0] if raw[:1] in ("'", '"') else ""
+            out.append(text[pos : match.start()])
+            out.append(f"{quote}{match.group('k')}{quote}{match.group('sep')}{wrap}{REDACTED}{wrap}")
+            pos = match.end()
+        if not out:
+            return text
+        out.append(text[pos:])
+        return "".join(out)
+
+    def value(self, key: str, value: Any, depth: int = 0) -> Any:
+        """One attribute value (or JSON member) under ``key``, scrubbed."""
+        if self.is_secret_key(key):
+            if isinstance(value, list | tuple):
+                return type(value)(REDACTED for _ in value) if value else value
+            return REDACTED if value is not None else value
+        return self.structure(value, depth, url=key in URL_KEYS)
+
+    def structure(self, value: Any, depth: int = 0, *, url: bool = False) -> Any:
+        """Any JSON-like value scrubbed: dict members by name and value, strings by the value rules
+        (JSON text member by member)."""
+        if depth > _MAX_DEPTH:
+            return REDACTED
+        if isinstance(value, str):
+            return self._string(value, depth, url)
+        if isinstance(value, dict):
+            return {k: self.value(str(k), v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.structure(item, depth + 1, url=url) for item in value)
+        if isinstance(value, bytes | bytearray):
+            return self._string(bytes(value).decode("utf-8", "replace"), depth, url)
+        return value
+
+    def _string(self, value: str, depth: int, url: bool) -> str:
+        stripped = value.lstrip()
+        if stripped[:1] in ("{", "[") and len(value) < 1_000_000:
+            try:
+                parsed = json.loads(value)
+            except (ValueError, RecursionError):
+                parsed = None
+            if isinstance(parsed, dict | list):
+                cleaned = self.structure(parsed, depth + 1)
+                return value if cleaned == parsed else to_json(cleaned)
+        return self.text(value, url=url)
+
+    def attributes(self, attributes: Attributes | None) -> dict[str, Any] | None:
+        """A scrubbed copy of ``attributes``, or ``None`` when nothing needed to change."""
+        if not attributes or not self.enabled:
+            return None
+        changed = False
+        out: dict[str, Any] = {}
+        for key, value in attributes.items():
+            new = self.value(key, value)
+            changed = changed or (new is not value and new != value)
+            out[key] = new
+        return out if changed else None
+
+    # -- records ----------------------------------------------------------------------------------
+    def spans(self, batch: list[Any]) -> None:
+        """Scrub finished spans in place (name, attributes, events, status description)."""
+        self._each(batch, self._span)
+
+    def log_records(self, batch: list[Any]) -> None:
+        """Scrub log records and domain events in place (attributes and body)."""
+        self._each(batch, self._log_record)
+
+    def _each(self, batch: list[Any], scrub: Callable[[Any], None]) -> None:
+        if not self.enabled:
+            return
+        for item in batch:
+            if getattr(item, _MARK, False):
+                continue  # another exporter's worker got here first
+            try:
+                scrub(item)
+            except Exception:  # a hostile value fails only its own record: it leaves blank
+                _log.exception("scrubbing a record failed; its attributes and body are withheld")
+                _blank(item)
+            with contextlib.suppress(AttributeError):
+                setattr(item, _MARK, True)
+
+    def _span(self, span: Any) -> None:
+        span._name = self.text(span._name, url=True)
+        attributes = self.attributes(span._attributes)
+        if attributes is not None:
+            span._attributes = attributes
+        if span._events:
+            span._events = [
+                SpanEvent(event.name, self.attributes(event.attributes) or event.attributes, event.timestamp)
+                for event in span._events
+            ]
+        description = span._status.description
+        if description:
+            span._status = Status(span._status.status_code, self.text(description))
+
+    def _log_record(self, item: Any) -> None:
+        record = getattr(item, "log_record", item)
+        attributes = self.attributes(record.attributes)
+        if attributes is not None:
+            record.attributes = attributes
+        if record.body is not None:
+            record.body = self.structure(record.body)
+
+    def metrics(self, data: MetricsData) -> MetricsData:
+        """``data`` with every data point's attributes scrubbed (rebuilt only where they change)."""
+        if not self.enabled:
+            return data
+        changed = False
+        resource_metrics = []
+        for rm in data.resource_metrics:
+            scope_metrics = []
+            for sm in rm.scope_metrics:
+                metrics = []
+                for metric in sm.metrics:
+                    points: list[Any] = []
+                    for point in metric.data.data_points:
+                        attributes = self.attributes(point.attributes)
+                        if attributes is not None:
+                            changed = True
+                            point = dataclasses.replace(point, attributes=attributes)
+                        points.append(point)
+                    data_ = dataclasses.replace(metric.data, data_points=points)  # type: ignore[arg-type]
+                    metrics.append(dataclasses.replace(metric, data=data_))
+                scope_metrics.append(dataclasses.replace(sm, metrics=metrics))
+            resource_metrics.append(dataclasses.replace(rm, scope_metrics=scope_metrics))
+        return dataclasses.replace(data, resource_metrics=resource_metrics) if changed else data
+
+
+def _blank(item: Any) -> None:
+    try:
+        record = getattr(item, "log_record", None)
+        if record is not None:
+            record.attributes, record.body = {}, REDACTED
+        else:
+            item._attributes, item._events = {}, []
+    except Exception:  # pragma: no cover - a record we cannot even blank
+        _log.exception("a record could not be blanked")
+
+
+class ScrubbingMetricExporter(MetricExporter):
+    """A metric exporter that scrubs each collection before handing it to ``inner``."""
+
+    def __init__(self, inner: MetricExporter, scrubber: Scrubber) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self.inner = inner
+        self.scrubber = scrubber
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return self.inner.export(self.scrubber.metrics(metrics_data), timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+#: Header names the OTel HTTP instrumentations themselves replace with ``[REDACTED]`` (regexes).
+SANITIZE_HEADERS = (
+    "authorization,proxy-authorization,cookie,set-cookie,x-api-key,x-auth-token,x-csrf-token,"
+    ".*token.*,.*secret.*,.*passw.*,.*session.*,.*auth.*,.*api-key.*,.*apikey.*,.*signature.*"
+)
+_CAPTURE_HEADERS = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_"
+_SANITIZE_FIELDS = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+
+
+def default_header_sanitizing(environ: MutableMapping[str, str] | None = None) -> None:
+    """When a capture-headers variable (``…_SERVER_REQUEST``, ``…_CLIENT_RESPONSE`` …) is set, set the
+    ``…_SANITIZE_FIELDS`` default too, so the instrumentations record ``[REDACTED]`` themselves."""
+    environ = os.environ if environ is None else environ
+    for suffix in ("SERVER_REQUEST", "SERVER_RESPONSE", "CLIENT_REQUEST", "CLIENT_RESPONSE"):
+        if environ.get(_CAPTURE_HEADERS + suffix, "").strip():
+            environ.setdefault(_SANITIZE_FIELDS, SANITIZE_HEADERS)
+            return
+
+
+DEFAULT = Scrubber()
+
+
+class SecretLogFilter(logging.Filter):
+    """Scrubs log records of ours and of the libraries whose errors quote our configuration (psycopg's
+    ``invalid percent-encoded token: "<password>%zz"``): known secret values become ``***``, then
+    the default value rules apply, to the message and to the formatted exception."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return DEFAULT.text(text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+            cleaned = self.redact(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = self.redact(record.exc_text)
+        except Exception:  # a filter must never lose the record
+            record.msg, record.args = "[log message withheld: it could not be scrubbed]", None
+        return True
+
+
+LOG_FILTER = SecretLogFilter()
+_FILTERED_LOGGERS = ("otel_tele", "psycopg", "psycopg.pool")
+
+
+def protect_logs(secrets: Iterable[str] = ()) -> None:
+    """Never let ``secrets`` (or anything the value rules find) reach a log line of ours or of the
+    database driver's; idempotent."""
+    LOG_FILTER.secrets.update(secret for secret in secrets if secret)
+    for name in _FILTERED_LOGGERS:
+        logger = logging.getLogger(name)
+        if LOG_FILTER not in logger.filters:
+            logger.addFilter(LOG_FILTER)
