@@ -109,3 +109,24 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     yield environment
     environment.logger.close()
     environment.cap.close()
+
+
+def log_into_unreachable_store(dsn: str) -> Any:
+    """One inference record through a pipeline whose PostgreSQL DSN cannot connect (one attempt):
+    the postgres sink's books afterwards (what the failure logged is the caller's to inspect)."""
+    import otel_tele
+
+    telemetry = otel_tele.setup(
+        local=True,
+        sinks=["postgres"],
+        postgres_dsn=dsn,
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter="none",
+    )
+    telemetry.sinks["postgres"].retry = otel_tele.RetryPolicy(max_attempts=1)  # type: ignore[attr-defined]
+    assert TelemetryLogger(telemetry).record_thought("m", 0.1, 10)
+    telemetry.force_flush(15_000)
+    stats = next(s for s in telemetry.sink_stats() if s.sink == "postgres")
+    telemetry.shutdown(5_000)
+    return stats

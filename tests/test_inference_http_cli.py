@@ -125,21 +125,7 @@ def test_dsn_password_never_shown(
         rows = destinations(otel_tele._settings.resolve({}))
         assert main(["doctor"]) == 0
         assert main(["inference", "footprint", "--dsn", bad]) == 1
-        telemetry = otel_tele.setup(
-            local=True,
-            sinks=["postgres"],
-            postgres_dsn=bad,
-            traces_exporter="none",
-            metrics_exporter="none",
-            logs_exporter="none",
-        )
-        telemetry.sinks["postgres"].retry = otel_tele.RetryPolicy(max_attempts=1)  # type: ignore[misc]
-        from otel_tele.instrumentation.inference import TelemetryLogger
-
-        assert TelemetryLogger(telemetry).record_thought("m", 0.1, 10)
-        telemetry.force_flush(15_000)
-        failed = next(s for s in telemetry.sink_stats() if s.sink == "postgres")
-        telemetry.shutdown(5_000)
+        failed = _pg.log_into_unreachable_store(bad)
     out = capsys.readouterr()
     postgres_row = next(r for r in rows if r["exporter"] == "sink:postgres")
     assert postgres_row["reachable"] is True and "***" in postgres_row["destination"]

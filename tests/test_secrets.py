@@ -33,6 +33,7 @@ from otel_tele import testing
 from otel_tele._scrub import REDACTED, SANITIZE_HEADERS, Scrubber
 
 from ._otlp_receiver import OtlpReceiver
+from ._pg import log_into_unreachable_store
 from ._robot_helpers import UvicornThread
 from .conftest import free_port
 
@@ -374,19 +375,9 @@ def test_bad_percent_encoding_in_a_dsn_is_never_logged(caplog: pytest.LogCapture
     log lines nor ours may carry it."""
     secret = "PctLeakSecret77"
     with caplog.at_level(logging.DEBUG):
-        telemetry = otel_tele.setup(
-            local=True,
-            sinks=["postgres"],
-            postgres_dsn=f"postgresql://app:{secret}%zz@127.0.0.1:{free_port()}/x?connect_timeout=1",
-            traces_exporter="none",
-            metrics_exporter="none",
-            logs_exporter="none",
+        stats = log_into_unreachable_store(
+            f"postgresql://app:{secret}%zz@127.0.0.1:{free_port()}/x?connect_timeout=1"
         )
-        telemetry.sinks["postgres"].retry = otel_tele.RetryPolicy(max_attempts=1)  # type: ignore[misc]
-        assert TelemetryLogger(telemetry).record_thought("m", 0.1, 10)
-        telemetry.force_flush(15_000)
-        stats = next(s for s in telemetry.sink_stats() if s.sink == "postgres")
-        telemetry.shutdown(5_000)
     assert stats.failed == 1 and stats.reconciles
     assert caplog.records, "the failure was logged"
     assert secret not in caplog.text
