@@ -56,8 +56,10 @@ _CAMERA_KEYS = (
 # Seconds the domain-event thread may hold a record before the batching processor sees it.
 _EVENT_HANDOFF_MS = 50
 _QUEUE_SIZE = 262_144
-#: Events ``emit()`` remembers as emitted (the original collector's ring buffer size).
-DEFAULT_MAXLEN = 10_000
+#: Events ``emit()`` remembers as emitted. Retention is what costs (measured: maxlen 0 / 100 / 1,000 /
+#: 10,000 → emit p50 about 2.48 / 2.47 / 2.74 / 2.77 µs: the payloads stay alive and out of cache);
+#: 1,000 keeps ten times get_events' default limit.
+DEFAULT_MAXLEN = 1_000
 
 
 class _KeepSinkOpen:
