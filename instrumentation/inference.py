@@ -208,9 +208,10 @@ class TelemetryLogger:
         """Calculates token-weighted efficiency scores over the time window (see InferenceStats)."""
         return await asyncio.to_thread(self.query, "aggregated_efficiency", component, hours)
 
-    async def get_60day_statistics(self) -> dict[str, Any]:
-        """60-day trends; ``model_trends`` ordered by efficiency ascending (best first)."""
-        return await asyncio.to_thread(self.query, "statistics_60day")
+    async def get_60day_statistics(self, component: str | None = None) -> dict[str, Any]:
+        """60-day trends; ``model_trends`` ordered by efficiency ascending (best first); ``component``
+        keeps one model."""
+        return await asyncio.to_thread(self.query, "statistics_60day", None, component)
 
     async def get_telemetry_footprint(self) -> dict[str, Any]:
         """Database footprint; ``table_sizes[0]`` is ``system_telemetry``."""

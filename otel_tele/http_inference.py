@@ -49,8 +49,10 @@ def inference_router(logger: Any = None, *, prefix: str = "/telemetry") -> APIRo
         return query("footprint")
 
     @router.get("/60day", summary="60-day performance trends per model (best efficiency first)")
-    def sixty_day() -> dict[str, Any]:
-        return query("statistics_60day")
+    def sixty_day(
+        component: Annotated[str | None, Query(max_length=MAX_KEY_CHARS)] = None,
+    ) -> dict[str, Any]:
+        return query("statistics_60day", None, component)
 
     @router.get("/efficiency", summary="Token-weighted efficiency per model over a window")
     def efficiency(

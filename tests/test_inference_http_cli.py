@@ -45,6 +45,8 @@ def test_routes_answer_with_the_query_api(env: Env, client: httpx.Client) -> Non
     assert footprint["table_sizes"][0]["table"] == "system_telemetry" and footprint["row_count"] == 4
     trends = client.get("/telemetry/60day").json()["model_trends"]
     assert [t["model"] for t in trends] == ["fast", "slow"]
+    only_slow = client.get("/telemetry/60day", params={"component": "slow"}).json()
+    assert [t["model"] for t in only_slow["model_trends"]] == ["slow"] and only_slow["component"] == "slow"
     efficiency = client.get("/telemetry/efficiency", params={"hours": 1, "component": "fast"}).json()
     assert efficiency["window_hours"] == 1 and [m["model"] for m in efficiency["models"]] == ["fast"]
     assert efficiency["models"][0]["weighted_efficiency_ms_per_token"] == pytest.approx(2.0)
