@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
+from otel_tele._http_limits import ascii_int
 from otel_tele._robot_query import ROBOT_TABLES
 from otel_tele.robot_query import TelemetryQuery
 
 MAX_LIMIT = 1_000
+_log = logging.getLogger("otel_tele")
 
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -54,17 +58,21 @@ def debug_router(
     def query(table: str = "", limit: str = "100") -> dict[str, Any]:
         if table not in ROBOT_TABLES:
             raise HTTPException(400, f"unknown table; expected one of: {', '.join(ROBOT_TABLES)}")
-        if not limit.isdigit() or not 1 <= int(limit) <= max_limit:
-            raise HTTPException(400, f"limit must be an integer from 1 to {max_limit}")
+        count = ascii_int(limit, low=1, high=max_limit)
+        if count is None:
+            raise HTTPException(400, f"limit must be an integer from 1 to {max_limit} in ASCII digits")
         path = Path(db_path) if db_path is not None else default_db_path()
         try:
             with TelemetryQuery(path) as q:
-                rows = q.rows(table, int(limit))
+                rows = q.rows(table, count)
         except FileNotFoundError:
             raise HTTPException(404, "no telemetry database yet") from None
+        except sqlite3.DatabaseError as exc:  # corrupt or not a database: say so, never where
+            _log.error("debug query on the telemetry database failed: %s", type(exc).__name__)
+            raise HTTPException(503, "the telemetry database cannot be read") from None
         return {
             "table": table,
-            "limit": int(limit),
+            "limit": count,
             "count": len(rows),
             "rows": [_json_safe(r) for r in rows],
         }

@@ -2,12 +2,24 @@
 
 Decoded records enter the same processors that records from this process enter, so the sinks'
 mapping, batching and accounting apply unchanged.
+
+Memory has a ceiling. A request's wire size is admitted against a budget *before* it is parsed
+(in the gRPC deserializer): while the requests being decoded hold ``max_inflight_bytes`` of wire
+bytes, the next one is answered ``RESOURCE_EXHAUSTED`` and the client retries it later (OTLP
+exporters and collectors do). One request may be at most ``max_message_bytes``. Parsing and
+decoding expand wire bytes up to ~33 times (measured by ``python -m bench.bench_receiver_memory``
+on minimal log records, the worst case: 5.4 MB of wire bytes grew the process by ~180 MB), so
+decoding holds at most about ``33 x max_inflight_bytes`` (~530 MB at the 16 MiB default), plus the
+sinks' bounded queues.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from concurrent import futures
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -22,6 +34,8 @@ from ._sink import count_points
 from ._stats import SinkStats
 
 _log = logging.getLogger("otel_tele")
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_INFLIGHT_BYTES = 16 * 1024 * 1024
 #: (signal, gRPC service, request class, response class) of the three OTLP services.
 _SERVICES: tuple[tuple[str, str, Any, Any], ...] = (
     (
@@ -45,8 +59,61 @@ _SERVICES: tuple[tuple[str, str, Any, Any], ...] = (
 )
 
 
+class ByteBudget:
+    """Wire bytes of the requests being decoded; ``try_take`` never waits."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def try_take(self, size: int) -> bool:
+        with self._lock:
+            if self.used + size > self.limit:
+                self.refused += 1
+                return False
+            self.used += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.used -= size
+
+
+@dataclass
+class _Admitted:
+    request: Any
+    size: int
+
+
+class _Refused:
+    pass
+
+
+class _Authorization(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Checks a call's metadata before its request is even parsed; refuses with UNAUTHENTICATED."""
+
+    def __init__(self, authorize: Callable[[dict[str, str]], bool]) -> None:
+        self._authorize = authorize
+        self._refuse = grpc.unary_unary_rpc_method_handler(self._abort)
+
+    @staticmethod
+    def _abort(_request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        metadata = {
+            key.lower(): value for key, value in (details.invocation_metadata or ()) if isinstance(value, str)
+        }
+        return continuation(details) if self._authorize(metadata) else self._refuse
+
+
 class OtlpGrpcReceiver:
     """Serves the OTLP trace, metrics and logs services on ``address`` into ``telemetry``'s sinks.
+
+    ``authorize(metadata) -> bool`` (optional) checks each call's metadata before its request is
+    parsed (``otel-tele serve`` passes its bearer-token check); ``credentials`` (optional) serves TLS.
 
     Example::
 
@@ -60,11 +127,23 @@ class OtlpGrpcReceiver:
         telemetry.shutdown(5_000)
     """
 
-    def __init__(self, telemetry: Telemetry, address: str, *, max_workers: int = 4) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        address: str,
+        *,
+        max_workers: int = 4,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
+        authorize: Callable[[dict[str, str]], bool] | None = None,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
         self.telemetry = telemetry
+        self.budget = ByteBudget(max(max_inflight_bytes, max_message_bytes))
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-recv"),
-            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+            options=[("grpc.max_receive_message_length", max_message_bytes)],
+            interceptors=[_Authorization(authorize)] if authorize is not None else None,
         )
         #: Per signal: records decoded and handed on (``exported``) or not decodable (``failed``); also
         #: in ``telemetry.sink_stats()``.
@@ -77,8 +156,7 @@ class OtlpGrpcReceiver:
                     {
                         "Export": grpc.unary_unary_rpc_method_handler(
                             self._handler(signal, response),
-                            # Our parser: a request with bad UTF-8 is repaired, not refused as a whole.
-                            request_deserializer=lambda data, request=request: decode.parse(request, data),
+                            request_deserializer=self._deserializer(request),
                             response_serializer=response.SerializeToString,
                         )
                     },
@@ -86,14 +164,40 @@ class OtlpGrpcReceiver:
                 for signal, service, request, response in _SERVICES
             )
         )
-        self.port = self.server.add_insecure_port(address)
+        if credentials is not None:
+            self.port = self.server.add_secure_port(address, credentials)
+        else:
+            self.port = self.server.add_insecure_port(address)
         if not self.port:
             raise OSError(f"cannot listen on {address}")
         self.server.start()
 
+    def _deserializer(self, request_type: Any) -> Callable[[bytes], Any]:
+        def parse(data: bytes) -> Any:
+            # Admission happens here, on wire bytes, before the protobuf objects exist.
+            if not self.budget.try_take(len(data)):
+                return _Refused()
+            try:
+                # Our parser: a request with bad UTF-8 is repaired, not refused as a whole.
+                return _Admitted(decode.parse(request_type, data), len(data))
+            except BaseException:
+                self.budget.give_back(len(data))
+                raise
+
+        return parse
+
     def _handler(self, signal: str, response: Any) -> Any:
-        def export(request: Any, context: Any) -> Any:
-            self._ingest(signal, request)
+        def export(request: Any, context: grpc.ServicerContext) -> Any:
+            if not isinstance(request, _Admitted):
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "otel-tele serve is decoding as much as its memory budget allows; retry later",
+                )
+            try:
+                self._ingest(signal, request.request)
+            finally:
+                request.request = None
+                self.budget.give_back(request.size)
             return response()
 
         return export

@@ -5,7 +5,8 @@
   "output": {"captureKey": "…", "directory": null, "overwrite": false}}``;
   200 ``{"capture": {generated, alreadyExists, generatedAtUtc, sourceRunId, warnings, supportsClassMetrics,
   classCoverage, classes}}``; 409 (same shape, ``alreadyExists: true``) when a bundle exists and
-  ``overwrite`` is false; 400 ``{"error": …}``; 404 ``{"error": …}``; 500 problem details.
+  ``overwrite`` is false; 400 ``{"error": …}`` (also for a body nested deeper than 32 levels);
+  413 ``{"error": …}`` for a body over 64 KiB; 404 ``{"error": …}``; 500 problem details.
 - ``GET /v1/runs`` and ``GET /v1/runs/{runId}`` — run facts with
   ``telemetry: {available, generatedAtUtc, warningCount, sourceRunId}``.
 
@@ -23,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the capture HTTP routes need FastAPI: pip install 'otel-tele[fastapi]'") from exc
 
 from ._capture_service import InvalidRequest, TelemetryGenerator
+from ._http_limits import BodyTooLarge, MalformedBody, load_json, read_body
 from .exporters._capture_rundir import CaptureError, RunNotFound
 
 __all__ = ["capture_router"]
 
 _log = logging.getLogger("otel_tele")
 _SOURCE_ERROR = "source.type must be 'run' and source.runId is required."
+#: A capture request is a few hundred bytes; anything near this is not one.
+MAX_CAPTURE_BODY_BYTES = 64 * 1024
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -61,9 +64,9 @@ def _parse(raw: bytes) -> tuple[str, dict[str, Any]]:
     if not raw.strip():
         raise InvalidRequest("Request body is required.")
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidRequest("Request body must be a JSON object.") from None
+        body = load_json(raw)
+    except MalformedBody as exc:
+        raise InvalidRequest(str(exc)) from None
     if not isinstance(body, dict):
         raise InvalidRequest("Request body is required.")
     source = body.get("source")
@@ -96,10 +99,15 @@ def _scrub(message: str, *roots: Path | None) -> str:
 
 
 def capture_router(
-    *, runs_root: str | Path | None = None, telemetry_root: str | Path | None = None, prefix: str = ""
+    *,
+    runs_root: str | Path | None = None,
+    telemetry_root: str | Path | None = None,
+    prefix: str = "",
+    max_body_bytes: int = MAX_CAPTURE_BODY_BYTES,
 ) -> APIRouter:
     """The routes above over ``runs_root`` (default ``<data_dir>/runs``) and ``telemetry_root``
-    (default ``<data_dir>/captures``)."""
+    (default ``<data_dir>/captures``). A POST body over ``max_body_bytes`` is a 413, one nested
+    deeper than 32 levels a 400."""
     from ._settings import resolve
 
     data_dir = Path(resolve({}).data_dir)
@@ -112,7 +120,7 @@ def capture_router(
     @router.post("/v1/telemetry/captures")
     async def create_capture(request: Request) -> JSONResponse:
         try:
-            run_id, output = _parse(await request.body())
+            run_id, output = _parse(await read_body(request.stream(), request.headers, max_body_bytes))
             result = await run_in_threadpool(
                 generator.generate,
                 run_id,
@@ -120,8 +128,10 @@ def capture_router(
                 directory=output.get("directory"),
                 overwrite=bool(output.get("overwrite", False)),
             )
-        except InvalidRequest as exc:
+        except (InvalidRequest, MalformedBody) as exc:
             return _error(400, str(exc))
+        except BodyTooLarge as exc:
+            return _error(413, str(exc))
         except RunNotFound as exc:
             return _error(404, str(exc))
         except CaptureError as exc:

@@ -9,6 +9,7 @@ import signal
 import threading
 from typing import Any
 
+from .._http_limits import BodyLimit
 from .._internal import optional_module
 
 _log = logging.getLogger("otel_tele")
@@ -31,12 +32,28 @@ def register(subparsers: Any) -> None:
         help="where to receive OTLP/gRPC (default 127.0.0.1:4317)",
     )
     parser.add_argument("--http", default=None, metavar="HOST:PORT", help="also serve the query routes here")
+    parser.add_argument(
+        "--otlp-max-message-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="largest OTLP request accepted (default 16 MiB)",
+    )
+    parser.add_argument(
+        "--otlp-max-inflight-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="OTLP wire bytes decoded at once; beyond it requests get RESOURCE_EXHAUSTED and "
+        "clients retry (default 16 MiB; decoding memory stays under ~33x this)",
+    )
     parser.set_defaults(handler=run)
 
 
 def build_http_app() -> Any:
     """A FastAPI app with every domain's query router that this build has."""
     from fastapi import APIRouter, FastAPI
+    from fastapi.exceptions import RequestValidationError
 
     app = FastAPI(title="otel-tele")
     for module_name, attr in ROUTERS:
@@ -45,7 +62,19 @@ def build_http_app() -> Any:
             continue
         router = getattr(module, attr)
         app.include_router(router if isinstance(router, APIRouter) else router())
+    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_middleware(BodyLimit)
     return app
+
+
+async def _bad_request(_request: Any, exc: Exception) -> Any:
+    """Malformed parameters are a 400 naming the parameter (FastAPI's default is 422 and echoes input)."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    names = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in errors})
+    return JSONResponse({"detail": f"invalid request parameter: {', '.join(names) or 'request'}"}, 400)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +86,13 @@ def run(args: argparse.Namespace) -> int:
     telemetry = otel_tele.setup(
         local=True, service_name="otel-tele-serve", traces_exporter="none", logs_exporter="none"
     )
-    receiver = OtlpGrpcReceiver(telemetry, args.otlp_grpc)
+    limits = {
+        "max_message_bytes": args.otlp_max_message_bytes,
+        "max_inflight_bytes": args.otlp_max_inflight_bytes,
+    }
+    receiver = OtlpGrpcReceiver(
+        telemetry, args.otlp_grpc, **{k: v for k, v in limits.items() if v is not None}
+    )
     host = args.otlp_grpc.rsplit(":", 1)[0]
     sinks = ", ".join(telemetry.sinks) or "none"
     print(f"otel-tele serve: OTLP/gRPC on {host}:{receiver.port}; sinks: {sinks}", flush=True)
