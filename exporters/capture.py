@@ -92,6 +92,7 @@ class CaptureSink(Sink):
         self._service = ""
         self._lock = threading.RLock()
         self._dirty = False
+        self._pending: dict[int, int] = {}  # window start → points in it no bundle holds yet
         self.checkpoint_interval_s = 10.0  # wall time between bin-boundary rewrites (bounds their cost)
         self._last_checkpoint = -math.inf
         # Collect often enough that a boundary shifts at most a second's worth of counts.
@@ -112,8 +113,13 @@ class CaptureSink(Sink):
             window = self.binner.window
             position = (window.start_ns, window.last_bin) if window is not None else None
             late = self.binner.late
+            booked = sum(self._pending.values())
             completed = self.binner.add(now, points)
-            rejected += self.binner.late - late  # data for a window already finished: counted, not kept
+            newly_late = self.binner.late - late
+            rejected += newly_late  # data for a window already finished: counted, not kept
+            if self.binner.window is not None and len(points) > newly_late:
+                start = self.binner.window.start_ns
+                self._pending[start] = self._pending.get(start, 0) + len(points) - newly_late
             self._dirty = True
             for finished in completed:
                 self._write(finished)
@@ -122,7 +128,12 @@ class CaptureSink(Sink):
                 and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
             ):
                 self._checkpoint()  # persist the bins so far, rate-limited for fast (simulated) clocks
-        return Written(failed=rejected, not_routed=not_routed)
+            # Points are pending until a bundle holds them; those booked earlier settle first.
+            durable = booked + len(points) - newly_late - sum(self._pending.values())
+            earlier = min(booked, durable)
+            self.stats["metrics"].settled(exported=earlier)
+            pending = len(points) - newly_late - (durable - earlier)
+        return Written(failed=rejected, pending=pending, not_routed=not_routed)
 
     def _crossed_bin(self, before: tuple[int, int] | None) -> bool:
         """Did the last export move the open window into a later bin?"""
@@ -187,7 +198,7 @@ class CaptureSink(Sink):
         """Persist the open window as it stands (a partial bundle) so everything recorded is on disk."""
         with self._lock:
             if self._dirty:
-                self._checkpoint()
+                self.stats["metrics"].settled(exported=self._checkpoint())
         return True
 
     def finish_window(self) -> Path | None:
@@ -197,25 +208,27 @@ class CaptureSink(Sink):
             window = self.binner.finish()
             if window is None:
                 return None
-            self._write(window)
+            self.stats["metrics"].settled(exported=self._write(window))
             self._dirty = False
             return self._dirs[window.start_ns]
 
     def close(self) -> None:
         self.flush(10_000)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self) -> int:
         self._last_checkpoint = time.monotonic()
         window = self.binner.checkpoint()
-        if window is not None:
-            self._write(window)
+        durable = self._write(window) if window is not None else 0
         self._dirty = False
+        return durable
 
-    def _write(self, window: WindowSeries) -> None:
+    def _write(self, window: WindowSeries) -> int:
+        """Write ``window``'s bundle; returns how many pending points it made durable."""
         directory = self._directory(window.start_ns)
         write_bundle(self.bundle_source(window), directory, options=self.options)
         if directory not in self.written:
             self.written.append(directory)
+        return self._pending.pop(window.start_ns, 0)
 
     def _directory(self, start_ns: int) -> Path:
         directory = self._dirs.get(start_ns)

@@ -260,3 +260,23 @@ def test_a_full_disk_books_the_run_failed_and_what_reached_the_journal_is_recove
     rows = pq.read_table(runs / "fda_run_full_disk" / "telemetry.parquet")
     assert manifest["status"] == "interrupted" and 0 < rows.num_rows == manifest["rows"] < 20_000
     assert rows.column("iter").to_pylist() == list(range(rows.num_rows))
+
+
+def test_capture_points_are_pending_until_a_bundle_holds_them(
+    tmp_path: Path, pipelines: list[Telemetry]
+) -> None:
+    """The capture sink bins points in memory: pending until the window's bundle is written."""
+    from otel_tele.instrumentation.flow import FlowMeters
+
+    # Day-long bins: no bin boundary (which checkpoints the window) falls inside the test.
+    telemetry = pipeline(tmp_path, ["capture"], capture_bin_size=1, capture_bin_unit="days", capture_bins=2)
+    pipelines.append(telemetry)
+    FlowMeters(telemetry).node("Pending").arrivals(5)
+    assert wait_until(lambda: books(telemetry, "capture", "metrics").emitted > 0)  # a periodic export
+    snap = books(telemetry, "capture", "metrics")
+    assert snap.exported == 0 and snap.pending > 0, snap
+    assert not list((tmp_path / "captures").glob("*/manifest.json"))
+    assert telemetry.force_flush(10_000)  # writes the open window
+    snap = books(telemetry, "capture", "metrics")
+    assert snap.pending == 0 and snap.exported > 0, snap
+    assert list((tmp_path / "captures").glob("*/manifest.json"))
