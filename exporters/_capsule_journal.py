@@ -106,10 +106,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def lock_path(tmp: Path) -> Path:
+    """The lock its writer holds on a temp folder for as long as the run is open (beside it, so the
+    published folder holds only the capsule)."""
+    return tmp.with_name(f"{tmp.name}.lock")
+
+
 def writer_gone(path: Path) -> bool:
-    """The writer of a production temp folder is dead or gave up on it."""
+    """The writer of a production temp folder is dead or gave up on it.
+
+    The writer's lock says so even across pid namespaces (a container writing to a shared volume);
+    the pid in the name is the fallback for a folder without one."""
     if path.name.split("-")[-2:-1] == [ABANDONED]:
         return True
+    lock = lock_path(path)
+    if lock.exists():
+        try:
+            with flows.locked(lock, blocking=False):
+                return True
+        except BlockingIOError:
+            return False
     pid = writer_pid(path)
     return pid is not None and not pid_alive(pid)
 
@@ -133,12 +149,16 @@ def recover_runs(root: Path, *, fsync: bool = True) -> list[str]:
         return []
     published: list[str] = []
     with flows.locked(runs / ".recover.lock"):
+        for lock in runs.glob(".tmp-*.lock"):  # a writer killed between its rename and this clean-up
+            if not lock.with_suffix("").exists() and writer_gone(lock.with_suffix("")):
+                lock.unlink(missing_ok=True)
         for tmp in sorted(p for p in runs.glob(".tmp-*") if p.is_dir() and writer_gone(p)):
             try:
                 target = _recover(root, tmp, fsync=fsync)
             except Exception:
                 _log.exception("capsule: could not recover the interrupted run in %s (kept)", tmp.name)
                 continue
+            lock_path(tmp).unlink(missing_ok=True)
             if target is not None:
                 published.append(target.name)
                 _log.warning("capsule: run %s recovered from a writer that stopped", target.name)

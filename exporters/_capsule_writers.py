@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -21,7 +22,7 @@ from otel_tele.semconv import fda as v
 
 from . import _capsule_flow as flows
 from . import _capsule_schema as schema
-from ._capsule_journal import JOURNAL_SUFFIX, Journal, abandon
+from ._capsule_journal import JOURNAL_SUFFIX, Journal, abandon, lock_path
 
 _log = logging.getLogger("otel_tele")
 _seq = itertools.count(1)
@@ -183,7 +184,11 @@ class ProductionWriter:
         self.flush_seconds = flush_seconds
         self.runs = root / "runs"
         self.tmp = self.runs / f".tmp-{info.run_id}-{_tmp_token()}"
-        self.tmp.mkdir(parents=True)
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self._lock = contextlib.ExitStack()  # held while the run is open: recovery leaves it alone
+        self._lock_path = lock_path(self.tmp)
+        self._lock.enter_context(flows.locked(self._lock_path))
+        self.tmp.mkdir()
         self.telemetry = _TableWriter(self.tmp / "telemetry.parquet", "telemetry")
         self.events = _TableWriter(self.tmp / "events.parquet", "events")
         self.journals = {t: Journal(self.tmp / f"{t}{JOURNAL_SUFFIX}", t) for t in schema.TABLES}
@@ -221,6 +226,11 @@ class ProductionWriter:
         for journal in self.journals.values():
             journal.close()
         self.tmp = abandon(self.tmp)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        self._lock_path.unlink(missing_ok=True)
+        self._lock.close()
 
     def finish(self, status: str, **extra: Any) -> Path:
         self.telemetry.close(fsync=self.fsync)
@@ -237,6 +247,7 @@ class ProductionWriter:
         for journal in self.journals.values():  # the capsule is whole: recovery would publish it as is
             journal.remove()
         target = publish_folder(self.tmp, self.runs, self.info.run_id, fsync=self.fsync)
+        self._unlock()
         self.pending_rows = self.journaled_rows = 0
         return target
 
@@ -246,6 +257,7 @@ class ProductionWriter:
         for journal in self.journals.values():
             journal.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._unlock()
 
 
 class FlowWriter:

@@ -280,3 +280,26 @@ def test_capture_points_are_pending_until_a_bundle_holds_them(
     snap = books(telemetry, "capture", "metrics")
     assert snap.pending == 0 and snap.exported > 0, snap
     assert list((tmp_path / "captures").glob("*/manifest.json"))
+
+
+def test_recovery_leaves_a_run_alone_while_its_writer_holds_the_lock(tmp_path: Path) -> None:
+    """A writer in another pid namespace (a container on a shared volume) has a pid this process
+    cannot see: its lock, not its pid, keeps recovery off its open run."""
+    from otel_tele.exporters import _capsule_flow as flows
+    from otel_tele.exporters._capsule_journal import Journal, lock_path, recover_runs
+
+    from .test_fda_capsule import iteration_attrs
+
+    runs = tmp_path / "runs"
+    tmp = runs / ".tmp-fda_run_elsewhere-999999999-1"  # no such pid here
+    tmp.mkdir(parents=True)
+    records = [(time.time_ns(), iteration_attrs("fda_run_elsewhere", "f", "production", i)) for i in range(3)]
+    rows = schema.to_arrow("telemetry", records)
+    journal = Journal(tmp / "telemetry.arrows", "telemetry")
+    journal.append([rows], fsync=False)
+    journal.close()
+    with flows.locked(lock_path(tmp)):
+        assert recover_runs(tmp_path) == [] and tmp.exists()
+    assert recover_runs(tmp_path) == ["fda_run_elsewhere"]
+    assert pq.read_table(runs / "fda_run_elsewhere" / "telemetry.parquet").num_rows == 3
+    assert not lock_path(tmp).exists()
