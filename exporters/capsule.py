@@ -22,6 +22,7 @@ or, with ``opentelemetry-instrument``, ``OTEL_LOGS_EXPORTER=otel_tele_capsule``.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -35,8 +36,9 @@ import pyarrow as pa
 from otel_tele import Sink, SinkLogExporter, Written
 from otel_tele._internal import bad_input_log, describe_error
 from otel_tele._mapping import note_unknown_event
-from otel_tele._settings import Settings
+from otel_tele._settings import OPTIONS_BY_NAME, Settings
 from otel_tele.semconv import fda as v
+from otel_tele.semconv import to_json
 
 from . import _capsule_schema as schema
 from ._capsule_journal import recover_runs
@@ -54,6 +56,9 @@ __all__ = ["CapsuleLogExporter", "CapsuleSink", "NewerSchemaError"]
 
 _log = logging.getLogger("otel_tele")
 _TABLE_OF = {v.ITERATION: "telemetry", v.RUN_EVENT: "events"}
+#: Runs open at once (a production run holds two Parquet files and up to a row group of rows).
+DEFAULT_MAX_OPEN_RUNS: int = OPTIONS_BY_NAME["capsule_max_open_runs"].default
+_MAX_REFUSED_KEPT = 10_000
 Writer = ProductionWriter | FlowWriter
 
 
@@ -86,6 +91,7 @@ class CapsuleSink(Sink):
         fsync: bool = True,
         flush_rows: int = DEFAULT_FLUSH_ROWS,
         flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+        max_open_runs: int = DEFAULT_MAX_OPEN_RUNS,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -94,7 +100,10 @@ class CapsuleSink(Sink):
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._open: dict[str, Writer] = {}
-        self._refused: dict[str, str] = {}  # run_id → why its records are rejected
+        self.max_open_runs = max_open_runs
+        # run_id → why its records are rejected; bounded like the open runs (oldest forgotten first)
+        self._refused: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.runs_refused = 0  # runs turned away because max_open_runs were open
         self._pending = 0  # rows booked pending: held by open writers, not yet durable
         self._recovered_in: int | None = None  # pid that ran recovery of dead writers' runs
         self._ticker: threading.Thread | None = None
@@ -105,6 +114,7 @@ class CapsuleSink(Sink):
             schema.capsule_root(settings),
             flush_rows=settings.capsule_flush_rows,
             flush_seconds=settings.capsule_flush_seconds,
+            max_open_runs=settings.capsule_max_open_runs,
         )
 
     # -- writing ----------------------------------------------------------------------------------
@@ -174,8 +184,15 @@ class CapsuleSink(Sink):
             if writer is None:
                 return count
         added = rejected = 0
+        if end is not None and "events" in tables:
+            # Rows first, so the end event can say how many the file holds.
+            tables = {"telemetry": tables.get("telemetry", []), "events": tables["events"]}
         try:
             for table, records in tables.items():
+                if not records:
+                    continue
+                if table == "events" and end is not None:
+                    records = [_with_row_books(item, _rows_written(writer)) for item in records]
                 data, kept = _to_arrow_alone(table, records)
                 rejected += len(records) - len(kept)
                 if data is not None:
@@ -187,8 +204,7 @@ class CapsuleSink(Sink):
             if end is not None:
                 del self._open[run_id]
                 writer.finish(
-                    writer.info.summary.get("status")
-                    or ("cancelled" if end == v.CANCELLED else "completed")
+                    writer.info.summary.get("status") or ("cancelled" if end == v.CANCELLED else "completed")
                 )
         except Exception as exc:
             self._give_up(run_id, writer, exc, ledger)
@@ -209,7 +225,7 @@ class CapsuleSink(Sink):
             _log.exception("capsule sink: could not set run %s aside", run_id)
         _log.error(
             "capsule sink: run %s could not be written or published (%s): its rows are booked failed; "
-            "the %d rows in its journal are published with status = \"interrupted\" by the next "
+            'the %d rows in its journal are published with status = "interrupted" by the next '
             "production run or `otel-tele runs consolidate`",
             run_id,
             exc,
@@ -218,6 +234,11 @@ class CapsuleSink(Sink):
 
     def _start(self, run_id: str, tables: dict[str, list[tuple[int, Mapping[str, Any]]]]) -> Writer | None:
         if run_id in self._refused:
+            return None
+        if len(self._open) >= self.max_open_runs:
+            # Each open run holds files and buffered rows: memory and descriptors stay bounded.
+            self.runs_refused += 1
+            self._refuse(run_id, f"{self.max_open_runs} runs already open (OTEL_TELE_CAPSULE_MAX_OPEN_RUNS)")
             return None
         first = next(iter(tables.values()))[0][1]
         try:
@@ -245,8 +266,7 @@ class CapsuleSink(Sink):
             else:
                 writer = FlowWriter(self.root, info, part_rows=self.part_rows, fsync=self.fsync)
         except (ValueError, OSError) as exc:  # bad names from a foreign producer, a newer flow schema
-            self._refused[run_id] = str(exc)
-            _log.error("capsule sink: records of run %r rejected: %s", run_id[:80], exc)
+            self._refuse(run_id, str(exc))
             return None
         self._open[run_id] = writer
         return writer
@@ -260,6 +280,12 @@ class CapsuleSink(Sink):
             recover_runs(self.root, fsync=self.fsync)
         except Exception:
             _log.exception("capsule sink: recovery of interrupted runs failed")
+
+    def _refuse(self, run_id: str, why: str) -> None:
+        self._refused[run_id] = why
+        while len(self._refused) > _MAX_REFUSED_KEPT:
+            self._refused.popitem(last=False)
+        _log.error("capsule sink: records of run %r rejected: %s", run_id[:80], why)
 
     @staticmethod
     def _note_lifecycle(info: RunInfo, records: list[tuple[int, Mapping[str, Any]]]) -> None:
@@ -335,6 +361,7 @@ class CapsuleSink(Sink):
             "folder": str(self.root),
             "reachable": os.access(probe, os.W_OK),
             "open_runs": len(self._open),
+            "runs_refused": self.runs_refused,
         }
 
 
@@ -366,6 +393,35 @@ class _Ledger:
     def __init__(self) -> None:
         self.accepted = 0
         self.lost = 0
+
+
+def _rows_written(writer: Writer) -> int:
+    return writer.telemetry.rows if isinstance(writer, ProductionWriter) else writer.rows["telemetry"]
+
+
+def _with_row_books(item: tuple[int, Mapping[str, Any]], rows: int) -> tuple[int, Mapping[str, Any]]:
+    """An end event whose payload tells the truth: ``rows_recorded`` is what the file holds,
+    ``rows_dropped`` what the recorder handed over and never arrived, and a run that lost rows is
+    never ``completed``. The record's own attributes are left alone (other sinks share them)."""
+    timestamp, attrs = item
+    if attrs.get(v.EVENT) not in v.END_EVENTS:
+        return item
+    summary = _payload(attrs)
+    emitted = summary.get("rows_emitted")
+    dropped = max(0, emitted - rows) if type(emitted) is int else 0
+    summary["rows_recorded"] = rows
+    summary["rows_dropped"] = dropped
+    if dropped and summary.get("status") == "completed":
+        summary["status"] = v.COMPLETED_WITH_LOSS
+    if dropped:
+        _log.warning(
+            "capsule sink: run %s lost %d of %d rows under overload (status %s)",
+            str(attrs.get(v.RUN_ID))[:80],
+            dropped,
+            emitted,
+            summary.get("status"),
+        )
+    return timestamp, {**attrs, v.PAYLOAD: to_json(summary)}
 
 
 def _payload(attrs: Mapping[str, Any]) -> dict[str, Any]:

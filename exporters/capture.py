@@ -90,6 +90,10 @@ class CaptureSink(Sink):
         self._dirs: dict[int, Path] = {}
         self._cumulative: dict[tuple[str, Any], tuple[int, float]] = {}
         self._service = ""
+        #: Flow series and measurements past the meters' cardinality limit (latest reported), and
+        #: overflow data points seen (the SDK's, or a sender's): a bundle warning names them.
+        self.overflow_series = 0
+        self.overflow_points = 0
         self._lock = threading.RLock()
         self._dirty = False
         self._pending: dict[int, int] = {}  # window start → points in it no bundle holds yet
@@ -157,6 +161,7 @@ class CaptureSink(Sink):
                 for metric in scope_metrics.metrics:
                     meter = flow.BY_INSTRUMENT.get(metric.name)
                     if meter is None:
+                        self._note_overflow_metric(metric)
                         not_routed += len(metric.data.data_points)  # not a flow metric: not ours
                         continue
                     cumulative = (
@@ -165,12 +170,24 @@ class CaptureSink(Sink):
                         and meter.kind == "counter"
                     )
                     for dp in metric.data.data_points:
+                        if (dp.attributes or {}).get(flow.OVERFLOW_ATTRIBUTE):
+                            continue  # series past the limit: counted by the meters, warned of
                         point = self._point(meter, dp, cumulative)
                         if point is None:
                             rejected += 1
                         else:
                             points.append(point)
         return points, rejected, not_routed
+
+    def _note_overflow_metric(self, metric: Any) -> None:
+        if metric.name not in (flow.OVERFLOW_SERIES, flow.OVERFLOW_POINTS):
+            return
+        total = sum(int(getattr(dp, "value", 0) or 0) for dp in metric.data.data_points)
+        with self._lock:
+            if metric.name == flow.OVERFLOW_SERIES:
+                self.overflow_series = max(self.overflow_series, total)
+            else:
+                self.overflow_points = max(self.overflow_points, total)
 
     def _point(self, meter: flow.FlowMetric, dp: Any, cumulative: bool) -> Point | None:
         attrs = dp.attributes or {}
@@ -278,6 +295,15 @@ class CaptureSink(Sink):
                 )
             ]
         )
+        if self.overflow_series or self.overflow_points:
+            warnings.append(
+                CaptureWarning(
+                    flow.CARDINALITY_OVERFLOW,
+                    f"{self.overflow_series} node/class series past the flow cardinality limit were not "
+                    f"captured ({self.overflow_points} measurements lost so far); raise "
+                    "OTEL_TELE_FLOW_CARDINALITY_LIMIT",
+                )
+            )
         return BundleSource(
             grid,
             series,

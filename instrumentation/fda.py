@@ -32,7 +32,12 @@ Configuration:
   ``strict=True`` also requires units and method for ``phi_residual`` and ``invariant_drift_max``.
 - Unknown field names raise ``ValueError`` (a typo must not vanish); ``lambda`` is spelled ``lambda_``.
 - Lifecycle events are automatic: RUN_STARTED, RUN_FINISHED (``status`` completed/failed), CANCELLED on
-  ``KeyboardInterrupt``; ``timeout_s`` emits TIMEOUT once and sets ``run.timed_out``.
+  ``KeyboardInterrupt``; ``timeout_s`` emits TIMEOUT once and sets ``run.timed_out``. The end payload
+  carries ``rows_emitted``; the capsule sink adds ``rows_recorded`` (rows in the file) and
+  ``rows_dropped``, and a completed run that lost rows is stored as ``completed_with_loss``.
+- Overload: a production run's ``iteration()`` waits for queue room rather than lose a row (at most
+  ``OTEL_TELE_OVERLOAD_MAX_WAIT`` ms, then the row is dropped and counted); dev and tuner rows are
+  dropped and counted when the queue is full (README: Overload).
 - Pipeline: ``telemetry=`` if given, else the global one from ``otel_tele.setup()``, else a private
   default pipeline with the capsule sink under ``OTEL_TELE_DATA_DIR`` (shut down at exit). When a run
   ends the recorder flushes the pipeline (``flush_timeout_millis``), so the capsule is complete on return.
@@ -247,7 +252,9 @@ class Run:
         return {
             "status": status,
             "iterations": self.calls,
-            "rows_recorded": self.recorded,
+            # What this process handed to telemetry; the capsule sink stores ``rows_recorded``
+            # (rows in the file) and ``rows_dropped`` beside it, from what it actually wrote.
+            "rows_emitted": self.recorded,
             "truncated": self._capped,
             "spec_lint_failures": self.lint_failures,
             "timed_out": self.timed_out,
@@ -377,7 +384,7 @@ def _end(recorder: Run, span: Any, event: str, status: str, exc: BaseException |
                 span.record_exception(RuntimeError(summary["error"]))
     with guard("fda run span"):
         span.set_status(Status(StatusCode.ERROR if status != "completed" else StatusCode.OK))
-        span.set_attributes({"fda.iterations": recorder.calls, "fda.rows_recorded": recorder.recorded})
+        span.set_attributes({"fda.iterations": recorder.calls, "fda.rows_emitted": recorder.recorded})
     recorder._event(event, summary)
 
 

@@ -25,6 +25,12 @@ Configuration
 -------------
 Nothing beyond the pipeline. Bad values (a negative count, NaN, an empty node id) are never raised
 into the caller: they are dropped, counted in ``FlowMeters.invalid`` and logged once per reason.
+
+Memory is bounded: at most ``cardinality_limit`` node/class series (``OTEL_TELE_FLOW_CARDINALITY_LIMIT``,
+default 10,000, the rows of a capture grid); measurements of further series fold into one
+``otel.metric.overflow=true`` series, are counted in ``overflow_series``/``overflow_points`` (also
+exported as ``otel_tele.flow.overflow.series``/``.points``), and a capture bundle warns
+``cardinality_overflow`` with both counts.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import threading
 from typing import Any
 
 from opentelemetry import metrics as otel_metrics
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import Meter, Observation
 
 from otel_tele._internal import guard, safe_repr
 from otel_tele.semconv import flow
@@ -43,6 +49,9 @@ from otel_tele.semconv import flow
 __all__ = ["FlowMeters", "NodeMeters"]
 
 _log = logging.getLogger("otel_tele")
+_SDK_DEFAULT_LIMIT = 2_000  # the OTel SDK's cardinality limit, for meters not from our pipeline
+#: The attributes every measurement past the cardinality limit is recorded with (one shared series).
+_OVERFLOW: dict[str, Any] = {flow.OVERFLOW_ATTRIBUTE: True}
 
 
 class FlowMeters:
@@ -52,13 +61,20 @@ class FlowMeters:
     meter provider.
     """
 
-    def __init__(self, source: Any = None) -> None:
+    def __init__(self, source: Any = None, *, cardinality_limit: int | None = None) -> None:
         if source is None:
             meter: Meter = otel_metrics.get_meter("otel_tele.flow")
         elif isinstance(source, Meter):
             meter = source
         else:
             meter = source.meter("otel_tele.flow")
+        if cardinality_limit is None:
+            settings = getattr(source, "settings", None)
+            cardinality_limit = getattr(settings, "flow_cardinality_limit", _SDK_DEFAULT_LIMIT - 1)
+        self.cardinality_limit = cardinality_limit
+        self.series = 0  # node/class attribute sets handed out
+        self.overflow_series = 0  # of those, past the limit
+        self.overflow_points = 0  # measurements recorded on them
         self._instruments: dict[str, Any] = {}
         for metric in flow.FLOW_METRICS:
             factory = meter.create_counter if metric.kind == "counter" else meter.create_gauge
@@ -67,8 +83,41 @@ class FlowMeters:
             )
         self._nodes: dict[str, NodeMeters] = {}
         self._lock = threading.Lock()
+        self._series_lock = threading.Lock()
         self._warned: set[str] = set()
         self.invalid = 0
+        meter.create_observable_gauge(
+            flow.OVERFLOW_SERIES,
+            callbacks=[lambda _options: [Observation(self.overflow_series)]],
+            unit="{series}",
+            description="flow series past the cardinality limit (not captured)",
+        )
+        meter.create_observable_counter(
+            flow.OVERFLOW_POINTS,
+            callbacks=[lambda _options: [Observation(self.overflow_points)]],
+            unit="{measurement}",
+            description="flow measurements of series past the cardinality limit (not captured)",
+        )
+
+    def _series_attributes(self, attrs: dict[str, str]) -> dict[str, Any]:
+        """``attrs`` for a new node/class series, or the overflow attributes past the limit."""
+        with self._series_lock:  # not self._lock: node() holds that while it builds a handle
+            self.series += 1
+            if self.series <= self.cardinality_limit:
+                return attrs
+            self.overflow_series += 1
+            first = self.overflow_series == 1
+        if first:
+            _log.warning(
+                "flow meters: more than %d node/class series (OTEL_TELE_FLOW_CARDINALITY_LIMIT); "
+                "further ones fold into one otel.metric.overflow=true series and are not captured",
+                self.cardinality_limit,
+            )
+        return _OVERFLOW
+
+    def _lost_point(self) -> None:
+        with self._series_lock:
+            self.overflow_points += 1
 
     def node(self, node_id: str) -> NodeMeters:
         """The meters of topology node ``node_id`` (cached: call it once per node)."""
@@ -122,9 +171,11 @@ class NodeMeters:
         if isinstance(node_id, str):
             node_id = str.__str__(node_id)  # a subclass's own methods are not trusted
         self._valid = isinstance(node_id, str) and bool(node_id.strip()) and "\x00" not in node_id
-        self._attrs: dict[str | None, dict[str, str]] = {None: {flow.NODE: node_id}} if self._valid else {}
+        self._attrs: dict[str | None, dict[str, Any]] = (
+            {None: owner._series_attributes({flow.NODE: node_id})} if self._valid else {}
+        )
 
-    def _attributes(self, class_id: str | None) -> dict[str, str] | None:
+    def _attributes(self, class_id: str | None) -> dict[str, Any] | None:
         if class_id is not None and type(class_id) is not str:
             if not isinstance(class_id, str):
                 return None
@@ -133,7 +184,9 @@ class NodeMeters:
         if attrs is None:
             if class_id is None or not class_id.strip() or "\x00" in class_id:
                 return None
-            attrs = self._attrs[class_id] = {flow.NODE: self.node_id, flow.CLASS: class_id}
+            attrs = self._attrs[class_id] = self._owner._series_attributes(
+                {flow.NODE: self.node_id, flow.CLASS: class_id}
+            )
         return attrs
 
     def record(self, field: str, value: float, class_id: str | None = None) -> None:
@@ -155,6 +208,8 @@ class NodeMeters:
             self._owner._reject(f"{field} needs a {kind} number", value)
             return
         with guard("flow meter"):
+            if attrs is _OVERFLOW:
+                self._owner._lost_point()
             instrument = self._owner._instruments[field]
             if metric.kind == "counter":
                 instrument.add(value, attrs)

@@ -6,7 +6,9 @@ append (~0.5 µs); the telemetry thread turns each event into an ordinary OTel l
 attributes from the vocabulary, trace context, event name) and updates the metrics the vocabulary
 says the event feeds. Downstream it is plain OTel data: every log processor and exporter sees it.
 
-Memory is bounded: when the queue is full the event is counted as dropped, never blocked on.
+Memory is bounded: when the queue is full the event's domain policy (:mod:`otel_tele._overload`)
+decides — dropped and counted at once, or (a production FDA run) the call waits for room, at most the
+policy's maximum wait, then dropped and counted.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord, Synchro
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
 from opentelemetry.trace import get_current_span as _get_current_span
 
-from . import semconv
+from . import _overload, semconv
 from ._internal import bad_input_log, describe_error, guard
 from ._stats import SinkStats, StatsSnapshot
 
@@ -107,14 +109,18 @@ class BatchingMultiProcessor(SynchronousMultiLogRecordProcessor):
     """The provider's processor chain, able to take a whole batch of event records at once: a
     processor with ``on_emit_batch`` (ours) queues it under one lock instead of one per record."""
 
-    def on_emit_batch(self, records: list[ReadWriteLogRecord]) -> None:
+    def on_emit_batch(self, records: list[ReadWriteLogRecord], domain: str | None = None) -> int:
+        """Hand ``records`` to every processor; returns the most any one of them dropped.
+        ``domain`` sets the overload policy of all of them (else each record's own applies)."""
+        dropped = 0
         for processor in self._log_record_processors:
             with guard(f"{type(processor).__name__}.on_emit"):
                 if hasattr(processor, "on_emit_batch"):
-                    processor.on_emit_batch(records)
+                    dropped = max(dropped, processor.on_emit_batch(records, domain) or 0)
                 else:
                     for record in records:
                         processor.on_emit(record)
+        return dropped
 
 
 class EventStageStats(SinkStats):
@@ -147,18 +153,28 @@ class _EventMetrics:
     of a ~5 µs ``Counter.add``); histograms need every value and are recorded directly.
     """
 
-    def __init__(self, meter: Meter, metrics: Iterable[semconv.Metric]) -> None:
+    def __init__(
+        self, meter: Meter, metrics: Iterable[semconv.Metric], *, cardinality_limit: int = 2_000
+    ) -> None:
         self.lock = threading.Lock()
-        #: event name → (kind, value attribute, label keys, running values, histogram) per metric
-        self._plans: dict[str, list[tuple[str, str | None, tuple[str, ...], dict[Any, Any], Any]]] = (
+        #: event name → (kind, value attribute, label keys, running values, histogram, metric name)
+        self._plans: dict[str, list[tuple[str, str | None, tuple[str, ...], dict[Any, Any], Any, str]]] = (
             collections.defaultdict(list)
         )
+        # Label values come from callers (routes, model names, camera ids): each running table keeps
+        # at most ``cardinality_limit`` label sets and folds the rest into one overflow series, as the
+        # OTel SDK does for its own instruments (histograms are the SDK's: its limit applies).
+        self.cardinality_limit = cardinality_limit
+        #: metric name → updates folded into its overflow series
+        self.overflowed: dict[str, int] = {}
         shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # equal label tuples made one object
         for metric in metrics:
             values: dict[tuple[Any, ...], float] = {}
             histogram = self._create(meter, metric, values)
             labels = shared.setdefault(metric.labels, metric.labels)
-            self._plans[metric.event].append((metric.kind, metric.value, labels, values, histogram))
+            self._plans[metric.event].append(
+                (metric.kind, metric.value, labels, values, histogram, metric.name)
+            )
 
     def _create(self, meter: Meter, metric: semconv.Metric, values: dict[tuple[Any, ...], float]) -> Any:
         if metric.kind == "histogram":
@@ -199,7 +215,7 @@ class _EventMetrics:
         get = attributes.get
         last_labels: tuple[str, ...] | None = None
         key: tuple[Any, ...] = ()
-        for kind, value_key, labels, values, histogram in plans:
+        for kind, value_key, labels, values, histogram, metric_name in plans:
             if value_key is None:
                 amount: Any = 1
             else:
@@ -208,15 +224,34 @@ class _EventMetrics:
                     continue
             if labels is not last_labels:  # an event's metrics mostly share their labels
                 last_labels, key = labels, tuple(map(get, labels))
-            if kind == "counter" or kind == "updown_counter":
-                values[key] = values.get(key, 0) + amount
-            elif kind == "gauge":
-                values[key] = amount
-            else:
+            if kind == "histogram":
                 histogram.record(amount, _label_attributes(labels, key))
+                continue
+            row = key
+            if row not in values and len(values) >= self.cardinality_limit:
+                row = self._overflow(metric_name)
+            if kind == "gauge":
+                values[row] = amount
+            else:
+                values[row] = values.get(row, 0) + amount
+
+    def _overflow(self, metric_name: str) -> tuple[Any, ...]:
+        count = self.overflowed.get(metric_name, 0)
+        if not count:
+            _log.warning(
+                "metric %s: more than %d label sets; further ones are folded into one "
+                "otel.metric.overflow=true series (OTEL_TELE_METRIC_CARDINALITY_LIMIT)",
+                metric_name,
+                self.cardinality_limit,
+            )
+        self.overflowed[metric_name] = count + 1
+        return _OVERFLOW_ROW
 
 
 _NUMBERS = (int, float)
+#: The running-table row of every label set past the cardinality limit (no real label tuple is it).
+_OVERFLOW_ROW: tuple[Any, ...] = (object(),)
+_OVERFLOW_ATTRIBUTES = {"otel.metric.overflow": True}
 
 
 def _event_name(name: Any) -> str:
@@ -227,6 +262,8 @@ def _event_name(name: Any) -> str:
 
 
 def _label_attributes(labels: tuple[str, ...], key: tuple[Any, ...]) -> dict[str, Any]:
+    if key is _OVERFLOW_ROW:
+        return dict(_OVERFLOW_ATTRIBUTES)
     return {label: value for label, value in zip(labels, key, strict=True) if value is not None}
 
 
@@ -249,6 +286,8 @@ class DomainEvents:
         *,
         queue_size: int = 262_144,
         metrics: Iterable[semconv.Metric] = semconv.METRICS,
+        overload: _overload.Overload | None = None,
+        metric_cardinality_limit: int = 2_000,
     ) -> None:
         # Records go straight to the provider's processor chain (the one ``logger`` feeds): the SDK
         # Logger would re-validate attributes the vocabulary has already typed, at ~5 µs a record.
@@ -257,8 +296,9 @@ class DomainEvents:
         self._resource = logger.resource
         self._scope = logger.instrumentation_scope
         self._limits = LogRecordLimits()
-        self._metrics = _EventMetrics(meter, metrics)
+        self._metrics = _EventMetrics(meter, metrics, cardinality_limit=metric_cardinality_limit)
         self._max = queue_size
+        self.overload = overload or _overload.Overload()
         self._drop_lock = threading.Lock()
         self.stats = EventStageStats(lambda: len(self._queue))
         self._start()
@@ -272,6 +312,10 @@ class DomainEvents:
         self._pop_lock = threading.Lock()
         self._wake = threading.Event()
         self._progress = threading.Condition()
+        self._room_waiters = 0  # recording calls waiting for room (overload policy "wait")
+        # Domains whose wait ran out: they drop at once until the queue is half empty again, so a
+        # stuck sink costs a recording call one maximum wait, not one per record.
+        self._gave_up: set[str] = set()
         self._taken = 0
         self._done = 0
         self._in_flight = 0  # events of the batch being turned into records
@@ -284,6 +328,7 @@ class DomainEvents:
 
     def _reinit_after_fork(self) -> None:
         self.stats.reset_after_fork()
+        self.overload.reset_after_fork()
         self._drop_lock = threading.Lock()
         if not self._stopping:
             self._start()
@@ -297,11 +342,10 @@ class DomainEvents:
         severity: SeverityNumber | None = None,
     ) -> None:
         """Queue one event. ``attributes`` is taken over: do not mutate it afterwards. Never raises
-        on a full queue (the event is counted as dropped) and never blocks."""
+        on a full queue: the event's overload policy either drops it (counted) at once or waits for
+        room, at most the policy's maximum wait (see :mod:`otel_tele._overload`)."""
         queue = self._queue
-        if len(queue) >= self._max or self._stopping:
-            with self._drop_lock:
-                self.stats.refused()
+        if (len(queue) >= self._max or self._stopping) and not self._room_for(name, attributes):
             return
         ctx = _get_context()
         if type(attributes) is dict and not ctx and severity is None and _NAME_KEY not in attributes:
@@ -328,6 +372,42 @@ class DomainEvents:
             "bad input" if exc is None else describe_error(exc),
         )
 
+    def _room_for(self, name: Any, attributes: Any) -> bool:
+        """The full-queue path of ``emit``: True once there is room, False if the event was dropped."""
+        with guard("overload policy"):
+            domain = _overload.domain_of(name, attributes)
+            wait_s = 0.0 if self._stopping else self.overload.wait_s(domain, stuck=domain in self._gave_up)
+            if wait_s > 0:
+                if self._wait_for_room(domain, wait_s):
+                    return True
+                self._gave_up.add(domain)
+            with self._drop_lock:
+                self.stats.refused()
+            self.overload.note_drop(domain)
+            return False
+        with self._drop_lock:  # the policy itself failed: the event is still counted
+            self.stats.refused()
+        return False
+
+    def _wait_for_room(self, domain: str, wait_s: float) -> bool:
+        """Backpressure: block the recording call until the telemetry thread makes room."""
+        start = time.monotonic()
+        deadline = start + wait_s
+        with self._progress:
+            self._room_waiters += 1
+            try:
+                while len(self._queue) >= self._max and not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._thread.is_alive():
+                        break
+                    self._wake.set()
+                    self._progress.wait(min(remaining, 0.05))
+            finally:
+                self._room_waiters -= 1
+        room = len(self._queue) < self._max and not self._stopping
+        self.overload.note_wait(domain, time.monotonic() - start, timed_out=not room)
+        return room
+
     # -- telemetry thread ------------------------------------------------------------------------
     def _run(self) -> None:
         try:
@@ -341,6 +421,8 @@ class DomainEvents:
             if not queue:
                 if self._stopping:
                     return
+                with guard("overload report"):
+                    self.overload.report()
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
@@ -351,6 +433,11 @@ class DomainEvents:
                 # Booked before anything can raise: from here the batch is queued in the books until
                 # it is exported or failed, whatever happens to this thread.
                 self.stats.accepted(len(batch))
+            if self._room_waiters:
+                with self._progress:
+                    self._progress.notify_all()
+            if self._gave_up and len(queue) < self._max // 2:
+                self._gave_up.clear()
             exported = 0
             try:
                 self._resource = self._logger.resource  # changes after a fork (process.pid)
@@ -371,6 +458,8 @@ class DomainEvents:
                 with self._progress:
                     self._done += 0 if abandoned else len(batch)
                     self._progress.notify_all()
+            with guard("overload report"):
+                self.overload.report()
 
     def _worker_died(self, exc: BaseException) -> None:
         """What was queued when the thread died is booked failed (the thread cannot vouch for it);
@@ -453,6 +542,12 @@ class DomainEvents:
                 )
         return records
 
+    @property
+    def metric_overflow(self) -> dict[str, int]:
+        """Per event-fed metric, how many updates went to its ``otel.metric.overflow=true`` series."""
+        with self._metrics.lock:
+            return dict(self._metrics.overflowed)
+
     # -- control -----------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
         """Wait until every event queued before this call has been handed to the log processors.
@@ -470,6 +565,8 @@ class DomainEvents:
                     break
                 self._wake.set()
                 self._progress.wait(min(remaining, 0.05))
+        with guard("overload report"):  # drops up to here are warned of by the time flush returns
+            self.overload.report()
         return self._report_crashes() and done
 
     def _report_crashes(self) -> bool:
@@ -521,6 +618,11 @@ class NoopDomainEvents(DomainEvents):
 
     def __init__(self) -> None:  # no thread, no queue
         self.stats = EventStageStats(lambda: 0)
+        self.overload = _overload.Overload()
+
+    @property
+    def metric_overflow(self) -> dict[str, int]:
+        return {}
 
     def emit(
         self,

@@ -18,6 +18,7 @@ from opentelemetry.sdk._logs import Logger as SdkLogger
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import (
     SERVICE_NAME,
     SERVICE_VERSION,
@@ -29,6 +30,7 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider
 
 from . import _components as components
+from . import _overload
 from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
 from ._internal import Incomplete, guard, run_with_deadline
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
@@ -117,6 +119,12 @@ class Telemetry:
         self._sink_metric_exporters: list[SinkMetricExporter] = []
         self._stats: list[SinkStats] = []
         self._shut = False
+        self.overload = _overload.Overload(
+            settings.overload,
+            max_wait_ms=settings.overload_max_wait_ms,
+            journal_dir=_overload.journal_dir(settings) if settings.sinks else None,
+            service=settings.service_name,
+        )
         self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
         self._log_processors = BatchingMultiProcessor()  # type: ignore[no-untyped-call]
         self.logger_provider = LoggerProvider(
@@ -133,7 +141,17 @@ class Telemetry:
             for exporter in exporters:
                 self._attach_instance(signal, exporter, type(exporter).__name__, "in process", readers)
         self.meter_provider = MeterProvider(
-            resource=self.resource, metric_readers=readers, shutdown_on_exit=False
+            resource=self.resource,
+            metric_readers=readers,
+            shutdown_on_exit=False,
+            # FlowMeters fold series past the limit into their own overflow series: the SDK's limit
+            # sits one above so that series is kept rather than overflowing again.
+            views=[
+                View(
+                    instrument_name="flow.*",
+                    aggregation_cardinality_limit=settings.flow_cardinality_limit + 1,
+                )
+            ],
         )
         meter = self.meter_provider.get_meter("otel_tele")
         self.events = DomainEvents(
@@ -141,6 +159,8 @@ class Telemetry:
             self._log_processors,
             self.meter_provider.get_meter("otel_tele.events"),
             queue_size=settings.event_queue_size,
+            overload=self.overload,
+            metric_cardinality_limit=settings.metric_cardinality_limit,
         )
         self._stats.append(self.events.stats)
         self._register_self_metrics(meter)
@@ -179,7 +199,12 @@ class Telemetry:
             else:
                 # The sink is closed once by shutdown(), after every signal feeding it has drained.
                 self._add_batcher(
-                    signal, exporter, sink.stats[signal], self._sink_export(signal, exporter), None
+                    signal,
+                    exporter,
+                    sink.stats[signal],
+                    self._sink_export(signal, exporter),
+                    None,
+                    overload=True,
                 )
             self.destinations.append((signal, f"sink:{name}", str(sink.describe().get("location", ""))))
 
@@ -219,6 +244,7 @@ class Telemetry:
                 exporter.stats,
                 self._sink_export(signal, exporter),
                 exporter.shutdown,
+                overload=True,
             )
         elif signal == "metrics":
             self._add_reader(readers, exporter, name)
@@ -245,6 +271,8 @@ class Telemetry:
         stats: SinkStats,
         export: ExportFn,
         on_shutdown: Callable[[float], object] | None,
+        *,
+        overload: bool = False,
     ) -> None:
         prefix = "bsp" if signal == "traces" else "blrp"
         batcher: BatchingProcessor[Any] = BatchingProcessor(
@@ -255,6 +283,7 @@ class Telemetry:
             max_queue_size=getattr(self.settings, f"{prefix}_max_queue_size"),
             schedule_delay_millis=getattr(self.settings, f"{prefix}_schedule_delay_millis"),
             max_export_batch_size=getattr(self.settings, f"{prefix}_max_export_batch_size"),
+            overload=self.overload if overload else None,
         )
         self._batchers.append(batcher)
         self._stats.append(stats)
@@ -324,6 +353,41 @@ class Telemetry:
                 unit="{record}",
                 description=f"records {what}, per sink",
             )
+
+        def overload(field: str) -> Callable[[CallbackOptions], list[Observation]]:
+            def callback(_options: CallbackOptions) -> list[Observation]:
+                return [
+                    Observation(seen[field], {"otel_tele.domain": domain, "otel_tele.policy": seen["policy"]})
+                    for domain, seen in self.overload.snapshot().items()
+                ]
+
+            return callback
+
+        def metric_overflow(_options: CallbackOptions) -> list[Observation]:
+            overflowed = self.events.metric_overflow.items()
+            return [Observation(count, {"otel_tele.metric": name}) for name, count in overflowed]
+
+        for name, callback, unit, what in (
+            (
+                "otel_tele.overload.dropped",
+                overload("dropped"),
+                "{record}",
+                "records dropped because a queue was full, per overload domain",
+            ),
+            (
+                "otel_tele.overload.wait",
+                overload("waited_s"),
+                "s",
+                "time recording calls and sink queues waited for room (policy 'wait'), per domain",
+            ),
+            (
+                "otel_tele.metric.overflow",
+                metric_overflow,
+                "{update}",
+                "event-fed metric updates folded into the otel.metric.overflow=true series",
+            ),
+        ):
+            meter.create_observable_counter(name, callbacks=[callback], unit=unit, description=what)
         meter.create_observable_gauge(
             "otel_tele.sink.queue_depth",
             callbacks=[observe("queued")],
@@ -360,13 +424,20 @@ class Telemetry:
         return [stats.snapshot() for stats in self._stats]
 
     # -- records from elsewhere (OTLP receiver) --------------------------------------------------
-    def ingest_logs(self, records: list[Any]) -> None:
-        """Hand decoded log records to every log processor, as if they had been emitted here."""
-        self._log_processors.on_emit_batch(records)
+    def ingest_logs(self, records: list[Any]) -> int:
+        """Hand decoded log records to every log processor, as if they had been emitted here, under
+        the ``otlp`` overload policy; returns how many some sink could not take (counted dropped)."""
+        dropped = self._log_processors.on_emit_batch(records, "otlp")
+        with guard("overload report"):
+            self.overload.report()
+        return dropped
 
-    def ingest_spans(self, spans: list[Any]) -> None:
+    def ingest_spans(self, spans: list[Any]) -> int:
+        """As ``ingest_logs``, for spans."""
+        dropped = 0
         for batcher in self._span_batchers:
-            batcher.put_many(spans)
+            dropped = max(dropped, batcher.put_many(spans, "otlp"))
+        return dropped
 
     def ingest_metrics(self, data: Any) -> None:
         """Metrics go straight to the sinks that consume metrics (they bin or store them)."""
@@ -457,6 +528,7 @@ class DisabledTelemetry(Telemetry):
         self.destinations = []
         self.prometheus_address = None
         self._stats = []
+        self.overload = _overload.Overload()
         self.tracer_provider = trace.NoOpTracerProvider()  # type: ignore[assignment]
         self.meter_provider = metrics.NoOpMeterProvider()  # type: ignore[assignment]
         self.logger_provider = _logs.NoOpLoggerProvider()  # type: ignore[assignment]

@@ -22,6 +22,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadW
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._internal import run_with_deadline, suppress_instrumentation
+from ._overload import Overload
 from ._stats import Booking, SinkStats
 
 _log = logging.getLogger("otel_tele")
@@ -46,8 +47,13 @@ class BatchingProcessor(Generic[T]):
         max_queue_size: int = 65_536,
         schedule_delay_millis: float = 1_000,
         max_export_batch_size: int = 2_048,
+        overload: Overload | None = None,
     ) -> None:
         self._export = export
+        #: The overload policy, for a sink's queue: records of a "wait" domain wait for room there.
+        #: A standard exporter's queue (OTLP) never makes anyone wait: a dead collector must not
+        #: cost the host.
+        self.overload = overload
         self._on_shutdown = on_shutdown
         self._prepare = prepare  # runs on the worker, before export (the scrubber)
         self.stats = stats
@@ -65,6 +71,9 @@ class BatchingProcessor(Generic[T]):
         self._accepted = 0  # items ever accepted
         self._finished = 0  # items ever finished (exported, failed or dropped)
         self._flush_requested = False
+        # A wait that ran out marks the sink stuck (at that many finished records): no more waiting
+        # until it finishes another batch, so a stuck sink costs one maximum wait, not one per batch.
+        self._stuck_at: int | None = None
         self._in_flight = 0  # records of the batch being exported
         self._abandoned = 0  # of those, already booked dropped at a shutdown deadline
         self._crashes = 0  # worker deaths so far
@@ -95,19 +104,68 @@ class BatchingProcessor(Generic[T]):
             if len(self._queue) >= self._batch_size:
                 self._cond.notify()
 
-    def put_many(self, items: list[T]) -> None:
-        """``put`` for a batch, under one lock; what does not fit is counted as dropped."""
+    def put_many(self, items: list[T], domain: str | None = None) -> int:
+        """``put`` for a batch, under one lock; returns how many did not fit (counted as dropped).
+
+        When the queue is short of room the overload policy decides: records of a "wait" domain
+        (each record's own, or ``domain`` for all) wait for the worker to make room, at most the
+        policy's maximum wait; the rest is dropped and counted.
+        """
         with self._cond:
+            if self._stuck_at is not None and self._finished != self._stuck_at:
+                self._stuck_at = None
             room = 0 if self._shutdown else max(0, self._max_queue_size - len(self._queue))
             taken = items if len(items) <= room else items[:room]
-            self._queue.extend(taken)
-            self._accepted += len(taken)
-            if taken:
-                self.stats.accepted(len(taken))
-            if len(taken) < len(items):
-                self.stats.refused(len(items) - len(taken))
-            if len(self._queue) >= self._batch_size:
-                self._cond.notify()
+            self._take(taken)
+            if len(taken) == len(items):
+                return 0
+            rest = items[len(taken) :]
+            overload = self.overload
+            if overload is not None and not self._shutdown:
+                stuck = self._stuck_at is not None
+                wait_s, waiting = (
+                    overload.wait_for_records(rest, stuck=stuck)
+                    if domain is None
+                    else (overload.wait_s(domain, stuck=stuck), domain)
+                )
+                if wait_s > 0:
+                    rest = self._wait_and_take(rest, wait_s, waiting)
+            if rest:
+                self.stats.refused(len(rest))
+        if rest and overload is not None:
+            if domain is None:
+                overload.note_drops(rest)
+            else:
+                overload.note_drop(domain, len(rest))
+        return len(rest)
+
+    def _take(self, taken: list[T]) -> None:
+        self._queue.extend(taken)
+        self._accepted += len(taken)
+        if taken:
+            self.stats.accepted(len(taken))
+        if len(self._queue) >= self._batch_size:
+            self._cond.notify()
+
+    def _wait_and_take(self, rest: list[T], wait_s: float, domain: str) -> list[T]:
+        """Backpressure (the caller holds ``self._cond``): take ``rest`` as room appears."""
+        assert self.overload is not None
+        start = time.monotonic()
+        deadline = start + wait_s
+        while rest and not self._shutdown and self._worker.is_alive():
+            room = max(0, self._max_queue_size - len(self._queue))
+            if room:
+                self._take(rest[:room])
+                rest = rest[room:]
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._cond.notify_all()  # a full queue is a batch: have the worker export now
+            self._cond.wait(min(remaining, 0.05))
+        self.overload.note_wait(domain, time.monotonic() - start, timed_out=bool(rest))
+        self._stuck_at = self._finished if rest else None
+        return rest
 
     # -- worker ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -300,8 +358,8 @@ class LogBatchProcessor(LogRecordProcessor):
         # carry; skipping the frozen copy saves ~1 µs a record on the telemetry thread.
         self.batching.put(log_record)  # type: ignore[arg-type]
 
-    def on_emit_batch(self, log_records: list[ReadWriteLogRecord]) -> None:
-        self.batching.put_many(log_records)  # type: ignore[arg-type]
+    def on_emit_batch(self, log_records: list[ReadWriteLogRecord], domain: str | None = None) -> int:
+        return self.batching.put_many(log_records, domain)  # type: ignore[arg-type]
 
     def shutdown(self) -> None:
         self.batching.shutdown()

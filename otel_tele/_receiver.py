@@ -57,6 +57,8 @@ _SERVICES: tuple[tuple[str, str, Any, Any], ...] = (
         logs_service_pb2.ExportLogsServiceResponse,
     ),
 )
+#: The OTLP partial-success field that tells a sender how many of its records were dropped.
+_REJECTED_FIELD = {"traces": "rejected_spans", "logs": "rejected_log_records"}
 
 
 class ByteBudget:
@@ -193,30 +195,45 @@ class OtlpGrpcReceiver:
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     "otel-tele serve is decoding as much as its memory budget allows; retry later",
                 )
+            reply = response()
             try:
-                self._ingest(signal, request.request)
+                rejected = self._ingest(signal, request.request)
             finally:
                 request.request = None
                 self.budget.give_back(request.size)
-            return response()
+            if rejected and signal in _REJECTED_FIELD:
+                _partial(reply, _REJECTED_FIELD[signal], rejected)
+            return reply
 
         return export
 
-    def _ingest(self, signal: str, request: Any) -> None:
+    def _ingest(self, signal: str, request: Any) -> int:
+        """Decode and hand over one request; returns how many records a sink could not take."""
+        dropped = 0
         with guard(f"OTLP {signal} ingest"):
             if signal == "logs":
                 records, failed = decode.log_records(request)
-                self.telemetry.ingest_logs(records)
+                dropped = self.telemetry.ingest_logs(records)
                 decoded = len(records)
             elif signal == "traces":
                 spans, failed = decode.spans(request)
-                self.telemetry.ingest_spans(spans)
+                dropped = self.telemetry.ingest_spans(spans)
                 decoded = len(spans)
             else:
                 data, failed = decode.metrics_data(request)
                 self.telemetry.ingest_metrics(data)
                 decoded = count_points(data)
             self.stats[signal].passed_through(exported=decoded, failed=failed)
+        return dropped
 
     def stop(self, grace_s: float = 5.0) -> None:
         self.server.stop(grace_s).wait(grace_s + 1)
+
+
+def _partial(response: Any, field: str, rejected: int) -> None:
+    """OTLP partial success: the sender learns what was dropped under overload (and must not retry)."""
+    if rejected:
+        setattr(response.partial_success, field, rejected)
+        response.partial_success.error_message = (
+            f"otel-tele serve overloaded: {rejected} records dropped after the overload wait"
+        )

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import _overload
+
 _log = logging.getLogger("otel_tele")
 
 #: Our own sinks, in the order they are attached.
@@ -240,6 +242,13 @@ OPTIONS: tuple[Option, ...] = (
         1.0,
         "... or this many seconds after the oldest row not yet durable",
     ),
+    _opt(
+        "capsule_max_open_runs",
+        "OTEL_TELE_CAPSULE_MAX_OPEN_RUNS",
+        _parse_positive_int,
+        64,
+        "production runs the capsule sink keeps open at once; records of further runs are rejected",
+    ),
     _opt("sinks", "OTEL_TELE_SINKS", _parse_sinks, DEFAULT_SINKS, "our sinks to attach"),
     _opt(
         "postgres_dsn",
@@ -337,6 +346,34 @@ OPTIONS: tuple[Option, ...] = (
         "more value regexes to redact (whitespace-separated)",
     ),
     _opt(
+        "overload",
+        "OTEL_TELE_OVERLOAD",
+        _overload.parse,
+        {},
+        "per-domain overload policy overrides, e.g. robot=wait (README: Overload)",
+    ),
+    _opt(
+        "overload_max_wait_ms",
+        "OTEL_TELE_OVERLOAD_MAX_WAIT",
+        _parse_positive_int,
+        30_000,
+        "longest a recording call of a 'wait' domain waits for queue room before dropping",
+    ),
+    _opt(
+        "metric_cardinality_limit",
+        "OTEL_TELE_METRIC_CARDINALITY_LIMIT",
+        _parse_positive_int,
+        2_000,
+        "label sets kept per event-fed metric; more fold into one otel.metric.overflow=true series",
+    ),
+    _opt(
+        "flow_cardinality_limit",
+        "OTEL_TELE_FLOW_CARDINALITY_LIMIT",
+        _parse_positive_int,
+        10_000,
+        "node/class series the flow meters keep (the capture grid's rows); more are a bundle warning",
+    ),
+    _opt(
         "event_queue_size",
         "OTEL_TELE_EVENT_QUEUE_SIZE",
         _parse_positive_int,
@@ -379,6 +416,8 @@ class Settings:
 def _show(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(value) or "none"
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={v}" for k, v in value.items())
     return "" if value is None else str(value)
 
 
@@ -472,6 +511,8 @@ def _coerce_argument(option: Option, value: Any) -> Any:
         if option.parse is _parse_patterns:
             return _coerce_argument(option, " ".join(value)) if value else ()
         return _coerce_argument(option, ",".join(value))
+    if option.parse is _overload.parse and isinstance(value, Mapping):
+        return _coerce_argument(option, ",".join(f"{k}={v}" for k, v in value.items()))
     if option.name == "data_dir" and isinstance(value, os.PathLike):
         return Path(value)
     raise ValueError(f"setup({option.name}=...): unsupported value {value!r} of type {type(value).__name__}")

@@ -66,7 +66,7 @@ def test_dev_sampling_records_the_first_n_then_every_kth_call(capture: testing.C
     expected = [100 + i for i in range(20) if i < 5 or (i - 5) % 3 == 0]
     assert [r["iter"] for r in capture.events(v.ITERATION)] == expected
     assert {r[v.TRIAL_ID] for r in capture.events(v.ITERATION)} == {"t1"}
-    assert json.loads(capture.events(v.RUN_EVENT)[-1][v.PAYLOAD])["rows_recorded"] == len(expected)
+    assert json.loads(capture.events(v.RUN_EVENT)[-1][v.PAYLOAD])["rows_emitted"] == len(expected)
 
 
 def test_default_sampling_matches_the_spec(capture: testing.Capture) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import _components as components
+from .. import _overload
 from .._settings import Settings, resolve
 from ._output import add_format_option, emit, print_table
 
@@ -123,19 +124,51 @@ def warnings(settings: Settings, rows: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def overload_policy(settings: Settings) -> list[dict[str, Any]]:
+    """The overload policy per domain as this configuration resolves it."""
+    chosen = _overload.Overload(settings.overload, max_wait_ms=settings.overload_max_wait_ms)
+    return [
+        {
+            "domain": policy.domain,
+            "policy": chosen.modes[policy.domain],
+            "max_wait_ms": settings.overload_max_wait_ms if chosen.wait_s(policy.domain) else 0,
+            "source": "OTEL_TELE_OVERLOAD" if policy.domain in settings.overload else "default",
+        }
+        for policy in _overload.POLICIES
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     settings = resolve({})
     typed = args.format == "json"
     config = [{"option": n, "value": v, "source": s} for n, v, s in settings.describe(typed=typed)]
     sinks = destinations(settings)
     problems = warnings(settings, sinks)
+    policy = overload_policy(settings)
+    seen = _overload.read_journal(_overload.journal_dir(settings))
     if args.format == "json":
-        emit({"configuration": config, "destinations": sinks, "warnings": problems}, "json")
+        emit(
+            {
+                "configuration": config,
+                "destinations": sinks,
+                "warnings": problems,
+                "overload_policy": policy,
+                "overloads": seen,
+            },
+            "json",
+        )
         return 0
     print("Configuration (argument > environment > default):")
     print_table(config)
     print("\nWhere telemetry goes:")
     print_table(sinks)
+    print("\nOverload policy (a full queue: wait for room, or drop and count):")
+    print_table(policy)
+    print(f"\nQueue-full seen by processes writing under {_overload.journal_dir(settings)}:")
+    if seen:
+        print_table(seen)
+    else:
+        print("none")
     for problem in problems:
         print(f"WARNING: {problem}")
     return 0

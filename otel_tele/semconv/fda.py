@@ -79,6 +79,9 @@ SPEC_LINT_FAIL = "SPEC_LINT_FAIL"
 ROW_CAP_REACHED = "ROW_CAP_REACHED"
 #: Events that end a run: the capsule sink completes the run's files when it sees one.
 END_EVENTS: frozenset[str] = frozenset({RUN_FINISHED, CANCELLED})
+#: The status of a run that ended normally but whose file holds fewer rows than were recorded
+#: (dropped under overload; the summary's ``rows_dropped`` says how many).
+COMPLETED_WITH_LOSS = "completed_with_loss"
 SPEC_EVENTS: tuple[str, ...] = (
     SPEC_LINT_FAIL,
     "CERT_FAIL",

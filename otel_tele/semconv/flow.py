@@ -104,6 +104,13 @@ INJECTED_ZERO = "injected_zero"
 INJECTED_NAN = "injected_nan"
 INJECTED_GAP = "injected_gap"
 PARTIAL_WINDOW = "partial_window"
+#: Bundle warning: node/class series past the flow meters' cardinality limit were not captured.
+CARDINALITY_OVERFLOW = "cardinality_overflow"
+#: Self-metrics of :class:`~otel_tele.instrumentation.flow.FlowMeters`: series past the limit, and
+#: measurements recorded on them (folded into the ``otel.metric.overflow=true`` series).
+OVERFLOW_SERIES = "otel_tele.flow.overflow.series"
+OVERFLOW_POINTS = "otel_tele.flow.overflow.points"
+OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
 
 # Flow meters are recorded straight onto OTel instruments (see instrumentation.flow), not fed by events.
 METRICS: tuple[Metric, ...] = ()
