@@ -55,10 +55,12 @@ def median_round(rounds: list[dict[str, float]]) -> dict[str, Any]:
     return {**ordered[len(ordered) // 2], "p50_rounds": [r["p50_ns"] for r in rounds]}
 
 
-def median_ratio(ours: list[dict[str, float]], base: list[dict[str, float]]) -> dict[str, Any]:
-    """p50 ratio of interleaved rounds, each taken against the baseline measured beside it (the
-    machine's speed drifts between rounds): the median ratio and every one."""
-    ratios = sorted(o["p50_ns"] / b["p50_ns"] for o, b in zip(ours, base, strict=True))
+def median_ratio(
+    ours: list[dict[str, float]], base: list[dict[str, float]], *, key: str = "p50_ns"
+) -> dict[str, Any]:
+    """``key`` (p50 by default; p99, mean) ratio of interleaved rounds, each taken against the baseline
+    measured beside it (the machine's speed drifts between rounds): the median ratio and every one."""
+    ratios = sorted(o[key] / b[key] for o, b in zip(ours, base, strict=True))
     return {"ratio": ratios[len(ratios) // 2], "rounds": [round(r, 3) for r in ratios]}
 
 

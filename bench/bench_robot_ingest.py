@@ -1,10 +1,11 @@
 """End-to-end rows/s into telemetry.db through OTel vs raw ``executemany`` into the same schema.
 
+Every row carries a realistic payload: a data dict (stored as JSON) and a correlation id.
 Ours: ``TelemetryCollector.log_command`` → domain-event thread → OTel log record → batching
 processor → SQLite sink (declarative mapping, one transaction per batch) — counted only once
-``flush()`` says every row is committed. Raw: tuples already built, ``executemany`` in 2,048-row
-transactions (and in 50-row ones, the spec's default batch), with the spec's indexes and without the
-secondary ones.
+``flush()`` says every row is committed. Raw: tuples built per batch (``json.dumps`` of the data
+included), ``executemany`` in 2,048-row transactions (and in 50-row ones, the spec's default batch),
+with the spec's indexes and without the secondary ones.
 
     .venv/bin/python bench/bench_robot_ingest.py [--rows 1000000] [--repeats 3]
 """
@@ -12,6 +13,7 @@ secondary ones.
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import sys
 import tempfile
@@ -29,6 +31,15 @@ from bench._harness import Report, repeated_throughput, throughput
 CHUNK = 100_000
 
 
+def payload(i: int) -> dict[str, object]:
+    """A realistic command payload (the spec's joint command: id, angle, speed)."""
+    return {"id": i % 7, "angle": 45.0 + i % 90, "speed": 30}
+
+
+def cid(i: int) -> str:
+    return f"cmd-{i:012d}"
+
+
 def raw(db: Path, rows: int, *, secondary_indexes: bool, batch: int = 2048) -> int:
     conn = init_db(db)
     if not secondary_indexes:
@@ -37,7 +48,7 @@ def raw(db: Path, rows: int, *, secondary_indexes: bool, batch: int = 2048) -> i
     now = time.time()
     for start in range(0, rows, batch):
         values = [
-            (now + i * 1e-4, float(i), i, 1, i % 7, float(i), None, None, 32)
+            (now + i * 1e-4, float(i), i, 1, i % 7, float(i), json.dumps(payload(i)), cid(i), 32)
             for i in range(start, min(rows, start + batch))
         ]
         conn.execute("BEGIN IMMEDIATE")
@@ -52,7 +63,7 @@ def ours(db: Path, rows: int, batch_size: int) -> int:
     seq = 0
     while seq < rows:
         for _ in range(min(CHUNK, rows - seq)):
-            tc.log_command(seq, 1, seq % 7, float(seq), None, None, 32)
+            tc.log_command(seq, 1, seq % 7, float(seq), payload(seq), cid(seq), 32)
             seq += 1
         assert tc.flush(300_000), "flush timed out"
     stats = next(s for s in tc.telemetry.sink_stats() if s.sink == "sqlite" and s.signal == "logs")
