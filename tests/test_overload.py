@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from otel_tele.exporters.capsule import CapsuleSink
 from otel_tele.exporters.capture import CaptureMetricExporter, CaptureSink, Grid
 from otel_tele.instrumentation import fda
@@ -36,9 +37,27 @@ QUIET = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter":
 
 
 def gated(sink: Any, **options: Any) -> Telemetry:
-    """A private pipeline whose only log destination is ``sink``, with tiny queues."""
+    """A private pipeline whose only log destination is ``sink``, with tiny queues, and an in-memory
+    metric reader (``telemetry.metric_reader``) for its self-metrics."""
     settings = resolve({**QUIET, "sinks": "none", **TINY, **options})
-    return Telemetry(settings, local=True, extra_exporters={"logs": [SinkLogExporter(sink)]})
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(
+        settings, local=True, extra_exporters={"logs": [SinkLogExporter(sink)], "metrics": [reader]}
+    )
+    telemetry.metric_reader = reader  # type: ignore[attr-defined]
+    return telemetry
+
+
+def metric_points(reader: InMemoryMetricReader, name: str) -> list[Any]:
+    data = reader.get_metrics_data()
+    return [
+        point
+        for resource_metrics in (data.resource_metrics if data else [])
+        for scope in resource_metrics.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
 
 
 class GatedCapsule(CapsuleSink):
@@ -115,6 +134,66 @@ def test_robot_burst_past_the_queue_is_dropped_counted_and_warned(caplog: pytest
     assert telemetry.overload.snapshot()["robot"]["dropped"] == dropped
     warnings = [r.getMessage() for r in caplog.records if "overload:" in r.getMessage()]
     assert warnings and "robot records dropped" in warnings[0]
+    seen = {
+        p.attributes["otel_tele.domain"]: p.value
+        for p in metric_points(telemetry.metric_reader, "otel_tele.overload.dropped")  # type: ignore[attr-defined]
+    }
+    assert seen["robot"] == dropped and seen["fda.production"] == 0
+    telemetry.shutdown(5_000)
+
+
+def _otlp_request(count: int) -> bytes:
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.common.v1 import common_pb2
+    from opentelemetry.proto.logs.v1 import logs_pb2
+
+    records = [
+        logs_pb2.LogRecord(
+            event_name="robot.dds.command",
+            attributes=[common_pb2.KeyValue(key="robot.dds.seq", value=common_pb2.AnyValue(int_value=i))],
+        )
+        for i in range(count)
+    ]
+    return logs_service_pb2.ExportLogsServiceRequest(
+        resource_logs=[logs_pb2.ResourceLogs(scope_logs=[logs_pb2.ScopeLogs(log_records=records)])]
+    ).SerializeToString()
+
+
+@pytest.mark.parametrize("policy", ["otlp=wait", "otlp=drop"])
+def test_otlp_ingest_waits_or_reports_what_it_dropped(policy: str) -> None:
+    """otel-tele serve holds a request while the sinks drain (default); under drop, the sender learns
+    from the OTLP partial success how many records were dropped, and the books say the same."""
+    import grpc
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    from otel_tele._receiver import OtlpGrpcReceiver
+
+    sink = HangingSink()
+    telemetry = gated(sink, overload=policy, overload_max_wait_ms=60_000)
+    receiver = OtlpGrpcReceiver(telemetry, "127.0.0.1:0")
+    rejected = 0
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
+            export = channel.unary_unary(
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                request_serializer=lambda raw: raw,
+                response_deserializer=logs_service_pb2.ExportLogsServiceResponse.FromString,
+            )
+            if policy == "otlp=wait":
+                sink.release.set()  # a slow sink, not a stuck one: the sender is held, nothing lost
+            for _ in range(10):
+                rejected += export(_otlp_request(100), timeout=60).partial_success.rejected_log_records
+        sink.release.set()
+        assert telemetry.force_flush(30_000)
+    finally:
+        receiver.stop()
+    books = stats_of(telemetry, "hanging")
+    assert books.reconciles and books.dropped == rejected
+    assert len(sink.records) == 1_000 - rejected
+    if policy == "otlp=wait":
+        assert rejected == 0
+    else:
+        assert rejected > 0 and telemetry.overload.snapshot()["otlp"]["dropped"] == rejected
     telemetry.shutdown(5_000)
 
 
