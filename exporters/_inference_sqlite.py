@@ -30,6 +30,7 @@ from ._inference_schema import (
     Rollup,
 )
 from ._inference_store import PruneResult, rollup_statement, upsert_template
+from ._sqlite_wal import close_checkpointed
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 
@@ -118,7 +119,7 @@ class SqliteStore:
         with self._lock:
             writer, self._writer = self._writer, None
         if writer is not None:
-            writer.close()
+            close_checkpointed(writer)
 
     # -- schema ------------------------------------------------------------------------------------
     def schema_version(self) -> int:

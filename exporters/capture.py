@@ -227,7 +227,7 @@ class CaptureSink(Sink):
                 return None
             self.stats["metrics"].settled(exported=self._write(window))
             self._dirty = False
-            return self._dirs[window.start_ns]
+            return self._dirs.get(window.start_ns)
 
     def close(self) -> None:
         self.flush(10_000)
@@ -241,6 +241,8 @@ class CaptureSink(Sink):
 
     def _write(self, window: WindowSeries) -> int:
         """Write ``window``'s bundle; returns how many pending points it made durable."""
+        if not window.series:
+            return 0  # no flow metric reached this window (an idle service): no empty bundle
         directory = self._directory(window.start_ns)
         write_bundle(self.bundle_source(window), directory, options=self.options)
         if directory not in self.written:

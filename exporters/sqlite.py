@@ -39,6 +39,7 @@ from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
 from ._sqlite_mapping import BULK_INSERTS, INSERTS, MAPPER
 from ._sqlite_retention import Retention, retention_days_from_env
 from ._sqlite_schema import SCHEMA_VERSION, SchemaTooNew, connect, init_db
+from ._sqlite_wal import close_checkpointed
 
 __all__ = ["SchemaTooNew", "SqliteLogExporter", "SqliteSink", "SqliteSpanExporter", "init_db"]
 
@@ -196,7 +197,7 @@ class SqliteSink(Sink):
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA optimize")
-            conn.close()
+            close_checkpointed(conn)
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {

@@ -94,6 +94,16 @@ _OTLP_CLASSES: dict[str, dict[str, str]] = {
 }
 
 
+def otlp_endpoint_configured(
+    signal: str, settings: Settings, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Is a collector named for ``signal``: ``otlp_endpoint`` (argument or the generic variable) or the
+    signal's own ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``?"""
+    environ = os.environ if environ is None else environ
+    own = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "").strip()
+    return bool(settings.otlp_endpoint or own)
+
+
 def otlp_exporter(signal: str, settings: Settings, environ: Mapping[str, str] | None = None) -> Any:
     """The official OTLP exporter for ``signal``.
 

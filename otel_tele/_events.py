@@ -606,7 +606,8 @@ class DomainEvents:
                 self._abandoned = True
                 self.stats.finished(dropped=in_flight)
         if left + in_flight:
-            _log.warning("events: %s; %d events not handed on dropped", why, left + in_flight)
+            # Telemetry.shutdown() reports every part's losses in one summary line.
+            _log.debug("events: %s; %d events not handed on dropped", why, left + in_flight)
         with self._progress:
             self._done += left + in_flight
             self._progress.notify_all()

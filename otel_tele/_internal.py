@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -121,16 +122,20 @@ class Incomplete(Exception):
     """A lifecycle step that ran out of time or had parts fail (already logged per part)."""
 
 
-def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str) -> bool:
-    """Run ``fn`` on a daemon thread and wait at most ``timeout_s``; False if it did not finish or failed."""
+def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str, *, quiet: bool = False) -> bool:
+    """Run ``fn`` on a daemon thread and wait at most ``timeout_s``; False if it did not finish or failed.
+
+    ``quiet``: the caller reports an incomplete run itself (one summary line), so only log it at DEBUG.
+    """
     outcome: list[bool] = []
+    level = logging.DEBUG if quiet else logging.WARNING
 
     def target() -> None:
         try:
             fn()
             outcome.append(True)
         except Incomplete as exc:
-            _log.warning("%s %s", what, exc)
+            _log.log(level, "%s %s", what, exc)
             outcome.append(False)
         except Exception:
             _log.exception("%s failed", what)
@@ -140,7 +145,7 @@ def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str) -> boo
     thread.start()
     thread.join(max(0.0, timeout_s))
     if thread.is_alive():
-        _log.warning("%s did not finish within %.1fs; continuing without it", what, timeout_s)
+        _log.log(level, "%s did not finish within %.1fs; continuing without it", what, timeout_s)
         return False
     return outcome == [True]
 
@@ -153,3 +158,15 @@ def optional_module(name: str) -> ModuleType | None:
         if exc.name != name:
             raise
         return None
+
+
+def notice(message: str) -> None:
+    """An INFO line the user should see even when their program never configured logging.
+
+    With logging configured, it goes to the ``otel_tele`` logger at INFO (and obeys its level);
+    without any handler, Python would drop an INFO record, so it is written to stderr instead.
+    """
+    if _log.hasHandlers():
+        _log.info(message)
+    else:
+        print(f"INFO {message}", file=sys.stderr, flush=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import platform
 import socket
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +34,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from . import _components as components
 from . import _overload
 from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
-from ._internal import Incomplete, guard, run_with_deadline
+from ._internal import Incomplete, guard, notice, run_with_deadline
+from ._otlp_health import ExportHealth, HealthMetricExporter, export_with_health, quiet_sdk_retry_logs
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
 from ._reader import PushMetricReader
 from ._scrub import Scrubber, ScrubbingMetricExporter
@@ -56,15 +59,20 @@ def build_resource(settings: Settings) -> Resource:
     return detected.merge(Resource.create(explicit))
 
 
-def _standard_export(exporter: Any, signal: str, stats: SinkStats) -> ExportFn:
+def _standard_export(
+    exporter: Any, signal: str, stats: SinkStats, health: ExportHealth | None = None
+) -> ExportFn:
     """Export through any OTel exporter. Log processors queue the records as emitted (our sinks read
     them as they are); a standard exporter gets the SDK's ``ReadableLogRecord`` it is written for."""
 
     def export(batch: list[Any]) -> tuple[int, int]:
         if signal == "logs":
             batch = [_readable(record) for record in batch]
-        result = exporter.export(batch)
-        if getattr(result, "name", "") == "SUCCESS":
+        if health is not None:
+            ok = export_with_health(exporter, health, batch)
+        else:
+            ok = getattr(exporter.export(batch), "name", "") == "SUCCESS"
+        if ok:
             return len(batch), 0
         stats.export_failed()  # the collector refused it, or did not answer in time
         return 0, len(batch)
@@ -114,6 +122,8 @@ class Telemetry:
         self.prometheus_address: tuple[str, int] | None = None
         self._prometheus_server: Any = None
         self._batchers: list[BatchingProcessor[Any]] = []
+        self._remote_batchers: list[BatchingProcessor[Any]] = []  # behind a network exporter
+        self._health: list[ExportHealth] = []
         self._push_readers: list[MetricReader] = []
         self._span_batchers: list[BatchingProcessor[Any]] = []
         self._sink_metric_exporters: list[SinkMetricExporter] = []
@@ -125,6 +135,7 @@ class Telemetry:
             journal_dir=_overload.journal_dir(settings) if settings.sinks else None,
             service=settings.service_name,
         )
+        self._kept_local: list[str] = []  # signals whose default otlp exporter was left out
         self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
         self._log_processors = BatchingMultiProcessor()  # type: ignore[no-untyped-call]
         self.logger_provider = LoggerProvider(
@@ -134,7 +145,7 @@ class Telemetry:
         for name in settings.sinks:
             self._attach_named_sink(name, readers, explicit=settings.sources.get("sinks") != "default")
         for signal in _SIGNALS:
-            for name in getattr(settings, f"{signal}_exporter"):
+            for name in self._exporter_names(signal):
                 with guard(f"{signal} exporter {name}"):
                     self._attach_exporter(signal, name, readers)
         for signal, exporters in (extra_exporters or {}).items():
@@ -171,9 +182,35 @@ class Telemetry:
         weak_refresh = weakref.WeakMethod(self._refresh_process_resource)
         os.register_at_fork(after_in_child=lambda: (m := weak_refresh()) and m())
         weak_shutdown = weakref.WeakMethod(self.shutdown)
-        atexit.register(lambda: (m := weak_shutdown()) and m(5_000))
+        atexit.register(lambda: (m := weak_shutdown()) and m())
+        if self._kept_local and not local:
+            notice(self._local_first_notice())
 
     # -- building --------------------------------------------------------------------------------
+    def _exporter_names(self, signal: str) -> tuple[str, ...]:
+        """Local first: the default lists name ``otlp``, but without a configured endpoint nothing
+        listens on the exporter's default address on a laptop, so that signal stays local."""
+        names: tuple[str, ...] = getattr(self.settings, f"{signal}_exporter")
+        if (
+            "otlp" in names
+            and self.settings.sources.get(f"{signal}_exporter") == "default"
+            and not components.otlp_endpoint_configured(signal, self.settings)
+        ):
+            self._kept_local.append(signal)
+            return tuple(name for name in names if name != "otlp")
+        return names
+
+    def _local_first_notice(self) -> str:
+        kept = [f"sinks ({', '.join(self.sinks)}) under {self.settings.data_dir}"] if self.sinks else []
+        if self.prometheus_address is not None:
+            host, port = self.prometheus_address
+            kept.append(f"Prometheus at http://{host}:{port}/metrics")
+        return (
+            "otel-tele: no OTLP endpoint configured, so telemetry stays local"
+            f" ({'; '.join(kept) or 'nothing attached'}); to ship it to a collector, set"
+            " OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4317) or setup(otlp_endpoint=...)"
+        )
+
     def _attach_named_sink(self, name: str, readers: list[MetricReader], *, explicit: bool) -> None:
         if name in self.sinks:
             return
@@ -216,7 +253,26 @@ class Telemetry:
             return
         if name == "otlp":
             exporter = components.otlp_exporter(signal, self.settings)
-            where = self.settings.otlp_endpoint or "exporter default endpoint"
+            where = str(
+                getattr(exporter, "_endpoint", "") or self.settings.otlp_endpoint or "default endpoint"
+            )
+            quiet_sdk_retry_logs()
+            health = ExportHealth(f"OTLP {signal}", where)
+            self._health.append(health)
+            if signal == "metrics":
+                self._add_reader(readers, HealthMetricExporter(exporter, health), name)
+            else:
+                stats = SinkStats(name, signal)
+                self._add_batcher(
+                    signal,
+                    exporter,
+                    stats,
+                    _standard_export(exporter, signal, stats, health),
+                    lambda timeout_millis: exporter.shutdown(),
+                    remote=True,
+                )
+            self.destinations.append((signal, name, where))
+            return
         elif name == "console":
             exporter, where = components.console_exporter(signal), "stdout"
         else:
@@ -256,6 +312,7 @@ class Telemetry:
                 stats,
                 _standard_export(exporter, signal, stats),
                 lambda timeout_millis: exporter.shutdown(),
+                remote=True,
             )
         self.destinations.append((signal, name, where))
 
@@ -273,6 +330,7 @@ class Telemetry:
         on_shutdown: Callable[[float], object] | None,
         *,
         overload: bool = False,
+        remote: bool = False,
     ) -> None:
         prefix = "bsp" if signal == "traces" else "blrp"
         batcher: BatchingProcessor[Any] = BatchingProcessor(
@@ -286,6 +344,8 @@ class Telemetry:
             overload=self.overload if overload else None,
         )
         self._batchers.append(batcher)
+        if remote:
+            self._remote_batchers.append(batcher)
         self._stats.append(stats)
         if signal == "traces":
             self._span_batchers.append(batcher)
@@ -462,59 +522,118 @@ class Telemetry:
             # Push readers only: collecting a pull reader (Prometheus) here would make its next scrape
             # report every series twice.
             for reader in self._push_readers:
-                ok = reader.force_flush(remaining_ms()) and ok
+                try:
+                    ok = reader.force_flush(remaining_ms()) and ok
+                except Exception as exc:  # e.g. MetricsTimeoutError: the deadline, not a bug
+                    _log.debug("force_flush of a metric reader: %r", exc)
+                    ok = False
             if not ok:
                 raise Incomplete("incomplete: the deadline passed first, or an export failed")
 
         return run_with_deadline(flush, remaining_ms() / 1000, "force_flush")
 
-    def shutdown(self, timeout_millis: float = 30_000) -> bool:
-        """Flush and stop everything within one deadline. Idempotent; after it, records are dropped."""
+    def shutdown(self, timeout_millis: float | None = None) -> bool:
+        """Flush and stop everything within one deadline (default ``shutdown_timeout_millis``, also
+        used at interpreter exit). Idempotent; after it, records are dropped. If the deadline passes,
+        one WARNING line says what was not exported, per sink or exporter."""
         if self._shut:
             return True
         self._shut = True
+        if timeout_millis is None:
+            timeout_millis = float(self.settings.shutdown_timeout_millis)
+        before = {(snap.sink, snap.signal): snap for snap in self.sink_stats()}
+        for health in self._health:
+            health.quiet = True
         deadline = time.monotonic() + timeout_millis / 1000
 
         def remaining_ms() -> float:
             return max(0.0, (deadline - time.monotonic()) * 1000)
 
+        # Local before remote: a dead collector may use up the deadline, but never at the cost of
+        # the files on this machine (sink rows written, databases checkpointed, bundles closed).
+        # The meter provider shuts its readers in order: sink readers (which close their sink) first.
+        local = [b for b in self._batchers if b not in self._remote_batchers]
+        batcher_steps = [
+            (f"{b.stats.sink}/{b.stats.signal}", lambda b=b: b.shutdown(remaining_ms()))
+            for b in local + self._remote_batchers
+        ]
+        close_steps = [
+            (f"sink {name}", lambda sink=sink: close_once(sink)) for name, sink in self.sinks.items()
+        ]
         steps: list[tuple[str, Callable[[], object]]] = [
             ("events", lambda: self.events.shutdown(remaining_ms())),
+            *batcher_steps[: len(local)],
             *(
-                (f"{b.stats.sink}/{b.stats.signal}", lambda b=b: b.shutdown(remaining_ms()))
-                for b in self._batchers
+                step
+                for step, sink in zip(close_steps, self.sinks.values(), strict=True)
+                if "metrics" not in sink.signals
             ),
+            ("prometheus endpoint", self._stop_prometheus),
+            ("meter provider", lambda: self.meter_provider.shutdown(timeout_millis=remaining_ms())),
+            *batcher_steps[len(local) :],
             ("tracer provider", self.tracer_provider.shutdown),
             ("logger provider", self.logger_provider.shutdown),
-            ("meter provider", lambda: self.meter_provider.shutdown(timeout_millis=remaining_ms())),
-            *((f"sink {name}", lambda sink=sink: close_once(sink)) for name, sink in self.sinks.items()),
-            ("prometheus endpoint", self._stop_prometheus),
+            *close_steps,
         ]
 
+        failed: list[str] = []
+
         def stop() -> None:
-            failed = []
             for name, step in steps:  # one failing part must not keep the others from stopping
                 try:
                     if step() is False:  # a part that reports it did not finish in time
                         failed.append(name)
-                except Exception as exc:
-                    _log.warning("shutdown of %s: %s", name, exc)
+                except Exception as exc:  # named in the summary line
+                    _log.debug("shutdown of %s: %s", name, exc)
                     failed.append(name)
             if failed:
                 raise Incomplete(f"incomplete: {', '.join(failed)}")
 
-        done = run_with_deadline(stop, remaining_ms() / 1000, "shutdown")
+        done = run_with_deadline(stop, remaining_ms() / 1000, "shutdown", quiet=True)
         if not done:
             # Past the deadline nothing may stay booked queued: the process may exit right after us.
             self.events.drop_unfinished("shutdown deadline passed")
             for batcher in self._batchers:
                 batcher.drop_unfinished("shutdown deadline passed")
+            _log.warning(_shutdown_summary(timeout_millis, before, self.sink_stats(), failed))
         return done
 
     def _stop_prometheus(self) -> None:
-        if self._prometheus_server is not None:
-            self._prometheus_server.shutdown()
-            self._prometheus_server.server_close()
+        server = self._prometheus_server
+        if server is None:
+            return
+        # shutdown() waits for serve_forever()'s next 0.5 s poll; a connection wakes it at once.
+        stopping = threading.Thread(target=server.shutdown, name="otel-tele-prometheus-stop", daemon=True)
+        stopping.start()
+        with contextlib.suppress(OSError):
+            socket.create_connection(self.prometheus_address or ("127.0.0.1", 0), timeout=0.2).close()
+        stopping.join()
+        server.server_close()
+
+
+def _shutdown_summary(
+    timeout_millis: float,
+    before: Mapping[tuple[str, str], StatsSnapshot],
+    after: Sequence[StatsSnapshot],
+    unfinished: Sequence[str],
+) -> str:
+    """The one line a shutdown that ran out of time leaves: what was not exported, where."""
+    lost = []
+    for snap in after:
+        earlier = before.get((snap.sink, snap.signal))
+        dropped = snap.dropped - (earlier.dropped if earlier is not None else 0)
+        failed = snap.failed - (earlier.failed if earlier is not None else 0)
+        parts = [f"{dropped} dropped"] if dropped else []
+        parts += [f"{failed} failed"] if failed else []
+        parts += [f"{snap.queued} in flight"] if snap.queued else []
+        if parts:
+            lost.append(f"{snap.sink}/{snap.signal} {' and '.join(parts)}")
+    head = (
+        f"otel-tele shutdown stopped at its {timeout_millis / 1000:g} s deadline (OTEL_TELE_SHUTDOWN_TIMEOUT)"
+    )
+    what = f"; not exported: {', '.join(lost)}" if lost else "; every record was exported"
+    parts_left = f"; unfinished: {', '.join(unfinished)}" if unfinished else ""
+    return head + what + parts_left
 
 
 class DisabledTelemetry(Telemetry):
@@ -537,5 +656,5 @@ class DisabledTelemetry(Telemetry):
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
         return True
 
-    def shutdown(self, timeout_millis: float = 30_000) -> bool:
+    def shutdown(self, timeout_millis: float | None = None) -> bool:
         return True

@@ -298,6 +298,7 @@ class BatchingProcessor(Generic[T]):
                     lambda: self._on_shutdown(remaining * 1000),  # type: ignore[misc]
                     remaining,
                     f"shutdown of {self.stats.sink}",
+                    quiet=True,
                 )
                 and done
             )
@@ -317,7 +318,7 @@ class BatchingProcessor(Generic[T]):
                 self.stats.finished(dropped=left + in_flight)
             self._cond.notify_all()
         if left + in_flight:
-            _log.warning(
+            _log.debug(  # Telemetry.shutdown() reports every part's losses in one summary line
                 "%s/%s: %s; %d unexported records dropped",
                 self.stats.sink,
                 self.stats.signal,

@@ -166,10 +166,13 @@ class OtlpGrpcReceiver:
                 for signal, service, request, response in _SERVICES
             )
         )
-        if credentials is not None:
-            self.port = self.server.add_secure_port(address, credentials)
-        else:
-            self.port = self.server.add_insecure_port(address)
+        try:
+            if credentials is not None:
+                self.port = self.server.add_secure_port(address, credentials)
+            else:
+                self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpcio raises RuntimeError("Failed to bind …") for a busy port
+            raise OSError(f"cannot listen on {address}: {exc}") from None
         if not self.port:
             raise OSError(f"cannot listen on {address}")
         self.server.start()

@@ -148,7 +148,14 @@ OPTIONS: tuple[Option, ...] = (
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         _parse_str,
         None,
-        "collector endpoint (exporter default when unset)",
+        "collector endpoint; without one (nor a signal's own), default exporter lists stay local",
+    ),
+    _opt(
+        "shutdown_timeout_millis",
+        "OTEL_TELE_SHUTDOWN_TIMEOUT",
+        _parse_positive_int,
+        3_000,
+        "one total deadline of shutdown(), and of the flush at interpreter exit",
     ),
     _opt("otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_protocol, "grpc", "grpc or http/protobuf"),
     _opt(

@@ -94,8 +94,9 @@ def get_telemetry() -> Telemetry | None:
     return _global
 
 
-def shutdown(timeout_millis: float = 30_000) -> bool:
-    """Shut the global pipeline down (no-op without one)."""
+def shutdown(timeout_millis: float | None = None) -> bool:
+    """Shut the global pipeline down within ``timeout_millis`` (default: the ``shutdown_timeout_millis``
+    setting); a no-op without one."""
     telemetry = _global
     return True if telemetry is None else telemetry.shutdown(timeout_millis)
 

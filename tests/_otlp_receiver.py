@@ -30,7 +30,7 @@ def attributes(kvs: Any) -> dict[str, Any]:
 class OtlpReceiver:
     """Collects trace, metric and log export requests; ``wait_for`` blocks on a condition."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1:0") -> None:
         self.traces: list[Any] = []
         self.metrics: list[Any] = []
         self.logs: list[Any] = []
@@ -56,7 +56,7 @@ class OtlpReceiver:
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self.server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), self.server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.port = self.server.add_insecure_port(address)
         self.server.start()
 
     def _keep(self, bucket: list[Any], request: Any) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import socket
+import sys
 import threading
+import time
 from typing import Any
 
 from .._http_limits import BodyLimit
@@ -77,41 +81,105 @@ async def _bad_request(_request: Any, exc: Exception) -> Any:
     return JSONResponse({"detail": f"invalid request parameter: {', '.join(names) or 'request'}"}, 400)
 
 
+class ServeError(Exception):
+    """A condition the user must fix (an address that is busy or malformed): one line, exit 1."""
+
+
+def parse_address(option: str, value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) or raise :class:`ServeError` naming the option."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ServeError(f"{option} {value!r}: expected HOST:PORT, e.g. 127.0.0.1:4317")
+    return host, int(port)
+
+
+def _bind(option: str, host: str, port: int) -> socket.socket:
+    """Bind a listening address here, so that a busy port is one clear error before anything starts."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise ServeError(f"{option} {host}:{port}: cannot listen ({exc.strerror or exc})") from None
+    return sock
+
+
+def _start_http(sock: socket.socket) -> Any:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(build_http_app(), log_level="warning"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="otel-tele-http", daemon=True
+    )
+    thread.start()
+    while not server.started:  # uvicorn exposes no readiness event
+        if not thread.is_alive():
+            raise ServeError(f"--http on {sock.getsockname()}: the HTTP server did not start")
+        time.sleep(0.01)
+    return server
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ServeError as exc:
+        print(f"otel-tele serve: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     import otel_tele
 
     from .._receiver import OtlpGrpcReceiver
 
-    # The server's own pipeline writes only to the sinks: forwarding what it receives would loop.
+    grpc_host, grpc_port = parse_address("--otlp-grpc", args.otlp_grpc)
+    if grpc_port:  # probe first: grpc's own bind failure also prints a C-core log line
+        _bind("--otlp-grpc", grpc_host, grpc_port).close()
+    http_sock = _bind("--http", *parse_address("--http", args.http)) if args.http else None
+    # The server's own telemetry stays here: forwarding what it receives would loop, and its own
+    # metrics go to its sinks and its /metrics, over OTLP only when OTEL_METRICS_EXPORTER asks.
     telemetry = otel_tele.setup(
-        local=True, service_name="otel-tele-serve", traces_exporter="none", logs_exporter="none"
+        local=True,
+        service_name="otel-tele-serve",
+        traces_exporter="none",
+        logs_exporter="none",
+        metrics_exporter=None if os.environ.get("OTEL_METRICS_EXPORTER", "").strip() else "prometheus",
     )
     limits = {
         "max_message_bytes": args.otlp_max_message_bytes,
         "max_inflight_bytes": args.otlp_max_inflight_bytes,
     }
-    receiver = OtlpGrpcReceiver(
-        telemetry, args.otlp_grpc, **{k: v for k, v in limits.items() if v is not None}
-    )
-    host = args.otlp_grpc.rsplit(":", 1)[0]
-    sinks = ", ".join(telemetry.sinks) or "none"
-    print(f"otel-tele serve: OTLP/gRPC on {host}:{receiver.port}; sinks: {sinks}", flush=True)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     http_server = None
-    if args.http:
-        import uvicorn
-
-        http_host, _, http_port = args.http.rpartition(":")
-        http_server = uvicorn.Server(
-            uvicorn.Config(build_http_app(), host=http_host, port=int(http_port), log_level="warning")
-        )
-        threading.Thread(target=http_server.run, name="otel-tele-http", daemon=True).start()
-        print(f"otel-tele serve: HTTP on {args.http}", flush=True)
-    stop.wait()
-    if http_server is not None:
-        http_server.should_exit = True
-    receiver.stop()
-    telemetry.shutdown(30_000)
+    receiver = None
+    try:
+        if "prometheus" in telemetry.settings.metrics_exporter and telemetry.prometheus_address is None:
+            raise ServeError("the Prometheus endpoint could not start (OTEL_EXPORTER_PROMETHEUS_PORT)")
+        try:
+            receiver = OtlpGrpcReceiver(
+                telemetry, f"{grpc_host}:{grpc_port}", **{k: v for k, v in limits.items() if v is not None}
+            )
+        except (OSError, RuntimeError) as exc:
+            raise ServeError(f"--otlp-grpc {args.otlp_grpc}: {exc}") from None
+        addresses = [f"OTLP/gRPC on {grpc_host}:{receiver.port}"]
+        if http_sock is not None:
+            http_server = _start_http(http_sock)
+            host, port = http_sock.getsockname()[:2]
+            addresses.append(f"HTTP on http://{host}:{port}")
+        if telemetry.prometheus_address is not None:
+            host, port = telemetry.prometheus_address
+            addresses.append(f"Prometheus on http://{host}:{port}/metrics")
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        sinks = ", ".join(telemetry.sinks) or "none"
+        print(f"otel-tele serve: {'; '.join(addresses)}; sinks: {sinks}", flush=True)
+        stop.wait()
+    finally:
+        if http_server is not None:
+            http_server.should_exit = True
+        if receiver is not None:
+            receiver.stop(grace_s=0.5)
+        telemetry.shutdown()
     return 0
