@@ -509,7 +509,8 @@ class Telemetry:
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
         """Push everything recorded so far to every exporter. False if the deadline passed first, or
         if any export during the flush failed or timed out (an OTLP collector that refused or did not
-        answer, a sink that gave up): those records are booked ``failed``, not delivered."""
+        answer, a sink that gave up): those records are booked ``failed``, not delivered. It logs
+        nothing itself — a dead collector would otherwise add a warning per flush to its own one."""
         deadline = time.monotonic() + timeout_millis / 1000
 
         def remaining_ms() -> float:
@@ -530,7 +531,7 @@ class Telemetry:
             if not ok:
                 raise Incomplete("incomplete: the deadline passed first, or an export failed")
 
-        return run_with_deadline(flush, remaining_ms() / 1000, "force_flush")
+        return run_with_deadline(flush, remaining_ms() / 1000, "force_flush", quiet=True)
 
     def shutdown(self, timeout_millis: float | None = None) -> bool:
         """Flush and stop everything within one deadline (default ``shutdown_timeout_millis``, also
