@@ -97,11 +97,37 @@ def instrument_app(
     if excluded_urls is not None:
         kwargs["excluded_urls"] = excluded_urls
     FastAPIInstrumentor.instrument_app(app, **kwargs)
+    _add_request_telemetry(app, prefix)
+    return app
+
+
+def _add_request_telemetry(app: FastAPI, prefix: str) -> None:
+    """otel-tele's part, on an app the OTel FastAPI instrumentation has already instrumented."""
     instrumented_build = app.build_middleware_stack
     app.build_middleware_stack = lambda: FreshContext(instrumented_build())  # type: ignore[method-assign]
     app.add_middleware(RequestTelemetryMiddleware, prefix=prefix)
     setattr(app, _MARK, True)
-    return app
+
+
+def instrument_new_apps() -> None:
+    """The zero-code path (``opentelemetry-instrument uvicorn app:app``): after the OTel FastAPI
+    instrumentor has replaced ``fastapi.FastAPI``, every app constructed from then on also gets what
+    :func:`instrument_app` adds (correlation id, scrubbed params on the server span). The distro calls
+    this; the HTTP conventions are the stable ones because the distro opts in before instrumentors load.
+    """
+    import fastapi
+
+    instrumented: Any = fastapi.FastAPI
+    if getattr(instrumented, _MARK, False):
+        return
+
+    class _RequestTelemetryFastAPI(instrumented):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            _add_request_telemetry(self, "/api/")
+
+    setattr(_RequestTelemetryFastAPI, _MARK, True)
+    fastapi.FastAPI = _RequestTelemetryFastAPI  # type: ignore[misc]
 
 
 def uninstrument_app(app: FastAPI) -> None:

@@ -125,6 +125,7 @@ class Telemetry:
         self._remote_batchers: list[BatchingProcessor[Any]] = []  # behind a network exporter
         self._health: list[ExportHealth] = []
         self._push_readers: list[MetricReader] = []
+        self._push_exporters: list[tuple[MetricExporter, float | None]] = []  # readers built later
         self._span_batchers: list[BatchingProcessor[Any]] = []
         self._sink_metric_exporters: list[SinkMetricExporter] = []
         self._stats: list[SinkStats] = []
@@ -151,9 +152,20 @@ class Telemetry:
         for signal, exporters in (extra_exporters or {}).items():
             for exporter in exporters:
                 self._attach_instance(signal, exporter, type(exporter).__name__, "in process", readers)
+        # A push reader's ticker starts when it is built: build them only now, so that no tick (a
+        # "not registered on a MeterProvider" warning) can come before the provider, however slowly
+        # the sinks above imported. Sink readers come first: the provider shuts them down first.
+        self._push_readers = [
+            PushMetricReader(
+                ScrubbingMetricExporter(exporter, self.scrubber),
+                export_interval_millis=interval or settings.metric_export_interval_millis,
+                export_timeout_millis=settings.metric_export_timeout_millis,
+            )
+            for exporter, interval in self._push_exporters
+        ]
         self.meter_provider = MeterProvider(
             resource=self.resource,
-            metric_readers=readers,
+            metric_readers=[*self._push_readers, *readers],
             shutdown_on_exit=False,
             # FlowMeters fold series past the limit into their own overflow series: the SDK's limit
             # sits one above so that series is kept rather than overflowing again.
@@ -251,6 +263,7 @@ class Telemetry:
         if signal == "metrics" and name == "prometheus":
             self._start_prometheus(readers)
             return
+        health = None
         if name == "otlp":
             exporter = components.otlp_exporter(signal, self.settings)
             where = str(
@@ -259,20 +272,6 @@ class Telemetry:
             quiet_sdk_retry_logs()
             health = ExportHealth(f"OTLP {signal}", where)
             self._health.append(health)
-            if signal == "metrics":
-                self._add_reader(readers, HealthMetricExporter(exporter, health), name)
-            else:
-                stats = SinkStats(name, signal)
-                self._add_batcher(
-                    signal,
-                    exporter,
-                    stats,
-                    _standard_export(exporter, signal, stats, health),
-                    lambda timeout_millis: exporter.shutdown(),
-                    remote=True,
-                )
-            self.destinations.append((signal, name, where))
-            return
         elif name == "console":
             exporter, where = components.console_exporter(signal), "stdout"
         else:
@@ -286,10 +285,16 @@ class Telemetry:
                 self._attach_named_sink(sink_name, readers, explicit=True)
                 return
             exporter, where = cls(), name
-        self._attach_instance(signal, exporter, name, where, readers)
+        self._attach_instance(signal, exporter, name, where, readers, health)
 
     def _attach_instance(
-        self, signal: str, exporter: Any, name: str, where: str, readers: list[MetricReader]
+        self,
+        signal: str,
+        exporter: Any,
+        name: str,
+        where: str,
+        readers: list[MetricReader],
+        health: ExportHealth | None = None,
     ) -> None:
         if isinstance(exporter, MetricReader):
             readers.append(exporter)
@@ -303,14 +308,14 @@ class Telemetry:
                 overload=True,
             )
         elif signal == "metrics":
-            self._add_reader(readers, exporter, name)
+            self._add_reader(readers, HealthMetricExporter(exporter, health) if health else exporter, name)
         else:
             stats = SinkStats(name, signal)
             self._add_batcher(
                 signal,
                 exporter,
                 stats,
-                _standard_export(exporter, signal, stats),
+                _standard_export(exporter, signal, stats, health),
                 lambda timeout_millis: exporter.shutdown(),
                 remote=True,
             )
@@ -356,13 +361,7 @@ class Telemetry:
     def _add_reader(
         self, readers: list[MetricReader], exporter: MetricExporter, name: str, interval: float | None = None
     ) -> None:
-        reader = PushMetricReader(
-            ScrubbingMetricExporter(exporter, self.scrubber),
-            export_interval_millis=interval or self.settings.metric_export_interval_millis,
-            export_timeout_millis=self.settings.metric_export_timeout_millis,
-        )
-        readers.append(reader)
-        self._push_readers.append(reader)
+        self._push_exporters.append((exporter, interval))
         if isinstance(exporter, SinkMetricExporter):
             self._stats.append(exporter.stats)
             self._sink_metric_exporters.append(exporter)

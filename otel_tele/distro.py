@@ -13,6 +13,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+from importlib.metadata import EntryPoint
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
@@ -22,10 +24,20 @@ from ._internal import guard
 
 
 class OtelTeleDistro(BaseDistro):  # type: ignore[misc]
-    """Nothing to pre-set: defaults live in setup()'s option table."""
+    """Pre-sets only what instrumentors read before setup() could: the stable HTTP semantic
+    conventions, so ``opentelemetry-instrument`` emits what ``instrument_app`` emits
+    (``http.server.request.duration`` in seconds). Every other default lives in setup()'s option table."""
 
     def _configure(self, **kwargs: Any) -> None:
-        return None
+        os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+    def load_instrumentor(self, entry_point: EntryPoint, **kwargs: Any) -> None:
+        super().load_instrumentor(entry_point, **kwargs)
+        if entry_point.name == "fastapi":
+            with guard("FastAPI request telemetry"):
+                from otel_tele.instrumentation.fastapi import instrument_new_apps
+
+                instrument_new_apps()
 
 
 class OtelTeleConfigurator(_BaseConfigurator):

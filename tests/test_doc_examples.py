@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -57,9 +58,20 @@ def docstring_blocks() -> list[tuple[str, str]]:
     return blocks
 
 
+def newcomer_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OTEL_* settings (the suite's conftest sets some), as for someone trying the README; only the
+    Prometheus port is a free one, so that parallel runs do not collide on 9464."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", "0")
+
+
 @pytest.mark.parametrize("code", readme_blocks())
 def test_readme_python_examples_run(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every python block of the README runs (test functions it defines are called)."""
+    """Every python block of the README runs with default settings (test functions it defines are
+    called)."""
+    newcomer_environment(monkeypatch)
     _run(code, tmp_path, monkeypatch)
 
 

@@ -20,6 +20,8 @@ from typing import Any
 from otel_tele._pipeline import Telemetry
 from otel_tele.instrumentation.dds import CameraHealthReporter, SmootherSampler, TelemetryCollector
 
+from ._commands import command
+
 FEEDBACK_HZ = 50.0
 SMOOTHER_HZ = 10.0
 MAX_SPEED_DEG_S = 240.0
@@ -175,10 +177,6 @@ def run(telemetry: Telemetry, data_dir: Path, *, seconds: float) -> list[str]:
     with TelemetryQuery(db) as q:
         joints = [c["joint_id"] for c in q.get_commands(limit=10_000, funcode=1) if c["joint_id"] is not None]
     commanded = max(set(joints), key=joints.count, default=0)  # the busiest joint
-    lines += ["$ otel-tele query summary", *_cli(db, "summary")]
-    lines += [
-        f"$ otel-tele query tracking --joint {commanded}",
-        *_cli(db, "tracking", "--joint", str(commanded)),
-    ]
-    lines += ["$ otel-tele query latency", *_cli(db, "latency")]
+    for args in (["summary"], ["tracking", "--joint", str(commanded)], ["latency"]):
+        lines += [command("query", *args, "--db", Path(db)), *_cli(db, *args)]
     return lines

@@ -6,6 +6,9 @@ import argparse
 import os
 import random
 import re
+import shlex
+import shutil
+import sys
 import threading
 import time
 import urllib.request
@@ -14,6 +17,8 @@ from typing import Any
 
 import otel_tele
 from otel_tele._internal import optional_module
+
+from ._commands import command, program, shown
 
 #: One simulated workload per domain: module, title. A module missing from this build is skipped.
 SIMULATIONS: tuple[tuple[str, str], ...] = (
@@ -95,13 +100,71 @@ def _shorten(line: str) -> str:
 
 
 def _landed(data_dir: Path) -> list[str]:
-    """One line per top-level entry of the data dir: file count and bytes."""
+    """One line per top-level entry of the data dir (file count and bytes), then one per bundle."""
     lines = []
     for entry in sorted(data_dir.iterdir()):
+        if entry.name == MARKER:
+            continue
         files = [p for p in entry.rglob("*") if p.is_file()] if entry.is_dir() else [entry]
         size = sum(p.stat().st_size for p in files)
         what = f"{len(files)} files, " if entry.is_dir() else ""
         lines.append(f"{entry.name + ('/' if entry.is_dir() else ''):<28} {what}{size:,} bytes")
+    for manifest in sorted(data_dir.glob("captures/*/manifest.json")):
+        bundle = manifest.parent
+        size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+        lines.append(f"  capture bundle {shown(bundle)}  ({size:,} bytes)")
+    return lines
+
+
+#: The file that marks a folder as the demo's own output, which a later run may clear.
+MARKER = ".otel-tele-demo"
+
+
+def _fresh_data_dir(data_dir: Path) -> str | None:
+    """Make ``data_dir`` empty and ours; say what was done. A non-empty folder the demo did not
+    create is refused (it may hold someone's data)."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not (data_dir / MARKER).exists():
+            raise SystemExit(
+                f"demo: {shown(data_dir)} is not empty and was not written by the demo; "
+                "pass --data-dir with a new or empty folder"
+            )
+        shutil.rmtree(data_dir)
+        cleared = f"Cleared the previous demo run in {shown(data_dir)}"
+    else:
+        cleared = None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / MARKER).write_text("written by python -m otel_tele.demo; a re-run clears this folder\n")
+    return cleared
+
+
+def _next_steps(data_dir: Path) -> list[str]:
+    python = shown(sys.executable) if program() != "otel-tele" else "python"
+    lines = [
+        command("query", "summary", "--db", data_dir / "telemetry.db"),
+        command("runs", "list", "--root", data_dir / "telematry_cfs"),
+        command("inference", "stats", "--data-dir", data_dir),
+    ]
+    bundles = sorted(data_dir.glob("captures/*/manifest.json"))
+    if bundles:
+        path = shown(bundles[0].parent)
+        lines.append(
+            "$ "
+            + shlex.join(
+                [
+                    python,
+                    "-c",
+                    f'from otel_tele.bundles import read_bundle; b = read_bundle("{path}"); '
+                    'print(b.manifest["grid"], len(b.series), "series")',
+                ]
+            )
+        )
+    lines += [
+        f"browse every query route: OTEL_TELE_DATA_DIR={shlex.quote(shown(data_dir))} "
+        f"{program()} serve --http 127.0.0.1:8000, then http://127.0.0.1:8000/docs",
+        "instrument your own code: README.md, 'One line'; ship to a collector: set "
+        "OTEL_EXPORTER_OTLP_ENDPOINT (README.md, 'Collectors and Prometheus' runs one locally)",
+    ]
     return lines
 
 
@@ -109,14 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m otel_tele.demo", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="how long each simulation runs")
     parser.add_argument("--requests", type=int, default=300, help="HTTP requests to drive")
-    parser.add_argument("--data-dir", type=Path, default=Path("demo-output"))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("demo-output"), help="output folder, cleared on each run"
+    )
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
-    os.environ.setdefault(
-        "OTEL_TRACES_EXPORTER", "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
-    )
-    os.environ.setdefault("OTEL_LOGS_EXPORTER", os.environ["OTEL_TRACES_EXPORTER"])
-    os.environ.setdefault("OTEL_METRICS_EXPORTER", "prometheus")
+    cleared = _fresh_data_dir(data_dir)
+    if cleared:
+        print(cleared)
     os.environ.setdefault("OTEL_EXPORTER_PROMETHEUS_PORT", "0")  # any free port
 
     telemetry = otel_tele.setup(service_name="otel-tele-demo", data_dir=data_dir)  # the one line
@@ -140,22 +203,28 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== Where the telemetry went")
     for signal, name, where in telemetry.destinations:
         print(f"  {signal:<8} {name:<22} {where}")
-    print(f"\n== Files under {data_dir}")
-    for line in _landed(data_dir):
-        print(f"  {line}")
     print("\n== /metrics (excerpt)")
     for line in _metrics_excerpt(telemetry):
         print(f"  {line}")
-    print("\n== Sink accounting (emitted = exported + dropped + failed + queued + pending + not_routed)")
+    server.should_exit = True
+    thread.join(10)
+    telemetry.shutdown(10_000)  # closes every sink: the files below are final
+    print(
+        "\n== Sink accounting after shutdown "
+        "(emitted = exported + dropped + failed + queued + pending + not_routed)"
+    )
     for snap in telemetry.sink_stats():
         print(
-            f"  {snap.sink:<10} {snap.signal:<8} emitted={snap.emitted} exported={snap.exported} "
+            f"  {snap.sink:<14} {snap.signal:<8} emitted={snap.emitted} exported={snap.exported} "
             f"dropped={snap.dropped} failed={snap.failed} queued={snap.queued} "
             f"pending={snap.pending} not_routed={snap.not_routed}"
         )
-    server.should_exit = True
-    thread.join(10)
-    telemetry.shutdown(10_000)
+    print(f"\n== Files under {shown(data_dir)} after shutdown")
+    for line in _landed(data_dir):
+        print(f"  {line}")
+    print("\n== Next steps")
+    for line in _next_steps(data_dir):
+        print(f"  {line}")
     return 0
 
 

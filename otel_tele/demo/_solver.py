@@ -19,6 +19,8 @@ import numpy as np
 import otel_tele
 from otel_tele.instrumentation import fda
 
+from ._commands import command
+
 FLOW = "deconv_wavelet_v1"
 UNITS = {"phi_residual": "relative L2 (||A x - y|| / ||y||)", "invariant_drift_max": "relative"}
 METHOD = {
@@ -140,7 +142,7 @@ def run(telemetry: otel_tele.Telemetry, data_dir: pathlib.Path, *, seconds: floa
         f"{row['phi_residual']:>10.4f}"
         for row in shown["trajectory"]
     ]
-    lines.append(f"  see: otel-tele runs show {production.run_id}")
+    lines.append(command("runs", "show", production.run_id, "--root", root.root))
     return lines
 
 
