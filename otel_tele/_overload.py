@@ -30,6 +30,7 @@ WAIT = "wait"
 DROP = "drop"
 MODES = (WAIT, DROP)
 _WARN_EVERY_S = 10.0
+_JOURNALS_KEPT = 64  # processes whose overloads doctor can show
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,8 @@ class Overload:
         try:
             self._journal_dir.mkdir(parents=True, exist_ok=True)
             path = self._journal_dir / f"{os.getpid()}.json"
+            if not path.exists():
+                _keep_newest(self._journal_dir, _JOURNALS_KEPT - 1)
             tmp = path.with_name(f".{path.name}.tmp")
             body = {
                 "service": self._service,
@@ -258,6 +261,13 @@ class Overload:
             os.replace(tmp, path)
         except OSError as exc:
             _log.debug("overload journal not written: %s", exc)
+
+
+def _keep_newest(journal_dir: Path, count: int) -> None:
+    """Bound the journal folder (every process that ever overloaded leaves a file): oldest go first."""
+    files = sorted(journal_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[count:]:
+        old.unlink(missing_ok=True)
 
 
 def journal_dir(settings: Any) -> Path:

@@ -430,3 +430,17 @@ def test_live_flow_capture_past_its_limit_warns_in_the_bundle(tmp_path: Path) ->
     (warning,) = [w for w in manifest["warnings"] if w["code"] == flow.CARDINALITY_OVERFLOW]
     assert "50 node/class series" in warning["message"] and "100 measurements" in warning["message"]
     telemetry.shutdown(10_000)
+
+
+def test_doctor_journal_is_bounded(tmp_path: Path) -> None:
+    journal = tmp_path / "overload"
+    journal.mkdir()
+    for pid in range(100):
+        (journal / f"{pid + 10_000_000}.json").write_text("{}")
+    book = _overload.Overload(journal_dir=journal, service="arm")
+    book.note_drop("robot", 3)
+    book.report()
+    files = list(journal.glob("*.json"))
+    assert len(files) == 64
+    rows = _overload.read_journal(journal)
+    assert [(r["domain"], r["dropped"], r["service"]) for r in rows] == [("robot", 3, "arm")]
