@@ -142,6 +142,7 @@ class Overload:
         self.timeouts: dict[str, int] = dict.fromkeys(self.modes, 0)
         self._reported: dict[str, int] = dict.fromkeys(self.modes, 0)
         self._warned_at: dict[str, float] = {}
+        self._journal_at = -_WARN_EVERY_S
         self._dirty = False
 
     def reset_after_fork(self) -> None:
@@ -228,7 +229,11 @@ class Overload:
                 f" after waiting up to {self.max_wait_s:g} s" if self.modes.get(domain) == WAIT else "",
                 total,
             )
-        self._write_journal()
+        if warn or now - self._journal_at >= _WARN_EVERY_S:
+            self._journal_at = now
+            self._write_journal()
+        else:
+            self._dirty = True  # noted in the journal later
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self._lock:
