@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
@@ -111,17 +111,6 @@ class ExportHealth:
                     )
             else:
                 self.lost_while_down = 0
-
-
-def export_with_health(exporter: Any, health: ExportHealth, batch: Sequence[Any]) -> bool:
-    """One export through a standard exporter: True on success; an exception is a failure, not a crash."""
-    try:
-        ok = getattr(exporter.export(batch), "name", "") == "SUCCESS"
-    except Exception as exc:  # an exporter bug or a broken channel: counted and reported, no traceback
-        _log.debug("%s exporter raised: %r", health.what, exc)
-        ok = False
-    health.record(ok=ok, count=len(batch))
-    return ok
 
 
 class HealthMetricExporter(MetricExporter):

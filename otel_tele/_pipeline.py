@@ -34,8 +34,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from . import _components as components
 from . import _overload
 from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
-from ._internal import Incomplete, guard, notice, run_with_deadline
-from ._otlp_health import ExportHealth, HealthMetricExporter, export_with_health, quiet_sdk_retry_logs
+from ._internal import Incomplete, bad_input_log, describe_error, guard, notice, run_with_deadline
+from ._otlp_health import ExportHealth, HealthMetricExporter, quiet_sdk_retry_logs
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
 from ._reader import PushMetricReader
 from ._scrub import Scrubber, ScrubbingMetricExporter
@@ -65,17 +65,42 @@ def _standard_export(
     """Export through any OTel exporter. Log processors queue the records as emitted (our sinks read
     them as they are); a standard exporter gets the SDK's ``ReadableLogRecord`` it is written for."""
 
+    def send(batch: list[Any]) -> int:
+        """Records exported. An exporter raises before it sends, on a record it cannot encode (a
+        body of an unknown type, an integer past 64 bits): halves are sent until that record is
+        alone, and it alone fails."""
+        try:
+            ok = getattr(exporter.export(batch), "name", "") == "SUCCESS"
+        except Exception as exc:
+            if len(batch) == 1:
+                bad_input_log.warning(
+                    f"{stats.sink} export",
+                    "%s/%s: a record the exporter cannot take counted as failed (%s)",
+                    stats.sink,
+                    signal,
+                    describe_error(exc),
+                )
+                return 0
+            half = len(batch) // 2
+            return send(batch[:half]) + send(batch[half:])
+        if health is not None:
+            health.record(ok=ok, count=len(batch))
+        if ok:
+            return len(batch)
+        stats.export_failed()  # the collector refused it, or did not answer in time
+        return 0
+
     def export(batch: list[Any]) -> tuple[int, int]:
         if signal == "logs":
             batch = [_readable(record) for record in batch]
-        if health is not None:
-            ok = export_with_health(exporter, health, batch)
-        else:
-            ok = getattr(exporter.export(batch), "name", "") == "SUCCESS"
-        if ok:
-            return len(batch), 0
-        stats.export_failed()  # the collector refused it, or did not answer in time
-        return 0, len(batch)
+        refusals = stats.failed_exports
+        exported = send(batch)
+        if not exported and len(batch) > 1 and stats.failed_exports == refusals:
+            # Every record raised alone: the exporter or its channel is broken, not a record.
+            stats.export_failed()
+            if health is not None:
+                health.record(ok=False, count=len(batch))
+        return exported, len(batch) - exported
 
     return export
 

@@ -96,6 +96,8 @@ HOSTILE_EVENTS: dict[str, tuple[Any, Any]] = {
     "numpy arrays": ("robot.dds.command", {"robot.dds.seq": np.array([1, 2]), "x": np.zeros(3)}),
     "attributes not a mapping, unprintable": ("robot.dds.command", Hostile()),
     "lone surrogates": ("robot.system.event", {"robot.data_json": {"t": "\ud800"}, "k\udfff": "\udfff"}),
+    "arrays no exporter encodes": ("robot.dds.command", {"big": [2**70, 1], "text": ["\udfff", "ok"]}),
+    "number subclasses": ("robot.dds.command", {"f": np.float64(1.5), "b": np.bool_(True), "i": np.int64(3)}),
 }
 
 
@@ -121,7 +123,10 @@ def test_a_hostile_event_fails_alone_and_the_thread_goes_on(case: str) -> None:
         for record in sink.records:  # what is exported is plain OTel data: string keys, encodable text
             for key, value in record.log_record.attributes.items():
                 assert type(key) is str and key.encode("utf-8")
-                assert not isinstance(value, str) or value.encode("utf-8")
+                for item in value if type(value) is tuple else (value,):
+                    assert type(item) in (str, int, float, bool), (key, value)
+                    assert type(item) is not str or item.encode("utf-8")
+                    assert type(item) is not int or -(2**63) <= item < 2**63
     finally:
         assert telemetry.shutdown(10_000)
 

@@ -17,6 +17,7 @@ import grpc
 import pyarrow.parquet as pq
 import pytest
 from google.protobuf import message
+from opentelemetry._logs import LogRecord
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from otel_tele.exporters._sqlite_schema import init_db
@@ -31,6 +32,7 @@ from otel_tele._receiver import OtlpGrpcReceiver
 from otel_tele.semconv import to_json
 from otel_tele.semconv._types import COERCERS, AttrType
 
+from ._otlp_receiver import OtlpReceiver
 from .sink_samples.capsule import CORE
 from .test_sink_contract import run_bounded, stats_of
 
@@ -205,3 +207,30 @@ def test_parse_still_refuses_a_corrupt_request() -> None:
     data = _logs_request(3).SerializeToString()[:-5]
     with pytest.raises(message.DecodeError):
         decode.parse(logs_service_pb2.ExportLogsServiceRequest, data)
+
+
+def test_otlp_exporter_fails_only_the_record_it_cannot_encode() -> None:
+    """A log record whose body no OTLP encoder takes, among 20: on main the exporter raised and the
+    whole batch failed; now the 19 others reach the collector and the one is counted failed."""
+    receiver = OtlpReceiver()
+    telemetry = otel_tele.setup(
+        local=True,
+        otlp_endpoint=f"http://127.0.0.1:{receiver.port}",
+        otlp_protocol="grpc",
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter="otlp",
+        sinks="none",
+    )
+    try:
+        logger = telemetry.logger("tests.fault")
+        for i in range(20):
+            logger.emit(LogRecord(body=object() if i == 7 else f"line {i}"))
+        assert telemetry.force_flush(20_000)
+        otlp = stats_of(telemetry, "otlp")
+        assert (otlp.exported, otlp.failed, otlp.reconciles) == (19, 1, True)
+        bodies = sorted(record.body.string_value for _resource, record in receiver.log_records())
+        assert bodies == sorted(f"line {i}" for i in range(20) if i != 7)
+    finally:
+        telemetry.shutdown(10_000)
+        receiver.stop()

@@ -228,13 +228,24 @@ _NO_COERCERS: Mapping[str, tuple[type | None, Callable[[Any], Any]]] = {}
 
 
 def _plain_value(value: Any) -> Any:
-    if isinstance(value, bool | int | float):
-        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
-            return str(value)
-        return value
+    """An undeclared value as a valid OTel attribute value of exact builtin types (every exporter can
+    encode it: 64-bit integers, UTF-8 text), or its JSON text."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        number = int(value)
+        return number if number in _INT64 else str(number)
+    if isinstance(value, float):
+        return float(value)
     if isinstance(value, str | bytes | bytearray):
         return _to_str(value)
     homogeneous = isinstance(value, list | tuple) and value and all(type(v) is type(value[0]) for v in value)
-    if homogeneous and isinstance(value[0], str | bool | int | float):
-        return tuple(value)
+    if homogeneous:
+        first = value[0]
+        if type(first) is str:
+            return tuple(_to_str(v) for v in value)
+        if type(first) is int and all(v in _INT64 for v in value):
+            return tuple(value)
+        if type(first) is float or type(first) is bool:
+            return tuple(value)
     return to_json(value)
