@@ -31,6 +31,11 @@ MAX_JSON_DEPTH = 32
 _ASCII_INT = re.compile(r"[0-9]{1,18}")
 
 
+def header_map(scope: Scope) -> dict[str, str]:
+    """An ASGI request's headers by lower-case name (the last of repeated ones)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+
+
 class BodyTooLarge(ValueError):
     """A 413: the body is over its limit (the message names the limit, nothing else)."""
 
@@ -102,7 +107,7 @@ class BodyLimit:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        headers = header_map(scope)
         declared = headers.get("content-length")
         if declared is not None:
             size = ascii_int(declared.strip(), low=0, high=2**62)

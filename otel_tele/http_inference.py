@@ -1,6 +1,7 @@
 """``GET /telemetry/footprint``, ``/telemetry/60day`` and ``/telemetry/efficiency`` (spec 002).
 
-A FastAPI ``APIRouter`` over the same query API as the CLI. Read-only: GET routes only; query
+A FastAPI ``APIRouter`` over the same query API as the CLI (without the store's location: no
+response carries a path or connection details). Read-only: GET routes only; query
 parameters are validated (``hours`` a positive number up to 400 days, ``component`` at most 256
 characters) and bound as SQL parameters, never spliced into SQL.
 
@@ -46,7 +47,9 @@ def inference_router(logger: Any = None, *, prefix: str = "/telemetry") -> APIRo
 
     @router.get("/footprint", summary="Database storage metrics of the inference telemetry")
     def footprint() -> dict[str, Any]:
-        return query("footprint")
+        # Where the store lives (a file path, a DSN's host and database) is the operator's to see
+        # with the CLI, never an HTTP client's.
+        return {k: v for k, v in query("footprint").items() if k != "location"}
 
     @router.get("/60day", summary="60-day performance trends per model (best efficiency first)")
     def sixty_day(

@@ -11,11 +11,16 @@ from ._services import Service, free_port
 
 
 class Serve:
-    def __init__(self, service: Service, grpc_port: int, http_port: int, data_dir: Path) -> None:
+    def __init__(
+        self, service: Service, grpc_port: int, http_port: int, data_dir: Path, token: str | None
+    ) -> None:
         self.service = service
         self.grpc_port = grpc_port
         self.http_port = http_port
         self.data_dir = data_dir
+        #: What a client sends to be let in (nothing without a token).
+        self.headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.metadata = tuple(self.headers.items())
 
     @property
     def url(self) -> str:
@@ -24,9 +29,14 @@ class Serve:
 
 @contextmanager
 def serve_process(
-    tmp_path: Path, *extra: str, env: dict[str, str] | None = None, sinks: str = "sqlite", ready: bool = True
+    tmp_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    sinks: str = "sqlite",
+    token: str | None = None,
 ) -> Iterator[Serve]:
-    """``otel-tele serve --otlp-grpc 127.0.0.1:<free> --http 127.0.0.1:<free> <extra…>``."""
+    """``otel-tele serve --otlp-grpc 127.0.0.1:<free> --http 127.0.0.1:<free> <extra…>`` (with
+    ``OTEL_TELE_SERVE_TOKEN`` = ``token`` when given)."""
     grpc_port, http_port = free_port(), free_port()
     data_dir = tmp_path / "data"
     cli = str(Path(sys.executable).parent / "otel-tele")
@@ -39,12 +49,12 @@ def serve_process(
             "OTEL_TELE_DATA_DIR": str(data_dir),
             "OTEL_TELE_SINKS": sinks,
             "OTEL_METRICS_EXPORTER": "none",
+            **({"OTEL_TELE_SERVE_TOKEN": token} if token else {}),
             **(env or {}),
         },
     )
     try:
-        if ready:
-            service.wait_ready(grpc_port, http_port)
-        yield Serve(service, grpc_port, http_port, data_dir)
+        service.wait_ready(grpc_port, http_port)
+        yield Serve(service, grpc_port, http_port, data_dir, token)
     finally:
         service.stop()

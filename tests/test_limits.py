@@ -21,21 +21,26 @@ from ._serve import Serve, serve_process
 from .sink_samples.capture import fixture_run
 
 RUN = "run_deterministic_72ca609c"
+TOKEN = "limits-test-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     tmp_path = tmp_path_factory.mktemp("serve")
     fixture_run(tmp_path / "data" / "runs", RUN)
-    with serve_process(tmp_path, "--otlp-max-message-bytes", "65536") as server:
+    with serve_process(tmp_path, "--otlp-max-message-bytes", "65536", token=TOKEN) as server:
         yield server
+
+
+def _get(serve: Serve, path: str, **params: str) -> httpx.Response:
+    return httpx.get(serve.url + path, params=params, headers=serve.headers, timeout=30)
 
 
 def _post(serve: Serve, content: bytes, **headers: str) -> httpx.Response:
     return httpx.post(
         serve.url + "/v1/telemetry/captures",
         content=content,
-        headers={"content-type": "application/json", **headers},
+        headers={"content-type": "application/json", **serve.headers, **headers},
         timeout=30,
     )
 
@@ -54,7 +59,7 @@ def test_capture_bodies_over_the_limit_are_413_declared_or_streamed(serve: Serve
     streamed = httpx.post(
         serve.url + "/v1/telemetry/captures",
         content=chunks(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **serve.headers},
         timeout=30,
     )
     assert streamed.status_code == 413
@@ -64,7 +69,11 @@ def test_capture_bodies_over_the_limit_are_413_declared_or_streamed(serve: Serve
 def test_every_route_caps_its_body(serve: Serve) -> None:
     """A body over serve's 1 MiB cap is 413 on any route, GET ones included."""
     response = httpx.request(
-        "GET", serve.url + "/telemetry/footprint", content=b"z" * (MAX_BODY_BYTES + 1), timeout=30
+        "GET",
+        serve.url + "/telemetry/footprint",
+        content=b"z" * (MAX_BODY_BYTES + 1),
+        headers=serve.headers,
+        timeout=30,
     )
     assert response.status_code == 413
 
@@ -82,13 +91,13 @@ def test_deeply_nested_json_is_400_not_500(serve: Serve, depth: int) -> None:
     "limit", ["\u00b2", "\u0661\u0660", "1e2", "-1", "0", "1001", " 5", "5 ", "0x10", ""]
 )
 def test_limits_take_ascii_digits_only(serve: Serve, limit: str) -> None:
-    response = httpx.get(serve.url + "/api/debug/query", params={"table": "dds_commands", "limit": limit})
+    response = _get(serve, "/api/debug/query", table="dds_commands", limit=limit)
     assert response.status_code == 400, (limit, response.status_code, response.text)
 
 
 @pytest.mark.parametrize("hours", ["abc", "\u0661\u0660", "-1", "nan", "1e9"])
 def test_malformed_query_parameters_are_400(serve: Serve, hours: str) -> None:
-    response = httpx.get(serve.url + "/telemetry/efficiency", params={"hours": hours})
+    response = _get(serve, "/telemetry/efficiency", hours=hours)
     assert response.status_code == 400, (hours, response.text)
     assert response.json() == {"detail": "invalid request parameter: hours"}  # the value is not echoed
 
@@ -96,14 +105,14 @@ def test_malformed_query_parameters_are_400(serve: Serve, hours: str) -> None:
 def test_a_corrupt_database_is_a_clear_error_without_its_path(serve: Serve) -> None:
     serve.data_dir.mkdir(parents=True, exist_ok=True)
     db = serve.data_dir / "telemetry.db"
-    assert httpx.get(serve.url + "/api/debug/query", params={"table": "dds_commands"}).status_code in (
+    assert _get(serve, "/api/debug/query", table="dds_commands").status_code in (
         200,
         404,
     )
     saved = db.read_bytes() if db.exists() else None
     db.write_bytes(b"this is not a database" * 100)
     try:
-        response = httpx.get(serve.url + "/api/debug/query", params={"table": "dds_commands", "limit": "5"})
+        response = _get(serve, "/api/debug/query", table="dds_commands", limit="5")
         assert response.status_code == 503, response.text
         assert str(serve.data_dir) not in response.text and "Traceback" not in response.text
     finally:
@@ -118,6 +127,7 @@ def test_a_raw_content_length_that_is_not_a_number_is_400(serve: Serve) -> None:
     try:
         connection.putrequest("POST", "/v1/telemetry/captures")
         connection.putheader("Content-Type", "application/json")
+        connection.putheader("Authorization", serve.headers["authorization"])
         connection.putheader("Content-Length", "\u0661\u0660".encode().decode("latin-1"))
         connection.endheaders()
         status = connection.getresponse().status
@@ -141,9 +151,9 @@ def test_an_otlp_request_over_the_message_limit_is_resource_exhausted(serve: Ser
     with grpc.insecure_channel(f"127.0.0.1:{serve.grpc_port}") as channel:
         stub = logs_service_pb2_grpc.LogsServiceStub(channel)
         with pytest.raises(grpc.RpcError) as info:
-            stub.Export(_logs_request(100, 1000), timeout=30)
+            stub.Export(_logs_request(100, 1000), metadata=serve.metadata, timeout=30)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        stub.Export(_logs_request(10, 10), timeout=30)
+        stub.Export(_logs_request(10, 10), metadata=serve.metadata, timeout=30)
 
 
 def test_the_receiver_refuses_past_its_inflight_budget_and_accepts_after() -> None:

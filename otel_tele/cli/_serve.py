@@ -1,5 +1,10 @@
 """``otel-tele serve``: receive OTLP from any language or collector into our sinks, and serve the
-query routes over HTTP."""
+query routes over HTTP.
+
+Access (see ``otel_tele._http_guard``): with a token (``--token-file`` or ``OTEL_TELE_SERVE_TOKEN``)
+every HTTP route and OTLP call needs ``Authorization: Bearer <token>``; without one, serve binds
+loopback only and answers read-only routes there, never state-changing ones. TLS for both with
+``--tls-cert``/``--tls-key``."""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+from .._http_guard import TOKEN_ENV, Access, AccessError, HttpGuard, access_for, grpc_credentials, load_token
 from .._http_limits import BodyLimit
 from .._internal import optional_module
 
@@ -28,7 +35,15 @@ ROUTERS: tuple[tuple[str, str], ...] = (
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("serve", help="OTLP/gRPC receiver into the sinks (+ HTTP query routes)")
+    parser = subparsers.add_parser(
+        "serve",
+        help="OTLP/gRPC receiver into the sinks (+ HTTP query routes)",
+        description="Receive OTLP/gRPC into the sinks and serve the query routes. Without a token, "
+        "serve binds loopback addresses only, and there the read-only routes (GET: robot debug query, "
+        "inference stats, runs, /docs, /openapi.json) and OTLP answer anyone on this machine; "
+        "state-changing routes (POST captures) need a token. With a token every route and every OTLP "
+        "call needs 'Authorization: Bearer <token>'.",
+    )
     parser.add_argument(
         "--otlp-grpc",
         default="127.0.0.1:4317",
@@ -51,11 +66,35 @@ def register(subparsers: Any) -> None:
         help="OTLP wire bytes decoded at once; beyond it requests get RESOURCE_EXHAUSTED and "
         "clients retry (default 16 MiB; decoding memory stays under ~33x this)",
     )
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help=f"bearer token required by every route and OTLP call (or set {TOKEN_ENV}); "
+        "needed to bind a non-loopback address",
+    )
+    parser.add_argument("--tls-cert", default=None, metavar="PEM", help="serve HTTP and OTLP over TLS")
+    parser.add_argument("--tls-key", default=None, metavar="PEM", help="private key of --tls-cert")
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this Host header (default: loopback names and the bound address)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow cross-origin reads from this origin (default: no CORS)",
+    )
     parser.set_defaults(handler=run)
 
 
-def build_http_app() -> Any:
-    """A FastAPI app with every domain's query router that this build has."""
+def build_http_app(access: Access | None = None) -> Any:
+    """A FastAPI app with every domain's query router that this build has, behind ``access``
+    (default: loopback Host names, no token, no CORS)."""
     from fastapi import APIRouter, FastAPI
     from fastapi.exceptions import RequestValidationError
 
@@ -68,6 +107,17 @@ def build_http_app() -> Any:
         app.include_router(router if isinstance(router, APIRouter) else router())
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_middleware(BodyLimit)
+    access = access or Access()
+    if access.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(access.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+        )
+    app.add_middleware(HttpGuard, access=access)  # outermost: nothing runs before it
     return app
 
 
@@ -106,10 +156,17 @@ def _bind(option: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-def _start_http(sock: socket.socket) -> Any:
+def _start_http(sock: socket.socket, access: Access, tls: tuple[str, str] | None) -> Any:
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(build_http_app(), log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_http_app(access),
+            log_level="warning",
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
+        )
+    )
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="otel-tele-http", daemon=True
     )
@@ -135,9 +192,21 @@ def _run(args: argparse.Namespace) -> int:
     from .._receiver import OtlpGrpcReceiver
 
     grpc_host, grpc_port = parse_address("--otlp-grpc", args.otlp_grpc)
+    http_address = parse_address("--http", args.http) if args.http else None
+    try:  # every access check before anything listens
+        access = access_for(
+            [args.otlp_grpc, *([args.http] if args.http else [])],
+            token=load_token(args.token_file),
+            extra_hosts=args.allow_host,
+            cors_origins=args.cors_origin,
+        )
+        tls = _tls_files(args.tls_cert, args.tls_key)
+    except AccessError as exc:
+        print(f"otel-tele serve: {exc}", file=sys.stderr)
+        return 2
     if grpc_port:  # probe first: grpc's own bind failure also prints a C-core log line
         _bind("--otlp-grpc", grpc_host, grpc_port).close()
-    http_sock = _bind("--http", *parse_address("--http", args.http)) if args.http else None
+    http_sock = _bind("--http", *http_address) if http_address else None
     # The server's own telemetry stays here: forwarding what it receives would loop, and its own
     # metrics go to its sinks and its /metrics, over OTLP only when OTEL_METRICS_EXPORTER asks.
     telemetry = otel_tele.setup(
@@ -158,15 +227,19 @@ def _run(args: argparse.Namespace) -> int:
             raise ServeError("the Prometheus endpoint could not start (OTEL_EXPORTER_PROMETHEUS_PORT)")
         try:
             receiver = OtlpGrpcReceiver(
-                telemetry, f"{grpc_host}:{grpc_port}", **{k: v for k, v in limits.items() if v is not None}
+                telemetry,
+                f"{grpc_host}:{grpc_port}",
+                authorize=access.grpc_authorized if access.token is not None else None,
+                credentials=grpc_credentials(*tls) if tls else None,
+                **{k: v for k, v in limits.items() if v is not None},
             )
         except (OSError, RuntimeError) as exc:
             raise ServeError(f"--otlp-grpc {args.otlp_grpc}: {exc}") from None
         addresses = [f"OTLP/gRPC on {grpc_host}:{receiver.port}"]
         if http_sock is not None:
-            http_server = _start_http(http_sock)
+            http_server = _start_http(http_sock, access, tls)
             host, port = http_sock.getsockname()[:2]
-            addresses.append(f"HTTP on http://{host}:{port}")
+            addresses.append(f"HTTP on {'https' if tls else 'http'}://{host}:{port}")
         if telemetry.prometheus_address is not None:
             host, port = telemetry.prometheus_address
             addresses.append(f"Prometheus on http://{host}:{port}/metrics")
@@ -183,3 +256,14 @@ def _run(args: argparse.Namespace) -> int:
             receiver.stop(grace_s=0.5)
         telemetry.shutdown()
     return 0
+
+
+def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    if cert is None and key is None:
+        return None
+    if not cert or not key:
+        raise AccessError("TLS needs both --tls-cert and --tls-key")
+    for path in (cert, key):
+        if not Path(path).is_file():
+            raise AccessError(f"TLS file not found: {Path(path).name}")
+    return cert, key
