@@ -104,6 +104,25 @@ def otlp_endpoint_configured(
     return bool(settings.otlp_endpoint or own)
 
 
+def exporter_names(
+    signal: str, settings: Settings, environ: Mapping[str, str] | None = None
+) -> tuple[tuple[str, ...], bool]:
+    """The exporters ``setup()`` attaches for ``signal``, and whether it left a default ``otlp`` out.
+
+    Local first: the default lists name ``otlp``, but with no endpoint configured nothing listens at the
+    exporter's default address on a laptop, so that signal stays local. ``otlp`` named explicitly
+    (argument or ``OTEL_<SIGNAL>_EXPORTER``) is always attached.
+    """
+    names: tuple[str, ...] = getattr(settings, f"{signal}_exporter")
+    if (
+        "otlp" in names
+        and settings.sources.get(f"{signal}_exporter") == "default"
+        and not otlp_endpoint_configured(signal, settings, environ)
+    ):
+        return tuple(name for name in names if name != "otlp"), True
+    return names, False
+
+
 def otlp_exporter(signal: str, settings: Settings, environ: Mapping[str, str] | None = None) -> Any:
     """The official OTLP exporter for ``signal``.
 

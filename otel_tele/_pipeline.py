@@ -225,16 +225,9 @@ class Telemetry:
 
     # -- building --------------------------------------------------------------------------------
     def _exporter_names(self, signal: str) -> tuple[str, ...]:
-        """Local first: the default lists name ``otlp``, but without a configured endpoint nothing
-        listens on the exporter's default address on a laptop, so that signal stays local."""
-        names: tuple[str, ...] = getattr(self.settings, f"{signal}_exporter")
-        if (
-            "otlp" in names
-            and self.settings.sources.get(f"{signal}_exporter") == "default"
-            and not components.otlp_endpoint_configured(signal, self.settings)
-        ):
+        names, kept_local = components.exporter_names(signal, self.settings)
+        if kept_local:
             self._kept_local.append(signal)
-            return tuple(name for name in names if name != "otlp")
         return names
 
     def _local_first_notice(self) -> str:

@@ -3,6 +3,7 @@ and SQLite files that hold their data alone after close."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -301,3 +302,30 @@ def test_an_idle_capture_sink_writes_no_bundle(tmp_path: Path) -> None:
     assert telemetry.force_flush(10_000)
     telemetry.shutdown(10_000)
     assert not list(tmp_path.rglob("manifest.json"))
+
+
+def test_doctor_reports_the_local_first_decision(tmp_path: Path) -> None:
+    """doctor says what setup() does: no endpoint, the default otlp rows are 'not attached'; with one,
+    they name the endpoint."""
+    cli = str(BIN / "otel-tele")
+
+    def otlp_rows(**env: str) -> list[dict[str, object]]:
+        done = subprocess.run(
+            [cli, "doctor", "--format", "json"],
+            cwd=tmp_path,
+            env=clean_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        rows: list[dict[str, object]] = json.loads(done.stdout)["destinations"]
+        return [row for row in rows if row["exporter"] == "otlp"]
+
+    local = otlp_rows()
+    assert sorted(str(row["signal"]) for row in local) == ["logs", "metrics", "traces"]
+    assert all(row["reachable"] is None and str(row["note"]).startswith("not attached") for row in local)
+    port = free_port()
+    shipped = otlp_rows(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}")
+    assert {str(row["destination"]) for row in shipped} == {f"grpc 127.0.0.1:{port}"}
+    assert all(row["reachable"] is False for row in shipped)

@@ -93,9 +93,13 @@ def _local_state(info: dict[str, Any]) -> tuple[bool | None, str]:
 def destinations(settings: Settings) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for signal in ("traces", "metrics", "logs"):
-        for name in getattr(settings, f"{signal}_exporter"):
+        names, kept_local = components.exporter_names(signal, settings)
+        for name in names:
             if name != "none":
                 rows.append(_exporter_row(signal, name, settings))
+        if kept_local:
+            note = "not attached: no OTLP endpoint configured (local first; set OTEL_EXPORTER_OTLP_ENDPOINT)"
+            rows.append(_row(signal, "otlp", "-", None, note))
     for name in settings.sinks:
         try:
             sink = components.build_sink(name, settings)
