@@ -156,8 +156,14 @@ def _key_text(value: Any, name: str, meta: dict[str, Any]) -> str | None:
     return text
 
 
+#: Epoch seconds both stores can hold (Python's datetime: years 1 to 9999).
+_TS_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
+
+
 def sanitize_row(raw: Sequence[Any]) -> tuple[Row, dict[str, Any]]:
     event_type, component, value, metadata, status, ts, trace_id, span_id = raw
+    if not _TS_RANGE[0] <= float(ts) <= _TS_RANGE[1]:  # NaN too: the row fails alone
+        raise ValueError("timestamp out of range")
     fast = _valid_as_is(metadata)
     meta = _loads_dict(metadata) if fast else None
     if meta is None:

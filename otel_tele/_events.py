@@ -254,6 +254,17 @@ _OVERFLOW_ROW: tuple[Any, ...] = (object(),)
 _OVERFLOW_ATTRIBUTES = {"otel.metric.overflow": True}
 
 
+_MAX_TIMESTAMP_NS = 2**63  # a 64-bit integer of nanoseconds: year 2262
+
+
+def _timestamp_ns(value: Any, now: int) -> int:
+    """A caller's ``timestamp_ns`` as the integer every store takes (a float is rounded; 0 is now), or
+    ``ValueError``: a time no store can hold fails its record instead of its whole batch."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < _MAX_TIMESTAMP_NS:
+        return int(value) or now
+    raise ValueError("timestamp_ns is not a time in nanoseconds since 1970 (before year 2262)")
+
+
 def _event_name(name: Any) -> str:
     """An event name handed over as something else: its ``str`` if it has one, else its JSON."""
     if isinstance(name, str):
@@ -353,11 +364,12 @@ class DomainEvents:
             # by the garbage collector while a tuple holding it is, and a burst's backlog would
             # otherwise be walked again by every full collection (~15 % of a burst's time). A dict
             # handed over twice while still queued takes the tuple below.
-            attributes[_TS_KEY] = timestamp_ns or _time_ns()
+            attributes[_TS_KEY] = _time_ns() if timestamp_ns is None else timestamp_ns
             attributes[_NAME_KEY] = name
             queue.append(attributes)
         else:
-            queue.append((timestamp_ns or _time_ns(), ctx or None, name, attributes, severity))
+            timestamp = _time_ns() if timestamp_ns is None else timestamp_ns
+            queue.append((timestamp, ctx or None, name, attributes, severity))
         if len(queue) == _WAKE_AT:
             self._wake.set()
 
@@ -505,6 +517,8 @@ class DomainEvents:
                     ctx = severity = None
                 else:
                     timestamp, ctx, name, attributes, severity = item
+                if type(timestamp) is not int or not 0 < timestamp < _MAX_TIMESTAMP_NS:
+                    timestamp = _timestamp_ns(timestamp, observed)
                 if type(name) is not str:
                     name = _event_name(name)
                 if type(attributes) is not dict and not isinstance(attributes, Mapping):

@@ -145,6 +145,19 @@ def test_hostile_name_kills_no_thread_and_later_events_flow() -> None:
     assert telemetry.shutdown(10_000)
 
 
+def test_an_unusable_timestamp_fails_its_event_alone() -> None:
+    """``timestamp_ns`` no store can hold fails its event; a float is rounded, not refused."""
+    sink = RecordingSink()
+    telemetry = pipeline_with(sink)
+    for timestamp in (10**30, -1, Hostile(), float("nan"), 1.7e18):
+        telemetry.events.emit("robot.dds.command", {"robot.dds.seq": 1}, timestamp_ns=timestamp)  # type: ignore[arg-type]
+    assert telemetry.force_flush(10_000)
+    events = stats_of(telemetry, "events")
+    assert (events.exported, events.failed) == (1, 4)
+    assert [r.log_record.timestamp for r in sink.records] == [1_700_000_000_000_000_000]
+    assert telemetry.shutdown(10_000)
+
+
 def test_bad_records_are_logged_rate_limited_and_never_echoed(caplog: pytest.LogCaptureFixture) -> None:
     """1,000 failing events give one warning, which names neither the value nor its error message."""
     sink = RecordingSink()
