@@ -124,6 +124,8 @@ def _consolidate(args: argparse.Namespace) -> int:
         print_json(report)
         return 0
     print_table(report["files"])
+    for run_id in report["recovered"]:
+        print(f"recovered interrupted run: {run_id}")
     print(
         f"archived runs: {len(report['archived'])}; removed temps: {len(report['removed_temps'])}; "
         f"duckdb: {report['duckdb']}"
