@@ -401,7 +401,16 @@ class Telemetry:
                 exc,
             )
             return
-        readers.append(PrometheusMetricReader(registry=registry))
+        scrub = self.scrubber.metrics
+
+        class ScrubbedPrometheusReader(PrometheusMetricReader):
+            """Scrubs each collection on the scrape's thread, like every other exporter."""
+
+            def _receive_metrics(self, metrics_data: Any, timeout_millis: float = 10_000, **kw: Any) -> None:
+                if metrics_data is not None:
+                    super()._receive_metrics(scrub(metrics_data), timeout_millis, **kw)
+
+        readers.append(ScrubbedPrometheusReader(registry=registry))
         self._prometheus_server = server
         self.prometheus_address = (host, server.server_address[1])
         self.destinations.append(

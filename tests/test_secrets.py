@@ -381,3 +381,27 @@ def test_bad_percent_encoding_in_a_dsn_is_never_logged(caplog: pytest.LogCapture
     assert stats.failed == 1 and stats.reconciles
     assert caplog.records, "the failure was logged"
     assert secret not in caplog.text
+
+
+def test_prometheus_scrapes_are_scrubbed_too() -> None:
+    """Metric attributes reach /metrics scrubbed (on the scrape's thread)."""
+    telemetry = otel_tele.setup(
+        local=True,
+        sinks="none",
+        traces_exporter="none",
+        logs_exporter="none",
+        metrics_exporter="prometheus",
+        prometheus_port=0,
+    )
+    try:
+        counter = telemetry.meter("app").create_counter("app.logins")
+        counter.add(
+            1, {"user.api_key": "PromSecretKey123", "url.query": "a=1&token=PromTok987", "route": "/x"}
+        )
+        assert telemetry.prometheus_address is not None
+        host, port = telemetry.prometheus_address
+        text = httpx.get(f"http://{host}:{port}/metrics", timeout=30).text
+    finally:
+        telemetry.shutdown(5_000)
+    assert "app_logins" in text and REDACTED in text
+    assert "PromSecretKey123" not in text and "PromTok987" not in text
