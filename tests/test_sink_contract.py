@@ -257,6 +257,7 @@ def test_registered_sink_honours_the_contract(name: str, tmp_path: Path) -> None
         for snap in telemetry.sink_stats():
             assert snap.reconciles, snap
             assert snap.failed == 0 and snap.dropped == 0, snap
+            assert snap.pending == 0, snap  # after a flush, nothing held back is booked as if stored
         assert sample.stored(data_dir, telemetry) == 200
     finally:
         assert run_bounded(lambda: telemetry.shutdown(30_000), 60)
