@@ -111,7 +111,8 @@ def domain_of(name: Any, attributes: Any) -> str:
         if name == _FDA_RUN_EVENT:
             return "fda.events"
         mode = attributes.get(_FDA_MODE) if isinstance(attributes, Mapping) else None
-        return f"fda.{mode}" if mode in ("production", "dev", "tuner") else "fda.production"
+        known = type(mode) is str and mode in ("production", "dev", "tuner")  # a caller's value: no ==
+        return f"fda.{mode}" if known else "fda.production"
     return prefix if prefix in DEFAULTS else "other"
 
 

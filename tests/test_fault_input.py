@@ -21,7 +21,7 @@ from otel_tele.instrumentation.dds import TelemetryCollector, get_collector
 from otel_tele.instrumentation.flow import FlowMeters
 from otel_tele.instrumentation.inference import TelemetryLogger
 
-from otel_tele import StatsSnapshot, Telemetry, testing
+from otel_tele import StatsSnapshot, Telemetry, _overload, testing
 from otel_tele._internal import bad_input_log
 from otel_tele.semconv import fda as fda_v
 
@@ -412,3 +412,9 @@ def test_collector_on_a_read_only_working_directory_does_not_raise(
         standalone.close()
     finally:
         tmp_path.chmod(0o755)
+
+
+def test_overload_policy_never_compares_a_callers_value() -> None:
+    """The full-queue path reads the FDA mode the caller gave: a hostile one is not compared."""
+    assert _overload.domain_of("fda.iteration", {fda_v.MODE: Hostile()}) == "fda.production"
+    assert _overload.domain_of(Hostile(), {fda_v.MODE: "dev"}) == "other"
