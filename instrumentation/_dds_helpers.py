@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from otel_tele._internal import guard
+from otel_tele._internal import bad_input_log, describe_error, guard
 
 _log = logging.getLogger("otel_tele")
 
@@ -100,14 +100,22 @@ class CameraHealthReporter:
     def report(self) -> int:
         """Snapshot every camera now; returns how many were logged."""
         logged = 0
+        items: list[tuple[Any, Any]] = []
         with guard("CameraHealthReporter.report"):
             cameras = self._cameras() if callable(self._cameras) else self._cameras
-            for camera_id, monitor in dict(cameras).items():
+            items = list(dict(cameras).items())
+        for camera_id, monitor in items:
+            try:  # one camera whose id or stats cannot be read costs only its own snapshot
                 stats = getattr(monitor, "stats", monitor)
                 self.collector.log_camera_health(
-                    str(camera_id), stats if isinstance(stats, Mapping) else None
+                    camera_id if isinstance(camera_id, str) else str(camera_id),
+                    stats if isinstance(stats, Mapping) else None,
                 )
                 logged += 1
+            except Exception as exc:
+                bad_input_log.warning(
+                    "CameraHealthReporter", "camera health: a camera skipped (%s)", describe_error(exc)
+                )
         self.snapshots += logged
         return logged
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from otel_tele.instrumentation import fda
-from otel_tele.instrumentation.dds import TelemetryCollector, get_collector
+from otel_tele.instrumentation.dds import CameraHealthReporter, TelemetryCollector, get_collector
 from otel_tele.instrumentation.flow import FlowMeters
 from otel_tele.instrumentation.inference import TelemetryLogger
 
@@ -418,3 +418,18 @@ def test_overload_policy_never_compares_a_callers_value() -> None:
     """The full-queue path reads the FDA mode the caller gave: a hostile one is not compared."""
     assert _overload.domain_of("fda.iteration", {fda_v.MODE: Hostile()}) == "fda.production"
     assert _overload.domain_of(Hostile(), {fda_v.MODE: "dev"}) == "other"
+
+
+def test_camera_reporter_skips_only_the_camera_it_cannot_read(cap: testing.Capture) -> None:
+    class BrokenMonitor:
+        @property
+        def stats(self) -> dict[str, Any]:
+            raise RuntimeError("SECRET-camera")
+
+    reporter = CameraHealthReporter(
+        {"cam0": {"actual_fps": 5.0}, HostileStr(): {"actual_fps": 1.0}, "cam2": BrokenMonitor()},
+        _collector(cap),
+    )
+    assert reporter.report() == 1
+    cap.flush()
+    assert [e["robot.camera.id"] for e in cap.events("robot.camera.health")] == ["cam0"]
