@@ -8,11 +8,13 @@ database and then every ``interval_s``; while a backlog remains, passes follow e
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 from ._sqlite_schema import TABLES
 
@@ -37,10 +39,26 @@ def retention_days_from_env(environ: Mapping[str, str] | None = None) -> float:
         return DEFAULT_DAYS
 
 
+class DeleteObserver(Protocol):
+    """Told, inside the deleting transaction, which rows go (the digest keeps its aggregates in step)."""
+
+    def before_delete(self, conn: sqlite3.Connection, table: str, ids: list[int]) -> None: ...
+
+    def after_delete(self, conn: sqlite3.Connection, table: str) -> None: ...
+
+
 class Retention:
     """Deletes expired rows a small batch at a time."""
 
-    def __init__(self, days: float, *, interval_s: float = 3_600.0, batch_rows: int = 5_000) -> None:
+    def __init__(
+        self,
+        days: float,
+        *,
+        interval_s: float = 3_600.0,
+        batch_rows: int = 5_000,
+        observer: DeleteObserver | None = None,
+    ) -> None:
+        self.observer = observer
         self.days = days
         self.interval_s = interval_s
         self.batch_rows = batch_rows
@@ -61,16 +79,26 @@ class Retention:
         for table in TABLES:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                expired = f"SELECT id FROM {table} WHERE ts < ? ORDER BY ts LIMIT ?"
-                cursor = conn.execute(
-                    f"DELETE FROM {table} WHERE id IN ({expired})", (cutoff, self.batch_rows)
+                expired = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT id FROM {table} WHERE ts < ? ORDER BY ts LIMIT ?", (cutoff, self.batch_rows)
+                    )
+                ]
+                if expired and self.observer is not None:
+                    self.observer.before_delete(conn, table, expired)
+                conn.execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(expired),),
                 )
+                if expired and self.observer is not None:
+                    self.observer.after_delete(conn, table)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            deleted += max(cursor.rowcount, 0)
-            backlog = backlog or cursor.rowcount >= self.batch_rows
+            deleted += len(expired)
+            backlog = backlog or len(expired) >= self.batch_rows
         self.deleted += deleted
         self._next_run = time.monotonic() + (0.5 if backlog else self.interval_s)
         if deleted:

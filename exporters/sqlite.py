@@ -36,6 +36,7 @@ from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
 
+from ._sqlite_digest import Digest
 from ._sqlite_mapping import BULK_INSERTS, INSERTS, MAPPER
 from ._sqlite_retention import Retention, retention_days_from_env
 from ._sqlite_schema import SCHEMA_VERSION, SchemaTooNew, connect, init_db
@@ -101,7 +102,10 @@ class SqliteSink(Sink):
     def __init__(self, db_path: str | Path, *, retention_days: float | None = None) -> None:
         super().__init__()
         self.db_path = Path(db_path)
-        self.retention = Retention(retention_days_from_env() if retention_days is None else retention_days)
+        self.digest = Digest(self.db_path)
+        self.retention = Retention(
+            retention_days_from_env() if retention_days is None else retention_days, observer=self
+        )
         self._conn: sqlite3.Connection | None = None
         self._open_lock = threading.Lock()
         self.rows_written = 0
@@ -117,6 +121,7 @@ class SqliteSink(Sink):
             if self._conn is None:
                 conn = init_db(self.db_path)
                 self._conn = conn
+                self.digest.attach(conn)
                 if self.retention.due():
                     self._retain(conn)
             return self._conn
@@ -145,6 +150,7 @@ class SqliteSink(Sink):
         try:
             for table, values in rows.by_table.items():
                 rejected += self._insert(conn, table, values)
+            self._in_digest(conn, self.digest.after_insert, rows.by_table)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -154,6 +160,28 @@ class SqliteSink(Sink):
         if self.retention.due():
             self._retain(conn)
         return Written(failed=rejected, not_routed=rows.not_routed)
+
+    # -- the digest sidecar (``_sqlite_digest``): kept in the same transaction as the rows ---------
+    def _in_digest(self, conn: sqlite3.Connection, step: Any, *args: Any) -> None:
+        """Run a digest step; if it fails, only the digest is given up (the rows still commit) — it is
+        rebuilt when the sink next opens, and readers take the exact path meanwhile."""
+        if not self.digest.attached:
+            return
+        conn.execute("SAVEPOINT digest")
+        try:
+            step(conn, *args)
+            conn.execute("RELEASE digest")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK TO digest")
+            conn.execute("RELEASE digest")
+            _log.warning("robot digest given up until the sink reopens: %s", exc)
+            self.digest.attached = False  # detached on close; stale watermarks steer readers away
+
+    def before_delete(self, conn: sqlite3.Connection, table: str, ids: list[int]) -> None:
+        self._in_digest(conn, self.digest.before_delete, table, ids)
+
+    def after_delete(self, conn: sqlite3.Connection, table: str) -> None:
+        self._in_digest(conn, self.digest.after_delete, table)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, table: str, values: list[tuple[Any, ...]]) -> int:

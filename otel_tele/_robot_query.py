@@ -116,4 +116,5 @@ def latency_block(sorted_values: Sequence[float]) -> dict[str, Any]:
         "p95_ms": nearest_rank(sorted_values, 0.95),
         "p99_ms": nearest_rank(sorted_values, 0.99),
         "max_ms": sorted_values[-1] if count else None,
+        "percentile_rel_error": 0.0,
     }

@@ -23,6 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from otel_tele.exporters._sqlite_digest import COUNT_SERIES
+
+from ._robot_digest import DigestReader
 from ._robot_query import (
     ROBOT_TABLES,
     TimeArg,
@@ -50,11 +53,15 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
 class TelemetryQuery:
     """A read-only (``mode=ro``) connection to ``telemetry.db`` with the spec's queries.
 
+    Windowed counts and latency statistics come from the sink's digest sidecar
+    (``telemetry.digest.db``) when it is in step: exact counts, means and maxima, percentiles within
+    2 %. ``exact=True`` reads every row instead (exact percentiles, slower on large tables).
+
     Raises ``FileNotFoundError`` for a missing file and ``sqlite3.DatabaseError`` for one that is
     not a telemetry database. Use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, db_path: str | Path = DEFAULT_DB_PATH) -> None:
+    def __init__(self, db_path: str | Path = DEFAULT_DB_PATH, *, exact: bool = False) -> None:
         from otel_tele.exporters._sqlite_schema import connect
 
         self.db_path = Path(db_path)
@@ -82,6 +89,7 @@ class TelemetryQuery:
                 f"{self.db_path} is not a telemetry database (missing {', '.join(missing)})"
             )
         self._conn.row_factory = _dict_row
+        self._digest = DigestReader(self._conn, self.db_path, enabled=not exact)
 
     def close(self) -> None:
         self._conn.close()
@@ -125,6 +133,9 @@ class TelemetryQuery:
         return self._rows("dds_commands", "*", clauses, params, limit)
 
     def get_command_count(self, start: TimeArg = None, end: TimeArg = None) -> int:
+        fast = self._digest.counts(["dds_commands"], *window(None, start, end))
+        if fast is not None:
+            return fast["dds_commands"]
         clauses, params = filters(None, start, end)
         return int(self._one(f"SELECT count(*) FROM dds_commands{where(clauses)}", params))
 
@@ -323,10 +334,18 @@ class TelemetryQuery:
     def get_web_latency_stats(
         self, time_range: TimeRange = None, *, start: TimeArg = None, end: TimeArg = None
     ) -> Row:
-        """``{count, mean_ms, p50_ms, p95_ms, p99_ms, max_ms, by_endpoint: {endpoint: {...}}}``
-        (nearest-rank percentiles over every request with a response time)."""
+        """``{count, mean_ms, p50_ms, p95_ms, p99_ms, max_ms, percentile_rel_error, by_endpoint:
+        {endpoint: {...}}}`` (nearest-rank percentiles over every request with a response time).
+
+        Counts, means and maxima are exact. Percentiles come from the sink's digest within
+        ``percentile_rel_error`` (0.01) of the exact value, and are exact (0.0) for windows of at most
+        20,000 requests or when the digest is missing or out of step."""
+        lo, hi = window(time_range, start, end)
+        fast = self._digest.latency_stats(lo, hi)
+        if fast is not None:
+            return fast
         clauses, params = ["response_ms IS NOT NULL"], list[Any]()
-        time_clause(*window(time_range, start, end), clauses, params)
+        time_clause(lo, hi, clauses, params)
         by_endpoint: dict[str, list[float]] = {}
         cursor = self._conn.cursor()
         cursor.row_factory = None
@@ -407,6 +426,7 @@ class TelemetryQuery:
         """``{first_event_ts, last_event_ts, duration_s, total_commands, total_feedback, total_events,
         command_rate_hz, feedback_rate_hz, error_count}`` over every table."""
         clauses, params = filters(None, start, end)
+        lo, hi = window(None, start, end)
         firsts, lasts = [], []
         for table in ROBOT_TABLES:
             firsts.append(self._one(f"SELECT min(ts) FROM {table}{where(clauses)}", params))
@@ -414,13 +434,16 @@ class TelemetryQuery:
         first = min((t for t in firsts if t is not None), default=None)
         last = max((t for t in lasts if t is not None), default=None)
         duration = (last - first) if first is not None and last is not None else 0.0
-        counts = {
-            table: self._one(f"SELECT count(*) FROM {table}{where(clauses)}", params)
-            for table in ("dds_commands", "dds_feedback", "system_events")
-        }
-        errors = self._one(
-            f"SELECT count(*) FROM system_events{where([*clauses, 'level = ?'])}", [*params, "error"]
-        )
+        counts = self._digest.counts(list(COUNT_SERIES), lo, hi)
+        if counts is None:
+            counts = {
+                table: self._one(f"SELECT count(*) FROM {table}{where(clauses)}", params)
+                for table in ("dds_commands", "dds_feedback", "system_events")
+            }
+            counts["error_events"] = self._one(
+                f"SELECT count(*) FROM system_events{where([*clauses, 'level = ?'])}", [*params, "error"]
+            )
+        errors = counts["error_events"]
         return {
             "first_event_ts": first,
             "last_event_ts": last,
