@@ -223,6 +223,16 @@ def test_follows_sink_writes_foreign_rows_and_retention(tmp_path: Path, no_exact
     digest.close()
 
 
+def reopen_and_check(db: Path, windows: list[tuple[Any, Any]]) -> int:
+    """Open the sink (which checks the digest), then compare fast and exact; returns rebuilds."""
+    sink = SqliteSink(db, retention_days=0)
+    sink.open()
+    sink.close()
+    check_windows(db, windows)
+    check_counts(db, windows)
+    return sink.digest.rebuilds
+
+
 def test_rebuilt_when_missing_stale_or_corrupt(tmp_path: Path, no_exact_shortcut: None) -> None:
     db = tmp_path / "telemetry.db"
     insert_random(db, random.Random(4), 2000, start=NOW - 86400, span=86400)
@@ -236,12 +246,7 @@ def test_rebuilt_when_missing_stale_or_corrupt(tmp_path: Path, no_exact_shortcut
     conn.execute("DELETE FROM web_requests WHERE id % 7 = 0 AND id > 10")
     conn.execute("DELETE FROM system_events WHERE id % 5 = 0 AND id > 10")
     conn.commit()
-    sink = SqliteSink(db, retention_days=0)
-    sink.open()
-    assert sink.digest.rebuilds == 1
-    sink.close()
-    check_windows(db, windows)
-    check_counts(db, windows)
+    assert reopen_and_check(db, windows) == 1
 
     # newest rows gone (a digest ahead of its database): readers answer exactly meanwhile
     conn.execute("DELETE FROM web_requests WHERE id > (SELECT max(id) - 50 FROM web_requests)")
@@ -258,12 +263,7 @@ def test_rebuilt_when_missing_stale_or_corrupt(tmp_path: Path, no_exact_shortcut
             side.write_bytes(b"not a database" * 500)
         with TelemetryQuery(db) as q:  # no usable digest: exact, no error
             assert q.get_web_latency_stats()["percentile_rel_error"] == 0.0
-        sink = SqliteSink(db, retention_days=0)
-        sink.open()
-        assert sink.digest.rebuilds == 1
-        sink.close()
-        check_windows(db, windows)
-        check_counts(db, windows)
+        assert reopen_and_check(db, windows) == 1
 
 
 def test_telemetry_db_keeps_exactly_the_spec_schema(tmp_path: Path) -> None:
