@@ -32,12 +32,13 @@ import otel_tele
 from otel_tele import testing
 from otel_tele._scrub import REDACTED, SANITIZE_HEADERS, Scrubber
 
+from . import _pg
 from ._otlp_receiver import OtlpReceiver
 from ._pg import log_into_unreachable_store
 from ._robot_helpers import UvicornThread
 from .conftest import free_port
 
-pytest_plugins = ["tests._pg"]
+clean_pg, pg_dsn = _pg.clean_pg, _pg.pg_dsn  # fixtures
 
 SANITIZE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,12 +22,13 @@ from psycopg.conninfo import conninfo_to_dict
 import otel_tele
 from otel_tele._http_guard import Access, AccessError, access_for, load_token
 
+from . import _pg
 from ._robot_helpers import wait_for
 from ._serve import Serve, serve_process
 from ._services import free_port
 from .sink_samples.capture import fixture_run
 
-pytest_plugins = ["tests._pg"]
+pg_dsn = _pg.pg_dsn  # fixture
 
 RUN = "run_deterministic_72ca609c"
 TOKEN = "t0ken-for-tests-0123456789abcdef"
@@ -198,7 +200,12 @@ def test_tls_for_http_and_otlp_with_a_generated_certificate(
     ) as server:
         good = {"authorization": f"Bearer {TOKEN}"}
         https = f"https://127.0.0.1:{server.http_port}"
-        assert httpx.get(https + "/v1/runs", headers=good, verify=str(cert)).status_code == 200
+        assert (
+            httpx.get(
+                https + "/v1/runs", headers=good, verify=ssl.create_default_context(cafile=str(cert))
+            ).status_code
+            == 200
+        )
         with pytest.raises(httpx.HTTPError):
             httpx.get(server.url + "/v1/runs", headers=good, timeout=5)  # plain HTTP is not served
         credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
@@ -227,7 +234,12 @@ def test_tls_for_http_and_otlp_with_a_generated_certificate(
 
         def stored() -> int:
             query = {"table": "dds_commands", "limit": "100"}
-            response = httpx.get(https + "/api/debug/query", params=query, headers=good, verify=str(cert))
+            response = httpx.get(
+                https + "/api/debug/query",
+                params=query,
+                headers=good,
+                verify=ssl.create_default_context(cafile=str(cert)),
+            )
             return int(response.json().get("count", 0)) if response.status_code == 200 else 0
 
         assert wait_for(lambda: stored() == 5, what="rows through TLS")
