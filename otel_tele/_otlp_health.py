@@ -2,7 +2,7 @@
 
 The SDK's OTLP exporters log every retry ("Transient error … retrying in 3.87s") and every failed
 batch, some with a traceback. otel-tele wraps each OTLP exporter it attaches so that the user sees one
-WARNING when that exporter stops reaching its collector and one when it reaches it again (at most one
+WARNING when that exporter stops delivering to its collector and one when it delivers again (at most one
 outage warning per exporter per :data:`OUTAGE_WARNING_INTERVAL_S`); the records lost meanwhile are in
 the exporter's books (``sink_stats()``, ``otel_tele_sink_failed_total``). The SDK's per-retry lines are
 filtered out of its exporter loggers once otel-tele attaches an OTLP exporter.
@@ -57,9 +57,9 @@ class ExportHealth:
     Example::
 
         health = ExportHealth("OTLP traces", "http://localhost:4317")
-        health.record(ok=False, count=10)   # WARNING: unreachable
+        health.record(ok=False, count=10)   # WARNING: cannot deliver
         health.record(ok=False, count=10)   # silent: still down, counted
-        health.record(ok=True, count=5)     # WARNING: reachable again, 20 records were not delivered
+        health.record(ok=True, count=5)     # WARNING: delivers again, 20 records were not delivered
     """
 
     def __init__(
@@ -93,8 +93,8 @@ class ExportHealth:
                     return  # a flapping collector: at most one outage warning per interval
                 self._last_warning, self._warned_down = now, True
                 _log.warning(
-                    "%s exporter cannot reach %s; its records are counted as failed "
-                    "(sink_stats(), otel_tele_sink_failed_total) until it recovers",
+                    "%s exporter cannot deliver to %s (unreachable or refusing); its records are "
+                    "counted as failed (sink_stats(), otel_tele_sink_failed_total) until it recovers",
                     self.what,
                     self.where,
                 )
@@ -104,7 +104,7 @@ class ExportHealth:
                 if self._warned_down:
                     self._warned_down = False
                     _log.warning(
-                        "%s exporter reaches %s again; %d records were not delivered meanwhile",
+                        "%s exporter delivers to %s again; %d records were not delivered meanwhile",
                         self.what,
                         self.where,
                         lost,

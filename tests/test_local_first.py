@@ -183,7 +183,7 @@ def test_a_dead_collector_gives_one_summary_line_at_a_bounded_exit(tmp_path: Pat
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("otel-tele shutdown stopped at its 1 s deadline"), lines
     assert re.search(r"not exported: .*otlp/traces 1 .*otlp/logs 1", lines[0]), lines
-    assert exit_s < 1.0 + 2.0, f"exit took {exit_s:.2f}s with a 1 s deadline"
+    assert exit_s < 1.0 + 3.0, f"exit took {exit_s:.2f}s with a 1 s deadline"  # + interpreter teardown
     db = tmp_path / "telemetry" / "telemetry.db"
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM system_events").fetchone() == (1,)
@@ -224,8 +224,8 @@ def test_collector_outage_warns_once_per_exporter_and_once_on_recovery(
         telemetry.shutdown(5_000)
     ours = [r.getMessage() for r in caplog.records if r.name == "otel_tele" and r.levelno >= logging.WARNING]
     assert len(ours) == 2, ours
-    assert ours[0].startswith(f"OTLP traces exporter cannot reach 127.0.0.1:{port}"), ours
-    assert ours[1].startswith(f"OTLP traces exporter reaches 127.0.0.1:{port} again; 3 records"), ours
+    assert ours[0].startswith(f"OTLP traces exporter cannot deliver to 127.0.0.1:{port}"), ours
+    assert ours[1].startswith(f"OTLP traces exporter delivers to 127.0.0.1:{port} again; 3 records"), ours
     assert not [r for r in caplog.records if r.name.startswith("opentelemetry.exporter")]
     assert "Traceback" not in caplog.text
 
@@ -243,7 +243,7 @@ def test_outage_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) -> N
         now[0] += 60
         health.record(ok=False, count=2)
     messages = [r.getMessage() for r in caplog.records]
-    assert [m.split(" exporter ")[1].split(" ")[0] for m in messages] == ["cannot", "reaches", "cannot"]
+    assert [m.split(" exporter ")[1].split(" ")[0] for m in messages] == ["cannot", "delivers", "cannot"]
     assert "1 records were not delivered" in messages[1]
 
 
