@@ -406,3 +406,28 @@ def test_prometheus_scrapes_are_scrubbed_too() -> None:
         telemetry.shutdown(5_000)
     assert "app_logins" in text and REDACTED in text
     assert "PromSecretKey123" not in text and "PromTok987" not in text
+
+
+def test_fast_paths_give_the_same_answers_as_the_rules() -> None:
+    """The per-key and per-string caches skip work, never a secret: a number under a secret name is
+    still redacted, a repeated clean string stays clean, a repeated secret string is redacted every
+    time, and a string cached as clean elsewhere is still path-scrubbed under a URL key."""
+    scrubber = Scrubber()
+    token_path = "/api/reset/9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    for _ in range(3):  # the first pass fills the caches, the later ones use them
+        out = scrubber.attributes(
+            {
+                "pin": 1234,
+                "fda.E": 1.5,
+                "phase": "GREEN",
+                "note": "postgres://app:hunter2@db/x",
+                "http.route": token_path,
+                "url.path": token_path,
+            }
+        )
+        assert out is not None
+        assert out["pin"] == REDACTED and out["fda.E"] == 1.5 and out["phase"] == "GREEN"
+        assert "hunter2" not in out["note"]
+        assert out["http.route"] == token_path  # not a URL attribute: content rules only
+        assert "9f8e7d6c5b4a39281706f5e4d3c2b1a0" not in out["url.path"]
+    assert scrubber.attributes({"fda.E": 1.5, "phase": "GREEN"}) is None  # nothing to change: no copy
