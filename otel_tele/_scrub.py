@@ -275,6 +275,7 @@ class Scrubber:
             return None
         out: dict[str, Any] | None = None
         plain_keys, strings = self._plain_keys, self._string_cache
+        value: Any
         for key, value in attributes.items():
             # The common case first, without a call: a number, or a string already found clean,
             # under a name that is neither secret nor a URL's holds nothing to scrub.
