@@ -5,13 +5,19 @@ bundle looks the same whichever way it was made. It mirrors FlowTime's ``Telemet
 handling per series, one CSV per node x metric x class, then ``manifest.json`` (written last, so a
 directory with a manifest is a complete bundle). Every file is written temp-then-rename.
 
+Series stream: a run directory's series is read only when its turn comes and dropped once its CSV is
+on disk, so memory does not grow with the number of series. The CSVs are renamed into place only once
+every series has been read, so a series that cannot be read leaves the output directory as it was.
+
 Same inputs and options give byte-identical files; only ``provenance.capturedAtUtc`` differs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +29,12 @@ from ._capture_format import (
     MANIFEST,
     Grid,
     atomic_write,
+    discard,
     dump_json,
     encode_csv,
     safe_file_name,
     sha256_of,
+    stage,
     unique_names,
 )
 from ._capture_gaps import CaptureWarning, GapOptions, handle, inject
@@ -36,7 +44,11 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class SeriesInput:
-    """One series to capture: node x metric x class, its values (``None`` = gap) and target name."""
+    """One series to capture: node x metric x class, its values (``None`` = gap) and target name.
+
+    With ``read``, the values are not held yet: ``read()`` returns the loaded series when the writer
+    gets to it (run directories); the live sink passes values.
+    """
 
     node_id: str
     metric: flow.FlowMetric
@@ -46,6 +58,7 @@ class SeriesInput:
     points: int
     source: str = ""  # where it came from (a run series id, or "live"), for plans and logs
     warnings: list[CaptureWarning] = field(default_factory=list)  # found while reading it
+    read: Callable[[], SeriesInput] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,6 @@ class CapturePlan:
 
     files: list[PlannedFile]
     warnings: list[CaptureWarning]
-    series: list[tuple[PlannedFile, list[float | None]]]
 
 
 @dataclass
@@ -99,22 +111,31 @@ def utc_timestamp(now: dt.datetime | None = None) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 10:07d}Z"
 
 
-def plan_capture(source: BundleSource, options: GapOptions) -> CapturePlan:
-    """Apply injections and gap handling to copies of the series; name the files."""
+def _planned(
+    source: BundleSource, options: GapOptions
+) -> Iterator[tuple[PlannedFile, list[float | None], list[CaptureWarning]]]:
+    """Series by series: read it, apply injections and gap handling, name its file."""
     names = unique_names(safe_file_name(s.file_name) for s in source.series)
-    files, warnings, series = [], [], []
-    for item, name in zip(source.series, names, strict=True):
+    for pending, name in zip(source.series, names, strict=True):
+        item = pending.read() if pending.read is not None else pending
         values = list(item.values)
-        warnings.extend(item.warnings)
+        warnings = list(item.warnings)
         warnings.extend(inject(values, item.node_id, item.metric, item.class_id, options.inject))
         warnings.extend(handle(values, item.node_id, item.metric, options))
         planned = PlannedFile(
             item.node_id, item.metric.manifest, item.class_id, name, item.source, item.points
         )
+        yield planned, values, warnings
+
+
+def plan_capture(source: BundleSource, options: GapOptions) -> CapturePlan:
+    """The files and warnings a capture of ``source`` writes (reads every series, writes nothing)."""
+    files, warnings = [], []
+    for planned, _values, found in _planned(source, options):
         files.append(planned)
-        series.append((planned, values))
+        warnings.extend(found)
     warnings.extend(source.warnings)
-    return CapturePlan(files, warnings, series)
+    return CapturePlan(files, warnings)
 
 
 def _ordered_ci(values: Iterable[str]) -> dict[str, str]:
@@ -194,19 +215,38 @@ def write_bundle(
     options: GapOptions | None = None,
     captured_at: str | None = None,
     progress: Progress | None = None,
-    plan: CapturePlan | None = None,
 ) -> WrittenBundle:
     """Write the CSVs, then ``manifest.json``, into ``directory`` (created; other files are kept)."""
-    plan = plan or plan_capture(source, options or GapOptions())
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
-    hashes = []
-    total = len(plan.series)
-    for done, (planned, values) in enumerate(plan.series, start=1):
-        data = encode_csv(values, planned.class_id)
-        atomic_write(directory / planned.path, data)
-        hashes.append(sha256_of(data))
-        if progress is not None:
-            progress(done, total)
+    files: list[PlannedFile] = []
+    warnings: list[CaptureWarning] = []
+    hashes: list[str] = []
+    staged: list[tuple[str, Path]] = []
+    renamed = 0
+    total = len(source.series)
+    try:
+        for done, (planned, values, found) in enumerate(_planned(source, options or GapOptions()), start=1):
+            data = encode_csv(values, planned.class_id)
+            del values  # one series in memory at a time
+            staged.append((stage(directory / planned.path, data), directory / planned.path))
+            hashes.append(sha256_of(data))
+            files.append(planned)
+            warnings.extend(found)
+            if progress is not None:
+                progress(done, total)
+        for placed, (temporary, final) in enumerate(staged, start=1):
+            os.replace(temporary, final)
+            renamed = placed
+    except BaseException:
+        for temporary, _final in staged[renamed:]:
+            discard(temporary)
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if still empty
+        raise
+    warnings.extend(source.warnings)
+    plan = CapturePlan(files, warnings)
     manifest = build_manifest(source, plan, hashes, captured_at or utc_timestamp())
     atomic_write(directory / MANIFEST, dump_json(manifest))
     return WrittenBundle(directory, manifest, plan)

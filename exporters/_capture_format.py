@@ -80,7 +80,7 @@ class Grid:
 def _g17(value: float) -> str:
     # C's %.17g switches to exponent form at the same thresholds as .NET's G17 (exp < -4 or >= 17)
     # and also pads the exponent to two digits; only the letter's case differs.
-    return format(value, ".17g").replace("e", "E")
+    return format(value, ".17G")
 
 
 def format_value(value: float | None, finite: Callable[[float], str] = _g17) -> str:
@@ -113,12 +113,23 @@ def parse_value(raw: str) -> float | None:
         raise BundleFormatError(f"cannot parse value {text[:40]!r}") from None
 
 
+def all_finite(values: Sequence[float | None]) -> bool:
+    """No gap, NaN or ±inf — in one C-speed pass: a sum of finite numbers is finite unless it
+    overflows, which only sends the series down the general (per-value) path."""
+    try:
+        return math.isfinite(sum(values))  # type: ignore[arg-type]
+    except (TypeError, OverflowError):
+        return False
+
+
 def encode_csv(values: Sequence[float | None], class_id: str) -> bytes:
     """A v2 bundle CSV: header, one ``i,classId,value`` row per bin, LF, UTF-8 without BOM."""
-    lines = [V2_HEADER]
-    lines.extend(f"{i},{class_id},{format_value(v)}" for i, v in enumerate(values))
-    lines.append("")
-    return "\n".join(lines).encode("utf-8")
+    middle = f",{class_id},"
+    if all_finite(values):  # ".17G" is _g17's text for every finite number
+        lines = [f"{i}{middle}{v:.17G}" for i, v in enumerate(values)]
+    else:
+        lines = [f"{i}{middle}{format_value(v)}" for i, v in enumerate(values)]
+    return (V2_HEADER + "\n" + "\n".join(lines) + "\n" if lines else V2_HEADER + "\n").encode("utf-8")
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -352,16 +363,30 @@ def read_inside(root: Path, relative: str) -> bytes | None:
         return handle.read()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary sibling and rename it over ``path``: readers see all or nothing."""
+def stage(path: Path, data: bytes) -> str:
+    """``data`` in a new temporary sibling of ``path`` (for ``os.replace`` onto ``path``); its name."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+    except BaseException:
+        discard(tmp)
+        raise
+    return tmp
+
+
+def discard(temporary: str) -> None:
+    with _ignore_os_error():
+        os.unlink(temporary)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary sibling and rename it over ``path``: readers see all or nothing."""
+    tmp = stage(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        with _ignore_os_error():
-            os.unlink(tmp)
+        discard(tmp)
         raise
 
 

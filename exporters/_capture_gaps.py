@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from otel_tele.semconv import flow
 
+from ._capture_format import all_finite
+
 InjectionMode = Literal["zero", "nan", "gap"]
 _INJECTED: dict[str, tuple[str, float | None]] = {
     "zero": (flow.INJECTED_ZERO, 0.0),
@@ -199,6 +201,8 @@ def handle(
     values: list[float | None], node_id: str, metric: flow.FlowMetric, options: GapOptions
 ) -> list[CaptureWarning]:
     """FlowTime's ``GapInjector.Process`` over ``values`` (in place); returns its warnings."""
+    if all_finite(values):
+        return []
     warnings: list[CaptureWarning] = []
     name = f"{node_id}:{metric.manifest}"
     for i, value in enumerate(values):

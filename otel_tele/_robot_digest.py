@@ -197,17 +197,22 @@ class DigestReader:
             (chosen,),
         ):
             stats[endpoint] = [n, math.nan if total is None else total, top]
+        ranges = _raw_ranges(raw, lo, hi, mark)
+        count = sum(s[0] for s in stats.values())
+        for clause, params in ranges:  # counted first: a small window is cheaper read once, exactly
+            count += self._value(f"SELECT count(*) FROM main.web_requests WHERE {clause}", params)
+            if count > EXACT_LIMIT:
+                break
+        if count <= EXACT_LIMIT:
+            return None
         values: dict[str, list[float]] = {}
-        for clause, params in _raw_ranges(raw, lo, hi, mark):
+        for clause, params in ranges:
             for endpoint, value in self._rows(
                 "SELECT endpoint, response_ms FROM main.web_requests "
                 f"WHERE {clause} AND response_ms IS NOT NULL",
                 params,
             ):
                 values.setdefault(endpoint, []).append(value)
-        count = sum(s[0] for s in stats.values()) + sum(len(v) for v in values.values())
-        if count <= EXACT_LIMIT:
-            return None
         bins: dict[str, list[tuple[float, int]]] = {}
         for endpoint, bin_, n in self._rows(
             f"SELECT endpoint, bin, sum(n) {join.format(t='latency_bins')} GROUP BY endpoint, bin", (chosen,)

@@ -323,13 +323,13 @@ def capture_run(
     run = read_run(Path(run_dir))
     source = bundle_source(run)
     options = options or GapOptions()
-    plan = plan_capture(source, options)
     directory = Path(output) if output is not None else default_output(run.run_id)
     if dry_run:
-        return CaptureResult(run.run_id, directory, plan, None)
+        return CaptureResult(run.run_id, directory, plan_capture(source, options), None)
     written: WrittenBundle = write_bundle(
-        source, directory, plan=plan, captured_at=captured_at, progress=progress
+        source, directory, options=options, captured_at=captured_at, progress=progress
     )
+    plan = written.plan
     if autocapture:
         write_autocapture(
             directory,

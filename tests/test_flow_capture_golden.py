@@ -188,3 +188,55 @@ def test_dry_run_plans_what_the_capture_writes(tmp_path: Path, name: str) -> Non
     assert [f.path for f in plan.files] == [f["path"] for f in manifest["files"]]
     assert [f.points for f in plan.files] == [f["points"] for f in manifest["files"]]
     assert [w.as_json() for w in plan.warnings] == manifest["warnings"]
+
+
+def test_unreadable_series_leaves_the_output_as_it_was(tmp_path: Path) -> None:
+    """Series are read as the writer reaches them; one that cannot be read (here the last) fails the
+    capture before any CSV is renamed into place: the previous bundle stays whole, no temp file remains."""
+    run = fixture_run(tmp_path / "runs")
+    bundles.capture_run(run, tmp_path / "out", captured_at=CAPTURED_AT)
+    before = digests(tmp_path / "out")
+    index = json.loads((run / "series" / "index.json").read_text(encoding="utf-8-sig"))
+    for entry in index["series"]:
+        (run / entry["path"]).write_text("bin_index,value\n0,1\n1,2\n2,3\n3,4\n")
+    (run / index["series"][-1]["path"]).write_text("bin_index,value\n0,lots\n")
+    with pytest.raises(bundles.CaptureError, match="lots"):
+        bundles.capture_run(run, tmp_path / "out", captured_at=CAPTURED_AT)
+    assert digests(tmp_path / "out") == before
+    with pytest.raises(bundles.CaptureError):
+        bundles.capture_run(run, tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_series(tmp_path: Path) -> None:
+    """tracemalloc peak of a capture of 400 series is not much above that of 100 (same bins): one
+    series is held at a time (holding them all would take 4x)."""
+    import tracemalloc
+
+    from otel_tele.exporters._capture_runwriter import write_run_directory
+
+    bins = 3000
+
+    def run_of(nodes: int) -> Path:
+        model = [f"grid: {{bins: {bins}, binSize: 5, binUnit: minutes}}", "topology:", "  nodes:"]
+        series: dict[str, list[float | None]] = {}
+        for n in range(nodes):
+            model.append(f"    - id: N{n}\n      semantics: {{arrivals: a{n}}}")
+            series[f"a{n}@A{n}@DEFAULT"] = [float(i % 89) / 3 for i in range(bins)]
+        return write_run_directory(
+            tmp_path / f"runs{nodes}",
+            "r",
+            model_yaml="\n".join(model) + "\n",
+            series=series,
+            grid=Grid(bins, 5, "minutes"),
+        )
+
+    peaks = {}
+    for nodes in (100, 400):
+        run = run_of(nodes)
+        tracemalloc.start()
+        bundles.capture_run(run, tmp_path / f"out{nodes}", captured_at=CAPTURED_AT)
+        peaks[nodes] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    one_series = bins * 40  # bytes of one series' CSV text, about
+    assert peaks[400] < peaks[100] + 300 * one_series / 4, peaks
