@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"{exc}; the PostgreSQL inference store needs pip install 'otel-tele[postgres]'"
     ) from exc
 
+from otel_tele._internal import abandon_inherited, at_fork_in_child
 from otel_tele._scrub import protect_logs
 from otel_tele._settings import dsn_secrets, redact_dsn
 
@@ -80,6 +81,7 @@ class PgStore:
         self._getconn_timeout_s = getconn_timeout_s
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
+        at_fork_in_child(self._reinit_after_fork)
         self._migrated = False
         self._tables_seen = False
         self._copy = _ident(f"COPY {{t}} ({', '.join(ROW_COLUMNS)}) FROM STDIN", t=TABLE)
@@ -120,6 +122,13 @@ class PgStore:
             return True
         except psycopg.Error:
             return False
+
+    def _reinit_after_fork(self) -> None:
+        # The parent's pool threads did not fork and its sockets are the parent's sessions: a child
+        # talking on them would interleave with the parent's protocol. The child opens its own pool.
+        self._lock = threading.Lock()
+        abandon_inherited(self._pool)
+        self._pool = None
 
     def close(self) -> None:
         with self._lock:

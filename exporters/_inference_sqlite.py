@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from otel_tele._internal import abandon_inherited, at_fork_in_child, quiesce_for_fork
+
 from ._inference_rows import Batch, prepare, rollup_rows
 from ._inference_schema import (
     BATCH_TABLE,
@@ -53,7 +55,9 @@ class SqliteStore:
         self.location = str(self.path)
         self._busy_timeout_s = busy_timeout_ms / 1000
         self._writer: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while a write transaction is open
+        quiesce_for_fork(self, "_lock")
+        at_fork_in_child(self._reinit_after_fork)
         self._migrated = False
         self._insert = _fmt(
             f"INSERT INTO {{t}} ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' for _ in ROW_COLUMNS)})",
@@ -114,6 +118,11 @@ class SqliteStore:
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
         return folder.is_dir() and os.access(folder, os.W_OK)
+
+    def _reinit_after_fork(self) -> None:
+        # SQLite forbids carrying a connection across fork(): the child opens its own.
+        abandon_inherited(self._writer)
+        self._writer = None
 
     def close(self) -> None:
         with self._lock:
@@ -278,7 +287,7 @@ class SqliteStore:
         conn = sqlite3.connect(self.path, timeout=lock_timeout_ms / 1000, isolation_level=None)
         try:
             while max_batches is None or batches < max_batches:
-                with self._transaction(conn):
+                with self._lock, self._transaction(conn):  # _lock: no fork mid-transaction
                     count = conn.execute(delete, (cutoff, batch_rows)).rowcount
                 batches += 1
                 deleted += count
@@ -286,7 +295,7 @@ class SqliteStore:
                     complete = True
                     break
             if complete:
-                with self._transaction(conn):
+                with self._lock, self._transaction(conn):
                     for rollup in ROLLUPS:
                         rollup_deleted += conn.execute(
                             _fmt("DELETE FROM {t} WHERE bucket < ?", t=rollup.table), (cutoff,)

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Self
 import pyarrow as pa
 
 from otel_tele import Sink, SinkLogExporter, Written
-from otel_tele._internal import bad_input_log, describe_error
+from otel_tele._internal import abandon_inherited, bad_input_log, describe_error
 from otel_tele._mapping import note_unknown_event
 from otel_tele._settings import OPTIONS_BY_NAME, Settings
 from otel_tele.semconv import fda as v
@@ -340,6 +340,15 @@ class CapsuleSink(Sink):
         return True
 
     # -- lifecycle --------------------------------------------------------------------------------
+    def after_fork(self) -> None:
+        # The open runs are the parent's: their temp files are written and published by the parent.
+        # Finishing (or finalising) a writer here would write into the parent's files.
+        for writer in self._open.values():
+            abandon_inherited(writer)
+        self._open = {}
+        self._pending = 0  # the parent's rows, booked in the parent
+        self._ticker = None  # the parent's journal thread did not fork
+
     def close(self) -> None:
         """Complete every run still open (``status = "incomplete"``): nothing received is kept back."""
         ledger = _Ledger()

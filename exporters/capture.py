@@ -95,6 +95,7 @@ class CaptureSink(Sink):
         self.overflow_series = 0
         self.overflow_points = 0
         self._lock = threading.RLock()
+        self._process_tag = ""  # a forked child names its bundles apart from its parent's
         self._dirty = False
         self._pending: dict[int, int] = {}  # window start → points in it no bundle holds yet
         self.checkpoint_interval_s = 10.0  # wall time between bin-boundary rewrites (bounds their cost)
@@ -232,6 +233,20 @@ class CaptureSink(Sink):
     def close(self) -> None:
         self.flush(10_000)
 
+    def after_fork(self) -> None:
+        # The open window is the parent's to write; the child bins its own records from zero into
+        # bundles of its own (``<key>-<window start>-pid<child pid>``): processes never share one.
+        self._lock = threading.RLock()
+        self._process_tag = f"-pid{os.getpid()}"
+        self.binner = Binner(self.grid, origin_ns=self.binner.origin_ns)
+        self.written = []
+        self._dirs = {}
+        self._cumulative = {}
+        self._pending = {}
+        self.overflow_series = self.overflow_points = 0
+        self._dirty = False
+        self._last_checkpoint = -math.inf
+
     def _checkpoint(self) -> int:
         self._last_checkpoint = time.monotonic()
         window = self.binner.checkpoint()
@@ -254,7 +269,7 @@ class CaptureSink(Sink):
         if directory is None:
             prefix = _KEY.sub("_", self.key_prefix or self._service or "live").strip("._-")[:80] or "live"
             stamp = iso_utc(start_ns).replace("-", "").replace(":", "")
-            base = self.root / f"{prefix}-{stamp}"
+            base = self.root / f"{prefix}-{stamp}{self._process_tag}"
             directory, n = base, 2
             while (directory / MANIFEST).exists():  # another process or an earlier run had this window
                 directory = base.with_name(f"{base.name}-{n}")

@@ -130,6 +130,9 @@ class PostgresSink(Sink):
                     "complete" if result.complete else "continuing next interval",
                 )
 
+    def after_fork(self) -> None:
+        self._retry_records = None  # the parent's batch in flight; the store renews its own connections
+
     def close(self) -> None:
         self.store.close()
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from otel_tele._internal import bad_input_log, encodable
+from otel_tele._internal import abandon_inherited, bad_input_log, encodable, quiesce_for_fork
 from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
@@ -108,6 +108,8 @@ class SqliteSink(Sink):
         )
         self._conn: sqlite3.Connection | None = None
         self._open_lock = threading.Lock()
+        self._transaction_lock = threading.Lock()  # held while a write transaction is open
+        quiesce_for_fork(self, "_transaction_lock")
         self.rows_written = 0
 
     @classmethod
@@ -119,11 +121,12 @@ class SqliteSink(Sink):
         """Create (or migrate) the database now; later writes reuse the connection."""
         with self._open_lock:
             if self._conn is None:
-                conn = init_db(self.db_path)
-                self._conn = conn
-                self.digest.attach(conn)
-                if self.retention.due():
-                    self._retain(conn)
+                with self._transaction_lock:  # creating the schema is a write transaction too
+                    conn = init_db(self.db_path)
+                    self._conn = conn
+                    self.digest.attach(conn)
+                    if self.retention.due():
+                        self._retain(conn)
             return self._conn
 
     def _retain(self, conn: sqlite3.Connection) -> None:
@@ -146,19 +149,20 @@ class SqliteSink(Sink):
             return Written(failed=rows.rejected, not_routed=rows.not_routed)
         conn = self.open()
         rejected = rows.rejected
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for table, values in rows.by_table.items():
-                rejected += self._insert(conn, table, values)
-            self._in_digest(conn, self.digest.after_insert, rows.by_table)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self.rows_written += rows.count - (rejected - rows.rejected)
-        if self.retention.due():
-            self._retain(conn)
+        with self._transaction_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table, values in rows.by_table.items():
+                    rejected += self._insert(conn, table, values)
+                self._in_digest(conn, self.digest.after_insert, rows.by_table)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self.rows_written += rows.count - (rejected - rows.rejected)
+            if self.retention.due():
+                self._retain(conn)
         return Written(failed=rejected, not_routed=rows.not_routed)
 
     # -- the digest sidecar (``_sqlite_digest``): kept in the same transaction as the rows ---------
@@ -218,6 +222,12 @@ class SqliteSink(Sink):
                 rejected += 1
                 bad_input_log.warning("sqlite " + table, "sqlite sink: %s row rejected (%s)", table, exc)
         return rejected
+
+    def after_fork(self) -> None:
+        # SQLite forbids carrying a connection across fork(): the child opens its own.
+        self._open_lock = threading.Lock()
+        abandon_inherited(self._conn)
+        self._conn = None
 
     def close(self) -> None:
         with self._open_lock:

@@ -21,7 +21,7 @@ from typing import Any
 
 from otel_tele.exporters.sqlite import SqliteLogExporter, SqliteSink, SqliteSpanExporter
 
-from otel_tele._internal import safe_str
+from otel_tele._internal import fork_safe, safe_str
 from otel_tele._pipeline import DisabledTelemetry, Telemetry
 from otel_tele._settings import resolve
 from otel_tele._sink import close_once
@@ -130,7 +130,7 @@ class TelemetryCollector:
         self._retention_days = retention_days
         self._enabled = False
         self._subscribers: tuple[Callable[[dict[str, Any]], Any], ...] = ()
-        self._lock = threading.Lock()
+        self._lock = fork_safe(threading.Lock())
         self._sink: SqliteSink | None = None
         self._own_pipeline = telemetry is None
         self.db_path: Path | None = Path(db_path if db_path is not None else DEFAULT_DB_PATH)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import threading
 
+from otel_tele._internal import fork_safe
 from otel_tele._setup import get_telemetry, on_reset
 
 from ._dds_collector import DEFAULT_DB_PATH, TelemetryCollector
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 _collector: TelemetryCollector | None = None
-_lock = threading.Lock()
+_lock = fork_safe(threading.Lock())
 
 
 def get_collector() -> TelemetryCollector:

@@ -59,7 +59,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import otel_tele
-from otel_tele._internal import guard, safe_str
+from otel_tele._internal import fork_safe, guard, safe_str
 from otel_tele._setup import on_reset
 from otel_tele.semconv import fda as v
 from otel_tele.semconv import to_json
@@ -73,7 +73,7 @@ _RUN_EVENT = v.RUN_EVENT
 _ALLOWED = frozenset(v.CALLER_FIELDS | {"lambda_"}) - {"lambda"}
 _REQUIRED = v.REQUIRED_CALLER_FIELDS
 
-_lock = threading.Lock()
+_lock = fork_safe(threading.Lock())
 _last_second = ""
 _issued: set[str] = set()
 _default: otel_tele.Telemetry | None = None

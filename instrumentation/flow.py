@@ -43,7 +43,7 @@ from typing import Any
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import Meter, Observation
 
-from otel_tele._internal import guard, safe_repr
+from otel_tele._internal import fork_safe, guard, safe_repr
 from otel_tele.semconv import flow
 
 __all__ = ["FlowMeters", "NodeMeters"]
@@ -82,8 +82,8 @@ class FlowMeters:
                 metric.instrument, unit=metric.unit, description=metric.description
             )
         self._nodes: dict[str, NodeMeters] = {}
-        self._lock = threading.Lock()
-        self._series_lock = threading.Lock()
+        self._lock = fork_safe(threading.Lock())
+        self._series_lock = fork_safe(threading.Lock())
         self._warned: set[str] = set()
         self.invalid = 0
         meter.create_observable_gauge(

@@ -43,7 +43,7 @@ from typing import Any, TypeVar, cast
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_tele._internal import safe_repr
+from otel_tele._internal import fork_safe, safe_repr
 from otel_tele._pipeline import Telemetry
 from otel_tele._setup import get_telemetry, on_reset
 from otel_tele.inference_stats import InferenceStats
@@ -148,7 +148,7 @@ class TelemetryLogger:
             None  # (pipeline, stats, we opened it)
         )
         self._metrics: tuple[Telemetry, _GenAIMetrics] | None = None
-        self._lock = threading.Lock()
+        self._lock = fork_safe(threading.Lock())
         self._warned_no_pipeline = False
 
     @property
@@ -521,7 +521,7 @@ class TelemetryLogger:
 
 
 _default: TelemetryLogger | None = None
-_default_lock = threading.Lock()
+_default_lock = fork_safe(threading.Lock())
 
 
 def get_telemetry_logger() -> TelemetryLogger:

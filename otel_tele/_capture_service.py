@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._internal import fork_safe
 from .exporters._capture_bundle import utc_timestamp, write_autocapture, write_bundle
 from .exporters._capture_format import (
     AUTOCAPTURE,
@@ -100,7 +101,7 @@ class GenerationResult:
 
 
 _thread_locks: dict[str, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
+_thread_locks_guard = fork_safe(threading.Lock())
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -129,7 +130,7 @@ def _exclusive(target: _Target) -> Iterator[None]:
     directory = target.path
     key = str(directory.resolve())
     with _thread_locks_guard:
-        lock = _thread_locks.setdefault(key, threading.Lock())
+        lock = _thread_locks.setdefault(key, fork_safe(threading.Lock()))
     with lock:
         parent = _Target(target.root, target.parts[:-1]).make()
         # O_NOFOLLOW: a lock file planted as a link must not create or open anything elsewhere.

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +30,7 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
 from opentelemetry.trace import get_current_span as _get_current_span
 
 from . import _overload, semconv
-from ._internal import bad_input_log, describe_error, guard
+from ._internal import at_fork_in_child, bad_input_log, describe_error, guard
 from ._stats import SinkStats, StatsSnapshot
 
 _log = logging.getLogger("otel_tele")
@@ -176,6 +174,14 @@ class _EventMetrics:
                 (metric.kind, metric.value, labels, values, histogram, metric.name)
             )
 
+    def reset_after_fork(self) -> None:
+        """A forked child starts its totals at zero (its series carry its own ``process.pid``)."""
+        self.lock = threading.Lock()
+        self.overflowed.clear()
+        for plans in self._plans.values():
+            for plan in plans:
+                plan[3].clear()  # the running values
+
     def _create(self, meter: Meter, metric: semconv.Metric, values: dict[tuple[Any, ...], float]) -> Any:
         if metric.kind == "histogram":
             return meter.create_histogram(
@@ -313,8 +319,7 @@ class DomainEvents:
         self._drop_lock = threading.Lock()
         self.stats = EventStageStats(lambda: len(self._queue))
         self._start()
-        weak = weakref.WeakMethod(self._reinit_after_fork)
-        os.register_at_fork(after_in_child=lambda: (m := weak()) and m())
+        at_fork_in_child(self._reinit_after_fork)
 
     def _start(self) -> None:
         self._queue: collections.deque[tuple[Any, ...] | dict[str, Any]] = collections.deque()
@@ -338,9 +343,12 @@ class DomainEvents:
         self._thread.start()
 
     def _reinit_after_fork(self) -> None:
+        # A child is a new process: its own books and metric totals; the parent's threads and the
+        # locks they may have held at the fork are gone.
         self.stats.reset_after_fork()
         self.overload.reset_after_fork()
         self._drop_lock = threading.Lock()
+        self._metrics.reset_after_fork()
         if not self._stopping:
             self._start()
 

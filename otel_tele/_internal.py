@@ -7,14 +7,17 @@ switch :func:`raise_internal_errors` on (``otel_tele.testing`` does), so bugs ar
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import logging
+import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
@@ -170,3 +173,111 @@ def notice(message: str) -> None:
         _log.info(message)
     else:
         print(f"INFO {message}", file=sys.stderr, flush=True)
+
+
+def at_fork_in_child(method: Callable[[], object]) -> None:
+    """Call the bound ``method`` in every process forked from this one, before the child runs any
+    other code, for as long as its object lives (it is held weakly).
+
+    Only the forking thread survives a fork: a lock another thread held is held forever in the child,
+    a connection is shared with the parent. The hook re-creates such state; it must never block.
+    """
+    weak = weakref.WeakMethod(method)
+
+    def after_in_child() -> None:
+        bound = weak()
+        if bound is not None:
+            with guard(f"re-initialisation after fork ({bound.__qualname__})"):
+                bound()
+
+    os.register_at_fork(after_in_child=after_in_child)
+
+
+LockT = TypeVar("LockT", threading.Lock, threading.RLock)
+
+
+def fork_safe(lock: LockT) -> LockT:
+    """``lock``, free again in every forked child: the thread that held it at the fork does not
+    exist there, and nothing would ever release it. For locks whose state needs no other repair."""
+    ref = weakref.ref(lock)
+
+    def after_in_child() -> None:
+        held = ref()
+        if held is not None:
+            held._at_fork_reinit()  # type: ignore[attr-defined]  # what CPython's own modules call
+
+    os.register_at_fork(after_in_child=after_in_child)
+    return lock
+
+
+def quiesce_for_fork(owner: object, attribute: str, timeout_s: float = 1.0) -> None:
+    """Let the process fork only between two uses of ``owner.<attribute>`` — a lock held exactly
+    while an SQLite transaction is open — waiting for the one in progress at most ``timeout_s``.
+
+    Why: SQLite keeps each process's file locks in memory, shared by its connections, and a child
+    inherits that memory. A transaction open at the fork stays open there forever (the connection is
+    abandoned, never closed), and every connection the child opens is locked out. The child gets a
+    new, free lock.
+    """
+    ref = weakref.ref(owner)
+    held: list[Any] = []
+
+    def before() -> None:
+        obj = ref()
+        if obj is None:
+            return
+        lock = getattr(obj, attribute)
+        if lock.acquire(timeout=timeout_s):
+            held.append(lock)
+        else:
+            _log.warning(
+                "fork while %s was mid-transaction for %.1fs; the child may not write", obj, timeout_s
+            )
+
+    def after_in_parent() -> None:
+        while held:
+            held.pop().release()
+
+    def after_in_child() -> None:
+        held.clear()
+        obj = ref()
+        if obj is not None:
+            setattr(obj, attribute, threading.Lock())
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
+
+
+#: What a forked child inherited and must neither use nor close (see :func:`abandon_inherited`).
+_inherited: list[object] = []
+
+
+def abandon_inherited(resource: object) -> None:
+    """In a forked child: keep a connection, pool or open file of the parent alive and untouched.
+
+    Closing it here — or letting the garbage collector finalise it — would act on the parent's live
+    resource: libpq sends *Terminate* on the shared socket, SQLite releases locks and may checkpoint
+    the parent's WAL, a Parquet writer appends its footer to the parent's file. The extra reference is
+    never released, so not even interpreter shutdown finalises it.
+    """
+    if resource is None:
+        return
+    _inherited.append(resource)
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(resource))
+
+
+class RebuiltAfterFork:
+    """A stand-in for the object ``factory`` builds, rebuilt in every forked child: for a client that
+    owns a connection (an OTLP exporter's HTTP session or gRPC channel), which a child sending on
+    would interleave with the parent's requests. Attributes are the current object's."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self.target = factory()
+        at_fork_in_child(self._rebuild)
+
+    def _rebuild(self) -> None:
+        abandon_inherited(self.target)
+        self.target = self._factory()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
-import os
 import platform
 import socket
 import threading
@@ -34,7 +34,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from . import _components as components
 from . import _overload
 from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
-from ._internal import Incomplete, bad_input_log, describe_error, guard, notice, run_with_deadline
+from ._internal import (
+    Incomplete,
+    RebuiltAfterFork,
+    at_fork_in_child,
+    bad_input_log,
+    describe_error,
+    guard,
+    notice,
+    run_with_deadline,
+)
 from ._otlp_health import ExportHealth, HealthMetricExporter, quiet_sdk_retry_logs
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
 from ._reader import PushMetricReader
@@ -216,8 +225,7 @@ class Telemetry:
             trace.set_tracer_provider(self.tracer_provider)
             metrics.set_meter_provider(self.meter_provider)
             _logs.set_logger_provider(self.logger_provider)
-        weak_refresh = weakref.WeakMethod(self._refresh_process_resource)
-        os.register_at_fork(after_in_child=lambda: (m := weak_refresh()) and m())
+        at_fork_in_child(self._reinit_after_fork)
         weak_shutdown = weakref.WeakMethod(self.shutdown)
         atexit.register(lambda: (m := weak_shutdown()) and m())
         if self._kept_local and not local:
@@ -283,7 +291,7 @@ class Telemetry:
             return
         health = None
         if name == "otlp":
-            exporter = components.otlp_exporter(signal, self.settings)
+            exporter = RebuiltAfterFork(functools.partial(components.otlp_exporter, signal, self.settings))
             where = str(
                 getattr(exporter, "_endpoint", "") or self.settings.otlp_endpoint or "default endpoint"
             )
@@ -487,13 +495,24 @@ class Telemetry:
             description="records a sink holds that are not yet durable, per sink",
         )
 
-    def _refresh_process_resource(self) -> None:
-        """A forked worker is a new process: its telemetry must say so (process.pid, parent pid)."""
+    def _reinit_after_fork(self) -> None:
+        """A forked worker is a new process: its telemetry must say so (process.pid, parent pid), and
+        its metrics start from zero — the parent's not yet exported measurements are the parent's to
+        export (a child reporting them too would count them twice), and a lock a parent thread held
+        in the SDK's metric storage at the fork would never be released."""
         with guard("resource refresh after fork"):
             fresh = ProcessResourceDetector().detect()
             self.resource = self.resource.merge(fresh)
             for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
                 provider._update_resource(fresh)  # what the SDK's own at-fork hooks call
+        with guard("metric storage after fork"):
+            consumer = self.meter_provider._measurement_consumer
+            consumer._lock = threading.Lock()
+            for reader in list(consumer._reader_storages):  # fresh, empty storage per reader
+                consumer.remove_metric_reader(reader)
+                consumer.add_metric_reader(reader)
+            for meter in list(self.meter_provider._meters.values()):  # the SDK renews the provider's only
+                meter._instrument_registration_lock = threading.Lock()
 
     # -- use ------------------------------------------------------------------------------------
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:

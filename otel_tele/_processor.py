@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -21,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from ._internal import run_with_deadline, suppress_instrumentation
+from ._internal import at_fork_in_child, run_with_deadline, suppress_instrumentation
 from ._overload import Overload
 from ._stats import Booking, SinkStats
 
@@ -62,8 +60,7 @@ class BatchingProcessor(Generic[T]):
         self._batch_size = max_export_batch_size
         self._shutdown = False
         self._init_state()
-        weak_reinit = weakref.WeakMethod(self._reinit_after_fork)
-        os.register_at_fork(after_in_child=lambda: (m := weak_reinit()) and m())
+        at_fork_in_child(self._reinit_after_fork)
 
     def _init_state(self) -> None:
         self._queue: collections.deque[T] = collections.deque()

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._internal import fork_safe
 from ._pipeline import DisabledTelemetry, Telemetry
 from ._scrub import default_header_sanitizing
 from ._settings import resolve
 
 _log = logging.getLogger("otel_tele")
-_lock = threading.Lock()
+_lock = fork_safe(threading.Lock())
 _global: Telemetry | None = None
 
 

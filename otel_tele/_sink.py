@@ -35,6 +35,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ._internal import at_fork_in_child, fork_safe
 from ._settings import Settings, resolve
 from ._stats import Booking, SinkStats
 
@@ -102,6 +103,17 @@ class Sink(abc.ABC):
         self.stats: dict[Signal, SinkStats] = {
             signal: SinkStats(self.name, signal) for signal in self.signals
         }
+        at_fork_in_child(self._reinit_after_fork)
+
+    def _reinit_after_fork(self) -> None:
+        # The parent's writer thread may have held the lock mid-write when the process forked.
+        self.write_lock = threading.Lock()
+        closing, self.closing = self.closing, threading.Event()
+        if closing.is_set():
+            self.closing.set()
+        for stats in self.stats.values():
+            stats.reset_after_fork()
+        self.after_fork()
 
     @classmethod
     @abc.abstractmethod
@@ -127,6 +139,11 @@ class Sink(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing open
         """Release connections and files. Called once, after the last write."""
+
+    def after_fork(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing open
+        """In a forked child, before it runs anything else: forget the parent's connections, open
+        files and locks (hand them to ``abandon_inherited``, never close them — they are the
+        parent's) so the child opens its own on its first write."""
 
     def describe(self) -> dict[str, Any]:
         """Where data goes and whether it is reachable, for ``otel-tele doctor``."""
@@ -302,7 +319,7 @@ def count_points(data: MetricsData) -> int:
 # Sinks built from the environment (exporter entry points) are shared per class, so the log and the
 # span exporter of one sink write through one instance, one lock and one set of counters.
 _shared: dict[type[Sink], tuple[Sink, int]] = {}
-_shared_lock = threading.Lock()
+_shared_lock = fork_safe(threading.Lock())
 
 
 def shared_sink(sink_class: type[Sink]) -> Sink:
