@@ -27,7 +27,7 @@ import otel_tele
 from otel_tele._components import SINKS
 
 from ._services import Service, free_port
-from .test_sink_contract import _sample, run_bounded
+from .test_sink_contract import _sample, run_bounded, sink_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,17 +81,8 @@ def _wait_children(children: list[tuple[int, int]], limit_s: float) -> list[dict
 def test_children_of_a_busy_parent_store_every_record(name: str, tmp_path: Path) -> None:
     sample = _sample(name)
     data_dir = tmp_path / "telemetry"
-    telemetry = otel_tele.setup(
-        local=True,
-        sinks=[name],
-        data_dir=data_dir,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-        # Small batches, exported at once: the writer is mid-write most of the time.
-        blrp_max_export_batch_size=16,
-        blrp_schedule_delay_millis=1,
-    )
+    # Small batches, exported at once: the writer is mid-write most of the time.
+    telemetry = sink_pipeline(name, data_dir, blrp_max_export_batch_size=16, blrp_schedule_delay_millis=1)
     stop = threading.Event()
     rounds = [0]
 

@@ -238,19 +238,25 @@ def _sample(name: str) -> Any:
         pytest.fail(f"sink {name!r} has no sample driver tests/sink_samples/{name}.py")
 
 
-@pytest.mark.parametrize("name", sorted(SINKS))
-def test_registered_sink_honours_the_contract(name: str, tmp_path: Path) -> None:
-    """Each real sink persists what its sample emits, with reconciled counts, inside its deadlines."""
-    sample = _sample(name)
-    data_dir = tmp_path / "telemetry"
-    telemetry = otel_tele.setup(
+def sink_pipeline(name: str, data_dir: Path, **options: Any) -> Telemetry:
+    """A private pipeline whose only destination is the registered sink ``name``."""
+    return otel_tele.setup(
         local=True,
         sinks=[name],
         data_dir=data_dir,
         traces_exporter="none",
         metrics_exporter="none",
         logs_exporter="none",
+        **options,
     )
+
+
+@pytest.mark.parametrize("name", sorted(SINKS))
+def test_registered_sink_honours_the_contract(name: str, tmp_path: Path) -> None:
+    """Each real sink persists what its sample emits, with reconciled counts, inside its deadlines."""
+    sample = _sample(name)
+    data_dir = tmp_path / "telemetry"
+    telemetry = sink_pipeline(name, data_dir)
     try:
         sample.exercise(telemetry, 200)
         assert run_bounded(lambda: telemetry.force_flush(30_000), 60)
