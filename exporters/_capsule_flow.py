@@ -51,17 +51,38 @@ def file_name(mode: str, table: str) -> str:
     return f"{mode}_{table}"
 
 
+#: Descriptors of the locks this process holds. A ``flock`` belongs to the open file, which a forked
+#: child shares: the child closes its copies at once (closing never releases a lock the parent still
+#: holds; unlocking would), and the holder unlocks explicitly, so a copy can never keep a lock alive.
+_lock_fds: set[int] = set()
+
+
+def _close_inherited_lock_fds() -> None:
+    for fd in _lock_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _lock_fds.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_lock_fds)
+
+
 @contextlib.contextmanager
 def locked(path: Path, *, blocking: bool = True) -> Iterator[None]:
     """An exclusive advisory lock on ``path`` (created if needed).
 
     Not blocking and busy: ``BlockingIOError``."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    _lock_fds.add(fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         yield
     finally:
-        os.close(fd)  # releases the lock
+        if fd in _lock_fds:  # not a copy a fork already closed
+            _lock_fds.discard(fd)
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 class FlowFile:

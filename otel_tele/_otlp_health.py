@@ -18,6 +18,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
+from ._internal import fork_safe
 from ._sink import count_points
 
 _log = logging.getLogger("otel_tele")
@@ -79,7 +80,7 @@ class ExportHealth:
         self._last_warning = -float("inf")
         self._min_interval_s = min_interval_s
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = fork_safe(threading.Lock())
 
     def record(self, *, ok: bool, count: int) -> None:
         with self._lock:

@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from . import _otlp_decode as decode
-from ._internal import guard
+from ._internal import fork_safe, guard
 from ._pipeline import Telemetry
 from ._sink import count_points
 from ._stats import SinkStats
@@ -68,7 +68,7 @@ class ByteBudget:
         self.limit = limit
         self.used = 0
         self.refused = 0
-        self._lock = threading.Lock()
+        self._lock = fork_safe(threading.Lock())
 
     def try_take(self, size: int) -> bool:
         with self._lock:

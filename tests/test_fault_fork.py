@@ -9,6 +9,7 @@ be stored, its books exact, and the parent's storage untouched by the children's
 from __future__ import annotations
 
 import concurrent.futures
+import faulthandler
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ PER_ROUND = 25
 def _child(telemetry: otel_tele.Telemetry, sample: Any, write_fd: int) -> None:
     """Runs in the forked child; never returns."""
     code = 1
+    faulthandler.dump_traceback_later(60, exit=True)  # a hung child shows where it hangs
     try:
         sample.exercise(telemetry, PER_CHILD)
         flushed = telemetry.force_flush(20_000)
@@ -87,7 +89,7 @@ def test_children_of_a_busy_parent_store_every_record(name: str, tmp_path: Path)
     rounds = [0]
 
     def busy_parent() -> None:
-        while not stop.is_set():
+        while not stop.wait(0.002):  # a steady stream the sink keeps up with: nothing dropped
             sample.exercise(telemetry, PER_ROUND)
             rounds[0] += 1
 
