@@ -146,6 +146,7 @@ class Scrubber:
         # Most attribute strings repeat (run ids, phases, model names, routes): a short string's
         # scrubbed form is remembered, so a repeat costs one dict lookup instead of the value rules.
         self._string_cache: dict[str, str] = {}
+        self._url_cache: dict[str, str] = {}  # the same for URLs and span names (path rules too)
         self._plain_keys: dict[Any, bool] = {}
 
     @classmethod
@@ -247,14 +248,15 @@ class Scrubber:
         return value
 
     def _string(self, value: str, depth: int, url: bool) -> str:
-        if url or len(value) > _CACHED_STRING_CHARS:
+        if len(value) > _CACHED_STRING_CHARS:
             return self._scrub_string(value, depth, url)
-        cached = self._string_cache.get(value)
+        cache = self._url_cache if url else self._string_cache
+        cached = cache.get(value)
         if cached is None:
             cached = self._scrub_string(value, depth, url)
-            if len(self._string_cache) >= _CACHED_STRINGS:  # bounded: a flood of distinct values
-                self._string_cache.clear()
-            self._string_cache[value] = cached
+            if len(cache) >= _CACHED_STRINGS:  # bounded: a flood of distinct values
+                cache.clear()
+            cache[value] = cached
         return cached
 
     def _scrub_string(self, value: str, depth: int, url: bool) -> str:
@@ -319,7 +321,7 @@ class Scrubber:
                 pass
 
     def _span(self, span: Any) -> None:
-        span._name = self.text(span._name, url=True)
+        span._name = self._string(span._name, 0, url=True) if type(span._name) is str else span._name
         attributes = self.attributes(span._attributes)
         if attributes is not None:
             span._attributes = attributes
