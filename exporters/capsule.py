@@ -361,12 +361,15 @@ class CapsuleSink(Sink):
         self.stats["logs"].settled(exported=self._pending - ledger.lost, failed=ledger.lost)
         self._pending = 0
 
+    def location(self) -> str:
+        return str(self.root)
+
     def describe(self) -> dict[str, Any]:
         probe = self.root if self.root.exists() else self.root.parent
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
         return {
-            "location": str(self.root),
+            "location": self.location(),
             "folder": str(self.root),
             "reachable": os.access(probe, os.W_OK),
             "open_runs": len(self._open),

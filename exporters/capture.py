@@ -330,9 +330,12 @@ class CaptureSink(Sink):
             warnings=warnings,
         )
 
+    def location(self) -> str:
+        return str(self.root)
+
     def describe(self) -> dict[str, Any]:
         return {
-            "location": str(self.root),
+            "location": self.location(),
             "folder": str(self.root),
             "reachable": _writable(self.root),
             "grid": f"{self.grid.bins} x {self.grid.bin_size} {self.grid.bin_unit}",

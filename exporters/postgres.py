@@ -136,9 +136,12 @@ class PostgresSink(Sink):
     def close(self) -> None:
         self.store.close()
 
+    def location(self) -> str:
+        return self.store.location
+
     def describe(self) -> dict[str, Any]:
         info = {
-            "location": self.store.location,
+            "location": self.location(),
             "backend": self.store.dialect,
             "reachable": self.store.reachable(),
         }

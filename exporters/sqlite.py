@@ -237,9 +237,12 @@ class SqliteSink(Sink):
                 conn.execute("PRAGMA optimize")
             close_checkpointed(conn)
 
+    def location(self) -> str:
+        return str(self.db_path)
+
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "location": str(self.db_path),
+            "location": self.location(),
             "folder": str(self.db_path.parent),
             "schema_version": SCHEMA_VERSION,
             "retention_days": self.retention.days,

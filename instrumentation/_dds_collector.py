@@ -202,7 +202,7 @@ class TelemetryCollector:
 
     def _close_pipeline(self) -> bool:
         if not self._own_pipeline:
-            return self.telemetry.force_flush(timeout_millis=10_000)
+            return self.telemetry.flush_sink("sqlite", timeout_millis=10_000)
         ok = self.telemetry.shutdown(timeout_millis=10_000)
         if self._sink is not None:
             close_once(self._sink)
@@ -545,7 +545,9 @@ class TelemetryCollector:
     # -- reads (answered from the SQLite store) ------------------------------------------------
     def _reader(self) -> legacy.Reader | None:
         if not self._closed:
-            self.telemetry.force_flush(timeout_millis=5_000)  # include what was emitted before the call
+            # Include what was emitted before the call: this collector's database only, never a
+            # collector or another sink (a dead one would cost every read its timeout).
+            self.telemetry.flush_sink("sqlite", timeout_millis=5_000)
         return legacy.Reader.open(self.db_path)
 
     def _live_window(self) -> list[tuple[TelemetryEvent, int]]:
@@ -616,13 +618,15 @@ class TelemetryCollector:
                 self._open_private()
 
     def flush(self, timeout_millis: float = 10_000) -> bool:
-        """Write everything recorded so far; False if ``timeout_millis`` passed first."""
+        """Write everything recorded so far to this collector's database (not to a collector or other
+        sinks of a shared pipeline: ``telemetry.force_flush()`` does that); False if ``timeout_millis``
+        passed first."""
         deadline = time.monotonic() + timeout_millis / 1000
-        ok = self.telemetry.force_flush(timeout_millis=timeout_millis)
+        ok = self.telemetry.flush_sink("sqlite", timeout_millis=timeout_millis)
         # Twice: DomainEvents.force_flush can miss a batch its thread has just taken off the queue but
         # not yet counted (a core race, reported); by now that count is in, so the second pass sees it.
         remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
-        return self.telemetry.force_flush(timeout_millis=remaining_ms) and ok
+        return self.telemetry.flush_sink("sqlite", timeout_millis=remaining_ms) and ok
 
     def stop(self) -> None:
         """Flush everything, then close the private pipeline and database (same as :meth:`close`)."""

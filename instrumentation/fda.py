@@ -40,7 +40,8 @@ Configuration:
   dropped and counted when the queue is full (README: Overload).
 - Pipeline: ``telemetry=`` if given, else the global one from ``otel_tele.setup()``, else a private
   default pipeline with the capsule sink under ``OTEL_TELE_DATA_DIR`` (shut down at exit). When a run
-  ends the recorder flushes the pipeline (``flush_timeout_millis``), so the capsule is complete on return.
+  ends the recorder flushes the capsule sink — and only it, never OTLP or another sink — within
+  ``flush_timeout_millis``, so the capsule is complete on return.
 """
 
 from __future__ import annotations
@@ -368,7 +369,8 @@ def run(
             span.end()
     if flush_timeout_millis > 0:
         with guard("fda run flush"):
-            if not telemetry.force_flush(flush_timeout_millis):
+            # The capsule sink only: the run's own storage, never OTLP or another sink.
+            if not telemetry.flush_sink("capsule", flush_timeout_millis):
                 _log.warning("fda run %s: telemetry not flushed within %.0f ms", run_id, flush_timeout_millis)
 
 

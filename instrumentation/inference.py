@@ -503,9 +503,10 @@ class TelemetryLogger:
             return stats
 
     def query(self, method: str, *args: Any) -> Any:
-        """Flush the pipeline (so earlier events are stored), then call ``InferenceStats.<method>``."""
+        """Flush the inference sink (so earlier events are stored; never OTLP or another sink), then
+        call ``InferenceStats.<method>``."""
         telemetry = self.telemetry
-        if telemetry is not None and not telemetry.force_flush(self.flush_timeout_millis):
+        if telemetry is not None and not telemetry.flush_sink("postgres", self.flush_timeout_millis):
             _log.warning(
                 "telemetry flush did not finish within %.0f ms; the answer may miss recent events",
                 self.flush_timeout_millis,

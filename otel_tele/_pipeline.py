@@ -281,7 +281,7 @@ class Telemetry:
                     None,
                     overload=True,
                 )
-            self.destinations.append((signal, f"sink:{name}", str(sink.describe().get("location", ""))))
+            self.destinations.append((signal, f"sink:{name}", sink.location()))
 
     def _attach_exporter(self, signal: str, name: str, readers: list[MetricReader]) -> None:
         if name == "none":
@@ -578,6 +578,33 @@ class Telemetry:
 
         return run_with_deadline(flush, remaining_ms() / 1000, "force_flush", quiet=True)
 
+    def flush_sink(self, name: str, timeout_millis: float = 30_000) -> bool:
+        """Push what was recorded so far into the sink ``name`` only: the event stage, then that
+        sink's own processors — never OTLP or another sink, so a dead or hung collector or database
+        elsewhere costs this call nothing. What a domain helper calls before it reads its own
+        storage (the end of an ``fda.run``, inference queries, robot reads). False if the deadline
+        passed first or an export to that sink failed; with no such sink, only the event stage.
+
+        Example::
+
+            telemetry.events.emit("robot.dds.command", {"robot.dds.seq": 1})
+            telemetry.flush_sink("sqlite", timeout_millis=5_000)  # now in telemetry.db
+        """
+        deadline = time.monotonic() + timeout_millis / 1000
+        batchers = [batcher for batcher in self._batchers if batcher.stats.sink == name]
+
+        def remaining_ms() -> float:
+            return max(0.0, (deadline - time.monotonic()) * 1000)
+
+        def flush() -> None:
+            ok = self.events.force_flush(remaining_ms())
+            for batcher in batchers:
+                ok = batcher.force_flush(remaining_ms()) and ok
+            if not ok:
+                raise Incomplete(f"incomplete: sink {name}")
+
+        return run_with_deadline(flush, remaining_ms() / 1000, f"flush of sink {name}", quiet=True)
+
     def shutdown(self, timeout_millis: float | None = None) -> bool:
         """Flush and stop everything within one deadline (default ``shutdown_timeout_millis``, also
         used at interpreter exit). Idempotent; after it, records are dropped. If the deadline passes,
@@ -700,6 +727,9 @@ class DisabledTelemetry(Telemetry):
         self.events = NoopDomainEvents()
 
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
+        return True
+
+    def flush_sink(self, name: str, timeout_millis: float = 30_000) -> bool:
         return True
 
     def shutdown(self, timeout_millis: float | None = None) -> bool:

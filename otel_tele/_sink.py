@@ -146,8 +146,13 @@ class Sink(abc.ABC):
         parent's) so the child opens its own on its first write."""
 
     def describe(self) -> dict[str, Any]:
-        """Where data goes and whether it is reachable, for ``otel-tele doctor``."""
+        """Where data goes and whether it is reachable, for ``otel-tele doctor`` (may do I/O)."""
         return {}
+
+    def location(self) -> str:
+        """Where data goes, printable, found without any I/O: ``setup()`` lists it on the caller's
+        thread, where a database host that never answers must cost nothing."""
+        return ""
 
 
 def booking_of(result: int | Written | None, count: int) -> Booking:

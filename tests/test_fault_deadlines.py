@@ -94,8 +94,8 @@ def _otlp_to(port: int, **exporters: str) -> Telemetry:
 
 def test_force_flush_is_false_when_every_otlp_export_fails() -> None:
     """A collector that accepts and never answers: each export times out; the flush says so."""
-    with hung_listener() as port:
-        telemetry = _otlp_to(port, traces_exporter="otlp", logs_exporter="otlp", metrics_exporter="otlp")
+    with hung_listener() as peer:
+        telemetry = _otlp_to(peer.port, traces_exporter="otlp", logs_exporter="otlp", metrics_exporter="otlp")
         try:
             emit_commands(telemetry, 5)
             with telemetry.tracer("t").start_as_current_span("s"):
@@ -109,8 +109,8 @@ def test_force_flush_is_false_when_every_otlp_export_fails() -> None:
 
 
 def test_force_flush_is_false_when_the_metric_export_fails() -> None:
-    with hung_listener() as port:
-        telemetry = _otlp_to(port, traces_exporter="none", logs_exporter="none", metrics_exporter="otlp")
+    with hung_listener() as peer:
+        telemetry = _otlp_to(peer.port, traces_exporter="none", logs_exporter="none", metrics_exporter="otlp")
         try:
             telemetry.meter("t").create_counter("c").add(1)
             assert telemetry.force_flush(30_000) is False
