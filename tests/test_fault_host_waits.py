@@ -17,12 +17,11 @@ from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.dds import TelemetryCollector
 from otel_tele.instrumentation.inference import TelemetryLogger
 
-import otel_tele
 from otel_tele import Telemetry
 
 from ._dead_peers import HungPeer, hung_listener
 from .sink_samples.capsule import CORE
-from .test_sink_contract import run_bounded, stats_of
+from .test_sink_contract import run_bounded, sink_pipeline, stats_of
 
 #: Generous: the bug is a 5-20 s wait per call; the checks that matter are structural.
 NOT_BLOCKED_S = 2.0
@@ -36,12 +35,9 @@ def collector() -> Iterator[HungPeer]:
 
 def _pipeline(sink: str, data_dir: Path, collector: HungPeer) -> Telemetry:
     """One sink and OTLP logs to the hung collector; OTLP exports only when flushed (no schedule)."""
-    return otel_tele.setup(
-        local=True,
-        sinks=[sink],
-        data_dir=data_dir,
-        traces_exporter="none",
-        metrics_exporter="none",
+    return sink_pipeline(
+        sink,
+        data_dir,
         logs_exporter="otlp",
         otlp_protocol="http/protobuf",
         otlp_endpoint=f"http://127.0.0.1:{collector.port}",
@@ -109,15 +105,8 @@ def test_setup_opens_no_connection_to_the_database(tmp_path: Path) -> None:
     """A PostgreSQL host that accepts TCP and never answers: setup() neither connects nor waits."""
     with hung_listener() as database:
         started = time.monotonic()
-        telemetry = otel_tele.setup(
-            local=True,
-            sinks=["postgres"],
-            data_dir=tmp_path,
-            postgres_dsn=f"postgresql://app@127.0.0.1:{database.port}/telemetry",
-            traces_exporter="none",
-            metrics_exporter="none",
-            logs_exporter="none",
-        )
+        dsn = f"postgresql://app@127.0.0.1:{database.port}/telemetry"
+        telemetry = sink_pipeline("postgres", tmp_path, postgres_dsn=dsn)
         try:
             assert time.monotonic() - started < NOT_BLOCKED_S
             assert database.connections == 0
@@ -129,15 +118,7 @@ def test_setup_opens_no_connection_to_the_database(tmp_path: Path) -> None:
 
 def test_flush_sink_still_stores_what_was_emitted(tmp_path: Path) -> None:
     """flush_sink is a real flush of that sink: afterwards the rows are in the database."""
-    telemetry = otel_tele.setup(
-        local=True,
-        sinks=["sqlite"],
-        data_dir=tmp_path,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-        blrp_schedule_delay_millis=600_000,
-    )
+    telemetry = sink_pipeline("sqlite", tmp_path, blrp_schedule_delay_millis=600_000)
     try:
         for i in range(10):
             telemetry.events.emit("robot.dds.command", {"robot.dds.seq": i, "robot.dds.funcode": 1})

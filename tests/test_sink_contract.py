@@ -239,16 +239,14 @@ def _sample(name: str) -> Any:
 
 
 def sink_pipeline(name: str, data_dir: Path, **options: Any) -> Telemetry:
-    """A private pipeline whose only destination is the registered sink ``name``."""
-    return otel_tele.setup(
-        local=True,
-        sinks=[name],
-        data_dir=data_dir,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-        **options,
-    )
+    """A private pipeline whose only destination is the registered sink ``name`` (``options`` may
+    name exporters too)."""
+    settings: dict[str, Any] = {
+        "traces_exporter": "none",
+        "metrics_exporter": "none",
+        "logs_exporter": "none",
+    }
+    return otel_tele.setup(local=True, sinks=[name], data_dir=data_dir, **{**settings, **options})
 
 
 @pytest.mark.parametrize("name", sorted(SINKS))
