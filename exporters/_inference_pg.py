@@ -164,9 +164,9 @@ class PgStore:
             for version in range(found, SCHEMA_VERSION):
                 for template, names in MIGRATIONS[version]("postgresql"):
                     conn.execute(_ident(template, **names))
-                if version == ROLLUPS_ADDED_AT:
-                    self._backfill_rollups(conn)
                 conn.execute(_ident("INSERT INTO {t} (version) VALUES (%s)", t=VERSION_TABLE), (version + 1,))
+            if found <= ROLLUPS_ADDED_AT < SCHEMA_VERSION:  # after every step: the rollups' full width
+                self._backfill_rollups(conn)
         if found > SCHEMA_VERSION:
             _log.warning(
                 "inference store %s has schema version %d, newer than this otel-tele (%d)",

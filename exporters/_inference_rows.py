@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from otel_tele._mapping import Column, RowMapper, Rows, Table
 from otel_tele.semconv import AttrType
 from otel_tele.semconv import inference as inf
 
-from ._inference_schema import MAX_KEY_CHARS, MEASURES, ROLLUP_HOUR, ROLLUP_MINUTE, ROLLUPS
+from ._inference_schema import MAX_KEY_CHARS, MEASURES, ROLLUP_HOUR, ROLLUP_MINUTE, ROLLUPS, TTFT_BOUNDS
 
 S, F = AttrType.STR, AttrType.FLOAT
 
@@ -197,6 +198,11 @@ _TOK, _PROMPT, _WEIGHT, _WSUM, _LAT, _ZERO, _FAIL = (
 )
 
 
+_TTFT_COUNT, _TTFT_SUM, _TTFT_MAX, _TTFT_FIRST = (
+    _INDEX[n] for n in ("ttft_count", "ttft_sum", "ttft_max", "ttft_le_00")
+)
+
+
 def empty_measures() -> list[float]:
     return [math.nan if m.merge != "sum" else 0 for m in MEASURES]
 
@@ -219,6 +225,12 @@ def add_row(m: list[float], row: Row, meta: Mapping[str, Any]) -> None:
         m[_FAIL] += 1
     if row[0] != inf.THOUGHT_LATENCY_TYPE:
         return
+    ttft = _number(meta.get("time_to_first_token_s"))
+    if ttft is not None and ttft >= 0:
+        m[_TTFT_COUNT] += 1
+        m[_TTFT_SUM] += ttft
+        m[_TTFT_MAX] = ttft if math.isnan(m[_TTFT_MAX]) else max(m[_TTFT_MAX], ttft)
+        m[_TTFT_FIRST + bisect_left(TTFT_BOUNDS, ttft)] += 1  # "le": a value on a bound is in its bucket
     tokens = _number(meta.get("tokens_generated"))
     prompt = _number(meta.get("prompt_tokens"))
     if prompt is not None and prompt > 0:

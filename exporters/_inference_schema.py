@@ -11,9 +11,12 @@ Migrations only go forward: ``MIGRATIONS[n]`` upgrades a store at version ``n`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from otel_tele.semconv.inference import TIME_TO_FIRST_TOKEN_BUCKETS_S
 
 TABLE = "system_telemetry"
 VERSION_TABLE = "system_telemetry_schema"
@@ -43,7 +46,7 @@ class Measure:
     doc: str
 
 
-MEASURES: tuple[Measure, ...] = (
+_MEASURES_V2: tuple[Measure, ...] = (
     Measure("count", True, "sum", "rows"),
     Measure("value_count", True, "sum", "rows with a finite value"),
     Measure("value_sum", False, "sum", "sum of finite values"),
@@ -57,6 +60,19 @@ MEASURES: tuple[Measure, ...] = (
     Measure("zero_tokens", True, "sum", "inferences that generated no token"),
     Measure("failures", True, "sum", "rows whose status is a failure"),
 )
+#: Time to first token (the conventions' bucket boundaries, seconds) per rollup bucket: percentiles
+#: per model come from these counts (version 4).
+TTFT_BOUNDS: tuple[float, ...] = TIME_TO_FIRST_TOKEN_BUCKETS_S
+_MEASURES_V4: tuple[Measure, ...] = (
+    Measure("ttft_count", True, "sum", "inferences with a time to first token"),
+    Measure("ttft_sum", False, "sum", "sum of times to first token (s)"),
+    Measure("ttft_max", False, "max", "largest time to first token (s)"),
+    *(
+        Measure(f"ttft_le_{i:02d}", True, "sum", f"times to first token in bucket {i} (upper bound {b} s)")
+        for i, b in enumerate((*TTFT_BOUNDS, math.inf))
+    ),
+)
+MEASURES: tuple[Measure, ...] = (*_MEASURES_V2, *_MEASURES_V4)
 MEASURE_NAMES: tuple[str, ...] = tuple(m.name for m in MEASURES)
 KEY_COLUMNS: tuple[str, ...] = ("bucket", "event_type", "component")
 #: Raw columns in write order (timestamp: epoch seconds in SQLite, timestamptz in PostgreSQL).
@@ -113,13 +129,16 @@ def _v1(d: Dialect) -> list[Statement]:
     ]
 
 
+def _column(m: Measure, d: Dialect) -> str:
+    t = _TYPES[d]
+    return f"{m.name} {t['int'] if m.integer else t['float']}" + (
+        " NOT NULL DEFAULT 0" if m.merge == "sum" else ""
+    )
+
+
 def _v2(d: Dialect) -> list[Statement]:
     t = _TYPES[d]
-    measures = ", ".join(
-        f"{m.name} {t['int'] if m.integer else t['float']}"
-        + (" NOT NULL DEFAULT 0" if m.merge == "sum" else "")
-        for m in MEASURES
-    )
+    measures = ", ".join(_column(m, d) for m in _MEASURES_V2)
     statements: list[Statement] = [
         (
             f"CREATE TABLE {{t}} (bucket {t['bucket']} NOT NULL, event_type {t['text']} NOT NULL, "
@@ -150,8 +169,16 @@ def _v3(d: Dialect) -> list[Statement]:
     ]
 
 
+def _v4(d: Dialect) -> list[Statement]:
+    return [
+        (f"ALTER TABLE {{t}} ADD COLUMN {_column(m, d)}", {"t": r.table})
+        for r in ROLLUPS
+        for m in _MEASURES_V4
+    ]
+
+
 #: ``MIGRATIONS[n](dialect)`` → the statements taking version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[Callable[[Dialect], list[Statement]], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[Dialect], list[Statement]], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The migration index creating the rollup tables: rows already stored then get their rollups.
 ROLLUPS_ADDED_AT = 1

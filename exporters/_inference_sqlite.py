@@ -143,8 +143,8 @@ class SqliteStore:
                 for version in range(found, SCHEMA_VERSION):
                     for template, names in MIGRATIONS[version]("sqlite"):
                         conn.execute(_fmt(template, **names))
-                    if version == ROLLUPS_ADDED_AT:
-                        self._backfill_rollups(conn)
+                if found <= ROLLUPS_ADDED_AT < SCHEMA_VERSION:  # after every step: the rollups' full width
+                    self._backfill_rollups(conn)
                 conn.execute(f"PRAGMA user_version = {max(found, SCHEMA_VERSION):d}")
             self._migrated = True
             return found

@@ -28,22 +28,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 TokensFrom = Callable[[Any], Any]
 
 
-def tokens_of(result: Any) -> tuple[int, int] | None:
+def tokens_of(result: Any) -> tuple[int, int | None] | None:
     """(generated, prompt) tokens from a common response shape: Ollama (``eval_count``,
     ``prompt_eval_count``), OpenAI (``usage.completion_tokens``/``prompt_tokens``) or
-    ``usage.output_tokens``/``input_tokens``; None when the result says nothing about tokens."""
+    ``usage.output_tokens``/``input_tokens``; None when the result says nothing about tokens (and
+    ``None`` for a prompt count it does not give)."""
 
     def get(obj: Any, key: str) -> Any:
         return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
 
+    def count(value: Any) -> int | None:
+        return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
     if isinstance(get(result, "eval_count"), int):
-        return int(get(result, "eval_count")), int(get(result, "prompt_eval_count") or 0)
+        return int(get(result, "eval_count")), count(get(result, "prompt_eval_count"))
     usage = get(result, "usage")
     if usage is None:
         return None
     for out_key, in_key in (("completion_tokens", "prompt_tokens"), ("output_tokens", "input_tokens")):
         if isinstance(get(usage, out_key), int):
-            return int(get(usage, out_key)), int(get(usage, in_key) or 0)
+            return int(get(usage, out_key)), count(get(usage, in_key))
     return None
 
 
@@ -172,7 +176,9 @@ class LoadTimer(_Timer):
 
 
 class ThoughtTimer(_Timer):
-    """Times an inference; call :meth:`tokens` before the block ends (decorators read the result)."""
+    """Times an inference; call :meth:`tokens` before the block ends (decorators read the result) and,
+    when streaming, :meth:`first_token` as the first token arrives. Counts never given stay unknown
+    (absent from the record, never zero)."""
 
     operation = inf.DEFAULT_OPERATION
 
@@ -187,8 +193,9 @@ class ThoughtTimer(_Timer):
     ) -> None:
         super().__init__(model, logger=logger, operation=operation, provider=provider)
         self.tokens_from = tokens_from
-        self.tokens_generated = 0
-        self.prompt_tokens = 0
+        self.tokens_generated: int | None = None
+        self.prompt_tokens: int | None = None
+        self.time_to_first_token: float | None = None
 
     def _fresh(self) -> Self:
         return type(self)(
@@ -199,15 +206,21 @@ class ThoughtTimer(_Timer):
             tokens_from=self.tokens_from,
         )
 
-    def tokens(self, generated: int, prompt: int = 0) -> None:
-        """Set the token counts of this inference."""
+    def tokens(self, generated: int | None, prompt: int | None = None) -> None:
+        """Set the token counts of this inference (``None``: not known)."""
         self.tokens_generated, self.prompt_tokens = generated, prompt
+
+    def first_token(self) -> None:
+        """Mark the first output token (streaming): records ``gen_ai.server.time_to_first_token``.
+        Only the first call counts."""
+        if self.time_to_first_token is None:
+            self.time_to_first_token = time.perf_counter() - self._t0
 
     def _on_result(self, result: Any) -> None:
         with guard("thought_timer tokens_from"):
             found = self.tokens_from(result) if self.tokens_from is not None else tokens_of(result)
             if isinstance(found, int):
-                found = (found, 0)
+                found = (found, None)
             if found is not None:
                 self.tokens(*found)
 
@@ -221,6 +234,7 @@ class ThoughtTimer(_Timer):
             operation=self.operation,
             provider=self.provider,
             error_type=error_type,
+            time_to_first_token=self.time_to_first_token,
         )
 
 

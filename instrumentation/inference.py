@@ -107,21 +107,37 @@ def _name_problem(name: str, value: Any) -> str | None:
 
 
 class _GenAIMetrics:
-    """The GenAI client histograms of one pipeline (advisory buckets from the conventions)."""
+    """The GenAI client and server histograms of one pipeline (advisory buckets from the conventions)."""
 
     def __init__(self, telemetry: Telemetry) -> None:
         meter = telemetry.meter("otel_tele.inference")
-        self.duration = meter.create_histogram(
-            inf.OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=list(inf.DURATION_BUCKETS_S),
-        )
+
+        def seconds(name: str, description: str, buckets: tuple[float, ...]) -> Any:
+            return meter.create_histogram(
+                name, unit="s", description=description, explicit_bucket_boundaries_advisory=list(buckets)
+            )
+
+        self.duration = seconds(inf.OPERATION_DURATION, "GenAI operation duration", inf.DURATION_BUCKETS_S)
         self.tokens = meter.create_histogram(
             inf.TOKEN_USAGE,
             unit="{token}",
             description="Measures number of input and output tokens used",
             explicit_bucket_boundaries_advisory=list(inf.TOKEN_BUCKETS),
+        )
+        self.server_duration = seconds(
+            inf.SERVER_REQUEST_DURATION,
+            "Generative AI server request duration such as time-to-last byte or last output token.",
+            inf.DURATION_BUCKETS_S,
+        )
+        self.time_to_first_token = seconds(
+            inf.SERVER_TIME_TO_FIRST_TOKEN,
+            "Time to generate first token for successful responses.",
+            inf.TIME_TO_FIRST_TOKEN_BUCKETS_S,
+        )
+        self.time_per_output_token = seconds(
+            inf.SERVER_TIME_PER_OUTPUT_TOKEN,
+            "Time per output token generated after the first token for successful responses.",
+            inf.TIME_PER_OUTPUT_TOKEN_BUCKETS_S,
         )
 
 
@@ -189,7 +205,11 @@ class TelemetryLogger:
         return self.record_load(model_name, load_time_seconds, success=success)
 
     async def log_thought_latency(
-        self, model_name: str, inference_time_seconds: float, tokens_generated: int, prompt_tokens: int = 0
+        self,
+        model_name: str,
+        inference_time_seconds: float,
+        tokens_generated: int | None,
+        prompt_tokens: int | None = None,
     ) -> bool:
         """Logs inference latency with token-aware efficiency metrics (value = ms per token)."""
         return self.record_thought(model_name, inference_time_seconds, tokens_generated, prompt_tokens)
@@ -291,68 +311,86 @@ class TelemetryLogger:
         self,
         model_name: str,
         inference_time_seconds: float,
-        tokens_generated: int,
-        prompt_tokens: int = 0,
+        tokens_generated: int | None,
+        prompt_tokens: int | None = None,
         *,
         span: bool = True,
         operation: str | None = None,
         provider: str | None = None,
         error_type: str | None = None,
+        time_to_first_token: float | None = None,
     ) -> bool:
-        """:meth:`log_thought_latency` for synchronous code. Zero tokens: recorded with status
-        ``no_tokens`` and no efficiency score; ``error_type``: a failed inference."""
+        """:meth:`log_thought_latency` for synchronous code. Zero or unknown (``None``) tokens: recorded
+        with status ``no_tokens`` and no efficiency score — an unknown count is left out, never written
+        as zero; ``error_type``: a failed inference; ``time_to_first_token`` (seconds): a streaming
+        response's first token."""
         problem = (
             _name_problem("model_name", model_name)
             or _number_problem("inference_time_seconds", inference_time_seconds)
-            or _int_problem("tokens_generated", tokens_generated)
-            or _int_problem("prompt_tokens", prompt_tokens)
+            or (None if tokens_generated is None else _int_problem("tokens_generated", tokens_generated))
+            or (None if prompt_tokens is None else _int_problem("prompt_tokens", prompt_tokens))
+            or (
+                None
+                if time_to_first_token is None
+                else _number_problem("time_to_first_token", time_to_first_token)
+            )
         )
         if problem:
             return self._refuse("log_thought_latency", problem)
-        seconds, tokens, prompt = float(inference_time_seconds), int(tokens_generated), int(prompt_tokens)
+        seconds = float(inference_time_seconds)
+        tokens = None if tokens_generated is None else int(tokens_generated)
+        prompt = None if prompt_tokens is None else int(prompt_tokens)
+        first = None if time_to_first_token is None else float(time_to_first_token)
         ms = seconds * 1000
         score: float | None = None
-        if not (math.isfinite(ms) and ms >= 0 and tokens >= 0 and prompt >= 0):
+        if not (
+            math.isfinite(ms)
+            and ms >= 0
+            and (tokens or 0) >= 0
+            and (prompt or 0) >= 0
+            and (first is None or 0 <= first <= seconds)
+        ):
             status = inf.STATUS_INVALID
         elif error_type is not None:
             status = inf.STATUS_FAILED
-        elif tokens == 0:
+        elif not tokens:
             status = inf.STATUS_NO_TOKENS
         else:
             status, score = inf.STATUS_OK, ms / tokens
         operation, provider = operation or inf.DEFAULT_OPERATION, provider or self.provider
+        metadata: dict[str, Any] = {"model": model_name, "inference_time_ms": ms}
+        counts = {inf.INPUT_TOKENS: prompt, inf.OUTPUT_TOKENS: tokens}
+        known = {key: value for key, value in counts.items() if value is not None}
+        if tokens is not None:
+            metadata["tokens_generated"] = tokens
+        if prompt is not None:
+            metadata["prompt_tokens"] = prompt
+        if tokens is not None and prompt is not None:
+            metadata["total_tokens"] = tokens + prompt
+        metadata["latency_per_token_ms"] = score
+        if first is not None and error_type is None:
+            metadata["time_to_first_token_s"] = first
+        if error_type is not None:
+            metadata["error_type"] = error_type
         attributes = {
             inf.EVENT_TYPE: inf.THOUGHT_LATENCY_TYPE,
             inf.COMPONENT: model_name,
             inf.VALUE: score,
             inf.STATUS: status,
-            inf.METADATA: {
-                "model": model_name,
-                "inference_time_ms": ms,
-                "tokens_generated": tokens,
-                "prompt_tokens": prompt,
-                "total_tokens": tokens + prompt,
-                "latency_per_token_ms": score,
-            },
+            inf.METADATA: metadata,
             inf.REQUEST_MODEL: model_name,
             inf.OPERATION_NAME: operation,
             inf.PROVIDER_NAME: provider,
-            inf.INPUT_TOKENS: prompt,
-            inf.OUTPUT_TOKENS: tokens,
+            **known,
             inf.DURATION: seconds,
             inf.LATENCY_PER_TOKEN_MS: score,
+            inf.TIME_TO_FIRST_TOKEN: metadata.get("time_to_first_token_s"),
+            inf.ERROR_TYPE: error_type,
         }
         if status != inf.STATUS_INVALID:
-            self._genai_metrics(operation, model_name, provider, seconds, tokens, prompt, error_type)
+            self._genai_metrics(operation, model_name, provider, seconds, tokens, prompt, error_type, first)
             if span:
-                self._past_span(
-                    operation,
-                    model_name,
-                    seconds,
-                    provider,
-                    error_type,
-                    {inf.INPUT_TOKENS: prompt, inf.OUTPUT_TOKENS: tokens},
-                )
+                self._past_span(operation, model_name, seconds, provider, error_type, known)
         return self._emit(inf.THOUGHT_LATENCY, attributes)
 
     @_never_raises("log_vram_check")
@@ -426,9 +464,10 @@ class TelemetryLogger:
         model: str,
         provider: str | None,
         seconds: float,
-        tokens: int,
-        prompt: int,
+        tokens: int | None,
+        prompt: int | None,
         error_type: str | None,
+        time_to_first_token: float | None = None,
     ) -> None:
         telemetry = self.telemetry
         if telemetry is None:
@@ -440,10 +479,21 @@ class TelemetryLogger:
         labels = {inf.OPERATION_NAME: operation, inf.REQUEST_MODEL: model}
         if provider:
             labels[inf.PROVIDER_NAME] = provider
-        metrics.duration.record(seconds, {**labels, inf.ERROR_TYPE: error_type} if error_type else labels)
-        if error_type is None:
-            metrics.tokens.record(prompt, {**labels, inf.TOKEN_TYPE: "input"})
-            metrics.tokens.record(tokens, {**labels, inf.TOKEN_TYPE: "output"})
+        outcome = {**labels, inf.ERROR_TYPE: error_type} if error_type else labels
+        metrics.duration.record(seconds, outcome)
+        metrics.server_duration.record(seconds, outcome)
+        if error_type is not None:
+            return
+        for kind, count in (("input", prompt), ("output", tokens)):
+            if count is not None:  # an unknown count is absent, never a zero
+                metrics.tokens.record(count, {**labels, inf.TOKEN_TYPE: kind})
+        if time_to_first_token is not None:
+            metrics.time_to_first_token.record(time_to_first_token, labels)
+        # After the first token when it was marked; otherwise the whole duration over every token.
+        if time_to_first_token is not None and tokens is not None and tokens > 1:
+            metrics.time_per_output_token.record((seconds - time_to_first_token) / (tokens - 1), labels)
+        elif time_to_first_token is None and tokens:
+            metrics.time_per_output_token.record(seconds / tokens, labels)
 
     def _past_span(
         self,

@@ -32,7 +32,15 @@ from typing import Any
 
 from .exporters._inference_config import InferenceConfig
 from .exporters._inference_rows import clean_text, empty_measures, merge_into
-from .exporters._inference_schema import MAX_KEY_CHARS, MEASURES, ROLLUP_HOUR, ROLLUP_MINUTE, TABLE, TABLES
+from .exporters._inference_schema import (
+    MAX_KEY_CHARS,
+    MEASURES,
+    ROLLUP_HOUR,
+    ROLLUP_MINUTE,
+    TABLE,
+    TABLES,
+    TTFT_BOUNDS,
+)
 from .exporters._inference_store import InferenceStore, open_store
 from .semconv import inference as inf
 
@@ -120,6 +128,35 @@ def efficiency_summary(m: Sequence[float]) -> dict[str, Any]:
         "tokens_per_second": _round(m[_M["tokens_sum"]] / latency_s if latency_s > 0 else None, 3),
         "zero_token_inferences": int(m[_M["zero_tokens"]]),
         "failures": int(m[_M["failures"]]),
+        **time_to_first_token_summary(m),
+    }
+
+
+def time_to_first_token_summary(m: Sequence[float]) -> dict[str, Any]:
+    """Count, mean and p50/p95/p99 of the times to first token (seconds). A percentile is the upper
+    bound of the conventions' bucket holding its rank (never above the largest value seen), so it is
+    at most one bucket above the exact figure."""
+    count = int(m[_M["ttft_count"]])
+    buckets = [int(m[_M["ttft_le_00"] + i]) for i in range(len(TTFT_BOUNDS) + 1)]
+    top = m[_M["ttft_max"]]
+
+    def percentile(q: float) -> float | None:
+        if not count:
+            return None
+        rank, seen = max(1, math.ceil(q * count)), 0
+        for bound, n in zip((*TTFT_BOUNDS, math.inf), buckets, strict=True):
+            seen += n
+            if seen >= rank:
+                return _round(min(bound, top))
+        return _round(top)
+
+    return {
+        "ttft_count": count,
+        "ttft_mean_s": _round(m[_M["ttft_sum"]] / count if count else None),
+        "ttft_p50_s": percentile(0.50),
+        "ttft_p95_s": percentile(0.95),
+        "ttft_p99_s": percentile(0.99),
+        "ttft_max_s": _round(top) if count else None,
     }
 
 
@@ -310,7 +347,14 @@ class InferenceStats:
                 **{
                     k: v
                     for k, v in efficiency_summary(_measures(r[1:])).items()
-                    if k in ("inferences", "tokens_generated", "weighted_efficiency_ms_per_token")
+                    if k
+                    in (
+                        "inferences",
+                        "tokens_generated",
+                        "weighted_efficiency_ms_per_token",
+                        "ttft_p50_s",
+                        "ttft_p95_s",
+                    )
                 },
             }
             for r in sorted(group, key=lambda r: r[0])

@@ -26,9 +26,32 @@ OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 ERROR_TYPE = "error.type"
 OPERATION_DURATION = "gen_ai.client.operation.duration"
 TOKEN_USAGE = "gen_ai.client.token.usage"
-#: Advisory buckets the GenAI conventions recommend for the two client histograms.
+SERVER_REQUEST_DURATION = "gen_ai.server.request.duration"
+SERVER_TIME_TO_FIRST_TOKEN = "gen_ai.server.time_to_first_token"
+SERVER_TIME_PER_OUTPUT_TOKEN = "gen_ai.server.time_per_output_token"
+#: Advisory buckets the GenAI conventions recommend (``gen_ai.client.operation.duration`` and
+#: ``gen_ai.server.request.duration`` share the duration ones).
 DURATION_BUCKETS_S = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+TIME_TO_FIRST_TOKEN_BUCKETS_S = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+TIME_PER_OUTPUT_TOKEN_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 #: ``gen_ai.operation.name`` of an inference unless the caller says otherwise, and of a model load
 #: (not a GenAI operation; a custom value, as the conventions allow).
 DEFAULT_OPERATION = "text_completion"
@@ -43,6 +66,7 @@ STATUS = "inference.status"
 DURATION = "inference.duration"
 LOAD_SECONDS = "inference.load.duration"
 LATENCY_PER_TOKEN_MS = "inference.latency_per_token"
+TIME_TO_FIRST_TOKEN = "inference.time_to_first_token"  # seconds, when the caller marked the first token
 ALERT_NAME = "inference.alert.name"
 ALERT_THRESHOLD = "inference.alert.threshold"
 TABLE_BYTES = "inference.telemetry.size"
@@ -52,7 +76,9 @@ EFFICIENCY_CHANGE = "inference.efficiency.change"
 # Statuses written to the ``status`` column
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
-STATUS_NO_TOKENS = "no_tokens"  # zero tokens generated: no efficiency score, never a division error
+STATUS_NO_TOKENS = (
+    "no_tokens"  # zero or unknown tokens generated: no efficiency score, never a division error
+)
 STATUS_INVALID = "invalid"  # negative or non-finite measurement, kept in metadata
 FAILURE_STATUSES = frozenset({STATUS_FAILED, "error"})
 
@@ -104,6 +130,8 @@ EVENTS: tuple[Event, ...] = (
             Attr(OUTPUT_TOKENS, I, "{token}"),
             Attr(DURATION, F, "s"),
             Attr(LATENCY_PER_TOKEN_MS, F, "ms"),
+            Attr(TIME_TO_FIRST_TOKEN, F, "s"),
+            Attr(ERROR_TYPE, S),
         ),
         "an inference: value = efficiency score (ms per generated token)",
     ),
