@@ -27,8 +27,11 @@ import pytest
 import otel_tele
 from otel_tele._components import SINKS
 
+from . import _pg
 from ._services import Service, free_port
 from .test_sink_contract import _sample, run_bounded, sink_pipeline
+
+pg_dsn, clean_pg = _pg.pg_dsn, _pg.clean_pg  # fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,10 +84,21 @@ def _wait_children(children: list[tuple[int, int]], limit_s: float) -> list[dict
 
 @pytest.mark.parametrize("name", sorted(SINKS))
 def test_children_of_a_busy_parent_store_every_record(name: str, tmp_path: Path) -> None:
+    _fork_from_busy_parent(name, tmp_path / "telemetry")
+
+
+def test_children_of_a_busy_parent_use_their_own_postgresql_pool(clean_pg: str, tmp_path: Path) -> None:
+    """The postgres sink on a real server: each child opens its own pool; none talks on, or closes,
+    the parent's connections (the parent keeps writing through the forks and after)."""
+    _fork_from_busy_parent("postgres", tmp_path / "telemetry", postgres_dsn=clean_pg)
+
+
+def _fork_from_busy_parent(name: str, data_dir: Path, **options: Any) -> None:
     sample = _sample(name)
-    data_dir = tmp_path / "telemetry"
     # Small batches, exported at once: the writer is mid-write most of the time.
-    telemetry = sink_pipeline(name, data_dir, blrp_max_export_batch_size=16, blrp_schedule_delay_millis=1)
+    telemetry = sink_pipeline(
+        name, data_dir, blrp_max_export_batch_size=16, blrp_schedule_delay_millis=1, **options
+    )
     stop = threading.Event()
     rounds = [0]
 
