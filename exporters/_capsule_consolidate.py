@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from otel_tele.semconv import fda as v
 
+from . import _capsule_artifacts as artifacts
 from . import _capsule_flow as flows
 from . import _capsule_schema as schema
 from ._capsule_journal import pid_alive
@@ -89,6 +90,8 @@ def consolidate_flow(
                     result = file.consolidate(keep=keep, fsync=fsync)
                 file.remove_retired(grace_seconds)
                 report.append({"flow": flow_dir.name, "file": file.name, **result})
+        # Artifacts follow their rows: gone with retention, or moved into the archived run folder.
+        artifacts.prune_flow(flow_dir, older_than=time.time() - retention_days * 86400, runs=exclude_runs)
     return report
 
 
@@ -154,6 +157,7 @@ def _archive_run(root: Path, run_id: str, tables: dict[str, pa.Table], *, source
             info.summary = payload if isinstance(payload, dict) else {}
     writer = ProductionWriter(root, info, fsync=fsync)
     try:
+        artifacts.link_into(artifacts.flow_folder(root, info.flow_name, run_id), writer.tmp)
         if telemetry.num_rows:
             writer.add("telemetry", telemetry.sort_by([("ts", "ascending")]))
         if events.num_rows:

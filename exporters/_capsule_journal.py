@@ -24,6 +24,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import _capsule_artifacts as artifacts
 from . import _capsule_flow as flows
 from . import _capsule_schema as schema
 
@@ -174,6 +175,7 @@ def _recover(root: Path, tmp: Path, *, fsync: bool) -> Path | None:
         run_id = str(schema.read_manifest(manifest_path)["run_id"])
         for journal in journals:
             journal.unlink(missing_ok=True)
+        artifacts.clean(tmp)
         return publish_folder(tmp, root / "runs", run_id, fsync=fsync)
     tables = {table: read_journal(tmp / f"{table}{JOURNAL_SUFFIX}", table) for table in schema.TABLES}
     if not any(t.num_rows for t in tables.values()):
@@ -192,9 +194,12 @@ def _recover(root: Path, tmp: Path, *, fsync: bool) -> Path | None:
         events=tables["events"].num_rows,
         recovered_at=schema.utc_now(),
         files={"telemetry": "telemetry.parquet", "events": "events.parquet"},
+        # Whole copies only: one cut off by the kill is a ``.part-`` file, removed here.
+        artifacts=artifacts.listing(tmp),
         schema=schema.schema_doc(),
     )
     schema.write_manifest(manifest_path, manifest, fsync=fsync)
     for journal in journals:
         journal.unlink(missing_ok=True)
+    artifacts.clean(tmp, drop_unlisted=True)
     return publish_folder(tmp, root / "runs", info.run_id, fsync=fsync)

@@ -20,6 +20,7 @@ from otel_tele._settings import OPTIONS_BY_NAME
 from otel_tele._version import __version__
 from otel_tele.semconv import fda as v
 
+from . import _capsule_artifacts as artifacts
 from . import _capsule_flow as flows
 from . import _capsule_schema as schema
 from ._capsule_journal import JOURNAL_SUFFIX, Journal, abandon, lock_path
@@ -204,6 +205,10 @@ class ProductionWriter:
         self._unjournaled[table].append(data)
         self.pending_rows += data.num_rows
 
+    def attach(self, attrs: Any) -> dict[str, Any]:
+        """Stream an artifact into the temp folder: it is published with the run, never before."""
+        return artifacts.store(self.tmp, attrs, fsync=self.fsync)
+
     def flush_due(self, now: float) -> bool:
         return self.pending_rows > 0 and (
             self.pending_rows >= self.flush_rows or now - self._pending_since >= self.flush_seconds
@@ -241,11 +246,13 @@ class ProductionWriter:
             events=self.events.rows,
             **extra,
             files={"telemetry": "telemetry.parquet", "events": "events.parquet"},
+            artifacts=artifacts.listing(self.tmp),
             schema=schema.schema_doc(),
         )
         schema.write_manifest(self.tmp / "manifest.toml", manifest, fsync=self.fsync)
         for journal in self.journals.values():  # the capsule is whole: recovery would publish it as is
             journal.remove()
+        artifacts.clean(self.tmp)
         target = publish_folder(self.tmp, self.runs, self.info.run_id, fsync=self.fsync)
         self._unlock()
         self.pending_rows = self.journaled_rows = 0
@@ -286,6 +293,11 @@ class FlowWriter:
 
     def flush_due(self, now: float) -> bool:
         return False
+
+    def attach(self, attrs: Any) -> dict[str, Any]:
+        """Stream an artifact into ``flows/<flow>/artifacts/<run_id>/`` (visible once whole)."""
+        folder = artifacts.flow_folder(self.flow_dir.parent.parent, self.info.flow_name, self.info.run_id)
+        return artifacts.store(folder, attrs, fsync=self.fsync)
 
     def flush_journal(self) -> int:
         return 0

@@ -55,7 +55,8 @@ from ._capsule_writers import (
 __all__ = ["CapsuleLogExporter", "CapsuleSink", "NewerSchemaError"]
 
 _log = logging.getLogger("otel_tele")
-_TABLE_OF = {v.ITERATION: "telemetry", v.RUN_EVENT: "events"}
+_ARTIFACTS = "artifacts"  # not a table: each record is a file copied into the run (_capsule_artifacts)
+_TABLE_OF = {v.ITERATION: "telemetry", v.RUN_EVENT: "events", v.ARTIFACT: _ARTIFACTS}
 #: Runs open at once (a production run holds two Parquet files and up to a row group of rows).
 DEFAULT_MAX_OPEN_RUNS: int = OPTIONS_BY_NAME["capsule_max_open_runs"].default
 _MAX_REFUSED_KEPT = 10_000
@@ -185,11 +186,21 @@ class CapsuleSink(Sink):
                 return count
         added = rejected = 0
         if end is not None and "events" in tables:
-            # Rows first, so the end event can say how many the file holds.
-            tables = {"telemetry": tables.get("telemetry", []), "events": tables["events"]}
+            # Rows and artifacts first, so the end event can say how many the file holds and the
+            # artifacts are in the folder the end publishes.
+            tables = {
+                "telemetry": tables.get("telemetry", []),
+                _ARTIFACTS: tables.get(_ARTIFACTS, []),
+                "events": tables["events"],
+            }
         try:
             for table, records in tables.items():
                 if not records:
+                    continue
+                if table == _ARTIFACTS:
+                    stored = self._attach(run_id, writer, records)
+                    rejected += len(records) - stored
+                    ledger.accepted += stored  # durable once stored: never pending
                     continue
                 if table == "events" and end is not None:
                     records = [_with_row_books(item, _rows_written(writer)) for item in records]
@@ -210,6 +221,25 @@ class CapsuleSink(Sink):
             self._give_up(run_id, writer, exc, ledger)
             return count - added  # the rows added are booked with the run (ledger.lost)
         return rejected
+
+    @staticmethod
+    def _attach(run_id: str, writer: Writer, records: list[tuple[int, Mapping[str, Any]]]) -> int:
+        """Store a batch's artifacts of one run; one that cannot be stored fails alone (the run goes
+        on). Returns how many were stored."""
+        stored = 0
+        for _ts, attrs in records:
+            try:
+                writer.attach(attrs)
+            except (ValueError, OSError) as exc:
+                bad_input_log.warning(
+                    "capsule artifact",
+                    "capsule sink: an artifact of run %s not stored (%s)",
+                    run_id[:80],
+                    describe_error(exc) if isinstance(exc, OSError) else str(exc)[:300],
+                )
+            else:
+                stored += 1
+        return stored
 
     def _give_up(self, run_id: str, writer: Writer, exc: Exception, ledger: _Ledger) -> None:
         """A run that cannot be written or published: every row of it is booked failed (those

@@ -38,6 +38,11 @@ Configuration:
 - Overload: a production run's ``iteration()`` waits for queue room rather than lose a row (at most
   ``OTEL_TELE_OVERLOAD_MAX_WAIT`` ms, then the row is dropped and counted); dev and tuner rows are
   dropped and counted when the queue is full (README: Overload).
+- Artifacts (spec 000: checkpoints, config snapshots, QA logs): ``run.attach(name, path_or_bytes,
+  kind=...)`` and ``run.config(mapping)`` (``config.json``). A path is only *named* in an ``fda.artifact``
+  log record: the capsule sink streams the file into the run (hashing as it copies) when it handles the
+  record — at the latest when the run ends — so keep the file unchanged until then. Bytes (at most
+  1 MiB: larger content goes as a file) travel inline. The recorder never writes a file itself.
 - Pipeline: ``telemetry=`` if given, else the global one from ``otel_tele.setup()``, else a private
   default pipeline with the capsule sink under ``OTEL_TELE_DATA_DIR`` (shut down at exit). When a run
   ends the recorder flushes the capsule sink — and only it, never OTLP or another sink — within
@@ -46,10 +51,13 @@ Configuration:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
+import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -60,7 +68,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import otel_tele
-from otel_tele._internal import fork_safe, guard, safe_str
+from otel_tele._internal import PROCESS_TOKEN, fork_safe, guard, safe_str
 from otel_tele._setup import on_reset
 from otel_tele.semconv import fda as v
 from otel_tele.semconv import to_json
@@ -148,6 +156,7 @@ class Run:
         self.recorded = 0  # iterations recorded (emitted)
         self.lint_failures = 0
         self.timed_out = False
+        self.ended = False
         self._emit = telemetry.events.emit
         self._start_ns = _clock()
         self._deadline_ns = self._start_ns + int(timeout_s * 1e9) if timeout_s else None
@@ -203,6 +212,72 @@ class Run:
         if not isinstance(name, str) or not name or len(name) > 64 or not name.isprintable():
             raise ValueError(f"fda run {self.run_id}: invalid event name {name!r}")
         self._event(name, payload)
+
+    def attach(
+        self,
+        name: str,
+        source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+        *,
+        kind: str = "file",
+    ) -> None:
+        """Store ``source`` (a file path, or bytes up to 1 MiB) with the run as ``name``.
+
+        A production run publishes its artifacts with its folder (listed in ``manifest.toml`` with size
+        and sha256); a dev/tuner run keeps them in ``flows/<flow>/artifacts/<run_id>/``. Attaching a
+        name again replaces the earlier artifact. Raises ``ValueError`` for an unsafe name, an unknown
+        kind, a run that has ended, a path that is not a regular file (symlinks refused) or bytes over
+        the limit. The file is read by the capsule sink later (at the latest when the run ends).
+
+        Example::
+
+            with fda.run("deconv_wavelet_v1") as run:
+                run.attach("checkpoint_0001.pkl", "/scratch/ckpt.pkl", kind="checkpoint")
+                run.attach("qa.log", b"all checks passed\n", kind="qa_log")
+        """
+        v.check_artifact_name(name)
+        if kind not in v.ARTIFACT_KINDS:
+            raise ValueError(f"artifact kind must be one of {', '.join(v.ARTIFACT_KINDS)}, got {kind!r}")
+        if self.ended:
+            raise ValueError(f"fda run {self.run_id} has ended: attach artifacts inside the run")
+        attributes: dict[str, Any] = {
+            **self._base,
+            v.T_WALL_MS: (_clock() - self._start_ns) / 1e6,
+            v.ARTIFACT_NAME: name,
+            v.ARTIFACT_KIND: kind,
+        }
+        if isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+            if len(data) > v.MAX_INLINE_ARTIFACT_BYTES:
+                raise ValueError(
+                    f"artifact {name!r}: {len(data)} bytes inline; over {v.MAX_INLINE_ARTIFACT_BYTES} "
+                    "bytes, write it to a file and attach the path (it is streamed)"
+                )
+            attributes[v.ARTIFACT_CONTENT] = base64.b64encode(data).decode("ascii")
+            attributes[v.ARTIFACT_SIZE] = len(data)
+        else:
+            path = os.path.abspath(os.fspath(source))
+            try:
+                info = os.lstat(path)
+            except OSError as exc:
+                raise ValueError(f"artifact {name!r}: cannot read {path!r} ({exc.strerror})") from None
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"artifact {name!r}: {path!r} is not a regular file (symlinks are refused)")
+            attributes[v.ARTIFACT_SOURCE] = path
+            attributes[v.ARTIFACT_SIZE] = info.st_size
+            attributes[v.ARTIFACT_ORIGIN] = PROCESS_TOKEN
+        self._emit(v.ARTIFACT, attributes)
+
+    def config(self, mapping: Mapping[str, Any], *, name: str = "config.json") -> None:
+        """Snapshot the run's configuration as JSON beside the manifest (an artifact of kind ``config``).
+
+        Example::
+
+            run.config({"lambda": 0.1, "lens": "db4", "levels": 5})
+        """
+        if not isinstance(mapping, Mapping):
+            raise ValueError("config must be a mapping")
+        text = json.dumps(json.loads(to_json(dict(mapping))), indent=2, sort_keys=True, ensure_ascii=False)
+        self.attach(name, text.encode("utf-8") + b"\n", kind="config")
 
     # -- internals --------------------------------------------------------------------------------
     def _event(self, name: str, payload: Mapping[str, Any] | None) -> None:
@@ -376,6 +451,7 @@ def run(
 
 def _end(recorder: Run, span: Any, event: str, status: str, exc: BaseException | None) -> None:
     """Close the run's records. Never raises: it runs while the caller's own exception propagates."""
+    recorder.ended = True
     summary = recorder.summary(status)
     if exc is not None:
         summary["error"] = f"{type(exc).__name__}: {safe_str(exc, 1000)}"[:1000]

@@ -11,6 +11,7 @@ import ctypes
 import importlib
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -23,6 +24,9 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 
 _log = logging.getLogger("otel_tele")
 _raise = False
+#: A secret of this process (kept by a forked child: same machine, same user). Records that name a
+#: local file carry it, and a sink acts on such a name only when the token is its own process's.
+PROCESS_TOKEN = secrets.token_hex(16)
 
 
 def raise_internal_errors(enabled: bool) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._settings import resolve
+from .exporters import _capsule_artifacts as artifacts
 from .exporters import _capsule_consolidate as maint
 from .exporters import _capsule_journal as journal
 from .exporters import _capsule_schema as schema
@@ -150,7 +151,55 @@ class Runs:
             {"run_id": run_id},
         )
         trajectory = self.records(_TRAJECTORY_SQL, {"run_id": run_id, "points": max(1, int(points))})
-        return {"run": summary, "manifest": manifest, "events": events, "trajectory": trajectory}
+        listed = self._artifacts(run_id, manifest, summary.get("flow_name"))
+        return {
+            "run": summary,
+            "manifest": manifest,
+            "events": events,
+            "trajectory": trajectory,
+            "artifacts": [{"name": name, **entry} for name, entry in listed.items()],
+        }
+
+    def artifact(self, run_id: str, name: str) -> tuple[Path, dict[str, Any]]:
+        """The file of one listed artifact of a run and its entry (kind, size, sha256).
+
+        ``KeyError`` if the run has no such artifact; ``ValueError`` for an unsafe id or name.
+
+        Example::
+
+            path, entry = Runs().artifact("fda_run_20251020_153045", "checkpoint_0001.pkl")
+        """
+        v.check_name("run_id", run_id)
+        v.check_artifact_name(name)
+        folder = self.root / "runs" / run_id
+        manifest_path = folder / "manifest.toml"
+        if manifest_path.is_file():
+            listed = self._artifacts(run_id, schema.read_manifest(manifest_path), None)
+        else:
+            matches = sorted(self.root.glob(f"flows/*/artifacts/{run_id}"))
+            folder = matches[0] if matches else folder
+            listed = artifacts.listing(folder)
+        if name not in listed:
+            raise KeyError(f"run {run_id!r} has no artifact {name!r}")
+        return artifacts.resolve(folder, name), listed[name]
+
+    def _artifacts(
+        self, run_id: str, manifest: dict[str, Any] | None, flow_name: Any
+    ) -> dict[str, dict[str, Any]]:
+        """A run's artifacts: from its manifest (production), else from its flow's artifact folder."""
+        if manifest is not None:
+            listed = manifest.get("artifacts")
+            if not isinstance(listed, dict):
+                return {}
+            return {str(k): dict(e) for k, e in listed.items() if isinstance(e, dict)}
+        if not isinstance(flow_name, str):
+            return {}
+        try:
+            folder = artifacts.flow_folder(self.root, flow_name, run_id)
+        except ValueError:
+            return {}
+        found: dict[str, dict[str, Any]] = artifacts.listing(folder)
+        return found
 
     # -- maintenance ------------------------------------------------------------------------------
     def consolidate(

@@ -104,6 +104,9 @@ def _show(args: argparse.Namespace) -> int:
     print_table(shown["trajectory"])
     print("\nEvents:")
     print_table(shown["events"])
+    if shown["artifacts"]:
+        print("\nArtifacts:")
+        print_table(shown["artifacts"])
     return 0
 
 

@@ -31,6 +31,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("otel_tele.instrumentation.fastapi", "debug_router"),
     ("otel_tele.http_inference", "inference_router"),
     ("otel_tele.http_capture", "capture_router"),
+    ("otel_tele.http_runs", "runs_router"),
 )
 
 

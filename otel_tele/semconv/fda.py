@@ -100,6 +100,22 @@ SPEC_EVENTS: tuple[str, ...] = (
 RUN = "fda.run"
 ITERATION = "fda.iteration"
 RUN_EVENT = "fda.run.event"
+ARTIFACT = "fda.artifact"
+
+# Artifact attribute keys (``fda.artifact``: a checkpoint, QA log or config snapshot of a run)
+ARTIFACT_NAME = "fda.artifact.name"
+ARTIFACT_KIND = "fda.artifact.kind"
+#: A local file to copy (absolute path); only honoured with ``ARTIFACT_ORIGIN`` of the same process.
+ARTIFACT_SOURCE = "fda.artifact.source"
+#: Inline content, base64 (at most ``MAX_INLINE_ARTIFACT_BYTES`` before encoding).
+ARTIFACT_CONTENT = "fda.artifact.content"
+ARTIFACT_SIZE = "fda.artifact.size"
+#: The recording process's token: a path travels only to a sink in the same process (a path in a
+#: record received over OTLP names a file on another machine, or one a remote peer must not read).
+ARTIFACT_ORIGIN = "fda.artifact.origin"
+ARTIFACT_KINDS: tuple[str, ...] = ("checkpoint", "qa_log", "config", "file")
+#: Bytes passed inline; larger artifacts are attached as files, which the sink streams.
+MAX_INLINE_ARTIFACT_BYTES = 1 << 20
 
 _RUN_ATTRS = (Attr(RUN_ID, S), Attr(FLOW_NAME, S), Attr(MODE, S), Attr(TRIAL_ID, S))
 EVENTS: tuple[Event, ...] = (
@@ -115,6 +131,20 @@ EVENTS: tuple[Event, ...] = (
         RUN_EVENT,
         (*_RUN_ATTRS, Attr(T_WALL_MS, F, "ms"), Attr(EVENT, S), Attr(PAYLOAD, J)),
         "RUN_STARTED, RUN_FINISHED, CERT_PASS, … with a JSON payload",
+    ),
+    Event(
+        ARTIFACT,
+        (
+            *_RUN_ATTRS,
+            Attr(T_WALL_MS, F, "ms"),
+            Attr(ARTIFACT_NAME, S),
+            Attr(ARTIFACT_KIND, S),
+            Attr(ARTIFACT_SOURCE, S),
+            Attr(ARTIFACT_CONTENT, S),
+            Attr(ARTIFACT_SIZE, I, "By"),
+            Attr(ARTIFACT_ORIGIN, S),
+        ),
+        "a file stored with the run (checkpoint, QA log, config snapshot): a local path or inline bytes",
     ),
 )
 
@@ -176,3 +206,24 @@ def check_name(kind: str, value: object) -> str:
     if kind == "run_id" and not _RUN_ID.fullmatch(value):
         raise ValueError(f"invalid run_id {value[:80]!r}: run ids start with 'fda_run_'")
     return value
+
+
+#: File names a run folder uses itself: an artifact may not take them.
+RESERVED_ARTIFACT_NAMES: frozenset[str] = frozenset(
+    {"manifest.toml", "telemetry.parquet", "events.parquet", "artifacts.jsonl"}
+)
+
+
+def check_artifact_name(value: object) -> str:
+    """``value`` if it can name an artifact file: a safe name (:func:`check_name`) that is not one of
+    the run folder's own files. Raises ``ValueError`` otherwise.
+
+    Example::
+
+        check_artifact_name("checkpoint_0001.pkl")   # -> "checkpoint_0001.pkl"
+        check_artifact_name("manifest.toml")         # ValueError
+    """
+    name = check_name("artifact name", value)
+    if name in RESERVED_ARTIFACT_NAMES or name.endswith(".arrows"):
+        raise ValueError(f"artifact name {name!r} is reserved for the run folder's own files")
+    return name
