@@ -17,9 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from opentelemetry._logs import LogRecord
 from otel_tele.exporters import _capsule_artifacts as artifacts
 from otel_tele.exporters import _capsule_schema as schema
@@ -31,26 +29,12 @@ from otel_tele.cli._serve import build_http_app
 from otel_tele.runs import Runs
 from otel_tele.semconv import fda as v
 
-from .conftest import free_port
 from .sink_samples.capsule import CORE
+from .test_fda_capsule import root_of, telemetry
+from .test_fda_crash import _pipeline
+from .test_flow_http import AppServer
 
-
-@pytest.fixture
-def telemetry(tmp_path: Path) -> Iterator[otel_tele.Telemetry]:
-    t = otel_tele.setup(
-        local=True,
-        sinks=["capsule"],
-        data_dir=tmp_path,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-    )
-    yield t
-    t.shutdown(10_000)
-
-
-def root_of(tmp_path: Path) -> Path:
-    return tmp_path / "telematry_cfs"
+__all__ = ["telemetry"]  # the fixture, shared with the capsule tests
 
 
 def sha256(path: Path) -> str:
@@ -370,15 +354,7 @@ def test_a_100_mb_artifact_streams_without_growing_memory(tmp_path: Path) -> Non
 def _attach_then_hang(data_dir: Path, source: Path, write_fd: int) -> None:
     """Child: a production run with one artifact stored, then a second one whose copy stops after
     its first chunk (says so on the pipe, then waits to be killed)."""
-    telemetry = otel_tele.setup(
-        local=True,
-        sinks=["capsule"],
-        data_dir=data_dir,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-        capsule_flush_rows=1,  # rows reach the journal with every batch
-    )
+    telemetry = _pipeline(data_dir, capsule_flush_rows=1)  # rows reach the journal with every batch
     real_write = artifacts._write
 
     def write(part: Path, chunks: Any, *, fsync: bool) -> tuple[int, str]:
@@ -482,26 +458,6 @@ def _event_record(run_id: str, event: str) -> Any:
     return ReadWriteLogRecord(LogRecord(event_name=v.RUN_EVENT, attributes=attrs))
 
 
-class _Http:
-    """``otel-tele serve``'s HTTP app (its Host rules included) under uvicorn on a loopback port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(build_http_app(), host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started and self.thread.is_alive():
-            threading.Event().wait(0.01)  # readiness poll on the server's own flag
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
-
-    def stop(self) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 def test_runs_and_artifacts_over_http(
     telemetry: otel_tele.Telemetry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -514,7 +470,7 @@ def test_runs_and_artifacts_over_http(
     with fda.run("flow_h", mode="dev", telemetry=telemetry) as dev:
         dev.iteration(iter=0, **CORE)
         dev.attach("qa.log", b"dev qa\n", kind="qa_log")
-    http = _Http()
+    http = AppServer(build_http_app())  # serve's HTTP app, its Host rules included
     try:
         c = http.client
         listed = c.get("/v1/fda/runs").json()["runs"]

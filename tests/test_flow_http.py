@@ -25,12 +25,10 @@ from .sink_samples.capture import fixture_run
 RUN = "run_deterministic_72ca609c"
 
 
-class Server:
-    """uvicorn serving the capture router on a free loopback port, in a thread of this process."""
+class AppServer:
+    """uvicorn serving ``app`` on a free loopback port, in a thread of this process."""
 
-    def __init__(self, root: Path) -> None:
-        app = FastAPI()
-        app.include_router(capture_router(runs_root=root / "runs", telemetry_root=root / "telemetry"))
+    def __init__(self, app: FastAPI) -> None:
         self.port = free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", limit_concurrency=200)
@@ -45,6 +43,15 @@ class Server:
         self.client.close()
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class Server(AppServer):
+    """The capture router over ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        app = FastAPI()
+        app.include_router(capture_router(runs_root=root / "runs", telemetry_root=root / "telemetry"))
+        super().__init__(app)
 
 
 @pytest.fixture
