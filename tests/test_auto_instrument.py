@@ -98,7 +98,7 @@ def test_our_exporter_selected_by_name(tmp_path: Path) -> None:
         },
     )
     assert done.returncode == 0, done.stderr
-    [db] = list(data_dir.rglob("*.db"))
+    [db] = list(data_dir.rglob("telemetry.db"))  # beside it: the digest sidecar, telemetry.digest.db
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT event_type, source FROM system_events").fetchall()
     assert rows == [("connect", "dds")]
