@@ -78,6 +78,8 @@ def ranking_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
             "tokens/s": m["tokens_per_second"],
             "zero-token": m["zero_token_inferences"],
             "failures": m["failures"],
+            "TTFT p50 s": m["ttft_p50_s"],
+            "TTFT p95 s": m["ttft_p95_s"],
         }
         for m in efficiency["models"]
     ]
