@@ -496,3 +496,85 @@ def test_runs_and_artifacts_over_http(
         assert c.get("/v1/fda/runs", headers={"host": "evil.example"}).status_code in (400, 403, 421)
     finally:
         http.stop()
+
+
+def _attach_forever(data_dir: Path, source: Path, write_fd: int) -> None:
+    """Child: production runs, each with a multi-chunk checkpoint and a QA log, reporting each one."""
+    telemetry = _pipeline(data_dir, capsule_flush_rows=1)
+    for k in range(10_000):
+        with fda.run("crashy", telemetry=telemetry) as run:
+            run.iteration(iter=0, **CORE)
+            run.attach("checkpoint.bin", source, kind="checkpoint")
+            run.attach("qa.log", f"run {k}\n".encode(), kind="qa_log")
+        os.write(write_fd, f"{run.run_id}\n".encode())
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_of_attaching_runs_leaves_every_folder_matching_its_manifest(
+    tmp_path: Path,
+) -> None:
+    """8 kills at random moments of runs that attach 6 MiB each: after recovery every run folder holds
+    exactly the artifacts its manifest lists, each matching its size and sha256; finished runs hold
+    both; no partial copy or index is left anywhere."""
+    import random
+    import select
+
+    source = tmp_path / "checkpoint.bin"
+    source.write_bytes(os.urandom(6 * artifacts.CHUNK_BYTES))
+    root = tmp_path / "telematry_cfs"
+    finished: set[str] = set()
+    for seed in range(8):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            try:
+                _attach_forever(tmp_path, source, write_fd)
+            finally:
+                os._exit(1)
+        os.close(write_fd)
+        buffer = b""
+        while b"\n" not in buffer:  # one run finished: kill somewhere after it
+            ready, _, _ = select.select([read_fd], [], [], 60)
+            assert ready, "child made no progress"
+            buffer += os.read(read_fd, 4096)
+        select.select([read_fd], [], [], random.Random(seed).uniform(0.0, 0.3))  # a random kill point
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        while chunk := os.read(read_fd, 4096):
+            buffer += chunk
+        os.close(read_fd)
+        finished.update(buffer.decode().split("\n")[:-1])
+    Runs(root).consolidate()
+    folders = sorted((root / "runs").glob("fda_run_*"))
+    assert finished <= {f.name for f in folders}
+    assert list((root / "runs").glob(".tmp-*")) == []
+    for folder in folders:
+        manifest = schema.read_manifest(folder / "manifest.toml")
+        listed = manifest["artifacts"]
+        names = {p.name for p in folder.iterdir()}
+        assert names == {"manifest.toml", "telemetry.parquet", "events.parquet", *listed}, folder.name
+        for name, entry in listed.items():
+            assert entry["size"] == (folder / name).stat().st_size
+            assert entry["sha256"] == sha256(folder / name)
+        if folder.name in finished:
+            assert set(listed) == {"checkpoint.bin", "qa.log"} and manifest["status"] == "completed"
+            assert listed["checkpoint.bin"]["sha256"] == sha256(source)
+
+
+def test_runs_show_lists_artifacts_in_tables_and_json(
+    telemetry: otel_tele.Telemetry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from otel_tele.cli import main
+
+    with fda.run("flow_c", telemetry=telemetry) as run:
+        run.iteration(iter=0, **CORE)
+        run.attach("qa.log", b"qa\n", kind="qa_log")
+    root = str(root_of(tmp_path))
+    assert main(["runs", "--root", root, "show", run.run_id]) == 0
+    out = capsys.readouterr().out
+    digest = hashlib.sha256(b"qa\n").hexdigest()
+    assert "Artifacts:" in out and "qa.log" in out and digest in out
+    assert main(["runs", "--root", root, "show", run.run_id, "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["artifacts"] == [{"name": "qa.log", "kind": "qa_log", "size": 3, "sha256": digest}]
