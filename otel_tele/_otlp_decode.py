@@ -54,6 +54,8 @@ _SPAN_KINDS = {
     5: trace_api.SpanKind.CONSUMER,
 }
 _STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+#: Where log records carried their event name before OTLP's ``event_name`` field.
+LEGACY_EVENT_NAME = "event.name"
 
 
 def any_value(value: AnyValue) -> Any:
@@ -90,14 +92,39 @@ def _trace_context(trace_id: bytes, span_id: bytes, flags: int) -> Context | Non
 T = TypeVar("T")
 
 
-def _each(items: Iterable[Any], decode: Callable[[Any], T], what: str, out: list[T]) -> int:
-    """Decode every item into ``out``; one that fails is left out alone. Returns how many failed."""
+#: Reasons kept per request for the sender's partial-success message (the count is always exact).
+MAX_REASONS = 3
+
+
+def note_reason(reasons: list[str] | None, what: str, exc: BaseException) -> None:
+    """Why a record was left out, for its sender (who sent the value, so the message may name it)."""
+    if reasons is None or len(reasons) >= MAX_REASONS:
+        return
+    try:
+        detail = encodable(str(exc))[:200]
+    except Exception:
+        detail = ""
+    reason = f"a {what} left out ({type(exc).__name__}{': ' + detail if detail else ''})"
+    if reason not in reasons:
+        reasons.append(reason)
+
+
+def _each(
+    items: Iterable[Any],
+    decode: Callable[[Any], T],
+    what: str,
+    out: list[T],
+    reasons: list[str] | None = None,
+) -> int:
+    """Decode every item into ``out``; one that fails is left out alone. Returns how many failed;
+    the first few reasons go to ``reasons``."""
     failed = 0
     for item in items:
         try:
             out.append(decode(item))
         except Exception as exc:
             failed += 1
+            note_reason(reasons, what, exc)
             bad_input_log.warning(
                 "otlp " + what, "OTLP receiver: a %s left out (%s)", what, describe_error(exc)
             )
@@ -114,7 +141,7 @@ def _groups(
             yield resource, _scope(scoped.scope, scoped.schema_url), getattr(scoped, items)
 
 
-def log_records(request: Any) -> tuple[list[ReadWriteLogRecord], int]:
+def log_records(request: Any, reasons: list[str] | None = None) -> tuple[list[ReadWriteLogRecord], int]:
     """An ``ExportLogsServiceRequest`` as SDK log records, and how many records could not be decoded."""
     records: list[ReadWriteLogRecord] = []
     failed = 0
@@ -122,9 +149,10 @@ def log_records(request: Any) -> tuple[list[ReadWriteLogRecord], int]:
 
         def decode(pb: Any, resource: Resource = resource, scope: InstrumentationScope = scope) -> Any:
             name = pb.event_name or None
-            attrs, problems = semconv.coerce_attributes(
-                semconv.EVENTS.get(name or ""), attributes(pb.attributes)
-            )
+            raw = attributes(pb.attributes)
+            if name is None and isinstance(raw.get(LEGACY_EVENT_NAME), str) and raw[LEGACY_EVENT_NAME]:
+                name = raw.pop(LEGACY_EVENT_NAME)  # senders from before the event_name field
+            attrs, problems = semconv.coerce_attributes(semconv.EVENTS.get(name or ""), raw)
             if problems:
                 attrs["otel_tele.invalid_attributes"] = semconv.to_json(problems)
             record = LogRecord(
@@ -139,11 +167,13 @@ def log_records(request: Any) -> tuple[list[ReadWriteLogRecord], int]:
             )
             return _EventLogRecord(record, resource, scope, _LIMITS)
 
-        failed += _each(pbs, decode, "log record", records)
+        failed += _each(pbs, decode, "log record", records, reasons)
     return records, failed
 
 
 def _span_context(trace_id: bytes, span_id: bytes, flags: int = 1) -> trace_api.SpanContext:
+    if len(trace_id) != 16 or len(span_id) != 8:  # OTLP: exactly 16 and 8 bytes, never padded
+        raise ValueError(f"trace id of {len(trace_id)} bytes or span id of {len(span_id)} bytes")
     return trace_api.SpanContext(
         int.from_bytes(trace_id, "big"),
         int.from_bytes(span_id, "big"),
@@ -152,7 +182,7 @@ def _span_context(trace_id: bytes, span_id: bytes, flags: int = 1) -> trace_api.
     )
 
 
-def spans(request: Any) -> tuple[list[ReadableSpan], int]:
+def spans(request: Any, reasons: list[str] | None = None) -> tuple[list[ReadableSpan], int]:
     """An ``ExportTraceServiceRequest`` as SDK spans, and how many spans could not be decoded."""
     out: list[ReadableSpan] = []
     failed = 0
@@ -173,7 +203,7 @@ def spans(request: Any) -> tuple[list[ReadableSpan], int]:
                 instrumentation_scope=scope,
             )
 
-        failed += _each(pbs, decode, "span", out)
+        failed += _each(pbs, decode, "span", out, reasons)
     return out, failed
 
 
@@ -184,12 +214,19 @@ def _number(point: Any) -> NumberDataPoint:
     )
 
 
+def _temporality(value: int) -> AggregationTemporality:
+    """A sum's or histogram's temporality; unspecified (0) or unknown is refused, never guessed."""
+    if not value:
+        raise ValueError("aggregation temporality unspecified")
+    return AggregationTemporality(value)
+
+
 def _metric_data(pb: Any) -> Any:
     kind = pb.WhichOneof("data")
     if kind == "sum":
         return Sum(
             [_number(p) for p in pb.sum.data_points],
-            AggregationTemporality(pb.sum.aggregation_temporality),
+            _temporality(pb.sum.aggregation_temporality),
             pb.sum.is_monotonic,
         )
     if kind == "gauge":
@@ -209,11 +246,12 @@ def _metric_data(pb: Any) -> Any:
             )
             for p in pb.histogram.data_points
         ]
-        return Histogram(points, AggregationTemporality(pb.histogram.aggregation_temporality))
-    return None  # exponential histograms and summaries: no sink consumes them
+        return Histogram(points, _temporality(pb.histogram.aggregation_temporality))
+    # Refused (and so reported to the sender), not silently ignored: no sink stores them yet.
+    raise ValueError(f"{kind or 'metric without data'} is not stored by otel-tele")
 
 
-def metrics_data(request: Any) -> tuple[MetricsData, int]:
+def metrics_data(request: Any, reasons: list[str] | None = None) -> tuple[MetricsData, int]:
     """An ``ExportMetricsServiceRequest`` as SDK ``MetricsData`` (sum, gauge, histogram), and how many
     data points could not be decoded (a metric that fails is left out with its points)."""
     resource_metrics = []
@@ -221,16 +259,14 @@ def metrics_data(request: Any) -> tuple[MetricsData, int]:
     for rm in request.resource_metrics:
         scope_metrics = []
         for sm in rm.scope_metrics:
-            decoded: list[Metric | None] = []
+            metrics: list[Metric] = []
 
-            def decode(m: Any) -> Metric | None:
-                data = _metric_data(m)
-                return None if data is None else Metric(m.name, m.description or None, m.unit or None, data)
+            def decode(m: Any) -> Metric:
+                return Metric(m.name, m.description or None, m.unit or None, _metric_data(m))
 
             for m in sm.metrics:
-                if _each([m], decode, "metric", decoded):
-                    failed += max(1, _point_count(m))
-            metrics = [m for m in decoded if m is not None]
+                if _each([m], decode, "metric", metrics, reasons):
+                    failed += max(1, point_count(m))
             scope_metrics.append(ScopeMetrics(_scope(sm.scope, sm.schema_url), metrics, sm.schema_url))
         resource_metrics.append(
             ResourceMetrics(_resource(rm.resource, rm.schema_url), scope_metrics, rm.schema_url)
@@ -238,7 +274,7 @@ def metrics_data(request: Any) -> tuple[MetricsData, int]:
     return MetricsData(resource_metrics), failed
 
 
-def _point_count(pb: Any) -> int:
+def point_count(pb: Any) -> int:
     kind = pb.WhichOneof("data")
     return len(getattr(pb, kind).data_points) if kind else 0
 

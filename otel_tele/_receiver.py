@@ -1,12 +1,13 @@
-"""``otel-tele serve``'s OTLP/gRPC receiver: OTLP from any language or collector → our sinks.
+"""``otel-tele serve``'s OTLP/gRPC receiver (and :class:`OtlpIngest`, the half it shares with the
+OTLP/HTTP receiver in ``_receiver_http``): OTLP from any language or collector → our sinks.
 
 Decoded records enter the same processors that records from this process enter, so the sinks'
 mapping, batching and accounting apply unchanged.
 
 Memory has a ceiling. A request's wire size is admitted against a budget *before* it is parsed
 (in the gRPC deserializer): while the requests being decoded hold ``max_inflight_bytes`` of wire
-bytes, the next one is answered ``RESOURCE_EXHAUSTED`` and the client retries it later (OTLP
-exporters and collectors do). One request may be at most ``max_message_bytes``. Parsing and
+bytes, the next one is answered ``RESOURCE_EXHAUSTED`` (HTTP: 429) and the client retries it
+later (OTLP exporters and collectors do). One request may be at most ``max_message_bytes``. Parsing and
 decoding expand wire bytes up to ~33 times (measured by ``python -m bench.bench_receiver_memory``
 on minimal log records, the worst case: 5.4 MB of wire bytes grew the process by ~180 MB), so
 decoding holds at most about ``33 x max_inflight_bytes`` (~530 MB at the 16 MiB default), plus the
@@ -23,12 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from . import _otlp_decode as decode
 from ._internal import fork_safe, guard
+from ._overload import WAIT
 from ._pipeline import Telemetry
 from ._sink import count_points
 from ._stats import SinkStats
@@ -37,7 +40,7 @@ _log = logging.getLogger("otel_tele")
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_INFLIGHT_BYTES = 16 * 1024 * 1024
 #: (signal, gRPC service, request class, response class) of the three OTLP services.
-_SERVICES: tuple[tuple[str, str, Any, Any], ...] = (
+SERVICES: tuple[tuple[str, str, Any, Any], ...] = (
     (
         "traces",
         "opentelemetry.proto.collector.trace.v1.TraceService",
@@ -57,8 +60,19 @@ _SERVICES: tuple[tuple[str, str, Any, Any], ...] = (
         logs_service_pb2.ExportLogsServiceResponse,
     ),
 )
-#: The OTLP partial-success field that tells a sender how many of its records were dropped.
-_REJECTED_FIELD = {"traces": "rejected_spans", "logs": "rejected_log_records"}
+#: The OTLP partial-success field that tells a sender how many of its records were refused.
+REJECTED_FIELD = {
+    "traces": "rejected_spans",
+    "logs": "rejected_log_records",
+    "metrics": "rejected_data_points",
+}
+#: What a retryable refusal asks the sender to wait (gRPC RetryInfo, HTTP Retry-After), seconds.
+RETRY_AFTER_S = {"budget": 1, "queues": 5}
+
+
+BUDGET_FULL = "otel-tele serve is decoding as much as its memory budget allows; retry later"
+RESPONSES = {signal: response for signal, _service, _request, response in SERVICES}
+REQUESTS = {signal: request for signal, _service, request, _response in SERVICES}
 
 
 class ByteBudget:
@@ -89,8 +103,94 @@ class _Admitted:
     size: int
 
 
+@dataclass
 class _Refused:
-    pass
+    status: Any  # grpc.StatusCode
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one request's records: ``rejected`` were refused (``message`` says why) and
+    the rest taken; ``retry``: nothing was taken because the queues stayed full, send it again."""
+
+    rejected: int = 0
+    message: str = ""
+    retry: bool = False
+
+
+class OtlpIngest:
+    """The transport-neutral half of a receiver: the wire-byte budget, the books, and decoding a
+    parsed request into the pipeline. Both transports of one ``serve`` share one (one budget).
+
+    Example::
+
+        import otel_tele
+        from otel_tele._receiver import OtlpIngest
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+        telemetry = otel_tele.setup(local=True, sinks="none", traces_exporter="none",
+                                    logs_exporter="none", metrics_exporter="none")
+        assert OtlpIngest(telemetry).ingest("logs", ExportLogsServiceRequest()).rejected == 0
+        telemetry.shutdown(5_000)
+    """
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
+    ) -> None:
+        self.telemetry = telemetry
+        self.max_message_bytes = max_message_bytes
+        self.budget = ByteBudget(max(max_inflight_bytes, max_message_bytes))
+        #: Per signal: records decoded and handed on (``exported``) or not decodable (``failed``); also
+        #: in ``telemetry.sink_stats()``.
+        self.stats = {signal: SinkStats("otlp-receiver", signal) for signal, *_ in SERVICES}
+        telemetry._stats.extend(self.stats.values())
+
+    def ingest(
+        self, signal: str, request: Any, failed_already: int = 0, reasons: list[str] | None = None
+    ) -> Outcome:
+        """Decode ``request`` and hand its records over; ``failed_already`` records (and their
+        ``reasons``) were left out by the transport's own parsing (OTLP/JSON)."""
+        reasons = list(reasons or ())
+        dropped = decoded = 0
+        failed = failed_already
+        with guard(f"OTLP {signal} ingest"):
+            if signal == "logs":
+                records, bad = decode.log_records(request, reasons)
+                dropped = self.telemetry.ingest_logs(records) if records else 0
+                decoded = len(records)
+            elif signal == "traces":
+                spans, bad = decode.spans(request, reasons)
+                dropped = self.telemetry.ingest_spans(spans) if spans else 0
+                decoded = len(spans)
+            else:
+                data, bad = decode.metrics_data(request, reasons)
+                self.telemetry.ingest_metrics(data)
+                decoded = count_points(data)
+            failed += bad
+            self.stats[signal].passed_through(exported=decoded, failed=failed)
+        if decoded and dropped >= decoded and self.telemetry.overload.modes.get("otlp") == WAIT:
+            # Nothing fitted after the full overload wait: a retryable refusal loses nothing, as the
+            # sender keeps the request (the records are counted dropped here all the same).
+            return Outcome(retry=True, message="otel-tele serve's queues are full; retry later")
+        if dropped:
+            reasons.append(f"{dropped} records dropped: the sinks' queues stayed full (overload)")
+        rejected = failed + dropped
+        if not rejected:
+            return Outcome()
+        return Outcome(rejected, f"otel-tele serve refused {rejected} of the records: " + "; ".join(reasons))
+
+    def response(self, signal: str, outcome: Outcome) -> Any:
+        """The OTLP Export response for ``outcome`` (a partial success when records were refused)."""
+        reply = RESPONSES[signal]()
+        if outcome.rejected:
+            setattr(reply.partial_success, REJECTED_FIELD[signal], outcome.rejected)
+            reply.partial_success.error_message = outcome.message
+        return reply
 
 
 class _Authorization(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -115,7 +215,13 @@ class OtlpGrpcReceiver:
     """Serves the OTLP trace, metrics and logs services on ``address`` into ``telemetry``'s sinks.
 
     ``authorize(metadata) -> bool`` (optional) checks each call's metadata before its request is
-    parsed (``otel-tele serve`` passes its bearer-token check); ``credentials`` (optional) serves TLS.
+    parsed (``otel-tele serve`` passes its bearer-token check); ``credentials`` (optional) serves TLS;
+    ``ingest`` (optional) is shared with an OTLP/HTTP receiver, and then its limits apply.
+
+    Status codes: ``RESOURCE_EXHAUSTED`` with a RetryInfo while the byte budget is spent,
+    ``UNAVAILABLE`` when nothing fitted in the queues after the overload wait (both retryable),
+    ``INVALID_ARGUMENT`` for a request that is not OTLP protobuf; otherwise OK, with a partial success
+    counting the records that were refused (undecodable, or dropped under overload) and saying why.
 
     Example::
 
@@ -139,18 +245,19 @@ class OtlpGrpcReceiver:
         max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
         authorize: Callable[[dict[str, str]], bool] | None = None,
         credentials: grpc.ServerCredentials | None = None,
+        ingest: OtlpIngest | None = None,
     ) -> None:
         self.telemetry = telemetry
-        self.budget = ByteBudget(max(max_inflight_bytes, max_message_bytes))
+        self.ingest = ingest or OtlpIngest(
+            telemetry, max_message_bytes=max_message_bytes, max_inflight_bytes=max_inflight_bytes
+        )
+        self.budget = self.ingest.budget
+        self.stats = self.ingest.stats
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-recv"),
-            options=[("grpc.max_receive_message_length", max_message_bytes)],
+            options=[("grpc.max_receive_message_length", self.ingest.max_message_bytes)],
             interceptors=[_Authorization(authorize)] if authorize is not None else None,
         )
-        #: Per signal: records decoded and handed on (``exported``) or not decodable (``failed``); also
-        #: in ``telemetry.sink_stats()``.
-        self.stats = {signal: SinkStats("otlp-receiver", signal) for signal, *_ in _SERVICES}
-        telemetry._stats.extend(self.stats.values())
         self.server.add_generic_rpc_handlers(
             tuple(
                 grpc.method_handlers_generic_handler(
@@ -163,7 +270,7 @@ class OtlpGrpcReceiver:
                         )
                     },
                 )
-                for signal, service, request, response in _SERVICES
+                for signal, service, request, response in SERVICES
             )
         )
         try:
@@ -181,10 +288,15 @@ class OtlpGrpcReceiver:
         def parse(data: bytes) -> Any:
             # Admission happens here, on wire bytes, before the protobuf objects exist.
             if not self.budget.try_take(len(data)):
-                return _Refused()
+                return _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, BUDGET_FULL)
             try:
                 # Our parser: a request with bad UTF-8 is repaired, not refused as a whole.
                 return _Admitted(decode.parse(request_type, data), len(data))
+            except message.DecodeError as exc:
+                self.budget.give_back(len(data))
+                return _Refused(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"not a valid OTLP protobuf request ({exc})"
+                )
             except BaseException:
                 self.budget.give_back(len(data))
                 raise
@@ -193,50 +305,32 @@ class OtlpGrpcReceiver:
 
     def _handler(self, signal: str, response: Any) -> Any:
         def export(request: Any, context: grpc.ServicerContext) -> Any:
-            if not isinstance(request, _Admitted):
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "otel-tele serve is decoding as much as its memory budget allows; retry later",
-                )
-            reply = response()
+            if isinstance(request, _Refused):
+                if request.status == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    _retry_info(context, RETRY_AFTER_S["budget"])
+                context.abort(request.status, request.message)
             try:
-                rejected = self._ingest(signal, request.request)
+                outcome = self.ingest.ingest(signal, request.request)
             finally:
                 request.request = None
                 self.budget.give_back(request.size)
-            if rejected and signal in _REJECTED_FIELD:
-                _partial(reply, _REJECTED_FIELD[signal], rejected)
-            return reply
+            if outcome.retry:
+                _retry_info(context, RETRY_AFTER_S["queues"])
+                context.abort(grpc.StatusCode.UNAVAILABLE, outcome.message)
+            return self.ingest.response(signal, outcome)
 
         return export
-
-    def _ingest(self, signal: str, request: Any) -> int:
-        """Decode and hand over one request; returns how many records a sink could not take."""
-        dropped = 0
-        with guard(f"OTLP {signal} ingest"):
-            if signal == "logs":
-                records, failed = decode.log_records(request)
-                dropped = self.telemetry.ingest_logs(records)
-                decoded = len(records)
-            elif signal == "traces":
-                spans, failed = decode.spans(request)
-                dropped = self.telemetry.ingest_spans(spans)
-                decoded = len(spans)
-            else:
-                data, failed = decode.metrics_data(request)
-                self.telemetry.ingest_metrics(data)
-                decoded = count_points(data)
-            self.stats[signal].passed_through(exported=decoded, failed=failed)
-        return dropped
 
     def stop(self, grace_s: float = 5.0) -> None:
         self.server.stop(grace_s).wait(grace_s + 1)
 
 
-def _partial(response: Any, field: str, rejected: int) -> None:
-    """OTLP partial success: the sender learns what was dropped under overload (and must not retry)."""
-    if rejected:
-        setattr(response.partial_success, field, rejected)
-        response.partial_success.error_message = (
-            f"otel-tele serve overloaded: {rejected} records dropped after the overload wait"
-        )
+def _retry_info(context: grpc.ServicerContext, seconds: int) -> None:
+    """OTLP/gRPC: RESOURCE_EXHAUSTED is retryable only with a RetryInfo in the status details."""
+    from google.protobuf import any_pb2, duration_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)))
+    status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], details=[detail])
+    context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))

@@ -8,6 +8,7 @@ program holds one of them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -50,7 +51,7 @@ def block(first_line_prefix: str) -> str:
 
 RUN_HERE = (
     "OTEL_SERVICE_NAME=arm-server OTEL_TELE_SINKS=none OTEL_LOGS_EXPORTER=otel_tele_sqlite",
-    "otel-tele serve --otlp-grpc 127.0.0.1:4317 --http 127.0.0.1:8000",
+    "otel-tele serve --otlp-grpc 127.0.0.1:4317 --otlp-http 127.0.0.1:4318 --http 127.0.0.1:8000",
     ".venv/bin/python -m pip install rotel",
 )
 
@@ -118,7 +119,7 @@ def test_no_code_change_block(tmp_path: Path) -> None:
 
 
 def test_serve_block(tmp_path: Path, process_group: list[subprocess.Popen[str]]) -> None:
-    require_free(4317, 8000)
+    require_free(4317, 4318, 8000)
     serve = subprocess.Popen(
         ["bash", "-c", block("otel-tele serve")],
         cwd=tmp_path,
@@ -131,10 +132,18 @@ def test_serve_block(tmp_path: Path, process_group: list[subprocess.Popen[str]])
     process_group.append(serve)
     assert serve.stdout is not None
     line = serve.stdout.readline()
-    assert line.startswith("otel-tele serve: OTLP/gRPC on 127.0.0.1:4317; HTTP on http://127.0.0.1:8000"), (
-        line + (serve.stderr.read() if serve.stderr else "")
-    )
+    assert line.startswith(
+        "otel-tele serve: OTLP/gRPC on 127.0.0.1:4317; OTLP/HTTP on http://127.0.0.1:4318; "
+        "HTTP on http://127.0.0.1:8000"
+    ), line + (serve.stderr.read() if serve.stderr else "")
     assert httpx.get("http://127.0.0.1:8000/v1/runs", timeout=30).status_code == 200
+    curl = re.search(
+        r"```text\n\s*(curl -X POST http://127\.0\.0\.1:4318/v1/logs .*?)\n", (ROOT / "README.md").read_text()
+    )
+    assert curl is not None
+    done = subprocess.run(["bash", "-c", curl.group(1) + " -sS --fail"], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and json.loads(done.stdout) == {}, done
     os.killpg(serve.pid, signal.SIGTERM)
     assert serve.wait(30) == 0
 

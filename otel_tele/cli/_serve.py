@@ -1,5 +1,5 @@
-"""``otel-tele serve``: receive OTLP from any language or collector into our sinks, and serve the
-query routes over HTTP.
+"""``otel-tele serve``: receive OTLP (gRPC, and HTTP with ``--otlp-http``) from any language or
+collector into our sinks, and serve the query routes over HTTP.
 
 Access (see ``otel_tele._http_guard``): with a token (``--token-file`` or ``OTEL_TELE_SERVE_TOKEN``)
 every HTTP route and OTLP call needs ``Authorization: Bearer <token>``; without one, serve binds
@@ -24,6 +24,9 @@ from .._http_limits import BodyLimit
 from .._internal import optional_module
 
 _log = logging.getLogger("otel_tele")
+#: ``--otlp-http`` without an address: the port the OTLP specification gives OTLP/HTTP. Off unless
+#: asked, because ``serve`` without options must keep binding only what it bound before (4317).
+OTLP_HTTP_DEFAULT = "127.0.0.1:4318"
 
 #: Query routers mounted by ``--http``: module and factory (called with no arguments: each reads the
 #: settings), or an ``APIRouter`` instance.
@@ -38,8 +41,9 @@ ROUTERS: tuple[tuple[str, str], ...] = (
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="OTLP/gRPC receiver into the sinks (+ HTTP query routes)",
-        description="Receive OTLP/gRPC into the sinks and serve the query routes. Without a token, "
+        help="OTLP/gRPC and OTLP/HTTP receiver into the sinks (+ HTTP query routes)",
+        description="Receive OTLP/gRPC (and OTLP/HTTP with --otlp-http) into the sinks and serve the "
+        "query routes. Without a token, "
         "serve binds loopback addresses only, and there the read-only routes (GET: robot debug query, "
         "inference stats, runs, /docs, /openapi.json) and OTLP answer anyone on this machine; "
         "state-changing routes (POST captures) need a token. With a token every route and every OTLP "
@@ -50,6 +54,15 @@ def register(subparsers: Any) -> None:
         default="127.0.0.1:4317",
         metavar="HOST:PORT",
         help="where to receive OTLP/gRPC (default 127.0.0.1:4317)",
+    )
+    parser.add_argument(
+        "--otlp-http",
+        nargs="?",
+        const=OTLP_HTTP_DEFAULT,
+        default=None,
+        metavar="HOST:PORT",
+        help=f"also receive OTLP/HTTP (protobuf or JSON) here; alone: {OTLP_HTTP_DEFAULT}, the OTLP "
+        "default port (off unless given)",
     )
     parser.add_argument("--http", default=None, metavar="HOST:PORT", help="also serve the query routes here")
     parser.add_argument(
@@ -64,8 +77,9 @@ def register(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="OTLP wire bytes decoded at once; beyond it requests get RESOURCE_EXHAUSTED and "
-        "clients retry (default 16 MiB; decoding memory stays under ~33x this)",
+        help="OTLP bytes decoded at once, both transports together; beyond it requests get "
+        "RESOURCE_EXHAUSTED (gRPC) or 429 (HTTP) and clients retry (default 16 MiB; decoding memory "
+        "stays under ~33x this)",
     )
     parser.add_argument(
         "--token-file",
@@ -157,24 +171,26 @@ def _bind(option: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-def _start_http(sock: socket.socket, access: Access, tls: tuple[str, str] | None) -> Any:
+def _start_http(sock: socket.socket, app: Any, tls: tuple[str, str] | None, option: str) -> Any:
+    """Serve the ASGI ``app`` on the bound ``sock`` (uvicorn, in a daemon thread) once it started."""
     import uvicorn
 
     server = uvicorn.Server(
         uvicorn.Config(
-            build_http_app(access),
+            app,
             log_level="warning",
+            lifespan="off",
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
         )
     )
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="otel-tele-http", daemon=True
+        target=server.run, kwargs={"sockets": [sock]}, name=f"otel-tele{option[1:]}", daemon=True
     )
     thread.start()
     while not server.started:  # uvicorn exposes no readiness event
         if not thread.is_alive():
-            raise ServeError(f"--http on {sock.getsockname()}: the HTTP server did not start")
+            raise ServeError(f"{option} on {sock.getsockname()}: the HTTP server did not start")
         time.sleep(0.01)
     return server
 
@@ -190,13 +206,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import otel_tele
 
-    from .._receiver import OtlpGrpcReceiver
+    from .._receiver import OtlpGrpcReceiver, OtlpIngest
+    from .._receiver_http import OtlpHttpApp
 
     grpc_host, grpc_port = parse_address("--otlp-grpc", args.otlp_grpc)
+    otlp_http_address = parse_address("--otlp-http", args.otlp_http) if args.otlp_http else None
     http_address = parse_address("--http", args.http) if args.http else None
     try:  # every access check before anything listens
         access = access_for(
-            [args.otlp_grpc, *([args.http] if args.http else [])],
+            [args.otlp_grpc, *(a for a in (args.otlp_http, args.http) if a)],
             token=load_token(args.token_file),
             extra_hosts=args.allow_host,
             cors_origins=args.cors_origin,
@@ -207,6 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if grpc_port:  # probe first: grpc's own bind failure also prints a C-core log line
         _bind("--otlp-grpc", grpc_host, grpc_port).close()
+    otlp_http_sock = _bind("--otlp-http", *otlp_http_address) if otlp_http_address else None
     http_sock = _bind("--http", *http_address) if http_address else None
     # The server's own telemetry stays here: forwarding what it receives would loop, and its own
     # metrics go to its sinks and its /metrics, over OTLP only when OTEL_METRICS_EXPORTER asks.
@@ -221,26 +240,33 @@ def _run(args: argparse.Namespace) -> int:
         "max_message_bytes": args.otlp_max_message_bytes,
         "max_inflight_bytes": args.otlp_max_inflight_bytes,
     }
-    http_server = None
+    servers: list[Any] = []
     receiver = None
     try:
         if "prometheus" in telemetry.settings.metrics_exporter and telemetry.prometheus_address is None:
             raise ServeError("the Prometheus endpoint could not start (OTEL_EXPORTER_PROMETHEUS_PORT)")
+        # One ingest for both transports: one memory budget, one set of books.
+        ingest = OtlpIngest(telemetry, **{k: v for k, v in limits.items() if v is not None})
         try:
             receiver = OtlpGrpcReceiver(
                 telemetry,
                 f"{grpc_host}:{grpc_port}",
                 authorize=access.grpc_authorized if access.token is not None else None,
                 credentials=grpc_credentials(*tls) if tls else None,
-                **{k: v for k, v in limits.items() if v is not None},
+                ingest=ingest,
             )
         except (OSError, RuntimeError) as exc:
             raise ServeError(f"--otlp-grpc {args.otlp_grpc}: {exc}") from None
         addresses = [f"OTLP/gRPC on {grpc_host}:{receiver.port}"]
+        scheme = "https" if tls else "http"
+        if otlp_http_sock is not None:
+            servers.append(_start_http(otlp_http_sock, OtlpHttpApp(ingest, access), tls, "--otlp-http"))
+            host, port = otlp_http_sock.getsockname()[:2]
+            addresses.append(f"OTLP/HTTP on {scheme}://{host}:{port}")
         if http_sock is not None:
-            http_server = _start_http(http_sock, access, tls)
+            servers.append(_start_http(http_sock, build_http_app(access), tls, "--http"))
             host, port = http_sock.getsockname()[:2]
-            addresses.append(f"HTTP on {'https' if tls else 'http'}://{host}:{port}")
+            addresses.append(f"HTTP on {scheme}://{host}:{port}")
         if telemetry.prometheus_address is not None:
             host, port = telemetry.prometheus_address
             addresses.append(f"Prometheus on http://{host}:{port}/metrics")
@@ -251,8 +277,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"otel-tele serve: {'; '.join(addresses)}; sinks: {sinks}", flush=True)
         stop.wait()
     finally:
-        if http_server is not None:
-            http_server.should_exit = True
+        for server in servers:
+            server.should_exit = True
         if receiver is not None:
             receiver.stop(grace_s=0.5)
         telemetry.shutdown()
