@@ -307,7 +307,7 @@ class OtlpGrpcReceiver:
         def export(request: Any, context: grpc.ServicerContext) -> Any:
             if isinstance(request, _Refused):
                 if request.status == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    _retry_info(context, RETRY_AFTER_S["budget"])
+                    _retry_info(context, request.status, RETRY_AFTER_S["budget"])
                 context.abort(request.status, request.message)
             try:
                 outcome = self.ingest.ingest(signal, request.request)
@@ -315,7 +315,7 @@ class OtlpGrpcReceiver:
                 request.request = None
                 self.budget.give_back(request.size)
             if outcome.retry:
-                _retry_info(context, RETRY_AFTER_S["queues"])
+                _retry_info(context, grpc.StatusCode.UNAVAILABLE, RETRY_AFTER_S["queues"])
                 context.abort(grpc.StatusCode.UNAVAILABLE, outcome.message)
             return self.ingest.response(signal, outcome)
 
@@ -325,12 +325,12 @@ class OtlpGrpcReceiver:
         self.server.stop(grace_s).wait(grace_s + 1)
 
 
-def _retry_info(context: grpc.ServicerContext, seconds: int) -> None:
+def _retry_info(context: grpc.ServicerContext, code: grpc.StatusCode, seconds: int) -> None:
     """OTLP/gRPC: RESOURCE_EXHAUSTED is retryable only with a RetryInfo in the status details."""
     from google.protobuf import any_pb2, duration_pb2
     from google.rpc import error_details_pb2, status_pb2
 
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)))
-    status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], details=[detail])
+    status = status_pb2.Status(code=code.value[0], details=[detail])
     context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))

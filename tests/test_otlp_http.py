@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -401,6 +401,10 @@ def test_full_queues_answer_503_and_unavailable_so_the_sender_retries() -> None:
             with pytest.raises(grpc.RpcError) as info:
                 export(body, timeout=60)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        details = dict(info.value.trailing_metadata())["grpc-status-details-bin"]
+        retry = error_details_pb2.RetryInfo()
+        assert status_pb2.Status.FromString(details).details[0].Unpack(retry)
+        assert retry.retry_delay.seconds == 5
     finally:
         sink.release.set()
         server.should_exit = True

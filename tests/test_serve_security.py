@@ -215,6 +215,19 @@ def test_tls_for_http_and_otlp_with_a_generated_certificate(
         plain = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
         with plain, pytest.raises(grpc.RpcError):
             logs_service_pb2_grpc.LogsServiceStub(plain).Export(_otlp_logs(), timeout=5)
+        # OTLP/HTTP: the same certificate and token.
+        otlp_https = f"https://127.0.0.1:{server.otlp_http_port}/v1/logs"
+        verify = ssl.create_default_context(cafile=str(cert))
+        body, protobuf = _otlp_logs().SerializeToString(), {"content-type": "application/x-protobuf"}
+        assert (
+            httpx.post(otlp_https, content=body, headers={**protobuf, **good}, verify=verify).status_code
+            == 200
+        )
+        assert httpx.post(otlp_https, content=body, headers=protobuf, verify=verify).status_code == 401
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(
+                server.otlp_http_url + "/v1/logs", content=body, headers={**protobuf, **good}, timeout=5
+            )
 
         # Our own exporter, configured only with the standard variables, lands rows through TLS.
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(cert))
