@@ -2,8 +2,9 @@
 
 The OTLP JSON encoding is protobuf's JSON mapping (``google.protobuf.json_format``: lowerCamelCase
 or original field names, enums as integers or names, 64-bit integers as strings or numbers, unknown
-fields ignored) with one exception this module fixes up: trace and span ids are hex strings, not
-base64. Each record (span, log record, metric) is parsed on its own, so one bad record is counted
+fields ignored) with two fix-ups here: trace and span ids are hex strings, not base64; and lone
+surrogates (``"\\ud800"``) are kept visible as escapes, as the protobuf path keeps
+bad UTF-8. Each record (span, log record, metric) is parsed on its own, so one bad record is counted
 and left out while its neighbours are kept; a body that is not a JSON object of the request's shape
 raises :class:`~otel_tele._http_limits.MalformedBody`.
 
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 from google.protobuf import json_format, message
 
 from ._http_limits import MalformedBody
+from ._internal import encodable
 from ._otlp_decode import note_reason
 
 M = TypeVar("M", bound=message.Message)
@@ -72,6 +74,13 @@ def parse_json(request_class: type[M], raw: bytes, reasons: list[str] | None = N
         raise MalformedBody("the body is not JSON") from None
     if not isinstance(document, dict):
         raise MalformedBody("the body must be a JSON object")
+    if (
+        b"\\ud" in raw or b"\\uD" in raw
+    ):  # a \uD800 escape may be a lone surrogate: kept visible, as in protobuf
+        try:
+            document = _encodable(document)
+        except RecursionError:
+            raise MalformedBody("the JSON body nests too deeply") from None
     groups_key, scopes_key, items_key = _NESTING[request_class.DESCRIPTOR.full_name]
     request = request_class()
     failed = 0
@@ -137,6 +146,16 @@ def _parse_into(value: Any, target: message.Message, reasons: list[str] | None, 
         note_reason(reasons, what, exc)
         return False
     return True
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {encodable(key): _encodable(item) for key, item in value.items()}
+    return value
 
 
 def _hex_ids(value: Any) -> Any:

@@ -297,6 +297,13 @@ def test_json_ids_are_hex() -> None:
     assert span.links[0].trace_id.hex() == TRACE_HEX and span.kind == 2
 
 
+def test_json_lone_surrogates_are_kept_visible_as_in_protobuf() -> None:
+    body = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"a\\ud800b"}}]}]}]}'
+    request, failed = parse_json(logs_service_pb2.ExportLogsServiceRequest, body)
+    assert failed == 0
+    assert request.resource_logs[0].scope_logs[0].log_records[0].body.string_value == "a\\ud800b"
+
+
 # -- status codes ---------------------------------------------------------------------------------
 
 
