@@ -30,7 +30,7 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
 from opentelemetry.trace import get_current_span as _get_current_span
 
 from . import _overload, semconv
-from ._internal import at_fork_in_child, bad_input_log, describe_error, guard
+from ._internal import at_fork_in_child, bad_input_log, describe_error, guard, thread_death_log
 from ._stats import SinkStats, StatsSnapshot
 
 _log = logging.getLogger("otel_tele")
@@ -496,7 +496,9 @@ class DomainEvents:
         with self._progress:
             self._done += lost
             self._progress.notify_all()
-        _log.error(
+        thread_death_log.log(
+            logging.ERROR,
+            "otel-tele-events",
             "otel-tele-events thread died (%s); %d queued events counted as failed; restarting it",
             describe_error(exc),
             lost,

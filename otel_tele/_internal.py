@@ -96,6 +96,9 @@ class RateLimitedLog:
         self._next: dict[str, tuple[float, int]] = {}  # key → (next allowed time, suppressed since)
 
     def warning(self, key: str, message: str, *args: object) -> None:
+        self.log(logging.WARNING, key, message, *args)
+
+    def log(self, level: int, key: str, message: str, *args: object, exc_info: Any = None) -> None:
         now = time.monotonic()
         with self._lock:
             due, suppressed = self._next.get(key, (0.0, 0))
@@ -108,11 +111,13 @@ class RateLimitedLog:
         if suppressed:
             message += " (%d more like it since the last report)"
             args = (*args, suppressed)
-        _log.warning(message, *args)
+        _log.log(level, message, *args, exc_info=exc_info)
 
 
 #: The one limiter for bad records and bad calls (a key per API or stage).
 bad_input_log = RateLimitedLog()
+#: Telemetry threads that died: a cause that kills every new thread too must not flood the log.
+thread_death_log = RateLimitedLog()
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from ._internal import at_fork_in_child, run_with_deadline, suppress_instrumentation
+from ._internal import at_fork_in_child, run_with_deadline, suppress_instrumentation, thread_death_log
 from ._overload import Overload
 from ._stats import Booking, SinkStats
 
@@ -184,7 +184,9 @@ class BatchingProcessor(Generic[T]):
             if restart:
                 self._start_worker()
         self.stats.finished(failed=lost)
-        _log.error(
+        thread_death_log.log(
+            logging.ERROR,
+            f"{self.stats.sink}/{self.stats.signal}",
             "%s/%s worker died (%s); %d queued records counted as failed; %s",
             self.stats.sink,
             self.stats.signal,

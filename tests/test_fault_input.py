@@ -22,7 +22,7 @@ from otel_tele.instrumentation.flow import FlowMeters
 from otel_tele.instrumentation.inference import TelemetryLogger
 
 from otel_tele import StatsSnapshot, Telemetry, _overload, testing
-from otel_tele._internal import bad_input_log
+from otel_tele._internal import bad_input_log, thread_death_log
 from otel_tele.semconv import fda as fda_v
 
 from ._fake_sinks import RecordingSink
@@ -74,7 +74,8 @@ def deep_dict(depth: int = 5_000) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limit() -> None:
-    bad_input_log._next.clear()  # a warning suppressed by an earlier test must not hide this one's
+    for limiter in (bad_input_log, thread_death_log):
+        limiter._next.clear()  # a warning suppressed by an earlier test must not hide this one's
 
 
 def books_balance(telemetry: Telemetry) -> list[StatsSnapshot]:
@@ -227,6 +228,26 @@ def test_a_dead_event_thread_is_noticed_booked_restarted_and_reported() -> None:
     # Seq 0 reached the processor ahead of the killer before the thread died: that sink has it.
     assert sorted(r.log_record.attributes["robot.dds.seq"] for r in sink.records) == [0, *range(100, 110)]
     assert telemetry.shutdown(10_000)
+
+
+class KillAlwaysProcessor(KillOnceProcessor):
+    def on_emit(self, record: Any) -> None:
+        raise ThreadKiller()
+
+
+def test_a_cause_that_kills_every_new_thread_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Every batch kills the thread: each death is booked and reported, but the log says it once."""
+    sink = RecordingSink()
+    telemetry = pipeline_with(sink)
+    telemetry.logger_provider.add_log_record_processor(KillAlwaysProcessor())  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, "otel_tele"):
+        for i in range(5):
+            telemetry.events.emit("robot.dds.command", {"robot.dds.seq": i})
+            assert telemetry.events.force_flush(10_000) is False
+        assert telemetry.shutdown(10_000) is False
+    events = stats_of(telemetry, "events")
+    assert (events.emitted, events.failed, events.queued) == (5, 5, 0)
+    assert len([r for r in caplog.records if "thread died" in r.getMessage()]) == 1
 
 
 class KillOnceSink(RecordingSink):
