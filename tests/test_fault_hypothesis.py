@@ -178,9 +178,11 @@ def _sqlite_rows(data_dir: Path) -> int:
         return sum(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables)
 
 
-def _capsule_rows(data_dir: Path) -> int:
-    files = (data_dir / "telematry_cfs").glob("**/*.parquet")
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files if f.is_file())
+def _capsule_records(data_dir: Path) -> int:
+    """Iteration and event rows in every capsule, and artifacts in every artifact index."""
+    root = data_dir / "telematry_cfs"
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in root.glob("**/*.parquet") if f.is_file())
+    return rows + sum(len(f.read_text().splitlines()) for f in root.glob("**/artifacts.jsonl"))
 
 
 @settings(
@@ -224,5 +226,6 @@ def test_hostile_objects_at_every_public_recording_api(
     inference = sum(n for name, n in handed.items() if name in semconv.inference.ROW_EVENTS)
     store = telemetry.sinks["postgres"].store  # type: ignore[attr-defined]
     assert store.row_count() == inference - snapshots[("postgres", "logs")].failed
-    solver = handed[semconv.fda.ITERATION] + handed[semconv.fda.RUN_EVENT]
-    assert _capsule_rows(data_dir) == solver - snapshots[("capsule", "logs")].failed
+    fda_v = semconv.fda
+    solver = handed[fda_v.ITERATION] + handed[fda_v.RUN_EVENT] + handed[fda_v.ARTIFACT]
+    assert _capsule_records(data_dir) == solver - snapshots[("capsule", "logs")].failed
