@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import stat
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -183,21 +184,30 @@ def link_into(source: Path, folder: Path) -> None:
             index.write(json.dumps({"name": name, **entry}) + "\n")
 
 
-def prune_flow(flow_dir: Path, *, older_than: float, runs: frozenset[str] = frozenset()) -> list[str]:
+def prune_flow(
+    flow_dir: Path, *, older_than: float, runs: frozenset[str] = frozenset(), grace_seconds: float
+) -> list[str]:
     """Remove the artifact folders of a flow's runs last written before ``older_than`` (epoch
-    seconds: the flow's retention) or listed in ``runs`` (archived); returns their run ids."""
+    seconds: the flow's retention) or listed in ``runs`` (archived), and copies a killed writer left
+    half done (untouched for ``grace_seconds``: a copy in progress keeps writing); returns the run ids
+    whose folders went."""
     removed: list[str] = []
     base = flow_dir / "artifacts"
     if not base.is_dir():
         return removed
+    stale = time.time() - grace_seconds
     for folder in sorted(base.iterdir()):
         if not folder.is_dir() or folder.is_symlink():
             continue
         try:
-            newest = max((p.lstat().st_mtime for p in folder.iterdir()), default=folder.lstat().st_mtime)
+            times = {p: p.lstat().st_mtime for p in folder.iterdir()}
         except OSError:
             continue
-        if folder.name in runs or newest < older_than:
+        if folder.name in runs or max(times.values(), default=0.0) < older_than:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)
+            continue
+        for path, mtime in times.items():
+            if path.name.startswith(PART_PREFIX) and mtime < stale:
+                path.unlink(missing_ok=True)
     return removed

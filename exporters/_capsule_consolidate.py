@@ -91,7 +91,12 @@ def consolidate_flow(
                 file.remove_retired(grace_seconds)
                 report.append({"flow": flow_dir.name, "file": file.name, **result})
         # Artifacts follow their rows: gone with retention, or moved into the archived run folder.
-        artifacts.prune_flow(flow_dir, older_than=time.time() - retention_days * 86400, runs=exclude_runs)
+        artifacts.prune_flow(
+            flow_dir,
+            older_than=time.time() - retention_days * 86400,
+            runs=exclude_runs,
+            grace_seconds=grace_seconds,
+        )
     return report
 
 

@@ -9,6 +9,9 @@ Under the capsule root (``<data_dir>/telematry_cfs``, or ``OTEL_TELE_CAPSULE_DIR
 - ``flows/<flow_name>/`` — dev and tuner runs appended to ``dev_telemetry.parquet`` /
   ``tuner_telemetry.parquet`` (+ ``dev_events.parquet`` / ``tuner_events.parquet``) and a
   ``manifest.toml``; see :mod:`otel_tele.exporters._capsule_flow` for the append-safe layout.
+- Artifacts (``fda.artifact`` records: checkpoints, config snapshots, QA logs) — streamed into a
+  production run's temp folder (published with it, listed in its manifest with size and sha256) or
+  ``flows/<flow_name>/artifacts/<run_id>/``; see :mod:`otel_tele.exporters._capsule_artifacts`.
 - ``duckdb.db`` — views over all of it, refreshed by ``otel-tele runs consolidate``.
 
 Usage::

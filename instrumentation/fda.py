@@ -255,7 +255,15 @@ class Run:
             attributes[v.ARTIFACT_CONTENT] = base64.b64encode(data).decode("ascii")
             attributes[v.ARTIFACT_SIZE] = len(data)
         else:
-            path = os.path.abspath(os.fspath(source))
+            try:
+                path = os.path.abspath(os.fspath(source))
+            except TypeError:
+                path = None
+            if not isinstance(path, str):
+                raise ValueError(
+                    f"artifact {name!r}: the source must be a str path, a path-like or bytes, "
+                    f"got {type(source).__name__}"
+                )
             try:
                 info = os.lstat(path)
             except OSError as exc:

@@ -9,6 +9,8 @@ say it took (records handed to it, less those it counted failed).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,6 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from otel_tele.exporters._capsule_artifacts import listing as artifact_listing
+from otel_tele.exporters._capsule_schema import read_manifest
 from otel_tele.exporters._sqlite_mapping import ROBOT_TABLES
 from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.dds import EventType, TelemetryCollector
@@ -128,6 +132,25 @@ def _iteration(field: str, value: Any) -> Call:
     return lambda x: x.run and x.run.iteration(**{**CORE, "iter": 1, field: value})
 
 
+def _value_error_is_an_answer(call: Callable[[], Any]) -> None:
+    """``attach``/``config`` refuse a bad name, source or mapping with ``ValueError`` (their contract)."""
+    with contextlib.suppress(ValueError):
+        call()
+
+
+_artifact_numbers = itertools.count()
+
+
+def _attach(name: Any, source: Any) -> Call:
+    """A hostile name, or a fresh valid one (attaching a name again replaces the artifact)."""
+    name = f"a{next(_artifact_numbers)}.bin" if name is None else name
+    return lambda x: x.run and _value_error_is_an_answer(lambda: x.run.attach(name, source))  # type: ignore[union-attr]
+
+
+def _config(mapping: Any) -> Call:
+    return lambda x: x.run and _value_error_is_an_answer(lambda: x.run.config(mapping))  # type: ignore[union-attr]
+
+
 def _calls() -> st.SearchStrategy[Call]:
     v = values
     return st.one_of(
@@ -155,6 +178,8 @@ def _calls() -> st.SearchStrategy[Call]:
         st.builds(lambda *a: lambda x: x.meters.record(*a), st.sampled_from(["served", "capacity"]), v, v, v),
         st.builds(_iteration, st.sampled_from(sorted(CORE)), v),
         st.builds(lambda a: lambda x: x.run and x.run.event("NOTE", a), v),
+        st.builds(_attach, st.one_of(st.none(), v), st.one_of(v, st.binary(max_size=64))),
+        st.builds(_config, v),
     )
 
 
@@ -179,10 +204,14 @@ def _sqlite_rows(data_dir: Path) -> int:
 
 
 def _capsule_records(data_dir: Path) -> int:
-    """Iteration and event rows in every capsule, and artifacts in every artifact index."""
+    """Iteration and event rows in every capsule, and every artifact stored (listed in a production
+    run's manifest or a dev/tuner run's artifact index; an index is removed once a manifest lists it)."""
     root = data_dir / "telematry_cfs"
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in root.glob("**/*.parquet") if f.is_file())
-    return rows + sum(len(f.read_text().splitlines()) for f in root.glob("**/artifacts.jsonl"))
+    manifests = [read_manifest(m) for m in root.glob("runs/*/manifest.toml")]
+    stored = sum(len(m.get("artifacts", {})) for m in manifests)
+    stored += sum(len(artifact_listing(folder)) for folder in root.glob("flows/*/artifacts/*"))
+    return rows + stored
 
 
 @settings(

@@ -275,8 +275,10 @@ def test_dev_artifacts_live_per_run_under_the_flow_and_follow_archiving_and_rete
         run.iteration(iter=0, **CORE)
         run.attach("qa.log", b"later\n")
     assert (base / run.run_id / "qa.log").exists()
+    (base / run.run_id / f"{artifacts.PART_PREFIX}cut.bin").write_bytes(b"a copy a kill cut off")
     Runs(root).consolidate(retention_days=1, grace_seconds=0)
     assert (base / run.run_id / "qa.log").exists()  # within retention: kept
+    assert not (base / run.run_id / f"{artifacts.PART_PREFIX}cut.bin").exists()
     Runs(root).consolidate(retention_days=0, grace_seconds=0)
     assert not (base / run.run_id).exists()
 
