@@ -19,6 +19,8 @@ import grpc
 import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -28,6 +30,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
 
 import otel_tele
+from otel_tele._http_limits import MalformedBody
 from otel_tele._otlp_json import parse_json
 from otel_tele._receiver import OtlpGrpcReceiver, OtlpIngest
 from otel_tele._receiver_http import OtlpHttpApp
@@ -417,3 +420,57 @@ def test_full_queues_answer_503_and_unavailable_so_the_sender_retries() -> None:
         server.should_exit = True
         receiver.stop(1)
         telemetry.shutdown(5_000)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "resourceLogs",
+                    "scopeLogs",
+                    "logRecords",
+                    "resource",
+                    "attributes",
+                    "key",
+                    "value",
+                    "stringValue",
+                    "traceId",
+                    "spanId",
+                    "body",
+                    "severityNumber",
+                    "timeUnixNano",
+                    "kvlistValue",
+                    "values",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+SHAPED = st.lists(JSON_VALUES, max_size=5).map(
+    lambda records: {"resourceLogs": [{"resource": {}, "scopeLogs": [{"logRecords": records}]}]}
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES | SHAPED)
+def test_any_json_body_is_decoded_or_a_clear_400(document: Any) -> None:
+    """Whatever JSON arrives, parsing returns records and a count, or refuses the body as malformed
+    (a 400) — never another exception (a 500 for the sender, a traceback in serve)."""
+    try:
+        body = json.dumps(document).encode()
+    except ValueError:
+        return
+    try:
+        request, failed = parse_json(logs_service_pb2.ExportLogsServiceRequest, body)
+    except MalformedBody:
+        return
+    assert failed >= 0 and isinstance(request, logs_service_pb2.ExportLogsServiceRequest)
