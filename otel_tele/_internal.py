@@ -94,6 +94,10 @@ class RateLimitedLog:
         self.max_keys = max_keys
         self._lock = threading.Lock()
         self._next: dict[str, tuple[float, int]] = {}  # key → (next allowed time, suppressed since)
+        at_fork_in_child(self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a thread of the parent may have held it at the fork
 
     def warning(self, key: str, message: str, *args: object) -> None:
         self.log(logging.WARNING, key, message, *args)
@@ -114,10 +118,6 @@ class RateLimitedLog:
         _log.log(level, message, *args, exc_info=exc_info)
 
 
-#: The one limiter for bad records and bad calls (a key per API or stage).
-bad_input_log = RateLimitedLog()
-#: Telemetry threads that died: a cause that kills every new thread too must not flood the log.
-thread_death_log = RateLimitedLog()
 
 
 @contextlib.contextmanager
@@ -290,3 +290,9 @@ class RebuiltAfterFork:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.target, name)
+
+
+#: The one limiter for bad records and bad calls (a key per API or stage).
+bad_input_log = RateLimitedLog()
+#: Telemetry threads that died: a cause that kills every new thread too must not flood the log.
+thread_death_log = RateLimitedLog()
