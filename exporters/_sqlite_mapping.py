@@ -96,7 +96,7 @@ ROBOT_TABLES: tuple[Table, ...] = (
             _col("ts", "@ts", F, required=True),
             _col("ts_mono", r.TS_MONO, F, required=True, fallback="@ts"),  # wall time for OTLP records
             _col("seq", r.SEQ, INT),
-            _col("funcode", r.FUNCODE, INT, required=True, default=0),
+            _col("funcode", r.FUNCODE, INT, required=True),
             _col("joint_id", r.JOINT_ID, INT),
             _col("target_value", r.TARGET_VALUE, F),
             _col("data_json", r.DATA_JSON, S),
@@ -111,7 +111,7 @@ ROBOT_TABLES: tuple[Table, ...] = (
             _col("ts", "@ts", F, required=True),
             _col("ts_mono", r.TS_MONO, F, required=True, fallback="@ts"),  # wall time for OTLP records
             _col("seq", r.SEQ, INT),
-            _col("funcode", r.FUNCODE, INT, required=True, default=0),
+            _col("funcode", r.FUNCODE, INT, required=True),
             *ANGLE_COLUMNS,
             _col("power_status", r.POWER_STATUS, INT),
             _col("enable_status", r.ENABLE_STATUS, INT),

@@ -40,6 +40,7 @@ from ._fake_sinks import HangingSink
 from ._robot_helpers import wait_for
 from ._serve import Serve, serve_process
 from .test_overload import gated
+from .test_sink_contract import stats_of
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 JSON = {"content-type": "application/json"}
@@ -474,3 +475,26 @@ def test_any_json_body_is_decoded_or_a_clear_400(document: Any) -> None:
     except MalformedBody:
         return
     assert failed >= 0 and isinstance(request, logs_service_pb2.ExportLogsServiceRequest)
+
+
+def test_a_missing_required_attribute_is_never_fabricated(tmp_path: Path) -> None:
+    """A DDS command without its funcode (NOT NULL in dds_commands) is refused and counted failed by
+    the SQLite sink, not stored as funcode 0 (no such function code exists)."""
+    telemetry = otel_tele.setup(local=True, sinks=["sqlite"], data_dir=tmp_path, traces_exporter="none",
+                                logs_exporter="none", metrics_exporter="none")  # fmt: skip
+    try:
+        request = logs_service_pb2.ExportLogsServiceRequest()
+        records = request.resource_logs.add().scope_logs.add().log_records
+        for seq, funcode in ((1, 2), (2, None)):
+            record = records.add(event_name="robot.dds.command", time_unix_nano=1_700_000_000_000_000_000)
+            record.attributes.add(key="robot.dds.seq").value.int_value = seq
+            if funcode is not None:
+                record.attributes.add(key="robot.dds.funcode").value.int_value = funcode
+        assert OtlpIngest(telemetry).ingest("logs", request).rejected == 0  # decoded: the sink decides
+        assert telemetry.force_flush(10_000)
+        sqlite = stats_of(telemetry, "sqlite")
+        assert (sqlite.exported, sqlite.failed, sqlite.reconciles) == (1, 1, True)
+    finally:
+        telemetry.shutdown(5_000)
+    with sqlite3.connect(tmp_path / "telemetry.db") as conn:
+        assert conn.execute("SELECT seq, funcode FROM dds_commands").fetchall() == [(1, 2)]
