@@ -5,6 +5,7 @@ Real clients: the Python OTLP/HTTP exporters, ``curl`` with a JSON body, httpx, 
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import shutil
@@ -18,6 +19,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -498,3 +500,60 @@ def test_a_missing_required_attribute_is_never_fabricated(tmp_path: Path) -> Non
         telemetry.shutdown(5_000)
     with sqlite3.connect(tmp_path / "telemetry.db") as conn:
         assert conn.execute("SELECT seq, funcode FROM dds_commands").fetchall() == [(1, 2)]
+
+
+def _hex_id_document(request: Any) -> dict[str, Any]:
+    """``request`` as an OTLP/JSON exporter writes it: json_format's mapping with hex ids."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, dict):
+            return {
+                k: base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") else fix(v)
+                for k, v in value.items()
+            }
+        return value
+
+    return dict(fix(json_format.MessageToDict(request)))
+
+
+def test_json_round_trips_every_otlp_field_kind() -> None:
+    """A request using every value kind (int64 as strings, doubles, bools, bytes, enums, arrays,
+    kvlists, nested messages, repeated scalars) decodes from OTLP/JSON to exactly the same request."""
+    traces = trace_service_pb2.ExportTraceServiceRequest()
+    group = traces.resource_spans.add(schema_url="https://s")
+    group.resource.attributes.add(key="service.name").value.string_value = "svc"
+    span = group.scope_spans.add().spans.add(
+        trace_id=bytes.fromhex(TRACE_HEX), span_id=bytes.fromhex(SPAN_HEX), parent_span_id=b"\x01" * 8,
+        name="op", kind=3, start_time_unix_nano=2**62, end_time_unix_nano=2**62 + 5, flags=257,
+    )  # fmt: skip
+    span.status.code, span.status.message = 2, "boom"
+    values = span.attributes
+    values.add(key="i").value.int_value = -(2**63)
+    values.add(key="d").value.double_value = 0.25
+    values.add(key="b").value.bool_value = True
+    values.add(key="y").value.bytes_value = b"\x00\xff"
+    array = values.add(key="a").value.array_value.values
+    array.add().string_value = "x"
+    array.add().int_value = 7
+    kv = values.add(key="m").value.kvlist_value.values.add(key="inner")
+    kv.value.double_value = -1.5
+    span.events.add(name="e", time_unix_nano=9).attributes.add(key="k").value.string_value = "v"
+    span.links.add(trace_id=bytes.fromhex(TRACE_HEX), span_id=b"\x02" * 8)
+    metrics = metrics_service_pb2.ExportMetricsServiceRequest()
+    scope = metrics.resource_metrics.add().scope_metrics.add()
+    scope.scope.name, scope.scope.version = "m", "1"
+    histogram = scope.metrics.add(name="h", unit="ms").histogram
+    histogram.aggregation_temporality = 1
+    point = histogram.data_points.add(count=3, sum=1.5, bucket_counts=[1, 2], explicit_bounds=[0.5], min=0.1)
+    point.exemplars.add(as_double=0.2, trace_id=bytes.fromhex(TRACE_HEX), span_id=b"\x03" * 8)
+    gauge = scope.metrics.add(name="g").gauge.data_points.add(as_double=2.0, time_unix_nano=11)
+    gauge.attributes.add(key="k").value.int_value = 1
+    logs = _logs(["RT1", "RT2"])
+    logs.resource_logs[0].scope_logs[0].log_records[1].severity_number = 99  # an enum number with no name
+    logs.resource_logs[0].scope_logs[0].log_records[0].body.string_value = "text"
+    for request in (traces, metrics, logs):
+        body = json.dumps(_hex_id_document(request)).encode()
+        decoded, failed = parse_json(type(request), body)
+        assert failed == 0 and decoded == request
