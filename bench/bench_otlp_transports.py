@@ -152,9 +152,12 @@ def main() -> None:
             service.stop()
 
     report = Report("otlp_transports", "log records into otel-tele serve by transport and encoding")
-    base = sorted(r["records_per_cpu_s"] for r in results["grpc protobuf"])[args.rounds // 2]
+    def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+        return sorted(rounds, key=lambda r: r["records_per_s"])[len(rounds) // 2]
+
+    base = median_round(results["grpc protobuf"])["records_per_cpu_s"]
     for kind, rounds in results.items():
-        median = sorted(rounds, key=lambda r: r["records_per_s"])[args.rounds // 2]
+        median = median_round(rounds)
         report.add(
             transport=kind,
             wire_bytes=median["wire_bytes"],

@@ -165,6 +165,9 @@ def _bind(option: str, host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by accepted connections: uvicorn writes a response's head and body separately,
+        # and Nagle held the body for the client's delayed ACK (~40 ms per small OTLP/JSON reply).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
     except OSError as exc:
         raise ServeError(f"{option} {host}:{port}: cannot listen ({exc.strerror or exc})") from None
