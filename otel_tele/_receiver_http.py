@@ -5,8 +5,9 @@ Binary protobuf (``application/x-protobuf``) and JSON (``application/json``) bod
 specification: 200 (with a partial success naming what was refused), 400 for a body that does not
 decode, 413 past the size limit, 415 for another content type or encoding, 429 with
 ``Retry-After`` while the decoding budget is spent (shared with OTLP/gRPC), 503 with ``Retry-After``
-when the sinks' queues stayed full. Access is ``serve``'s: the Host allow-list, and with a token
-``Authorization: Bearer <token>`` on every request.
+when the sinks' queues stayed full. Access is ``serve``'s: the Host allow-list, with a token
+``Authorization: Bearer <token>`` on every request, and CORS (a browser SDK's preflight and
+``Access-Control-Allow-Origin``) only for the ``--cors-origin`` origins.
 
 Example::
 
@@ -37,6 +38,12 @@ from ._receiver import BUDGET_FULL, REQUESTS, RETRY_AFTER_S, OtlpIngest, Outcome
 PATHS = {"/v1/traces": "traces", "/v1/logs": "logs", "/v1/metrics": "metrics"}
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+#: The answer to a browser's CORS preflight from an allowed origin.
+_PREFLIGHT = (
+    (b"access-control-allow-methods", b"POST"),
+    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
+    (b"access-control-max-age", b"600"),
+)
 
 
 class HttpRefusal(Exception):
@@ -66,14 +73,24 @@ class OtlpHttpApp:
         headers = header_map(scope)
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         as_json = content_type == JSON
+        origin = headers.get("origin", "")
+        cors: tuple[tuple[bytes, bytes], ...] = ()
+        if origin and origin in self.access.cors_origins:  # a browser SDK's page, allowed by --cors-origin
+            cors = ((b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin"))
+            if str(scope.get("method", "")).upper() == "OPTIONS" and self.access.host_allowed(
+                headers.get("host")
+            ):
+                await _send(send, 204, b"", as_json, (*cors, *_PREFLIGHT))
+                return
         try:
             signal, admitted = self._check(scope, headers, content_type)
             outcome = await self._export(signal, receive, headers, as_json, admitted)
         except HttpRefusal as refusal:
-            await _send(send, refusal.status, _status_body(refusal.text, as_json), as_json, refusal.headers)
+            body = _status_body(refusal.text, as_json)
+            await _send(send, refusal.status, body, as_json, (*refusal.headers, *cors))
             return
         reply = self.ingest.response(signal, outcome)
-        await _send(send, 200, to_json(reply) if as_json else reply.SerializeToString(), as_json)
+        await _send(send, 200, to_json(reply) if as_json else reply.SerializeToString(), as_json, cors)
 
     def _check(self, scope: Scope, headers: dict[str, str], content_type: str) -> tuple[str, int]:
         """Refusals that need no body, in the order a client can fix them; the signal and the

@@ -557,3 +557,23 @@ def test_json_round_trips_every_otlp_field_kind() -> None:
         body = json.dumps(_hex_id_document(request)).encode()
         decoded, failed = parse_json(type(request), body)
         assert failed == 0 and decoded == request
+
+
+def test_cors_only_for_the_configured_origins(tmp_path: Path) -> None:
+    """A browser SDK's page at an allowed --cors-origin gets its preflight answered and may read the
+    reply; any other origin gets no CORS headers (the browser then refuses to send or read)."""
+    allowed, other = "http://app.example", "http://evil.example"
+    with serve_process(tmp_path, "--cors-origin", allowed) as server:
+        url = server.otlp_http_url + "/v1/logs"
+        preflight = {"origin": allowed, "access-control-request-method": "POST"}
+        answer = httpx.options(url, headers=preflight)
+        assert answer.status_code == 204 and answer.headers["access-control-allow-origin"] == allowed
+        assert "content-type" in answer.headers["access-control-allow-headers"]
+        refused = httpx.options(url, headers={**preflight, "origin": other})
+        assert refused.status_code == 405 and "access-control-allow-origin" not in refused.headers
+        body = json.dumps(_json_logs(["CORS"])).encode()
+        posted = httpx.post(url, content=body, headers={**JSON, "origin": allowed})
+        assert posted.status_code == 200 and posted.headers["access-control-allow-origin"] == allowed
+        foreign = httpx.post(url, content=body, headers={**JSON, "origin": other})
+        assert "access-control-allow-origin" not in foreign.headers
+        _landed(server, "CORS")

@@ -102,7 +102,8 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="ORIGIN",
-        help="allow cross-origin reads from this origin (default: no CORS)",
+        help="allow cross-origin reads, and OTLP/HTTP exports from a browser SDK, from this origin "
+        "(default: no CORS)",
     )
     parser.set_defaults(handler=run)
 
