@@ -56,7 +56,9 @@ class SqliteStore:
         self._busy_timeout_s = busy_timeout_ms / 1000
         self._writer: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # held while a write transaction is open
-        quiesce_for_fork(self, "_lock")
+        # A write may wait its whole busy timeout for the lock while holding _lock: the fork waits
+        # that long too, since a child forked mid-transaction could never write this file.
+        quiesce_for_fork(self, "_lock", timeout_s=self._busy_timeout_s + 1.0)
         at_fork_in_child(self._reinit_after_fork)
         self._migrated = False
         self._insert = _fmt(

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Self
 import pyarrow as pa
 
 from otel_tele import Sink, SinkLogExporter, Written
-from otel_tele._internal import abandon_inherited, bad_input_log, describe_error
+from otel_tele._internal import abandon_inherited, bad_input_log, describe_error, quiesce_for_fork
 from otel_tele._mapping import note_unknown_event
 from otel_tele._settings import OPTIONS_BY_NAME, Settings
 from otel_tele.semconv import fda as v
@@ -98,6 +98,10 @@ class CapsuleSink(Sink):
         max_open_runs: int = DEFAULT_MAX_OPEN_RUNS,
     ) -> None:
         super().__init__()
+        # No fork in the middle of a write: the worker may be inside pyarrow then, and a child that
+        # inherits pyarrow's internal locks held by a thread it does not have hangs in its own first
+        # conversion (seen under load with a busy parent forking children).
+        quiesce_for_fork(self, "write_lock")
         self.root = Path(root)
         self.part_rows = part_rows
         self.fsync = fsync

@@ -39,7 +39,7 @@ from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
 from ._sqlite_digest import Digest
 from ._sqlite_mapping import BULK_INSERTS, INSERTS, MAPPER
 from ._sqlite_retention import Retention, retention_days_from_env
-from ._sqlite_schema import SCHEMA_VERSION, SchemaTooNew, connect, init_db
+from ._sqlite_schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION, SchemaTooNew, connect, init_db
 from ._sqlite_wal import close_checkpointed
 
 __all__ = ["SchemaTooNew", "SqliteLogExporter", "SqliteSink", "SqliteSpanExporter", "init_db"]
@@ -109,7 +109,9 @@ class SqliteSink(Sink):
         self._conn: sqlite3.Connection | None = None
         self._open_lock = threading.Lock()
         self._transaction_lock = threading.Lock()  # held while a write transaction is open
-        quiesce_for_fork(self, "_transaction_lock")
+        # A write may wait its whole busy timeout for SQLite's lock while holding this one: the
+        # fork waits that long too, since a child forked mid-transaction could never write the file.
+        quiesce_for_fork(self, "_transaction_lock", timeout_s=BUSY_TIMEOUT_MS / 1000 + 1.0)
         self.rows_written = 0
 
     @classmethod

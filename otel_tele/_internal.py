@@ -221,9 +221,10 @@ def fork_safe(lock: LockT) -> LockT:
 
 def quiesce_for_fork(owner: object, attribute: str, timeout_s: float = 1.0) -> None:
     """Let the process fork only between two uses of ``owner.<attribute>`` — a lock held exactly
-    while an SQLite transaction is open — waiting for the one in progress at most ``timeout_s``.
+    while an SQLite transaction is open, or a sink's write (pyarrow) is under way — waiting for the
+    one in progress at most ``timeout_s``.
 
-    Why: SQLite keeps each process's file locks in memory, shared by its connections, and a child
+    Why, for SQLite: it keeps each process's file locks in memory, shared by its connections, and a child
     inherits that memory. A transaction open at the fork stays open there forever (the connection is
     abandoned, never closed), and every connection the child opens is locked out. The child gets a
     new, free lock.

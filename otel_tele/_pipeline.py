@@ -499,7 +499,7 @@ class Telemetry:
         """A forked worker is a new process: its telemetry must say so (process.pid, parent pid), and
         its metrics start from zero — the parent's not yet exported measurements are the parent's to
         export (a child reporting them too would count them twice), and a lock a parent thread held
-        in the SDK's metric storage at the fork would never be released."""
+        in the SDK's metric storage or instrument registry at the fork would never be released."""
         with guard("resource refresh after fork"):
             fresh = ProcessResourceDetector().detect()
             self.resource = self.resource.merge(fresh)
@@ -513,6 +513,13 @@ class Telemetry:
                 consumer.add_metric_reader(reader)
             for meter in list(self.meter_provider._meters.values()):  # the SDK renews the provider's only
                 meter._instrument_registration_lock = threading.Lock()
+                meter._instrument_ids_lock = threading.Lock()
+                # A parent thread forked half-way through creating an instrument leaves its id
+                # registered with no instrument behind it; every later create of that instrument in
+                # the child would raise KeyError. Forget such ids: the child creates them anew.
+                for instrument_id in list(meter._instrument_ids):
+                    if instrument_id not in meter._instrument_id_instrument:
+                        del meter._instrument_ids[instrument_id]
 
     # -- use ------------------------------------------------------------------------------------
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
