@@ -184,3 +184,33 @@ def test_gunicorn_preload_workers_under_load_store_every_request(tmp_path: Path)
     assert not missing, f"{len(missing)} requests not stored, e.g. {missing[:5]}\n{server.log_text()[-3000:]}"
     assert {source.removeprefix("worker-") for source in stored.values()} == pids
     assert masters[0] > 0  # the master kept exporting through the forks
+
+
+def test_a_child_creates_an_instrument_the_parent_was_half_way_through_creating(tmp_path: Path) -> None:
+    """A parent thread forked between registering an instrument's id and storing the instrument (the
+    SDK does both under one lock, which the fork cuts) left the child unable ever to create that
+    instrument: every create raised KeyError, and every inference record of the child failed."""
+    from opentelemetry.sdk.metrics._internal.instrument import _Histogram
+
+    telemetry = sink_pipeline("sqlite", tmp_path / "telemetry")
+    meter: Any = telemetry.meter("half-way")
+    # The state a fork inside create_histogram leaves: the id registered, no instrument stored.
+    meter._register_instrument("half.way.duration", _Histogram, "s", "cut by a fork")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            histogram = meter.create_histogram("half.way.duration", unit="s", description="cut by a fork")
+            histogram.record(0.5)
+            code = 0
+        finally:
+            os.write(write_fd, str(code).encode())
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.read(read_fd, 16) == b"0" and os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(read_fd)
+        telemetry.shutdown(10_000)
