@@ -337,6 +337,7 @@ class DomainEvents:
         self._in_flight = 0  # events of the batch being turned into records
         self._abandoned = False  # that batch was booked dropped at a shutdown deadline
         self._crashes = 0  # thread deaths so far
+        self._death_counted = False  # the dying thread's batch already counted its death
         self._crashes_reported = 0  # ... of which force_flush/shutdown have returned False for
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="otel-tele-events", daemon=True)
@@ -458,7 +459,7 @@ class DomainEvents:
                     self._progress.notify_all()
             if self._gave_up and len(queue) < self._max // 2:
                 self._gave_up.clear()
-            exported = 0
+            exported, dying = 0, False
             try:
                 self._resource = self._logger.resource  # changes after a fork (process.pid)
                 with self._metrics.lock:
@@ -466,6 +467,9 @@ class DomainEvents:
                 with guard("log record processors"):
                     self._emit_batch(records)
                 exported = len(records)
+            except BaseException:
+                dying = True
+                raise
             finally:
                 failed = len(batch) - exported
                 with self._pop_lock:
@@ -475,24 +479,35 @@ class DomainEvents:
                     else:
                         self.stats.finished(exported=exported, failed=failed)
                     self._in_flight, self._abandoned = 0, False
+                    if dying:  # counted before a flush waiting on this batch can return
+                        self._crashes += 1
+                        self._death_counted = True
                 with self._progress:
                     self._done += 0 if abandoned else len(batch)
                     self._progress.notify_all()
             with guard("overload report"):
                 self.overload.report()
 
+    def _take_queued(self) -> int:
+        """Empty the queue (the caller holds ``_pop_lock``); how many events it held. Popped one by
+        one: an emit racing with us is counted, not lost."""
+        taken = 0
+        while self._queue:
+            self._queue.popleft()
+            taken += 1
+        self._taken += taken
+        return taken
+
     def _worker_died(self, exc: BaseException) -> None:
         """What was queued when the thread died is booked failed (the thread cannot vouch for it);
         ``force_flush``/``shutdown`` report the death; a new thread takes over."""
         with self._pop_lock:
-            lost = 0
-            while self._queue:  # popped one by one: an emit racing with us is counted, not lost
-                self._queue.popleft()
-                lost += 1
-            self._taken += lost
+            lost = self._take_queued()
             self.stats.accepted(lost)  # leaving the queue, they leave its pending count
             self.stats.finished(failed=lost)
-            self._crashes += 1
+            if not self._death_counted:  # died outside a batch
+                self._crashes += 1
+            self._death_counted = False
         with self._progress:
             self._done += lost
             self._progress.notify_all()
@@ -505,8 +520,10 @@ class DomainEvents:
             exc_info=(type(exc), exc, exc.__traceback__),
         )
         if not self._stopping:
-            self._thread = threading.Thread(target=self._run, name="otel-tele-events", daemon=True)
-            self._thread.start()
+            # Started before it is published: shutdown() may join whatever _thread is at any moment.
+            thread = threading.Thread(target=self._run, name="otel-tele-events", daemon=True)
+            thread.start()
+            self._thread = thread
 
     def _records(self, batch: list[tuple[Any, ...] | dict[str, Any]]) -> list[ReadWriteLogRecord]:
         """The log records of ``batch``; an event that cannot become one is logged and left out
@@ -618,11 +635,7 @@ class DomainEvents:
         refuse more; a batch in flight that is handed on later is re-booked."""
         self._stopping = True
         with self._pop_lock:
-            left = 0
-            while self._queue:  # popped one by one: an emit racing with us is counted, not lost
-                self._queue.popleft()
-                left += 1
-            self._taken += left
+            left = self._take_queued()
             if left:
                 self.stats.refused(left)
             in_flight = 0 if self._abandoned else self._in_flight

@@ -78,10 +78,12 @@ class BatchingProcessor(Generic[T]):
         self._start_worker()
 
     def _start_worker(self) -> None:
-        self._worker = threading.Thread(
+        # Started before it is published: a flush or shutdown may look at _worker at any moment.
+        worker = threading.Thread(
             target=self._run, name=f"otel-tele-{self.stats.sink}-{self.stats.signal}", daemon=True
         )
-        self._worker.start()
+        worker.start()
+        self._worker = worker
 
     def _reinit_after_fork(self) -> None:
         # The parent's queued items are the parent's to export; the child starts empty and counts anew.

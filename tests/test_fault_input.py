@@ -244,7 +244,9 @@ def test_a_cause_that_kills_every_new_thread_is_logged_once(caplog: pytest.LogCa
         for i in range(5):
             telemetry.events.emit("robot.dds.command", {"robot.dds.seq": i})
             assert telemetry.events.force_flush(10_000) is False
-        assert telemetry.shutdown(10_000) is False
+        # Its result is not asserted: a death is reported once, by the next flush or by shutdown,
+        # and which one depends on whether the flush saw the dying thread's batch finish.
+        telemetry.shutdown(10_000)
     events = stats_of(telemetry, "events")
     assert (events.emitted, events.failed, events.queued) == (5, 5, 0)
     assert len([r for r in caplog.records if "thread died" in r.getMessage()]) == 1
