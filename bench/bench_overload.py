@@ -34,20 +34,11 @@ from otel_tele.instrumentation.dds import TelemetryCollector
 
 import otel_tele
 from bench._harness import Report, percentiles_ns
+from bench.bench_fda_recorder import CORE  # the same iteration payload as the recorder bench
 from otel_tele._receiver import OtlpGrpcReceiver
 
 QUIET = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}
 WAITED_NS = 1_000_000  # a call slower than this waited for room (an unloaded call is ~1-3 µs)
-CORE = {
-    "phase": "GREEN",
-    "E": 1.0,
-    "grad_norm": 0.5,
-    "eta_dd": 0.2,
-    "gamma": 0.1,
-    "alpha": 0.01,
-    "phi_residual": 1e-3,
-    "invariant_drift_max": 0.0,
-}
 
 
 def caller_costs(fn: Callable[[int], Any], n: int) -> dict[str, Any]:
