@@ -152,6 +152,7 @@ def main() -> None:
             service.stop()
 
     report = Report("otlp_transports", "log records into otel-tele serve by transport and encoding")
+
     def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         return sorted(rounds, key=lambda r: r["records_per_s"])[len(rounds) // 2]
 

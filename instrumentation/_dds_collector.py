@@ -69,11 +69,11 @@ class _KeepSinkOpen:
         self.sink.closing.set()  # type: ignore[attr-defined]
 
 
-class _LogExporter(_KeepSinkOpen, SqliteLogExporter):  # type: ignore[misc]
+class _LogExporter(_KeepSinkOpen, SqliteLogExporter):
     pass
 
 
-class _SpanExporter(_KeepSinkOpen, SqliteSpanExporter):  # type: ignore[misc]
+class _SpanExporter(_KeepSinkOpen, SqliteSpanExporter):
     pass
 
 

@@ -2,7 +2,8 @@
 
 Names follow ``OTEL_*_EXPORTER``: ``otlp``, ``console``, ``prometheus`` (metrics), ``none``, or any
 entry point of the ``opentelemetry_<signal>_exporter`` groups (our sinks register as
-``otel_tele_sqlite`` …). Our sinks by short name (``OTEL_TELE_SINKS``) come from :data:`SINKS`.
+``otel_tele_sqlite`` …). Our sinks by short name (``OTEL_TELE_SINKS``) come from :data:`SINKS`, derived
+from the domain registry (:mod:`otel_tele._registry`).
 """
 
 from __future__ import annotations
@@ -11,29 +12,18 @@ import importlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from ._registry import SinkSpec, sink_specs
 from ._settings import Settings
 from ._sink import Sink
 
 _log = logging.getLogger("otel_tele")
 
 
-@dataclass(frozen=True)
-class SinkEntry:
-    target: str  # "module:Class"
-    extra: str  # pip extra that brings its dependencies
-    entry_point: str  # exporter entry-point name
-
-
-SINKS: dict[str, SinkEntry] = {
-    "sqlite": SinkEntry("otel_tele.exporters.sqlite:SqliteSink", "", "otel_tele_sqlite"),
-    "capsule": SinkEntry("otel_tele.exporters.capsule:CapsuleSink", "capsule", "otel_tele_capsule"),
-    "capture": SinkEntry("otel_tele.exporters.capture:CaptureSink", "capture", "otel_tele_capture"),
-    "postgres": SinkEntry("otel_tele.exporters.postgres:PostgresSink", "postgres", "otel_tele_postgres"),
-}
+#: Every registered domain's sinks by short name (kept as a name for the sink tests' parametrisation).
+SINKS: Mapping[str, SinkSpec] = sink_specs()
 
 
 class ComponentUnavailable(Exception):

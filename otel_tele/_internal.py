@@ -118,8 +118,6 @@ class RateLimitedLog:
         _log.log(level, message, *args, exc_info=exc_info)
 
 
-
-
 @contextlib.contextmanager
 def suppress_instrumentation() -> Iterator[None]:
     """Our own I/O (HTTP to a collector, database drivers) must not produce telemetry about itself."""

@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from . import _overload
+from ._registry import sink_specs
 
 _log = logging.getLogger("otel_tele")
 
-#: Our own sinks, in the order they are attached.
-KNOWN_SINKS: tuple[str, ...] = ("sqlite", "capsule", "capture", "postgres")
-#: Sinks that need no server; ``postgres`` falls back to an embedded database without a DSN.
-DEFAULT_SINKS: tuple[str, ...] = KNOWN_SINKS
+#: Every registered domain's sinks (:mod:`otel_tele._registry`), in the order they are attached.
+KNOWN_SINKS: tuple[str, ...] = tuple(sink_specs())
+#: The ones attached unless ``OTEL_TELE_SINKS`` says otherwise (each needs no server: ``postgres``
+#: falls back to an embedded database without a DSN).
+DEFAULT_SINKS: tuple[str, ...] = tuple(name for name, spec in sink_specs().items() if spec.default)
 OTLP_PROTOCOLS: tuple[str, ...] = ("grpc", "http/protobuf")
 
 

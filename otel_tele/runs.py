@@ -29,6 +29,7 @@ from .exporters import _capsule_consolidate as maint
 from .exporters import _capsule_journal as journal
 from .exporters import _capsule_schema as schema
 from .exporters import _capsule_views as views
+from .exporters._capsule_flow import GRACE_SECONDS
 from .exporters._capsule_schema import NewerSchemaError
 from .semconv import fda as v
 
@@ -208,7 +209,7 @@ class Runs:
         archive: Iterable[str] = (),
         export: str | os.PathLike[str] | None = None,
         retention_days: float | None = None,
-        grace_seconds: float = maint.flows.GRACE_SECONDS,
+        grace_seconds: float = GRACE_SECONDS,
     ) -> dict[str, Any]:
         """Compact appended parts (retention applied), archive the dev runs of the ``archive`` flows into
         ``runs/``, refresh ``duckdb.db``, and optionally export all telemetry to one Parquet file."""

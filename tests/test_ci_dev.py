@@ -68,6 +68,7 @@ def test_setup_installs_again_only_when_pyproject_changes(tmp_path: Path) -> Non
     (repo / ".ci").mkdir(parents=True)
     shutil.copy(ROOT / ".ci" / "dev", repo / ".ci" / "dev")
     shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    shutil.copy(ROOT / "setup.py", repo / "setup.py")
     # A virtualenv whose python records pip calls instead of installing (everything else is real).
     log = tmp_path / "pip.log"
     venv_bin = tmp_path / "venv" / "bin"
@@ -93,3 +94,7 @@ def test_setup_installs_again_only_when_pyproject_changes(tmp_path: Path) -> Non
     assert len(pip_calls()) == 2
     assert _run("setup", env=env, cwd=repo).returncode == 0
     assert len(pip_calls()) == 2
+    with (repo / "setup.py").open("a") as out:  # the package map changed: reinstall too
+        out.write("\n# a change\n")
+    assert _run("setup", env=env, cwd=repo).returncode == 0
+    assert len(pip_calls()) == 3

@@ -66,6 +66,7 @@ class Deep(Shown, dict):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(deep_dict())
 
+
 plain = st.one_of(
     st.none(),
     st.booleans(),

@@ -1,4 +1,5 @@
-"""The ``otel-tele`` command: ``--version``, ``doctor``, and one subcommand group per domain.
+"""The ``otel-tele`` command: ``--version``, ``doctor``, ``serve``, and one subcommand group per
+registered domain (:mod:`otel_tele._registry`).
 
 Each command module declares ``register(subparsers)``; its handlers return the exit code.
 """
@@ -10,25 +11,24 @@ import sys
 from collections.abc import Sequence
 
 from .._internal import optional_module
+from .._registry import domains
 from .._version import __version__
 from ._output import CliError
 
-#: Command modules, in help order. A module not present in this build is skipped.
-COMMAND_MODULES: tuple[str, ...] = (
-    "otel_tele.cli._doctor",
-    "otel_tele.cli._serve",  # OTLP receiver into the sinks (+ HTTP query routes)
-    "otel_tele.cli._query",  # robot SQLite queries (spec 004)
-    "otel_tele.cli._runs",  # FDA run capsules (spec 000)
-    "otel_tele.cli._inference",  # model-serving statistics (spec 002)
-    "otel_tele.cli._capture",  # flow capture bundles (specs 001/003)
-)
+#: The commands every build has, before the domains' own groups.
+CORE_COMMAND_MODULES: tuple[str, ...] = ("otel_tele.cli._doctor", "otel_tele.cli._serve")
+
+
+def command_modules() -> tuple[str, ...]:
+    """Command modules in help order: the core ones, then each registered domain's."""
+    return CORE_COMMAND_MODULES + tuple(d.cli for d in domains() if d.cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otel-tele", description="otel-tele telemetry tools")
     parser.add_argument("--version", action="version", version=f"otel-tele {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         module = optional_module(name)
         if module is not None:
             module.register(subparsers)

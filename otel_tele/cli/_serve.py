@@ -22,20 +22,23 @@ from typing import Any
 from .._http_guard import TOKEN_ENV, Access, AccessError, HttpGuard, access_for, grpc_credentials, load_token
 from .._http_limits import BodyLimit
 from .._internal import optional_module
+from .._registry import domains
 
 _log = logging.getLogger("otel_tele")
 #: ``--otlp-http`` without an address: the port the OTLP specification gives OTLP/HTTP. Off unless
 #: asked, because ``serve`` without options must keep binding only what it bound before (4317).
 OTLP_HTTP_DEFAULT = "127.0.0.1:4318"
 
-#: Query routers mounted by ``--http``: module and factory (called with no arguments: each reads the
-#: settings), or an ``APIRouter`` instance.
-ROUTERS: tuple[tuple[str, str], ...] = (
-    ("otel_tele.instrumentation.fastapi", "debug_router"),
-    ("otel_tele.http_inference", "inference_router"),
-    ("otel_tele.http_capture", "capture_router"),
-    ("otel_tele.http_runs", "runs_router"),
-)
+
+def routers() -> tuple[tuple[str, str], ...]:
+    """Query routers mounted by ``--http``, one per registered domain that has one: module and
+    factory (called with no arguments: each reads the settings), or an ``APIRouter`` instance."""
+    found = []
+    for domain in domains():
+        if domain.router:
+            module_name, _, attr = domain.router.partition(":")
+            found.append((module_name, attr))
+    return tuple(found)
 
 
 def register(subparsers: Any) -> None:
@@ -115,7 +118,7 @@ def build_http_app(access: Access | None = None) -> Any:
     from fastapi.exceptions import RequestValidationError
 
     app = FastAPI(title="otel-tele")
-    for module_name, attr in ROUTERS:
+    for module_name, attr in routers():
         module = optional_module(module_name)
         if module is None:
             continue

@@ -17,16 +17,15 @@ from typing import Any
 
 import otel_tele
 from otel_tele._internal import optional_module
+from otel_tele._registry import domains
 
 from ._commands import command, program, shown
 
-#: One simulated workload per domain: module, title. A module missing from this build is skipped.
-SIMULATIONS: tuple[tuple[str, str], ...] = (
-    ("otel_tele.demo._robot", "Robot arm (spec 004) -> SQLite"),
-    ("otel_tele.demo._solver", "Iterative solver (spec 000) -> Parquet run capsules"),
-    ("otel_tele.demo._serving", "Model serving (spec 002) -> inference store"),
-    ("otel_tele.demo._queueing", "Queueing service (specs 001/003) -> capture bundles"),
-)
+
+def simulations() -> tuple[tuple[str, str], ...]:
+    """One simulated workload per registered domain that has one: module, title. A module missing
+    from this build is skipped."""
+    return tuple((d.demo, d.title) for d in domains() if d.demo)
 
 
 def _serve(app: Any, port: int) -> tuple[Any, threading.Thread]:
@@ -81,10 +80,7 @@ def _metrics_excerpt(telemetry: otel_tele.Telemetry) -> list[str]:
         text = response.read().decode()
     wanted = (
         "http_server_request_duration_seconds_count",
-        "robot_",
-        "fda_",
-        "inference_",
-        "flow_",
+        *(f"{domain.name}_" for domain in domains()),
         "otel_tele_sink_exported_total",
         "otel_tele_sink_dropped_total",
     )
@@ -192,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Demo service on http://127.0.0.1:{port} (instrumented by {how})")
     statuses = _drive_traffic(port, args.requests)
     print(f"Drove {args.requests} requests: status counts {dict(sorted(statuses.items()))}")
-    for module_name, title in SIMULATIONS:
+    for module_name, title in simulations():
         module = optional_module(module_name)
         if module is None:
             continue

@@ -1,7 +1,8 @@
 """The domain vocabulary of otel-tele, declared once: event names, attribute keys, metrics and units.
 
-Instrumentation emits with these names; exporters map by them. Each domain has a module
-(``robot``, ``fda``, ``inference``, ``flow``); this package indexes all of them.
+Instrumentation emits with these names; exporters map by them. Each domain has a module (ours:
+``robot``, ``fda``, ``inference``, ``flow``); this package indexes every registered domain's
+vocabulary (:mod:`otel_tele._registry`), a third party's included.
 
 Example::
 
@@ -11,12 +12,14 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 
+from .._registry import domains
 from . import fda, flow, inference, robot
 from ._types import Attr, AttrType, Event, Metric, MetricKind, coerce_attributes, to_json
 
-_DOMAINS = (robot, fda, inference, flow)
+_DOMAINS = tuple(importlib.import_module(domain.vocabulary) for domain in domains())
 
 #: Every declared event by name.
 EVENTS: Mapping[str, Event] = {

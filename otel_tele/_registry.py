@@ -1,0 +1,91 @@
+"""The one registry of domains: each domain is a plug-in named by an entry point.
+
+A domain is declared once, as data (:class:`Domain`), in its own module and registered under the
+``otel_tele.domains`` entry-point group. Everything that lists domains — the sinks ``setup()`` can
+attach and their options, the CLI's command groups, ``serve``'s HTTP routers, the demo, ``doctor`` —
+derives its list from :func:`domains`, so the core names no domain and a new domain (ours or a
+third party's distribution) is one folder per layer plus one entry point.
+
+Descriptors hold import strings, not modules: reading the registry imports no domain code, and a
+domain whose optional dependencies are missing still shows up (its parts fail to load with a hint
+naming the extra).
+
+Example::
+
+    from otel_tele._registry import domains
+    [domain.name for domain in domains()]          # ['robot', 'fda', 'inference', 'flow']
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+_log = logging.getLogger("otel_tele")
+
+#: The entry-point group a distribution registers its domains in.
+ENTRY_POINT_GROUP = "otel_tele.domains"
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """One sink a domain ships: short name (``OTEL_TELE_SINKS``), ``"module:Class"``, the pip extra
+    that brings its dependencies, and the exporter entry-point name it registers under."""
+
+    name: str
+    target: str
+    extra: str = ""
+    entry_point: str = ""
+    default: bool = True  # attached by setup() unless OTEL_TELE_SINKS says otherwise
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A domain's parts across the layers, as import strings (``"module"`` or ``"module:attr"``).
+
+    ``order`` sorts domains wherever they are listed (help text, routers, demo). Every part but the
+    name and vocabulary is optional.
+    """
+
+    name: str
+    title: str
+    vocabulary: str  # module declaring EVENTS / METRICS
+    order: int = 100
+    sinks: tuple[SinkSpec, ...] = ()
+    options: str | None = None  # "module:attr" -> tuple of setting Options the domain's sinks read
+    cli: str | None = None  # module with register(subparsers)
+    router: str | None = None  # "module:factory" returning a FastAPI APIRouter
+    demo: str | None = None  # module with the demo's run(data_dir) step
+    instrumentation: tuple[str, ...] = field(default=())  # public instrumentation modules
+
+
+@functools.cache
+def domains() -> tuple[Domain, ...]:
+    """Every registered domain, in ``order`` (read from the entry points once per process).
+
+    A broken registration (an entry point that fails to load or is not a :class:`Domain`) is
+    logged and skipped: one bad plug-in must not take the others down.
+    """
+    found: dict[str, Domain] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            domain = ep.load()
+        except Exception as exc:  # a third-party plug-in may fail in any way
+            _log.warning("otel-tele: domain entry point %r failed to load: %s", ep.name, type(exc).__name__)
+            continue
+        if not isinstance(domain, Domain):
+            _log.warning("otel-tele: domain entry point %r is not a Domain; skipped", ep.name)
+            continue
+        found.setdefault(domain.name, domain)
+    return tuple(sorted(found.values(), key=lambda d: (d.order, d.name)))
+
+
+def sink_specs() -> dict[str, SinkSpec]:
+    """Every registered sink by short name, in domain order."""
+    return {spec.name: spec for domain in domains() for spec in domain.sinks}
+
+
+def domain_of_sink(name: str) -> Domain | None:
+    return next((d for d in domains() if any(s.name == name for s in d.sinks)), None)

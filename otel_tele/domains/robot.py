@@ -1,0 +1,15 @@
+"""Robot arm control (spec 004): DDS command/feedback hooks, FastAPI middleware -> SQLite."""
+
+from .._registry import Domain, SinkSpec
+
+DOMAIN = Domain(
+    name="robot",
+    title="Robot arm (spec 004) -> SQLite",
+    vocabulary="otel_tele.semconv.robot",
+    order=10,
+    sinks=(SinkSpec("sqlite", "otel_tele.exporters.sqlite:SqliteSink", "", "otel_tele_sqlite"),),
+    cli="otel_tele.cli._query",
+    router="otel_tele.instrumentation.fastapi:debug_router",
+    demo="otel_tele.demo._robot",
+    instrumentation=("otel_tele.instrumentation.dds", "otel_tele.instrumentation.fastapi"),
+)
