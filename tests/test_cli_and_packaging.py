@@ -74,7 +74,7 @@ def _clean_source_copy(target: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")
     for folder in ("otel_tele", "exporters", "instrumentation"):
         shutil.copytree(ROOT / folder, target / folder, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(ROOT / name, target / name)
     return target
 
@@ -124,12 +124,14 @@ def test_wheel_maps_the_top_level_folders_into_one_package(tmp_path: Path) -> No
             for p in (ROOT / folder).rglob("*")
             if p.suffix in (".py", ".json")
         }
-    assert in_tree - names == set(), "modules missing from the wheel (list subpackages in pyproject)"
+    assert in_tree - names == set(), "modules missing from the wheel (setup.py finds subpackages)"
     for expected in (
         "[opentelemetry_distro]",
         "[opentelemetry_configurator]",
         "otel_tele_sqlite",
         "otel-tele = otel_tele.cli:main",
+        "[otel_tele.domains]",
+        "robot = otel_tele.domains.robot:DOMAIN",
     ):
         assert expected in entry_points
     # Import from the unpacked wheel, not from this source tree's editable install.
