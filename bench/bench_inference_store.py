@@ -144,8 +144,8 @@ def ingest(sink: PostgresSink, rows: int, batch: int, now: float) -> float:
     written = 0
     while written < rows:
         chunk = [next(generator) for _ in range(min(batch, rows - written))]
-        rejected = sink.write_logs(as_records(chunk))
-        assert not rejected
+        result = sink.write_logs(as_records(chunk))
+        assert not (result.failed or result.not_routed)
         written += len(chunk)
         if written % (batch * 20) == 0:
             print(

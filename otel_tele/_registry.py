@@ -58,6 +58,7 @@ class Domain:
     cli: str | None = None  # module with register(subparsers)
     router: str | None = None  # "module:factory" returning a FastAPI APIRouter
     demo: str | None = None  # module with the demo's run(data_dir) step
+    reader: str | None = None  # "module:factory(telemetry)": the query API its instrumentation reads
     instrumentation: tuple[str, ...] = field(default=())  # public instrumentation modules
 
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exporters._inference_config import InferenceConfig
 from .exporters._inference_rows import clean_text, empty_measures, merge_into
@@ -43,6 +43,9 @@ from .exporters._inference_schema import (
 )
 from .exporters._inference_store import InferenceStore, open_store
 from .semconv import inference as inf
+
+if TYPE_CHECKING:
+    from ._pipeline import Telemetry
 
 _log = logging.getLogger("otel_tele.inference")
 _M = {m.name: i for i, m in enumerate(MEASURES)}
@@ -235,6 +238,22 @@ class InferenceStats:
             settings.postgres_dsn, settings.data_dir, pool_max_size=config.postgres_pool_max_size
         )
         return cls(store, config=config, **kwargs)
+
+    @classmethod
+    def for_telemetry(cls, telemetry: Telemetry | None) -> InferenceStats:
+        """The query API over the store a pipeline's settings name, with the pipeline's events (for
+        the footprint, trend and alert events) and its ``postgres`` sink's thresholds when it has one.
+        What the ``inference`` domain registers as the reader of ``TelemetryLogger``."""
+        if telemetry is None:
+            return cls.open()
+        sink = telemetry.sinks.get("postgres")
+        config = getattr(sink, "config", None)
+        return cls.open(
+            dsn=telemetry.settings.postgres_dsn,
+            data_dir=telemetry.settings.data_dir,
+            config=config if isinstance(config, InferenceConfig) else None,
+            events=telemetry.events,
+        )
 
     def close(self) -> None:
         self.store.close()
@@ -504,3 +523,6 @@ class InferenceStats:
         )
         days = self.config.inference_retention_days if retention_days is None else retention_days
         return {"retention_days": days, **asdict(result)}
+
+
+for_telemetry = InferenceStats.for_telemetry

@@ -1,67 +1,56 @@
-"""Model-serving telemetry (spec 002): load latency, token-aware thought latency, VRAM, statistics.
-
-Usage::
-
-    import otel_tele
-    from otel_tele.instrumentation.inference import get_telemetry_logger, load_timer, thought_timer
-
-    otel_tele.setup(service_name="llm-gateway")   # OTEL_TELE_POSTGRES_DSN → PostgreSQL, else embedded
-    telemetry = get_telemetry_logger()             # one per process; set_telemetry_logger() injects
-
-    with load_timer("gemma2:27b"):
-        ollama.pull("gemma2:27b")
-    with thought_timer("gemma2:27b") as t:
-        reply = ollama.generate(model="gemma2:27b", prompt=prompt)
-        t.tokens(generated=reply["eval_count"], prompt=reply["prompt_eval_count"])
-
-    # the spec's async interface
-    start = telemetry.start_timer()
-    ...
-    await telemetry.log_thought_latency("gemma2:27b", telemetry.measure_latency(start), tokens_generated=412)
-    stats = await telemetry.get_60day_statistics()
-    best_model = stats["model_trends"][0]
-
-Logging never touches the database: each call emits one domain event (a few microseconds) and returns
-``True`` once it is queued; the ``postgres`` sink writes it. A GenAI span (``text_completion
-gemma2:27b``) and the GenAI client histograms (``gen_ai.client.operation.duration``,
-``gen_ai.client.token.usage``) are recorded too. Invalid input (wrong types) is refused with a logged
-warning and ``False``; out-of-range measurements (negative, NaN) are kept with status ``invalid``.
-The ``get_*`` queries flush the pipeline first, so they see everything logged before the call, and run
-in a worker thread.
-"""
+"""The spec 002 sensor, :class:`TelemetryLogger`: recording calls that emit one event each, and the
+query helpers that read through an injected reader (see the package docstring)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_tele._internal import fork_safe, safe_repr
 from otel_tele._pipeline import Telemetry
+from otel_tele._registry import domains
 from otel_tele._setup import get_telemetry, on_reset
-from otel_tele.inference_stats import InferenceStats
 from otel_tele.semconv import inference as inf
 
-from ._inference_timers import LoadTimer, ThoughtTimer, load_timer, thought_timer
+from ._timers import LoadTimer, ThoughtTimer, load_timer, thought_timer, use_default_recorder
 
 _log = logging.getLogger("otel_tele.inference")
 
-__all__ = [
-    "LoadTimer",
-    "TelemetryLogger",
-    "ThoughtTimer",
-    "get_telemetry_logger",
-    "load_timer",
-    "set_telemetry_logger",
-    "thought_timer",
-]
+
+class Reader(Protocol):
+    """The query API the ``get_*`` helpers read through (``otel_tele.inference_stats.InferenceStats``)."""
+
+    def aggregated_efficiency(self, component: str | None = None, hours: float = 24) -> dict[str, Any]: ...
+
+    def statistics_60day(self, days: int | None = None, component: str | None = None) -> dict[str, Any]: ...
+
+    def footprint(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+#: Opens a :class:`Reader` over the store a pipeline's inference sink writes (None: the global setup).
+ReaderFactory = Callable[[Telemetry | None], Reader]
+
+
+def registered_reader(telemetry: Telemetry | None) -> Reader:
+    """The reader the inference domain registers (``Domain.reader``): instrumentation names no query
+    module, the registry wires it."""
+    target = next((d.reader for d in domains() if d.name == "inference" and d.reader), None)
+    if target is None:
+        raise RuntimeError("no reader is registered for the inference domain")
+    module_name, _, attr = target.partition(":")
+    factory: ReaderFactory = getattr(importlib.import_module(module_name), attr)
+    return factory(telemetry)
 
 
 _Recorder = TypeVar("_Recorder", bound=Callable[..., bool])
@@ -145,24 +134,30 @@ class TelemetryLogger:
     """The spec 002 sensor: log loads, inferences and VRAM; query efficiency, trends and footprint.
 
     ``telemetry`` is the pipeline to emit to (default: the global one at each call); ``stats`` the
-    query API (default: the pipeline's ``postgres`` sink store, else the store the settings name).
+    query API to read through; ``reader`` opens one per pipeline instead (default: the one the
+    inference domain registers, over the store the pipeline's settings name).
+
+    Example::
+
+        logger = TelemetryLogger(provider="ollama")
+        logger.record_thought("gemma2:27b", 1.2, tokens_generated=412)
     """
 
     def __init__(
         self,
         telemetry: Telemetry | None = None,
         *,
-        stats: InferenceStats | None = None,
+        stats: Reader | None = None,
+        reader: ReaderFactory | None = None,
         provider: str | None = None,
         flush_timeout_millis: float = 10_000,
     ) -> None:
         self._telemetry = telemetry
         self._stats = stats
+        self._reader = reader or registered_reader
         self.provider = provider
         self.flush_timeout_millis = flush_timeout_millis
-        self._owned: tuple[Telemetry | None, InferenceStats, bool] | None = (
-            None  # (pipeline, stats, we opened it)
-        )
+        self._owned: tuple[Telemetry | None, Reader] | None = None  # (pipeline, the reader we opened)
         self._metrics: tuple[Telemetry, _GenAIMetrics] | None = None
         self._lock = fork_safe(threading.Lock())
         self._warned_no_pipeline = False
@@ -236,10 +231,6 @@ class TelemetryLogger:
     async def get_telemetry_footprint(self) -> dict[str, Any]:
         """Database footprint; ``table_sizes[0]`` is ``system_telemetry``."""
         return await asyncio.to_thread(self.query, "footprint")
-
-    async def prune(self, retention_days: int | None = None) -> dict[str, Any]:
-        """Delete rows older than the retention window (default 60 days), in short batches."""
-        return await asyncio.to_thread(self.query, "prune", retention_days)
 
     # -- synchronous forms -------------------------------------------------------------------------
     @_never_raises("log")
@@ -529,7 +520,7 @@ class TelemetryLogger:
 
     # -- queries -----------------------------------------------------------------------------------
     @property
-    def stats(self) -> InferenceStats:
+    def stats(self) -> Reader:
         """The query API this logger reads (see :mod:`otel_tele.inference_stats`)."""
         if self._stats is not None:
             return self._stats
@@ -537,19 +528,11 @@ class TelemetryLogger:
         with self._lock:
             if self._owned is not None and self._owned[0] is telemetry:
                 return self._owned[1]
-            if self._owned is not None and self._owned[2]:
+            if self._owned is not None:
                 self._owned[1].close()
-            sink = telemetry.sinks.get("postgres") if telemetry is not None else None
-            events = telemetry.events if telemetry is not None else None
-            if sink is not None:
-                stats = InferenceStats(sink.store, config=sink.config, events=events)  # type: ignore[attr-defined]
-            elif telemetry is not None:
-                stats = InferenceStats.open(
-                    dsn=telemetry.settings.postgres_dsn, data_dir=telemetry.settings.data_dir, events=events
-                )
-            else:
-                stats = InferenceStats.open()
-            self._owned = (telemetry, stats, sink is None)
+                self._owned = None
+            stats = self._reader(telemetry)
+            self._owned = (telemetry, stats)
             return stats
 
     def query(self, method: str, *args: Any) -> Any:
@@ -564,10 +547,10 @@ class TelemetryLogger:
         return getattr(self.stats, method)(*args)
 
     def close(self) -> None:
-        """Release the store this logger opened itself (not a sink's)."""
+        """Release the reader this logger opened (not one it was given)."""
         with self._lock:
             owned, self._owned = self._owned, None
-        if owned is not None and owned[2]:
+        if owned is not None:
             owned[1].close()
 
 
@@ -594,3 +577,4 @@ def set_telemetry_logger(logger: TelemetryLogger | None) -> TelemetryLogger | No
 
 
 on_reset(lambda: set_telemetry_logger(None))
+use_default_recorder(get_telemetry_logger)  # timers created without a logger record through this one

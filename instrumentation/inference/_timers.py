@@ -1,8 +1,11 @@
 """``load_timer`` / ``thought_timer``: context managers and decorators, sync and async.
 
 A timer opens a GenAI span when it starts and, when it ends, records the spec event (LOAD_LATENCY or
-THOUGHT_LATENCY) through its :class:`TelemetryLogger` while the span is still current, so the event
-log record carries the span's trace context. Durations come from ``time.perf_counter()``.
+THOUGHT_LATENCY) through its recorder (a :class:`~otel_tele.instrumentation.inference.TelemetryLogger`)
+while the span is still current, so the event log record carries the span's trace context. Durations
+come from ``time.perf_counter()``. A timer given no recorder asks the one registered with
+:func:`use_default_recorder` when it starts (the package registers ``get_telemetry_logger``), so this
+module never imports the logger's.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import inspect
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -22,7 +25,48 @@ from otel_tele._internal import guard
 from otel_tele.semconv import inference as inf
 
 if TYPE_CHECKING:
-    from .inference import TelemetryLogger
+    from otel_tele._pipeline import Telemetry
+
+
+class Recorder(Protocol):
+    """What a timer records through (``TelemetryLogger`` is one)."""
+
+    @property
+    def telemetry(self) -> Telemetry | None: ...
+
+    def record_load(
+        self,
+        model_name: str,
+        load_time_seconds: float,
+        success: bool = True,
+        *,
+        span: bool = True,
+        provider: str | None = None,
+    ) -> bool: ...
+
+    def record_thought(
+        self,
+        model_name: str,
+        inference_time_seconds: float,
+        tokens_generated: int | None,
+        prompt_tokens: int | None = None,
+        *,
+        span: bool = True,
+        operation: str | None = None,
+        provider: str | None = None,
+        error_type: str | None = None,
+        time_to_first_token: float | None = None,
+    ) -> bool: ...
+
+
+_default_recorder: list[Callable[[], Recorder]] = []
+
+
+def use_default_recorder(factory: Callable[[], Recorder]) -> None:
+    """The recorder of timers created without one (asked when such a timer starts, so a logger set
+    later is the one a decorator records through)."""
+    _default_recorder[:] = [factory]
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 TokensFrom = Callable[[Any], Any]
@@ -60,7 +104,7 @@ class _Timer:
         self,
         model: str,
         *,
-        logger: TelemetryLogger | None = None,
+        logger: Recorder | None = None,
         operation: str | None = None,
         provider: str | None = None,
     ) -> None:
@@ -78,11 +122,11 @@ class _Timer:
         return type(self)(self.model, logger=self._logger, operation=self.operation, provider=self.provider)
 
     @property
-    def logger(self) -> TelemetryLogger:
+    def logger(self) -> Recorder:
         if self._logger is None:
-            from .inference import get_telemetry_logger
-
-            self._logger = get_telemetry_logger()
+            if not _default_recorder:
+                raise RuntimeError("no default recorder: import otel_tele.instrumentation.inference")
+            self._logger = _default_recorder[0]()
         return self._logger
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -186,7 +230,7 @@ class ThoughtTimer(_Timer):
         self,
         model: str,
         *,
-        logger: TelemetryLogger | None = None,
+        logger: Recorder | None = None,
         operation: str | None = None,
         provider: str | None = None,
         tokens_from: TokensFrom | None = None,
@@ -238,9 +282,7 @@ class ThoughtTimer(_Timer):
         )
 
 
-def load_timer(
-    model: str, *, logger: TelemetryLogger | None = None, provider: str | None = None
-) -> LoadTimer:
+def load_timer(model: str, *, logger: Recorder | None = None, provider: str | None = None) -> LoadTimer:
     """Time a model load: ``with load_timer("gemma2:27b"): ...``, ``async with``, or ``@load_timer(...)``.
 
     Example::
@@ -255,7 +297,7 @@ def load_timer(
 def thought_timer(
     model: str,
     *,
-    logger: TelemetryLogger | None = None,
+    logger: Recorder | None = None,
     operation: str | None = None,
     provider: str | None = None,
     tokens_from: TokensFrom | None = None,
