@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from otel_tele.exporters import _capsule_flow as flows
-from otel_tele.exporters import _capsule_schema as schema
+from otel_tele.exporters.capsule import _flow as flows
+from otel_tele.exporters.capsule import schema
 from otel_tele.instrumentation import fda
 
 import otel_tele

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
-from otel_tele.exporters import _capsule_schema as schema
+from otel_tele.exporters.capsule import schema
 from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.dds import TelemetryCollector
 

@@ -1,4 +1,4 @@
-"""Query and maintain FDA runs (spec 000): the one implementation behind ``otel-tele runs``.
+"""Query FDA runs (spec 000): the one implementation behind ``otel-tele runs list | show | query``.
 
 Example::
 
@@ -8,30 +8,30 @@ Example::
     runs.list(limit=5)                              # newest first
     runs.show("fda_run_20251020_153045")["trajectory"]
     runs.query('SELECT flow_name, min("E") FROM telemetry GROUP BY 1')
-    runs.consolidate(archive=["deconv_wavelet_v1"], export="all_telemetry.parquet")
 
 SQL sees two views, ``telemetry`` and ``events``, over every run folder and flow file. ``lambda`` is a
-DuckDB keyword: quote it (``"lambda"``).
+DuckDB keyword: quote it (``"lambda"``). It only reads, through the capsule layout
+(:mod:`otel_tele.exporters.capsule.schema`); compaction, retention, archive and export are
+:mod:`otel_tele.exporters.capsule.maintenance`'s (``otel-tele runs consolidate | prune``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ._settings import resolve
-from .exporters import _capsule_artifacts as artifacts
-from .exporters import _capsule_consolidate as maint
-from .exporters import _capsule_journal as journal
-from .exporters import _capsule_schema as schema
-from .exporters import _capsule_views as views
-from .exporters._capsule_flow import GRACE_SECONDS
-from .exporters._capsule_schema import NewerSchemaError
+from .exporters.capsule import schema
+from .exporters.capsule.schema import NewerSchemaError
 from .semconv import fda as v
+
+try:
+    import duckdb
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(f"FDA run queries need duckdb: pip install 'otel-tele[capsule]' ({exc})") from exc
 
 __all__ = ["NewerSchemaError", "Runs"]
 
@@ -72,7 +72,7 @@ class Runs:
 
     def connect(self) -> Any:
         """A fresh in-memory DuckDB connection with the ``telemetry`` and ``events`` views."""
-        return views.connect(self.root)
+        return schema.define_views(duckdb.connect(), self.root)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> dict[str, Any]:
         """Run ``sql`` (parameters bound, never spliced); returns ``{"columns": [...], "rows": [...]}``."""
@@ -122,7 +122,7 @@ class Runs:
         if end == v.CANCELLED:
             return "cancelled"
         if end is None:
-            manifest = self.root / "runs" / row["run_id"] / "manifest.toml"
+            manifest = self.root / schema.RUNS_DIR / row["run_id"] / schema.MANIFEST
             return str(schema.read_manifest(manifest).get("status")) if manifest.exists() else "open"
         try:
             return str(json.loads(payload).get("status", "completed"))
@@ -143,10 +143,8 @@ class Runs:
             raise KeyError(f"no run {run_id!r} under {self.root}")
         summary = matches[0]
         summary["status"] = self._status(summary)
-        folder = self.root / "runs" / run_id
-        manifest = (
-            schema.read_manifest(folder / "manifest.toml") if (folder / "manifest.toml").exists() else None
-        )
+        manifest_path = self.root / schema.RUNS_DIR / run_id / schema.MANIFEST
+        manifest = schema.read_manifest(manifest_path) if manifest_path.exists() else None
         events = self.records(
             "SELECT t_wall_ms, event, payload FROM events WHERE run_id = $run_id ORDER BY ts, t_wall_ms",
             {"run_id": run_id},
@@ -172,17 +170,17 @@ class Runs:
         """
         v.check_name("run_id", run_id)
         v.check_artifact_name(name)
-        folder = self.root / "runs" / run_id
-        manifest_path = folder / "manifest.toml"
+        folder = self.root / schema.RUNS_DIR / run_id
+        manifest_path = folder / schema.MANIFEST
         if manifest_path.is_file():
             listed = self._artifacts(run_id, schema.read_manifest(manifest_path), None)
         else:
-            matches = sorted(self.root.glob(f"flows/*/artifacts/{run_id}"))
+            matches = sorted(self.root.glob(f"{schema.FLOWS_DIR}/*/{schema.ARTIFACTS_DIR}/{run_id}"))
             folder = matches[0] if matches else folder
-            listed = artifacts.listing(folder)
+            listed = schema.artifact_listing(folder)
         if name not in listed:
             raise KeyError(f"run {run_id!r} has no artifact {name!r}")
-        return artifacts.resolve(folder, name), listed[name]
+        return schema.artifact_path(folder, name), listed[name]
 
     def _artifacts(
         self, run_id: str, manifest: dict[str, Any] | None, flow_name: Any
@@ -196,91 +194,7 @@ class Runs:
         if not isinstance(flow_name, str):
             return {}
         try:
-            folder = artifacts.flow_folder(self.root, flow_name, run_id)
+            folder = schema.artifact_folder(self.root, flow_name, run_id)
         except ValueError:
             return {}
-        found: dict[str, dict[str, Any]] = artifacts.listing(folder)
-        return found
-
-    # -- maintenance ------------------------------------------------------------------------------
-    def consolidate(
-        self,
-        *,
-        archive: Iterable[str] = (),
-        export: str | os.PathLike[str] | None = None,
-        retention_days: float | None = None,
-        grace_seconds: float = GRACE_SECONDS,
-    ) -> dict[str, Any]:
-        """Compact appended parts (retention applied), archive the dev runs of the ``archive`` flows into
-        ``runs/``, refresh ``duckdb.db``, and optionally export all telemetry to one Parquet file."""
-        archive = [v.check_name("flow_name", name) for name in archive]
-        report: dict[str, Any] = {
-            "archived": [],
-            "files": [],
-            "recovered": journal.recover_runs(self.root),
-            "removed_temps": maint.clean_temps(self.root),
-        }
-        for flow_dir in maint.flow_dirs(self.root):
-            archived: list[str] = []
-            if flow_dir.name in archive:
-                archived = maint.archive_flow(self.root, flow_dir, "dev")
-                report["archived"] += archived
-            report["files"] += maint.consolidate_flow(
-                flow_dir,
-                retention_days=self._retention(flow_dir, retention_days),
-                exclude_runs=frozenset(archived),
-                grace_seconds=grace_seconds,
-            )
-        report["duckdb"] = str(views.refresh_database(self.root))
-        if export is not None:
-            report["export"] = self.export(export)
-        return report
-
-    def _retention(self, flow_dir: Path, override: float | None) -> float:
-        if override is not None:
-            return override
-        manifest = flow_dir / "manifest.toml"
-        days = schema.read_manifest(manifest).get("retention_days") if manifest.exists() else None
-        return float(days) if isinstance(days, int | float) else maint.DEFAULT_RETENTION_DAYS
-
-    def export(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """All telemetry rows in one Parquet file (zstd, large row groups), written atomically."""
-        target = Path(path)
-        if target.suffix != ".parquet":
-            raise ValueError(f"export target must end in .parquet, got {str(target)!r}")
-        tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
-        con = self.connect()
-        try:
-            con.execute(
-                f"COPY (SELECT * FROM telemetry ORDER BY run_id, t_wall_ms) TO {views._literal(str(tmp))} "
-                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {schema.CONSOLIDATED_ROW_GROUP_ROWS}, "
-                f"KV_METADATA {{'otel_tele.schema_version': '{schema.SCHEMA_VERSION}', "
-                "'otel_tele.table': 'telemetry'})"
-            )
-            rows = con.execute(f"SELECT count(*) FROM read_parquet({views._literal(str(tmp))})").fetchone()
-        finally:
-            con.close()
-        os.replace(tmp, target)
-        return {"path": str(target), "rows": rows[0] if rows else 0}
-
-    def prune(self, *, dry_run: bool = False, retention_days: float | None = None) -> dict[str, Any]:
-        """Apply retention: expired run folders (their manifest's ``retention_days``), dev/tuner rows
-        older than the flow's retention (default 90 days), leftovers of dead writers."""
-        expired = maint.expired_runs(self.root)
-        report: dict[str, Any] = {
-            "dry_run": dry_run,
-            "runs_removed": [p.name for p in expired],
-            "recovered": [] if dry_run else journal.recover_runs(self.root),
-            "temps_removed": maint.clean_temps(self.root, dry_run=dry_run),
-            "files": [],
-        }
-        if dry_run:
-            return report
-        for folder in expired:
-            shutil.rmtree(folder)
-        for flow_dir in maint.flow_dirs(self.root):
-            report["files"] += maint.consolidate_flow(
-                flow_dir, retention_days=self._retention(flow_dir, retention_days)
-            )
-        views.refresh_database(self.root)
-        return report
+        return schema.artifact_listing(folder)

@@ -17,14 +17,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from otel_tele.exporters import _capsule_schema as schema
-from otel_tele.exporters._capsule_journal import read_journal
+from otel_tele.exporters.capsule import maintenance, schema
+from otel_tele.exporters.capsule._journal import read_journal
 from otel_tele.instrumentation import fda
 
 import otel_tele
 from otel_tele import StatsSnapshot, Telemetry
 from otel_tele._components import SINKS
-from otel_tele.runs import Runs
 
 from .sink_samples.capsule import CORE
 from .test_sink_contract import _sample
@@ -136,12 +135,12 @@ def test_failed_publication_rebooks_the_run_failed_and_keeps_it_recoverable(
     assert (snap.exported, snap.pending, snap.failed) == (0, 0, snap.emitted), snap
     (kept,) = runs.glob(".tmp-*")
     assert "-abandoned-" in kept.name and (kept / "manifest.toml").exists()
-    report = Runs(runs.parent).consolidate()
+    report = maintenance.consolidate(runs.parent)
     assert report["recovered"] == [] and kept.exists()  # still blocked: nothing deleted
     for blocker in blockers:
         (blocker / "occupied").unlink()
         blocker.rmdir()
-    assert Runs(runs.parent).consolidate()["recovered"] == [run_id]
+    assert maintenance.consolidate(runs.parent)["recovered"] == [run_id]
     manifest = schema.read_manifest(runs / run_id / "manifest.toml")
     rows = pq.read_table(runs / run_id / "telemetry.parquet")
     assert rows.num_rows == manifest["rows"] == 5_000
@@ -255,7 +254,7 @@ def test_a_full_disk_books_the_run_failed_and_what_reached_the_journal_is_recove
     emitted, exported, failed, pending = map(int, report.split())
     assert (exported, pending, failed) == (0, 0, emitted) and emitted > 20_000
     runs = tmp_path / "telematry_cfs" / "runs"
-    assert Runs(runs.parent).consolidate()["recovered"] == ["fda_run_full_disk"]
+    assert maintenance.consolidate(runs.parent)["recovered"] == ["fda_run_full_disk"]
     manifest = schema.read_manifest(runs / "fda_run_full_disk" / "manifest.toml")
     rows = pq.read_table(runs / "fda_run_full_disk" / "telemetry.parquet")
     assert manifest["status"] == "interrupted" and 0 < rows.num_rows == manifest["rows"] < 20_000
@@ -285,8 +284,9 @@ def test_capture_points_are_pending_until_a_bundle_holds_them(
 def test_recovery_leaves_a_run_alone_while_its_writer_holds_the_lock(tmp_path: Path) -> None:
     """A writer in another pid namespace (a container on a shared volume) has a pid this process
     cannot see: its lock, not its pid, keeps recovery off its open run."""
-    from otel_tele.exporters import _capsule_flow as flows
-    from otel_tele.exporters._capsule_journal import Journal, lock_path, recover_runs
+    from otel_tele.exporters.capsule import _flow as flows
+    from otel_tele.exporters.capsule._journal import Journal, lock_path
+    from otel_tele.exporters.capsule.maintenance import recover_runs
 
     from .test_fda_capsule import iteration_attrs
 

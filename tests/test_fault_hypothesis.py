@@ -23,9 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-from otel_tele.exporters._capsule_artifacts import listing as artifact_listing
-from otel_tele.exporters._capsule_schema import read_manifest
 from otel_tele.exporters._sqlite_mapping import ROBOT_TABLES
+from otel_tele.exporters.capsule.schema import artifact_listing, read_manifest
 from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.dds import EventType, TelemetryCollector
 from otel_tele.instrumentation.flow import FlowMeters

@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 from opentelemetry._logs import LogRecord
-from otel_tele.exporters import _capsule_artifacts as artifacts
-from otel_tele.exporters import _capsule_schema as schema
-from otel_tele.exporters.capsule import CapsuleSink
+from otel_tele.exporters.capsule import CapsuleSink, maintenance, schema
+from otel_tele.exporters.capsule import _artifacts as artifacts
 from otel_tele.instrumentation import fda
 
 import otel_tele
@@ -261,7 +260,7 @@ def test_dev_artifacts_live_per_run_under_the_flow_and_follow_archiving_and_rete
     path, entry = Runs(root).artifact(run_ids[1], "qa.log")
     assert path.read_bytes() == b"run 1\n" and entry["sha256"] == sha256(path)
     # Archiving moves each dev run, its artifacts included, into its own run folder.
-    Runs(root).consolidate(archive=["flow_d"], grace_seconds=0)
+    maintenance.consolidate(root, archive=["flow_d"], grace_seconds=0)
     for k, run_id in enumerate(run_ids):
         folder = root / "runs" / run_id
         listed = schema.read_manifest(folder / "manifest.toml")["artifacts"]
@@ -276,10 +275,10 @@ def test_dev_artifacts_live_per_run_under_the_flow_and_follow_archiving_and_rete
         run.attach("qa.log", b"later\n")
     assert (base / run.run_id / "qa.log").exists()
     (base / run.run_id / f"{artifacts.PART_PREFIX}cut.bin").write_bytes(b"a copy a kill cut off")
-    Runs(root).consolidate(retention_days=1, grace_seconds=0)
+    maintenance.consolidate(root, retention_days=1, grace_seconds=0)
     assert (base / run.run_id / "qa.log").exists()  # within retention: kept
     assert not (base / run.run_id / f"{artifacts.PART_PREFIX}cut.bin").exists()
-    Runs(root).consolidate(retention_days=0, grace_seconds=0)
+    maintenance.consolidate(root, retention_days=0, grace_seconds=0)
     assert not (base / run.run_id).exists()
 
 
@@ -289,7 +288,7 @@ def test_a_planted_symlink_in_the_artifact_folder_is_not_written_through(
     victim = tmp_path / "victim.txt"
     victim.write_text("untouched")
     run_id = fda.new_run_id()
-    folder = artifacts.flow_folder(root_of(tmp_path), "flow_d", run_id)
+    folder = schema.artifact_folder(root_of(tmp_path), "flow_d", run_id)
     folder.mkdir(parents=True)
     (folder / f"{artifacts.PART_PREFIX}qa.log").symlink_to(victim)
     (folder / "notes.log").symlink_to(victim)
@@ -411,7 +410,7 @@ def test_kill_9_during_an_attach_publishes_an_interrupted_run_with_only_whole_ar
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(read_fd)
-    report = Runs(root).consolidate()
+    report = maintenance.consolidate(root)
     (run_id,) = report["recovered"]
     folder = root / "runs" / run_id
     manifest = schema.read_manifest(folder / "manifest.toml")
@@ -446,7 +445,7 @@ def test_an_artifact_renamed_but_not_indexed_before_a_kill_is_not_published(tmp_
     # The writer gives the run up without publishing it (what recovery sees after a kill).
     sink._open.clear()
     writer.abandon()
-    from otel_tele.exporters._capsule_journal import recover_runs
+    from otel_tele.exporters.capsule.maintenance import recover_runs
 
     (published,) = recover_runs(root, fsync=False)
     folder = root / "runs" / published
@@ -545,7 +544,7 @@ def test_kill_9_at_random_points_of_attaching_runs_leaves_every_folder_matching_
             buffer += chunk
         os.close(read_fd)
         finished.update(buffer.decode().split("\n")[:-1])
-    Runs(root).consolidate()
+    maintenance.consolidate(root)
     folders = sorted((root / "runs").glob("fda_run_*"))
     assert finished <= {f.name for f in folders}
     assert list((root / "runs").glob(".tmp-*")) == []

@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import ReadWriteLogRecord
-from otel_tele.exporters import _capsule_schema as schema
-from otel_tele.exporters.capsule import CapsuleSink, NewerSchemaError
+from otel_tele.exporters.capsule import CapsuleSink, NewerSchemaError, maintenance, schema
 from otel_tele.instrumentation import fda
 
 import otel_tele
@@ -232,13 +231,13 @@ def test_consolidation_compacts_applies_retention_and_keeps_every_row(tmp_path: 
     sink.close()
     link = root / "flows" / "flow_c" / "dev_telemetry.parquet"
     assert len(list(link.glob("*.parquet"))) == 3 and pq.read_table(link).num_rows == 150
-    report = Runs(root).consolidate(grace_seconds=0)
+    report = maintenance.consolidate(root, grace_seconds=0)
     files = list(link.glob("*.parquet"))
     assert [f.name[:2] for f in files] == ["c-"]
     assert pq.read_table(link).num_rows == 100
     assert sorted(set(pq.read_table(link).column("run_id").to_pylist())) == ["fda_run_1", "fda_run_2"]
     assert any(r["file"] == "dev_telemetry" and r["rows_out"] == 100 for r in report["files"])
-    again = Runs(root).consolidate(grace_seconds=0)  # nothing to do: the compact file is left alone
+    again = maintenance.consolidate(root, grace_seconds=0)  # nothing to do: the compact file is left alone
     assert any(r.get("skipped") for r in again["files"])
     assert duckdb.connect(str(root / "duckdb.db")).execute("SELECT count(*) FROM telemetry").fetchall() == [
         (100,)
@@ -252,7 +251,9 @@ def test_archive_moves_dev_runs_into_run_folders_and_export_writes_one_file(
     dev_runs = [record_run(telemetry, "dev", n=5) for _ in range(2)]
     record_run(telemetry, "production", n=4)
     root = root_of(tmp_path)
-    report = Runs(root).consolidate(archive=["flow_a"], export=tmp_path / "all.parquet", grace_seconds=0)
+    report = maintenance.consolidate(
+        root, archive=["flow_a"], export=tmp_path / "all.parquet", grace_seconds=0
+    )
     assert sorted(report["archived"]) == sorted(r.run_id for r in dev_runs)
     for run in dev_runs:
         manifest = schema.read_manifest(root / "runs" / run.run_id / "manifest.toml")
@@ -266,9 +267,9 @@ def test_prune_removes_runs_whose_manifest_expired(telemetry: otel_tele.Telemetr
     keep = record_run(telemetry)
     expire = record_run(telemetry, retention_days=0)
     root = root_of(tmp_path)
-    dry = Runs(root).prune(dry_run=True)
+    dry = maintenance.prune(root, dry_run=True)
     assert dry["runs_removed"] == [expire.run_id] and (root / "runs" / expire.run_id).exists()
-    Runs(root).prune()
+    maintenance.prune(root)
     assert sorted(p.name for p in (root / "runs").iterdir() if not p.name.startswith(".")) == [keep.run_id]
 
 
@@ -369,7 +370,7 @@ def test_publication_cut_between_its_renames_is_finished_later(
     """A dev run's telemetry and events parts become visible by two renames. A process dying between
     them (simulated: the second rename fails) leaves a journal; the next writer or consolidation of
     the flow finishes it, so the run's telemetry never stays without its events."""
-    from otel_tele.exporters import _capsule_flow as flows
+    from otel_tele.exporters.capsule import _flow as flows
 
     real_publish = flows.FlowFile.publish
     calls = []
@@ -401,7 +402,7 @@ def test_publication_cut_between_its_renames_is_finished_later(
         for name in leftovers:  # old enough for temp cleaning, which must leave journaled parts alone
             if (flow_dir / name).exists():
                 os.utime(flow_dir / name, (time.time() - 3 * 86400,) * 2)
-        Runs(root_of(tmp_path)).consolidate(grace_seconds=0)
+        maintenance.consolidate(root_of(tmp_path), grace_seconds=0)
     assert not (flow_dir / flows.JOURNAL).exists()
     assert run_ids(telemetry_file).count(first.run_id) == 5
     event_ids = run_ids(events_file)

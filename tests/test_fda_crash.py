@@ -12,11 +12,10 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from otel_tele.exporters import _capsule_schema as schema
+from otel_tele.exporters.capsule import maintenance, schema
 from otel_tele.instrumentation import fda
 
 import otel_tele
-from otel_tele.runs import Runs
 
 from .sink_samples.capsule import CORE
 
@@ -48,7 +47,7 @@ def _child(data_dir: Path, mode: str, write_fd: int, seed: int) -> None:
                 run.iteration(iter=i, **CORE, notes=str(n))
         os.write(write_fd, f"{run.run_id} {n}\n".encode())
         if mode == "dev" and k % 3 == 2:
-            Runs(data_dir / "telematry_cfs").consolidate(grace_seconds=0)
+            maintenance.consolidate(data_dir / "telematry_cfs", grace_seconds=0)
 
 
 def _run_and_kill(data_dir: Path, mode: str, seed: int) -> dict[str, int]:
@@ -104,7 +103,7 @@ def test_kill_9_during_production_runs_leaves_only_whole_run_folders(tmp_path: P
         assert set(committed) <= {f.name for f in folders}
         duck = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/runs/fda_run_*/telemetry.parquet')")
         assert duck.fetchall() == [(total,)]
-    Runs(root).consolidate()  # the dead writers' temp folders are cleaned up
+    maintenance.consolidate(root)  # the dead writers' temp folders are cleaned up
     assert list((root / "runs").glob(".tmp-*")) == []
 
 
@@ -123,7 +122,7 @@ def test_kill_9_during_dev_appends_and_consolidation_keeps_flow_files_exact(tmp_
         for run_id, count, n in counts:
             assert count == int(n), f"{run_id}: partial run ({count} of {n} rows)"
         assert set(committed) <= {run_id for run_id, _, _ in counts}
-    Runs(root).consolidate(grace_seconds=0)
+    maintenance.consolidate(root, grace_seconds=0)
     assert pq.read_table(link).num_rows == sum(int(n) for _, _, n in counts)
 
 
@@ -168,7 +167,7 @@ def test_kill_9_during_an_open_production_run_loses_nothing_booked_exported(tmp_
         os.close(read_fd)
         lines = buffer.split(b"\n")[:-1]  # a line cut by the kill is not a report
         exported = max(int(x) for x in lines)
-        (recovered,) = Runs(root).consolidate()["recovered"]
+        (recovered,) = maintenance.consolidate(root)["recovered"]
         manifest = schema.read_manifest(root / "runs" / recovered / "manifest.toml")
         telemetry = pq.read_table(root / "runs" / recovered / "telemetry.parquet")
         assert manifest["status"] == "interrupted"

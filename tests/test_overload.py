@@ -77,7 +77,7 @@ class GatedCapsule(CapsuleSink):
 def only_run(root: Path) -> tuple[dict[str, Any], int]:
     """The manifest and the file's row count of the one production run under ``root``."""
     (run_dir,) = (root / "runs").glob("fda_run_*")
-    from otel_tele.exporters import _capsule_schema as schema
+    from otel_tele.exporters.capsule import schema
 
     return schema.read_manifest(run_dir / "manifest.toml"), pq.read_metadata(
         run_dir / "telemetry.parquet"

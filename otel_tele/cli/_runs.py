@@ -67,6 +67,12 @@ def _runs(args: argparse.Namespace) -> Any:
     return runs
 
 
+def _maintenance() -> Any:
+    from ..exporters.capsule import maintenance
+
+    return maintenance
+
+
 def _guarded(fn: Any) -> Any:
     """Bad input (a bad id, SQL error, newer schema) is a clear message and exit code 2, not a traceback."""
 
@@ -120,8 +126,8 @@ def _query(args: argparse.Namespace) -> int:
 
 @_guarded
 def _consolidate(args: argparse.Namespace) -> int:
-    report = _runs(args).consolidate(
-        archive=args.archive, export=args.export, retention_days=args.retention_days
+    report = _maintenance().consolidate(
+        _runs(args).root, archive=args.archive, export=args.export, retention_days=args.retention_days
     )
     if args.format == "json":
         print_json(report)
@@ -140,7 +146,7 @@ def _consolidate(args: argparse.Namespace) -> int:
 
 @_guarded
 def _prune(args: argparse.Namespace) -> int:
-    report = _runs(args).prune(dry_run=args.dry_run, retention_days=args.retention_days)
+    report = _maintenance().prune(_runs(args).root, dry_run=args.dry_run, retention_days=args.retention_days)
     if args.format == "json":
         print_json(report)
         return 0

@@ -1,18 +1,42 @@
-"""The capsule storage contract, declared once: Arrow schemas, column sources, versions, manifests.
+"""The capsule layout, declared once: what a reader of an FDA capsule root needs to know.
+
+Public and read-only (nothing here writes a file): the Arrow schemas of the two tables, derived from
+the vocabulary's field types (:data:`TABLES` of :class:`Col`, :func:`to_arrow` maps records to
+them), schema versions, the names of folders and files, manifests, the artifact index, and the SQL
+of the DuckDB views every reader shares (:func:`define_views`). The writers
+(``otel_tele.exporters.capsule._*``) and :mod:`otel_tele.exporters.capsule.maintenance` build on it;
+query code (:mod:`otel_tele.runs`) reads through it alone.
 
 Both Parquet tables (``telemetry`` and ``events``) have the same layout in a production capsule and in
 a flow's dev/tuner files, so one DuckDB view unions them all. Every file carries
 ``otel_tele.schema_version`` in its Parquet key-value metadata and every manifest a ``schema_version``;
 a file written by a newer library is refused with :class:`NewerSchemaError`.
+
+Layout of a capsule root (``<data_dir>/telematry_cfs``)::
+
+    runs/fda_run_<id>/       manifest.toml, telemetry.parquet, events.parquet, artifacts
+    flows/<flow>/            manifest.toml, <mode>_<table>.parquet datasets, artifacts/<run_id>/
+    duckdb.db                the views, for the DuckDB CLI
+
+Example::
+
+    import duckdb
+    from otel_tele.exporters.capsule import schema
+
+    con = duckdb.connect()
+    schema.define_views(con, schema.capsule_root(settings))
+    con.sql('SELECT run_id, min("E") FROM telemetry GROUP BY 1')
 """
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +46,8 @@ from otel_tele.semconv._types import COERCERS
 
 try:
     import pyarrow as pa
-    import tomli_w
 except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        f"the capsule sink needs pyarrow and tomli-w: pip install 'otel-tele[capsule]' ({exc})"
-    ) from exc
+    raise ImportError(f"FDA capsules need pyarrow: pip install 'otel-tele[capsule]' ({exc})") from exc
 
 #: Spec 000's audit asks for schema_version 3 once phi_residual / invariant_drift_max are core.
 SCHEMA_VERSION = 3
@@ -34,6 +55,26 @@ VERSION_KEY = b"otel_tele.schema_version"
 TABLE_KEY = b"otel_tele.table"
 DEFAULT_ROOT_NAME = "telematry_cfs"  # the spec's spelling
 TS_SOURCE = "@ts_ns"
+
+# -- folders and files ----------------------------------------------------------------------------
+RUNS_DIR = "runs"  #: production run folders, ``runs/fda_run_<id>/``
+RUN_GLOB = "fda_run_*"
+FLOWS_DIR = "flows"  #: per-flow dev/tuner files, ``flows/<flow_name>/``
+MANIFEST = "manifest.toml"  #: in every run folder and flow folder
+DATABASE = "duckdb.db"  #: the views, for users of the DuckDB CLI
+#: A production run's file of each table.
+RUN_FILES: Mapping[str, str] = {"telemetry": "telemetry.parquet", "events": "events.parquet"}
+#: The flow files' modes: ``flows/<flow>/<mode>_<table>.parquet`` (production runs get folders).
+MODES: tuple[str, ...] = ("dev", "tuner")
+ARTIFACTS_DIR = "artifacts"  #: a flow's artifact folders, ``flows/<flow>/artifacts/<run_id>/``
+ARTIFACT_INDEX = "artifacts.jsonl"  #: one JSON line per stored artifact (name, kind, size, sha256)
+ARTIFACT_PART_PREFIX = ".part-"  #: an artifact copy in progress (never listed)
+
+
+def file_name(mode: str, table: str) -> str:
+    """``dev_telemetry`` …: the name (without ``.parquet``) of a flow's file."""
+    return f"{mode}_{table}"
+
 
 _ARROW: Mapping[AttrType, pa.DataType] = {
     AttrType.INT: pa.int64(),
@@ -178,32 +219,6 @@ def check_parquet(metadata: Mapping[bytes, bytes] | None, where: str | os.PathLi
 
 
 # -- manifests ----------------------------------------------------------------------------------
-def toml_value(value: Any) -> Any:
-    """A TOML-representable copy of ``value`` (None dropped, tuples → lists, the rest → str)."""
-    if isinstance(value, Mapping):
-        return {str(k): toml_value(item) for k, item in value.items() if item is not None}
-    if isinstance(value, list | tuple):
-        return [toml_value(item) for item in value if item is not None]
-    if isinstance(value, bool | int | float | str | datetime):
-        return value
-    return str(value)
-
-
-def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``path`` through a temp file and a rename: readers see the old or the new file, whole."""
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def write_manifest(path: Path, manifest: Mapping[str, Any], *, fsync: bool = True) -> None:
-    write_atomic(path, tomli_w.dumps(toml_value(manifest)).encode(), fsync=fsync)
-
-
 def read_manifest(path: Path) -> dict[str, Any]:
     """A manifest's content; raises NewerSchemaError for a newer schema, ValueError if unreadable."""
     try:
@@ -219,11 +234,103 @@ def schema_doc(tables: Iterable[str] = TABLES) -> dict[str, dict[str, str]]:
     return {name: {f.name: str(f.type) for f in SCHEMAS[name]} for name in tables}
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 def capsule_root(settings: Any) -> Path:
     """``<data_dir>/telematry_cfs`` unless a ``capsule_dir`` option says otherwise."""
     explicit = getattr(settings, "values", {}).get("capsule_dir") or os.environ.get("OTEL_TELE_CAPSULE_DIR")
     return Path(explicit) if explicit else Path(settings.data_dir) / DEFAULT_ROOT_NAME
+
+
+# -- artifacts --------------------------------------------------------------------------------------
+def artifact_listing(folder: Path) -> dict[str, dict[str, Any]]:
+    """Artifacts of a folder by name (the index's latest entry per name whose file is there)."""
+    entries: dict[str, dict[str, Any]] = {}
+    try:
+        lines = (folder / ARTIFACT_INDEX).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return entries
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            name = v.check_artifact_name(entry.get("name"))
+        except (ValueError, AttributeError):  # a line cut off by a kill
+            continue
+        entries[name] = {k: entry.get(k) for k in ("kind", "size", "sha256")}
+    return {name: entry for name, entry in entries.items() if (folder / name).is_file()}
+
+
+def artifact_path(folder: Path, name: str) -> Path:
+    """The artifact file ``name`` in ``folder``; ``KeyError`` unless it is a regular file there."""
+    v.check_artifact_name(name)
+    path = folder / name
+    try:
+        info = path.lstat()
+    except OSError:
+        raise KeyError(f"no artifact {name!r}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise KeyError(f"no artifact {name!r}")
+    return path
+
+
+def artifact_folder(root: Path, flow_name: str, run_id: str) -> Path:
+    """Where a dev/tuner run's artifacts live: one folder per run under the flow."""
+    flow = v.check_name("flow_name", flow_name)
+    return root / FLOWS_DIR / flow / ARTIFACTS_DIR / v.check_name("run_id", run_id)
+
+
+# -- DuckDB views -----------------------------------------------------------------------------------
+_DUCK_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+}
+
+
+def patterns(root: Path, table: str) -> list[str]:
+    """Glob patterns of every ``table`` file under ``root`` (runs, then flows)."""
+    found = [str(root / RUNS_DIR / RUN_GLOB / RUN_FILES[table])]
+    found += [
+        str(root / FLOWS_DIR / "*" / f"{file_name(mode, table)}.parquet" / "*.parquet") for mode in MODES
+    ]
+    return found
+
+
+def view_sql(root: Path, table: str) -> str:
+    """``SELECT`` over the files that exist now (an empty typed relation when there are none)."""
+    live = [p for p in patterns(root, table) if glob.glob(p)]
+    if not live:
+        columns = ", ".join(f'CAST(NULL AS {_DUCK_TYPES[str(f.type)]}) AS "{f.name}"' for f in SCHEMAS[table])
+        return f"SELECT {columns} WHERE false"
+    files = ", ".join(sql_literal(p) for p in live)
+    return f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def check_versions(con: Any, root: Path) -> None:
+    """Raise NewerSchemaError if any Parquet file under ``root`` is newer than this library
+    (``con``: a DuckDB connection)."""
+    live = [p for table in TABLES for p in patterns(root, table) if glob.glob(p)]
+    if not live:
+        return
+    files = ", ".join(sql_literal(p) for p in live)
+    key = VERSION_KEY.decode()
+    rows = con.execute(
+        f"SELECT file_name, value FROM parquet_kv_metadata([{files}]) WHERE decode(key) = {sql_literal(key)}"
+    ).fetchall()
+    for file_name_, value in rows:
+        check_version(bytes(value), file_name_)
+
+
+def define_views(con: Any, root: Path, *, check: bool = True) -> Any:
+    """(Re)define the ``telemetry`` and ``events`` views over every run and flow file under ``root``
+    on the DuckDB connection ``con`` (after checking no file is newer, with ``check``); returns it."""
+    if check:
+        check_versions(con, root)
+    for table in TABLES:
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS {view_sql(root, table)}")
+    return con

@@ -20,10 +20,11 @@ from otel_tele._settings import OPTIONS_BY_NAME
 from otel_tele._version import __version__
 from otel_tele.semconv import fda as v
 
-from . import _capsule_artifacts as artifacts
-from . import _capsule_flow as flows
-from . import _capsule_schema as schema
-from ._capsule_journal import JOURNAL_SUFFIX, Journal, abandon, lock_path
+from . import _artifacts as artifacts
+from . import _flow as flows
+from . import schema
+from ._journal import JOURNAL_SUFFIX, Journal, abandon, lock_path
+from ._manifest import utc_now, write_manifest
 
 _log = logging.getLogger("otel_tele")
 _seq = itertools.count(1)
@@ -44,7 +45,7 @@ class RunInfo:
         self.trial_id = trial_id
         self.config: dict[str, Any] = {}
         self.summary: dict[str, Any] = {}
-        self.started_at = schema.utc_now()
+        self.started_at = utc_now()
 
     def manifest(self, **extra: Any) -> dict[str, Any]:
         config = self.config
@@ -55,7 +56,7 @@ class RunInfo:
             "mode": self.mode,
             "trial_id": self.trial_id,
             "started_at": self.started_at,
-            "finished_at": schema.utc_now(),
+            "finished_at": utc_now(),
             "writer": f"otel-tele {__version__}",
             "max_rows": config.get("max_rows"),
             "retention_days": config.get("retention_days"),
@@ -165,7 +166,7 @@ class ProductionWriter:
     """``runs/<run_id>/`` built in ``runs/.tmp-<run_id>-…`` and renamed into place when the run ends.
 
     Rows added are *pending* (in memory) until :meth:`flush_journal` puts them in the run's
-    journals (see :mod:`._capsule_journal`) or :meth:`finish` publishes the run: only then are they
+    journals (see :mod:`._journal`) or :meth:`finish` publishes the run: only then are they
     durable. ``flush_due`` says when the sink must flush: ``flush_rows`` rows or ``flush_seconds``
     seconds after the oldest pending row.
     """
@@ -183,15 +184,15 @@ class ProductionWriter:
         self.fsync = fsync
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self.runs = root / "runs"
+        self.runs = root / schema.RUNS_DIR
         self.tmp = self.runs / f".tmp-{info.run_id}-{_tmp_token()}"
         self.runs.mkdir(parents=True, exist_ok=True)
         self._lock = contextlib.ExitStack()  # held while the run is open: recovery leaves it alone
         self._lock_path = lock_path(self.tmp)
         self._lock.enter_context(flows.locked(self._lock_path))
         self.tmp.mkdir()
-        self.telemetry = _TableWriter(self.tmp / "telemetry.parquet", "telemetry")
-        self.events = _TableWriter(self.tmp / "events.parquet", "events")
+        self.telemetry = _TableWriter(self.tmp / schema.RUN_FILES["telemetry"], "telemetry")
+        self.events = _TableWriter(self.tmp / schema.RUN_FILES["events"], "events")
         self.journals = {t: Journal(self.tmp / f"{t}{JOURNAL_SUFFIX}", t) for t in schema.TABLES}
         self._unjournaled: dict[str, list[pa.Table]] = {t: [] for t in schema.TABLES}
         self.pending_rows = 0  # added, not yet durable
@@ -245,11 +246,11 @@ class ProductionWriter:
             rows=self.telemetry.rows,
             events=self.events.rows,
             **extra,
-            files={"telemetry": "telemetry.parquet", "events": "events.parquet"},
-            artifacts=artifacts.listing(self.tmp),
+            files=dict(schema.RUN_FILES),
+            artifacts=schema.artifact_listing(self.tmp),
             schema=schema.schema_doc(),
         )
-        schema.write_manifest(self.tmp / "manifest.toml", manifest, fsync=self.fsync)
+        write_manifest(self.tmp / schema.MANIFEST, manifest, fsync=self.fsync)
         for journal in self.journals.values():  # the capsule is whole: recovery would publish it as is
             journal.remove()
         artifacts.clean(self.tmp)
@@ -281,9 +282,9 @@ class FlowWriter:
         self.info = info
         self.fsync = fsync
         self.part_rows = part_rows
-        self.flow_dir = root / "flows" / info.flow_name
+        self.flow_dir = root / schema.FLOWS_DIR / info.flow_name
         self.flow_dir.mkdir(parents=True, exist_ok=True)
-        manifest = self.flow_dir / "manifest.toml"
+        manifest = self.flow_dir / schema.MANIFEST
         if manifest.exists():
             schema.read_manifest(manifest)  # refuses a flow written by a newer schema
         self.files = {table: flows.FlowFile(self.flow_dir, info.mode, table) for table in schema.TABLES}
@@ -296,7 +297,7 @@ class FlowWriter:
 
     def attach(self, attrs: Any) -> dict[str, Any]:
         """Stream an artifact into ``flows/<flow>/artifacts/<run_id>/`` (visible once whole)."""
-        folder = artifacts.flow_folder(self.flow_dir.parent.parent, self.info.flow_name, self.info.run_id)
+        folder = schema.artifact_folder(self.flow_dir.parent.parent, self.info.flow_name, self.info.run_id)
         return artifacts.store(folder, attrs, fsync=self.fsync)
 
     def flush_journal(self) -> int:
@@ -344,7 +345,7 @@ class FlowWriter:
             writer.discard()
 
     def _write_manifest(self) -> None:
-        path = self.flow_dir / "manifest.toml"
+        path = self.flow_dir / schema.MANIFEST
         manifest: dict[str, Any] = {}
         if path.exists():
             manifest = schema.read_manifest(path)
@@ -353,15 +354,15 @@ class FlowWriter:
             {
                 "schema_version": schema.SCHEMA_VERSION,
                 "flow_name": info.flow_name,
-                "updated_at": schema.utc_now(),
+                "updated_at": utc_now(),
                 "writer": f"otel-tele {__version__}",
                 "layout": "each <mode>_<table>.parquet is a Parquet dataset directory "
                 "(a symlink to the current "
                 "generation); read it with pyarrow.parquet.read_table(path) or DuckDB "
                 "read_parquet('<path>/*.parquet')",
                 "files": {
-                    flows.file_name(m, t): f"{flows.file_name(m, t)}.parquet"
-                    for m in flows.MODES
+                    schema.file_name(m, t): f"{schema.file_name(m, t)}.parquet"
+                    for m in schema.MODES
                     for t in schema.TABLES
                 },
                 "units": info.config.get("units") or manifest.get("units", {}),
@@ -370,7 +371,7 @@ class FlowWriter:
                 "schema": schema.schema_doc(),
             }
         )
-        manifest.setdefault("created_at", schema.utc_now())
+        manifest.setdefault("created_at", utc_now())
         last = manifest.setdefault("last_run", {})
         last[info.mode] = {"run_id": info.run_id, "trial_id": info.trial_id}
-        schema.write_manifest(path, manifest, fsync=False)
+        write_manifest(path, manifest, fsync=False)

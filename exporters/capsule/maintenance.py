@@ -1,11 +1,24 @@
-"""Maintenance of a capsule root: compaction, retention, archiving dev runs, export, clean-up."""
+"""Maintenance of a capsule root: compaction, retention, archiving dev runs, export, clean-up.
+
+Plain functions over a capsule root, the one implementation behind ``otel-tele runs consolidate``
+and ``otel-tele runs prune`` (queries are :class:`otel_tele.runs.Runs`'s, and only read).
+
+Example::
+
+    from otel_tele.exporters.capsule import maintenance
+
+    root = "telemetry/telematry_cfs"
+    maintenance.consolidate(root, archive=["deconv_wavelet_v1"], export="all_telemetry.parquet")
+    maintenance.prune(root, dry_run=True)["runs_removed"]
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,11 +29,34 @@ import pyarrow.parquet as pq
 
 from otel_tele.semconv import fda as v
 
-from . import _capsule_artifacts as artifacts
-from . import _capsule_flow as flows
-from . import _capsule_schema as schema
-from ._capsule_journal import pid_alive
-from ._capsule_writers import ProductionWriter, RunInfo
+from . import _artifacts as artifacts
+from . import _flow as flows
+from . import schema
+from ._flow import GRACE_SECONDS
+from ._journal import pid_alive
+from ._manifest import utc_now
+from ._recovery import recover_runs
+from ._writers import ProductionWriter, RunInfo
+
+try:
+    import duckdb
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(f"FDA run maintenance needs duckdb: pip install 'otel-tele[capsule]' ({exc})") from exc
+
+__all__ = [
+    "DEFAULT_RETENTION_DAYS",
+    "ConsolidationBusy",
+    "archive_flow",
+    "clean_temps",
+    "consolidate",
+    "consolidate_flow",
+    "expired_runs",
+    "export_telemetry",
+    "flow_dirs",
+    "prune",
+    "recover_runs",
+    "refresh_database",
+]
 
 DEFAULT_RETENTION_DAYS = 90
 STALE_TEMP_SECONDS = 24 * 3600
@@ -31,7 +67,7 @@ class ConsolidationBusy(RuntimeError):
 
 
 def flow_dirs(root: Path) -> list[Path]:
-    base = root / "flows"
+    base = root / schema.FLOWS_DIR
     return (
         sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
         if base.exists()
@@ -57,12 +93,12 @@ def consolidate_flow(
     *,
     retention_days: float = DEFAULT_RETENTION_DAYS,
     exclude_runs: frozenset[str] = frozenset(),
-    grace_seconds: float = flows.GRACE_SECONDS,
+    grace_seconds: float = GRACE_SECONDS,
     fsync: bool = True,
 ) -> list[dict[str, Any]]:
     """Compact each of the flow's files into one, dropping rows older than ``retention_days`` (by ``ts``)
     and rows of ``exclude_runs``. Appends continue meanwhile."""
-    manifest = flow_dir / "manifest.toml"
+    manifest = flow_dir / schema.MANIFEST
     if manifest.exists():
         schema.read_manifest(manifest)
     cutoff = retention_cutoff(retention_days)
@@ -78,7 +114,7 @@ def consolidate_flow(
     with consolidating(flow_dir):
         with flows.locked(flow_dir / ".lock"):
             flows.recover(flow_dir)  # a publication a killed writer left half done comes first
-        for mode in flows.MODES:
+        for mode in schema.MODES:
             for table in schema.TABLES:
                 file = flows.FlowFile(flow_dir, mode, table)
                 if file.generation() is None:
@@ -126,7 +162,7 @@ def archive_flow(root: Path, flow_dir: Path, mode: str = "dev", *, fsync: bool =
         | set(data["events"].column("run_id").to_pylist()) - {None}
     )
     for run_id in run_ids:
-        if (root / "runs" / run_id).exists():
+        if (root / schema.RUNS_DIR / run_id).exists():
             continue
         _archive_run(
             root,
@@ -162,7 +198,7 @@ def _archive_run(root: Path, run_id: str, tables: dict[str, pa.Table], *, source
             info.summary = payload if isinstance(payload, dict) else {}
     writer = ProductionWriter(root, info, fsync=fsync)
     try:
-        artifacts.link_into(artifacts.flow_folder(root, info.flow_name, run_id), writer.tmp)
+        artifacts.link_into(schema.artifact_folder(root, info.flow_name, run_id), writer.tmp)
         if telemetry.num_rows:
             writer.add("telemetry", telemetry.sort_by([("ts", "ascending")]))
         if events.num_rows:
@@ -170,7 +206,7 @@ def _archive_run(root: Path, run_id: str, tables: dict[str, pa.Table], *, source
         writer.finish(
             str(info.summary.get("status") or "incomplete"),
             archived_from=source,
-            archived_at=schema.utc_now(),
+            archived_at=utc_now(),
         )
     except BaseException:
         writer.discard()
@@ -211,8 +247,9 @@ def expired_runs(root: Path, *, now: datetime | None = None) -> list[Path]:
     """Run folders whose manifest sets ``retention_days`` and is past it (others are kept forever)."""
     now = now or datetime.now(UTC)
     expired = []
-    for folder in sorted((root / "runs").glob("fda_run_*")) if (root / "runs").exists() else []:
-        manifest = schema.read_manifest(folder / "manifest.toml")
+    runs = root / schema.RUNS_DIR
+    for folder in sorted(runs.glob(schema.RUN_GLOB)) if runs.exists() else []:
+        manifest = schema.read_manifest(folder / schema.MANIFEST)
         days = manifest.get("retention_days")
         started = manifest.get("started_at")
         if (
@@ -222,3 +259,107 @@ def expired_runs(root: Path, *, now: datetime | None = None) -> list[Path]:
         ):
             expired.append(folder)
     return expired
+
+
+# -- the root as a whole (``otel-tele runs consolidate | prune``) -----------------------------------
+def consolidate(
+    root: str | os.PathLike[str],
+    *,
+    archive: Iterable[str] = (),
+    export: str | os.PathLike[str] | None = None,
+    retention_days: float | None = None,
+    grace_seconds: float = GRACE_SECONDS,
+) -> dict[str, Any]:
+    """Compact appended parts (retention applied), archive the dev runs of the ``archive`` flows into
+    ``runs/``, refresh ``duckdb.db``, and optionally export all telemetry to one Parquet file.
+
+    Also publishes the runs of dead writers (``recovered``) and removes their flow leftovers."""
+    root = Path(root)
+    archive = [v.check_name("flow_name", name) for name in archive]
+    report: dict[str, Any] = {
+        "archived": [],
+        "files": [],
+        "recovered": recover_runs(root),
+        "removed_temps": clean_temps(root),
+    }
+    for flow_dir in flow_dirs(root):
+        archived: list[str] = []
+        if flow_dir.name in archive:
+            archived = archive_flow(root, flow_dir, "dev")
+            report["archived"] += archived
+        report["files"] += consolidate_flow(
+            flow_dir,
+            retention_days=_retention(flow_dir, retention_days),
+            exclude_runs=frozenset(archived),
+            grace_seconds=grace_seconds,
+        )
+    report["duckdb"] = str(refresh_database(root))
+    if export is not None:
+        report["export"] = export_telemetry(root, export)
+    return report
+
+
+def prune(
+    root: str | os.PathLike[str], *, dry_run: bool = False, retention_days: float | None = None
+) -> dict[str, Any]:
+    """Apply retention: expired run folders (their manifest's ``retention_days``), dev/tuner rows
+    older than the flow's retention (default 90 days), leftovers of dead writers."""
+    root = Path(root)
+    expired = expired_runs(root)
+    report: dict[str, Any] = {
+        "dry_run": dry_run,
+        "runs_removed": [p.name for p in expired],
+        "recovered": [] if dry_run else recover_runs(root),
+        "temps_removed": clean_temps(root, dry_run=dry_run),
+        "files": [],
+    }
+    if dry_run:
+        return report
+    for folder in expired:
+        shutil.rmtree(folder)
+    for flow_dir in flow_dirs(root):
+        report["files"] += consolidate_flow(flow_dir, retention_days=_retention(flow_dir, retention_days))
+    refresh_database(root)
+    return report
+
+
+def export_telemetry(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """All telemetry rows in one Parquet file (zstd, large row groups), written atomically."""
+    target = Path(path)
+    if target.suffix != ".parquet":
+        raise ValueError(f"export target must end in .parquet, got {str(target)!r}")
+    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
+    con = schema.define_views(duckdb.connect(), Path(root))
+    try:
+        con.execute(
+            f"COPY (SELECT * FROM telemetry ORDER BY run_id, t_wall_ms) TO {schema.sql_literal(str(tmp))} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {schema.CONSOLIDATED_ROW_GROUP_ROWS}, "
+            f"KV_METADATA {{'{schema.VERSION_KEY.decode()}': '{schema.SCHEMA_VERSION}', "
+            f"'{schema.TABLE_KEY.decode()}': 'telemetry'}})"
+        )
+        rows = con.execute(f"SELECT count(*) FROM read_parquet({schema.sql_literal(str(tmp))})").fetchone()
+    finally:
+        con.close()
+    os.replace(tmp, target)
+    return {"path": str(target), "rows": rows[0] if rows else 0}
+
+
+def refresh_database(root: str | os.PathLike[str]) -> Path:
+    """(Re)define the views inside ``<root>/duckdb.db`` for users of the DuckDB CLI or other tools."""
+    root = Path(root)
+    path = root / schema.DATABASE
+    root.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        schema.define_views(con, root.resolve(), check=False)
+    finally:
+        con.close()
+    return path
+
+
+def _retention(flow_dir: Path, override: float | None) -> float:
+    if override is not None:
+        return override
+    manifest = flow_dir / schema.MANIFEST
+    days = schema.read_manifest(manifest).get("retention_days") if manifest.exists() else None
+    return float(days) if isinstance(days, int | float) else DEFAULT_RETENTION_DAYS

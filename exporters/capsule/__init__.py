@@ -8,11 +8,17 @@ Under the capsule root (``<data_dir>/telematry_cfs``, or ``OTEL_TELE_CAPSULE_DIR
   so a run folder is whole or absent, and never changes afterwards.
 - ``flows/<flow_name>/`` — dev and tuner runs appended to ``dev_telemetry.parquet`` /
   ``tuner_telemetry.parquet`` (+ ``dev_events.parquet`` / ``tuner_events.parquet``) and a
-  ``manifest.toml``; see :mod:`otel_tele.exporters._capsule_flow` for the append-safe layout.
+  ``manifest.toml``; see :mod:`otel_tele.exporters.capsule._flow` for the append-safe layout.
 - Artifacts (``fda.artifact`` records: checkpoints, config snapshots, QA logs) — streamed into a
   production run's temp folder (published with it, listed in its manifest with size and sha256) or
-  ``flows/<flow_name>/artifacts/<run_id>/``; see :mod:`otel_tele.exporters._capsule_artifacts`.
+  ``flows/<flow_name>/artifacts/<run_id>/``; see :mod:`otel_tele.exporters.capsule._artifacts`.
 - ``duckdb.db`` — views over all of it, refreshed by ``otel-tele runs consolidate``.
+
+The package: :mod:`~otel_tele.exporters.capsule.schema` (public) declares the layout — Arrow schemas
+derived from the vocabulary, file names, manifests, the DuckDB views — for writers and readers alike;
+the private ``_writers`` / ``_journal`` / ``_recovery`` / ``_flow`` / ``_artifacts`` modules write;
+:mod:`~otel_tele.exporters.capsule.maintenance` compacts, applies retention, archives and exports
+(``otel-tele runs consolidate | prune``). Queries go through :class:`otel_tele.runs.Runs`.
 
 Usage::
 
@@ -43,10 +49,9 @@ from otel_tele._settings import OPTIONS_BY_NAME, Settings
 from otel_tele.semconv import fda as v
 from otel_tele.semconv import to_json
 
-from . import _capsule_schema as schema
-from ._capsule_journal import recover_runs
-from ._capsule_schema import NewerSchemaError
-from ._capsule_writers import (
+from . import schema
+from ._recovery import recover_runs
+from ._writers import (
     DEFAULT_FLUSH_ROWS,
     DEFAULT_FLUSH_SECONDS,
     DEFAULT_PART_ROWS,
@@ -54,11 +59,12 @@ from ._capsule_writers import (
     ProductionWriter,
     RunInfo,
 )
+from .schema import NewerSchemaError
 
 __all__ = ["CapsuleLogExporter", "CapsuleSink", "NewerSchemaError"]
 
 _log = logging.getLogger("otel_tele")
-_ARTIFACTS = "artifacts"  # not a table: each record is a file copied into the run (_capsule_artifacts)
+_ARTIFACTS = "artifacts"  # not a table: each record is a file copied into the run (_artifacts)
 _TABLE_OF = {v.ITERATION: "telemetry", v.RUN_EVENT: "events", v.ARTIFACT: _ARTIFACTS}
 #: Runs open at once (a production run holds two Parquet files and up to a row group of rows).
 DEFAULT_MAX_OPEN_RUNS: int = OPTIONS_BY_NAME["capsule_max_open_runs"].default

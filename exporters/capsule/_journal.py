@@ -1,4 +1,4 @@
-"""What makes a production run's rows durable before its capsule is published, and brings them back.
+"""What makes a production run's rows durable before its capsule is published.
 
 A production run is built in ``runs/.tmp-<run_id>-<pid>-<n>/`` and renamed into place when it ends.
 Its Parquet files there have no footer until then, so a killed writer would leave nothing readable:
@@ -7,26 +7,21 @@ per table (``telemetry.arrows``, ``events.arrows``). A stream is readable up to 
 batch however it was cut off, which is what makes a row durable — and only then is it booked
 ``exported``.
 
-:func:`recover_runs` publishes the temp folder of a writer that is gone (its pid is dead, or it
-gave up on a failed publication) as a run with ``status = "interrupted"``: the next production
-writer and ``otel-tele runs consolidate`` call it. A folder whose manifest was already written
-(the writer died just before its rename) is published as it is.
+Also here: the temp folder's protocol (its lock, the writer's pid in its name, giving it up), which
+tells :mod:`._recovery` whose folder it may publish.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from . import _capsule_artifacts as artifacts
-from . import _capsule_flow as flows
-from . import _capsule_schema as schema
+from . import _flow as flows
+from . import schema
 
 _log = logging.getLogger("otel_tele")
 JOURNAL_SUFFIX = ".arrows"
@@ -86,7 +81,7 @@ def read_journal(path: Path, table: str) -> pa.Table:
     return pa.Table.from_batches(batches, schema.SCHEMAS[table])
 
 
-# -- recovery ---------------------------------------------------------------------------------------
+# -- the temp folder's protocol --------------------------------------------------------------------
 def writer_pid(path: Path) -> int | None:
     """The pid in a temp name ``.tmp-<name>-<pid>-<n>`` (``None`` if there is none)."""
     parts = path.name.split("-")
@@ -141,65 +136,3 @@ def abandon(tmp: Path) -> Path:
         _log.warning("capsule: could not mark %s for recovery (%s); done once this process ends", tmp, exc)
         return tmp
     return target
-
-
-def recover_runs(root: Path, *, fsync: bool = True) -> list[str]:
-    """Publish every production temp folder whose writer is gone; returns the run folders made."""
-    runs = root / "runs"
-    if not runs.is_dir():
-        return []
-    published: list[str] = []
-    with flows.locked(runs / ".recover.lock"):
-        for lock in runs.glob(".tmp-*.lock"):  # a writer killed between its rename and this clean-up
-            if not lock.with_suffix("").exists() and writer_gone(lock.with_suffix("")):
-                lock.unlink(missing_ok=True)
-        for tmp in sorted(p for p in runs.glob(".tmp-*") if p.is_dir() and writer_gone(p)):
-            try:
-                target = _recover(root, tmp, fsync=fsync)
-            except Exception:
-                _log.exception("capsule: could not recover the interrupted run in %s (kept)", tmp.name)
-                continue
-            lock_path(tmp).unlink(missing_ok=True)
-            if target is not None:
-                published.append(target.name)
-                _log.warning("capsule: run %s recovered from a writer that stopped", target.name)
-    return published
-
-
-def _recover(root: Path, tmp: Path, *, fsync: bool) -> Path | None:
-    from ._capsule_writers import publish_folder, run_info
-
-    journals = [tmp / f"{table}{JOURNAL_SUFFIX}" for table in schema.TABLES]
-    manifest_path = tmp / "manifest.toml"
-    if manifest_path.exists():  # whole: the writer died between its manifest and its rename
-        run_id = str(schema.read_manifest(manifest_path)["run_id"])
-        for journal in journals:
-            journal.unlink(missing_ok=True)
-        artifacts.clean(tmp)
-        return publish_folder(tmp, root / "runs", run_id, fsync=fsync)
-    tables = {table: read_journal(tmp / f"{table}{JOURNAL_SUFFIX}", table) for table in schema.TABLES}
-    if not any(t.num_rows for t in tables.values()):
-        shutil.rmtree(tmp, ignore_errors=True)  # nothing of it was ever durable (or booked exported)
-        return None
-    first = tables["telemetry"] if tables["telemetry"].num_rows else tables["events"]
-    info = run_info(str(first.column("run_id")[0].as_py()), tables)
-    for table, data in tables.items():
-        path = tmp / f"{table}.parquet"
-        pq.write_table(data, path, row_group_size=schema.APPEND_ROW_GROUP_ROWS, **schema.WRITE_OPTIONS)
-        if fsync:
-            flows._fsync(path)
-    manifest: dict[str, Any] = info.manifest(
-        status="interrupted",
-        rows=tables["telemetry"].num_rows,
-        events=tables["events"].num_rows,
-        recovered_at=schema.utc_now(),
-        files={"telemetry": "telemetry.parquet", "events": "events.parquet"},
-        # Whole copies only: one cut off by the kill is a ``.part-`` file, removed here.
-        artifacts=artifacts.listing(tmp),
-        schema=schema.schema_doc(),
-    )
-    schema.write_manifest(manifest_path, manifest, fsync=fsync)
-    for journal in journals:
-        journal.unlink(missing_ok=True)
-    artifacts.clean(tmp, drop_unlisted=True)
-    return publish_folder(tmp, root / "runs", info.run_id, fsync=fsync)

@@ -27,11 +27,13 @@ from typing import Any
 from otel_tele._internal import PROCESS_TOKEN
 from otel_tele.semconv import fda as v
 
-from . import _capsule_flow as flows
+from . import _flow as flows
+from .schema import ARTIFACT_INDEX as INDEX
+from .schema import ARTIFACT_PART_PREFIX as PART_PREFIX
+from .schema import ARTIFACTS_DIR
+from .schema import artifact_listing as listing
 
 _log = logging.getLogger("otel_tele")
-INDEX = "artifacts.jsonl"
-PART_PREFIX = ".part-"
 #: Chunk of a streamed copy: large enough for full-speed I/O, small enough to be no memory at all.
 CHUNK_BYTES = 1 << 20
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -116,23 +118,6 @@ def _write(part: Path, chunks: Any, *, fsync: bool) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def listing(folder: Path) -> dict[str, dict[str, Any]]:
-    """Artifacts of a folder by name (the index's latest entry per name whose file is there)."""
-    entries: dict[str, dict[str, Any]] = {}
-    try:
-        lines = (folder / INDEX).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return entries
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            name = v.check_artifact_name(entry.get("name"))
-        except (ValueError, AttributeError):  # a line cut off by a kill
-            continue
-        entries[name] = {k: entry.get(k) for k in ("kind", "size", "sha256")}
-    return {name: entry for name, entry in entries.items() if (folder / name).is_file()}
-
-
 def clean(folder: Path, *, drop_unlisted: bool = False) -> None:
     """Remove copies a killed writer left half done and the index (once a manifest lists the
     artifacts); with ``drop_unlisted``, also a copy renamed into place whose index line the kill
@@ -154,25 +139,6 @@ def clean(folder: Path, *, drop_unlisted: bool = False) -> None:
     (folder / INDEX).unlink(missing_ok=True)
 
 
-def resolve(folder: Path, name: str) -> Path:
-    """The artifact file ``name`` in ``folder``; ``KeyError`` unless it is a listed regular file."""
-    v.check_artifact_name(name)
-    path = folder / name
-    try:
-        info = path.lstat()
-    except OSError:
-        raise KeyError(f"no artifact {name!r}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise KeyError(f"no artifact {name!r}")
-    return path
-
-
-def flow_folder(root: Path, flow_name: str, run_id: str) -> Path:
-    """Where a dev/tuner run's artifacts live: one folder per run under the flow."""
-    flow = v.check_name("flow_name", flow_name)
-    return root / "flows" / flow / "artifacts" / v.check_name("run_id", run_id)
-
-
 def link_into(source: Path, folder: Path) -> None:
     """Give ``folder`` (a production temp folder) the artifacts of ``source`` by hard links: no copy,
     and ``source`` stays whole until the caller removes it."""
@@ -192,7 +158,7 @@ def prune_flow(
     half done (untouched for ``grace_seconds``: a copy in progress keeps writing); returns the run ids
     whose folders went."""
     removed: list[str] = []
-    base = flow_dir / "artifacts"
+    base = flow_dir / ARTIFACTS_DIR
     if not base.is_dir():
         return removed
     stale = time.time() - grace_seconds

@@ -38,17 +38,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import _capsule_schema as schema
+from . import schema
+from .schema import file_name
 
-MODES: tuple[str, ...] = ("dev", "tuner")
 _GEN = re.compile(r"\.(?P<file>[a-z]+_[a-z]+)\.g(?P<n>\d{6})")
 RETIRED_MARKER = ".retired"
 GRACE_SECONDS = 300.0
-
-
-def file_name(mode: str, table: str) -> str:
-    """``dev_telemetry`` …: the name (without ``.parquet``) of a flow's file."""
-    return f"{mode}_{table}"
 
 
 #: Descriptors of the locks this process holds. A ``flock`` belongs to the open file, which a forked
