@@ -30,12 +30,12 @@ from pathlib import Path
 mode, run_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 trace = sys.argv[4] == "trace"
 if mode == "capture":
-    from otel_tele import bundles  # imported before the clock starts: like with like
+    from otel_tele.exporters.capture import capture_run  # imported before the clock starts: like with like
 if trace:
     tracemalloc.start()
 t0 = time.perf_counter()
 if mode == "capture":
-    result = bundles.capture_run(run_dir, out)
+    result = capture_run(run_dir, out)
     files = len(result.files)
 else:
     import csv, hashlib, io
@@ -70,8 +70,8 @@ print(json.dumps({"seconds": seconds, "files": files, "maxrss_mb": rss,
 
 def build_run(root: Path, bins: int, nodes: int) -> Path:
     """A C#-layout run: per node arrivals, served, errors and queue depth series."""
-    from otel_tele.exporters._capture_format import Grid
-    from otel_tele.exporters._capture_runwriter import write_run_directory
+    from otel_tele.exporters.capture._runwriter import write_run_directory
+    from otel_tele.exporters.capture.schema import Grid
 
     model = [
         f"grid: {{bins: {bins}, binSize: 5, binUnit: minutes, start: '2025-01-01T00:00:00Z'}}",

@@ -22,21 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from ._internal import fork_safe
-from .exporters._capture_bundle import utc_timestamp, write_autocapture, write_bundle
-from .exporters._capture_format import (
-    AUTOCAPTURE,
-    MANIFEST,
-    BundleFormatError,
+from .exporters.capture import CaptureError, GapOptions, RunNotFound
+from .exporters.capture._bundle import utc_timestamp, write_autocapture, write_bundle
+from .exporters.capture._format import (
     UnsafePath,
     atomic_write,
     dump_json,
     inside,
-    load_json,
     make_dirs_inside,
     read_inside,
 )
-from .exporters._capture_gaps import CaptureWarning, GapOptions
-from .exporters._capture_rundir import CaptureError, RunNotFound, autocapture_for, bundle_source, read_run
+from .exporters.capture._rundir import autocapture_for, bundle_source, read_run
+from .exporters.capture.schema import AUTOCAPTURE, MANIFEST, BundleFormatError, CaptureWarning, load_json
 
 _log = logging.getLogger("otel_tele")
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")

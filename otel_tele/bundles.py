@@ -1,14 +1,17 @@
-"""FlowTime capture bundles: capture a run directory into one, and read one back (specs 001, 003).
+"""FlowTime capture bundles, read back (specs 001, 003): query code, it never writes.
 
 A bundle is a flat directory of per node x metric x class CSVs (``bin_index,classId,value``) and a
-``manifest.json`` (schema v2, published as ``otel_tele/exporters/telemetry-manifest.schema.json``).
-FlowTime replays it unchanged; ``read_bundle`` validates it the way FlowTime's strict readers would
-and gives the series back exactly as captured (``None`` for an empty cell, NaN/±inf kept).
+``manifest.json`` (schema v2, published as ``otel_tele/exporters/capture/telemetry-manifest.schema.json``);
+its layout is declared in :mod:`otel_tele.exporters.capture.schema`. The ``capture`` sink writes
+bundles live, and :func:`otel_tele.exporters.capture.capture_run` captures a FlowTime run directory
+into one. FlowTime replays a bundle unchanged; ``read_bundle`` validates it the way FlowTime's strict
+readers would and gives the series back exactly as captured (``None`` for an empty cell, NaN/±inf kept).
 
 Usage (paths are illustrative)::
 
     from otel_tele import bundles
-    result = bundles.capture_run("data/runs/run_deterministic_72ca609c", "out/order-system")
+    from otel_tele.exporters.capture import capture_run
+    capture_run("data/runs/run_deterministic_72ca609c", "out/order-system")
     bundle = bundles.read_bundle("out/order-system")
     bundle.get("OrderService", "Arrivals").values   # (10.0, 10.0, 10.0, 10.0)
 """
@@ -21,21 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exporters._capture_bundle import (
-    CapturePlan,
-    PlannedFile,
-    Progress,
-    WrittenBundle,
-    plan_capture,
-    utc_timestamp,
-    write_autocapture,
-    write_bundle,
-)
-from .exporters._capture_format import (
+from .exporters.capture.schema import (
     MANIFEST,
+    SCHEMA_VERSION,
     V1_HEADER,
     V2_HEADER,
     BundleFormatError,
+    CaptureWarning,
     Grid,
     is_sha256,
     load_json,
@@ -44,25 +39,8 @@ from .exporters._capture_format import (
     schema_errors,
     sha256_of,
 )
-from .exporters._capture_gaps import CaptureWarning, GapInjection, GapMode, GapOptions, load_injections
-from .exporters._capture_rundir import CaptureError, RunNotFound, autocapture_for, bundle_source, read_run
 
-__all__ = [
-    "Bundle",
-    "BundleError",
-    "CaptureError",
-    "CaptureResult",
-    "CaptureWarning",
-    "GapInjection",
-    "GapMode",
-    "GapOptions",
-    "PlannedFile",
-    "RunNotFound",
-    "Series",
-    "capture_run",
-    "load_injections",
-    "read_bundle",
-]
+__all__ = ["Bundle", "BundleError", "CaptureWarning", "Series", "read_bundle", "same_values"]
 
 #: What a v1 bundle (before FlowTime's class support) lacks compared with v2.
 V1_MISSING = ("supportsClassMetrics", "classes", "classCoverage", "files[].classId", "CSV classId column")
@@ -133,14 +111,14 @@ def read_bundle(path: str | Path, *, strict: bool = True) -> Bundle:
     version = manifest.get("schemaVersion")
     problems: list[str] = []
     missing: list[str] = []
-    if version == 2:
+    if version == SCHEMA_VERSION:
         problems.extend(f"{MANIFEST}: {e}" for e in schema_errors(manifest))
     else:
         missing = [key for key in V1_MISSING if not _has(manifest, key)]
         if version not in (1, None):
             problems.append(f"{MANIFEST}: unsupported schemaVersion {version!r}")
     grid = _manifest_grid(manifest, problems)
-    series = _read_files(directory, manifest, grid, version == 2, problems)
+    series = _read_files(directory, manifest, grid, version == SCHEMA_VERSION, problems)
     warnings = [CaptureWarning.from_json(w) for w in manifest.get("warnings") or () if isinstance(w, dict)]
     if strict and problems:
         raise BundleError(directory, problems)
@@ -261,81 +239,6 @@ def _read_csv(
     if grid is not None and len(values) != grid.bins:
         problems.append(f"{name}: {len(values)} rows, grid.bins is {grid.bins}")
     return values
-
-
-# -- capture ---------------------------------------------------------------------------------------
-@dataclass
-class CaptureResult:
-    """What ``capture_run`` planned (and wrote, unless it was a dry run)."""
-
-    run_id: str
-    directory: Path
-    plan: CapturePlan
-    manifest: dict[str, Any] | None
-    schema_errors: list[str] = field(default_factory=list)
-
-    @property
-    def files(self) -> list[PlannedFile]:
-        files: list[PlannedFile] = self.plan.files
-        return files
-
-    @property
-    def warnings(self) -> list[CaptureWarning]:
-        warnings: list[CaptureWarning] = self.plan.warnings
-        return warnings
-
-
-def gap_options(
-    *, fill_nan: bool = False, gaps: GapMode | str = GapMode.IGNORE, inject: Sequence[GapInjection] = ()
-) -> GapOptions:
-    """Build :class:`GapOptions` from CLI-style flags (``gaps``: ignore, warn, fill_zero)."""
-    return GapOptions(fill_nan_with_zero=fill_nan, missing=GapMode(gaps), inject=tuple(inject))
-
-
-def default_output(run_id: str) -> Path:
-    """``<OTEL_TELE_DATA_DIR>/captures/<runId>`` (FlowTime's CLI uses ``<data>/telemetry/<runId>``)."""
-    from ._settings import resolve
-
-    return Path(resolve({}).data_dir) / "captures" / run_id
-
-
-def capture_run(
-    run_dir: str | Path,
-    output: str | Path | None = None,
-    *,
-    options: GapOptions | None = None,
-    dry_run: bool = False,
-    captured_at: str | None = None,
-    progress: Progress | None = None,
-    capture_key: str | None = None,
-    autocapture: bool = False,
-) -> CaptureResult:
-    """Capture FlowTime run directory ``run_dir`` into a schema v2 bundle at ``output``.
-
-    ``options`` carries gap handling and injections (FlowTime's defaults when omitted). A dry run
-    plans files and warnings and writes nothing. ``autocapture`` also writes ``autocapture.json``.
-    Raises :class:`RunNotFound` / :class:`CaptureError` with messages free of absolute paths.
-
-    Usage::
-
-        capture_run("data/runs/run_1", "out/run_1", options=gap_options(gaps="warn"), dry_run=True)
-    """
-    run = read_run(Path(run_dir))
-    source = bundle_source(run)
-    options = options or GapOptions()
-    directory = Path(output) if output is not None else default_output(run.run_id)
-    if dry_run:
-        return CaptureResult(run.run_id, directory, plan_capture(source, options), None)
-    written: WrittenBundle = write_bundle(
-        source, directory, options=options, captured_at=captured_at, progress=progress
-    )
-    plan = written.plan
-    if autocapture:
-        write_autocapture(
-            directory,
-            autocapture_for(run, capture_key=capture_key, generated_at=captured_at or utc_timestamp()),
-        )
-    return CaptureResult(run.run_id, directory, plan, written.manifest, schema_errors(written.manifest))
 
 
 def same_values(a: Sequence[float | None], b: Sequence[float | None]) -> bool:

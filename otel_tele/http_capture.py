@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._capture_service import InvalidRequest, TelemetryGenerator
 from ._http_limits import BodyTooLarge, MalformedBody, load_json, read_body
-from .exporters._capture_rundir import CaptureError, RunNotFound
+from .exporters.capture import CaptureError, RunNotFound
 
 __all__ = ["capture_router"]
 

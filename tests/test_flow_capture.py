@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from otel_tele.exporters._capture_format import (
-    Grid,
-    format_value,
-    manifest_schema,
-    parse_value,
-    safe_file_name,
-    schema_errors,
-    sha256_of,
+from otel_tele.exporters.capture import (
+    CaptureError,
+    GapInjection,
+    RunNotFound,
+    capture_run,
+    gap_options,
+    load_injections,
 )
-from otel_tele.exporters._capture_rundir import parameters_hash, read_values
+from otel_tele.exporters.capture._format import format_value, safe_file_name
+from otel_tele.exporters.capture._rundir import parameters_hash, read_values
+from otel_tele.exporters.capture.schema import Grid, manifest_schema, parse_value, schema_errors, sha256_of
 
 from otel_tele import bundles
 
@@ -94,7 +95,7 @@ def test_fixture_run_captures_a_valid_flowtime_bundle(tmp_path: Path) -> None:
     """retry-service-time as a C# run (BOM) captures into a bundle FlowTime's strict readers accept."""
     run = fixture_run(tmp_path / "runs")
     assert (run / "series" / "index.json").read_bytes().startswith(b"\xef\xbb\xbf")
-    result = bundles.capture_run(run, tmp_path / "out")
+    result = capture_run(run, tmp_path / "out")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert schema_errors(manifest) == [] and result.schema_errors == []
     assert [f["path"] for f in manifest["files"]] == CAPTURED  # attempts, retryEcho … are not flow metrics
@@ -121,7 +122,7 @@ def test_fixture_run_captures_a_valid_flowtime_bundle(tmp_path: Path) -> None:
 def test_capture_reads_back_the_original_series_exactly(tmp_path: Path) -> None:
     """capture → read_bundle gives every captured series back, value for value."""
     run = fixture_run(tmp_path / "runs")
-    bundles.capture_run(run, tmp_path / "out")
+    capture_run(run, tmp_path / "out")
     bundle = bundles.read_bundle(tmp_path / "out")
     assert bundle.get("SupportQueue", "QueueDepth").values == (2.0, 10.0, 20.0, 0.0)
     assert bundle.get("OrderService", "Capacity").values == (12.0, 7.0, 9.0, 4.0)
@@ -142,7 +143,7 @@ def test_awkward_values_round_trip_exactly(tmp_path: Path) -> None:
         grid=Grid(6, 1, "hours"),
         model_files={},
     )
-    result = bundles.capture_run(run, tmp_path / "out")
+    result = capture_run(run, tmp_path / "out")
     assert [w.code for w in result.warnings] == ["nan_detected", "nan_detected"]
     assert bundles.same_values(bundles.read_bundle(tmp_path / "out").get("N", "Arrivals").values, values)
 
@@ -162,22 +163,20 @@ def bundle_digest(directory: Path) -> str:
 def test_same_inputs_and_options_give_byte_identical_bundles(tmp_path: Path) -> None:
     """Two captures with the same options hash the same, capturedAtUtc aside; other options differ."""
     run = fixture_run(tmp_path / "runs")
-    options = bundles.gap_options(
-        fill_nan=True, gaps="warn", inject=[bundles.GapInjection("gap", fraction=0.5, seed=7)]
-    )
-    bundles.capture_run(run, tmp_path / "a", options=options)
-    bundles.capture_run(run, tmp_path / "b", options=options)
-    bundles.capture_run(run, tmp_path / "c", options=bundles.gap_options(gaps="warn"))
+    options = gap_options(fill_nan=True, gaps="warn", inject=[GapInjection("gap", fraction=0.5, seed=7)])
+    capture_run(run, tmp_path / "a", options=options)
+    capture_run(run, tmp_path / "b", options=options)
+    capture_run(run, tmp_path / "c", options=gap_options(gaps="warn"))
     assert bundle_digest(tmp_path / "a") == bundle_digest(tmp_path / "b") != bundle_digest(tmp_path / "c")
 
 
 def test_rust_engine_run_captures_to_the_same_csvs(tmp_path: Path) -> None:
     """A Rust-engine run (no BOM, classesCoverage) yields the same CSV bytes as the C# layout."""
-    bundles.capture_run(fixture_run(tmp_path / "cs"), tmp_path / "a")
+    capture_run(fixture_run(tmp_path / "cs"), tmp_path / "a")
     rust = fixture_run(tmp_path / "rs", engine="rust")
     assert not (rust / "run.json").read_bytes().startswith(b"\xef\xbb\xbf")
     assert "classesCoverage" in json.loads((rust / "series" / "index.json").read_text())
-    bundles.capture_run(rust, tmp_path / "b")
+    capture_run(rust, tmp_path / "b")
     for name in CAPTURED:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
@@ -212,7 +211,7 @@ def test_rewritten_semantics_classes_and_output_aliases(tmp_path: Path) -> None:
         classes=["Retail", "Wholesale", "Partner"],
         model_files={},
     )
-    result = bundles.capture_run(run, tmp_path / "out")
+    result = capture_run(run, tmp_path / "out")
     assert result.schema_errors == []
     manifest = result.manifest or {}
     assert [(f["path"], f["classId"]) for f in manifest["files"]] == [
@@ -244,7 +243,7 @@ def test_outputs_fallback_when_the_model_has_no_topology(tmp_path: Path) -> None
     run = fixture_run(
         tmp_path / "runs", model_yaml=model, series=series, grid=Grid(2, 1, "weeks"), model_files={}
     )
-    manifest = bundles.capture_run(run, tmp_path / "out").manifest or {}
+    manifest = capture_run(run, tmp_path / "out").manifest or {}
     assert [(f["nodeId"], f["metric"], f["path"]) for f in manifest["files"]] == [
         ("Shop", "QueueDepth", "Shop_queue_depth.csv"),
         ("Shop", "Served", "Shop_served.csv"),
@@ -279,10 +278,10 @@ def test_gap_options_match_flowtime(
     tmp_path: Path, flags: dict[str, object], codes: list[str], values: tuple[float | None, ...]
 ) -> None:
     """Each FlowTime gap option rewrites the series and reports per-bin warnings with node and bins."""
-    result = bundles.capture_run(
+    result = capture_run(
         gap_run(tmp_path / "runs"),
         tmp_path / "out",
-        options=bundles.gap_options(**flags),  # type: ignore[arg-type]
+        options=gap_options(**flags),  # type: ignore[arg-type]
     )
     assert [w.code for w in result.warnings] == codes
     assert all(w.node_id == "Q" and w.bins and len(w.bins) == 1 for w in result.warnings)
@@ -294,14 +293,14 @@ def test_gap_options_match_flowtime(
 def test_injection_records_machine_readable_warnings(tmp_path: Path) -> None:
     """Zero-fill, NaN and removal of chosen bins are applied and reported per series."""
     injections = [
-        bundles.GapInjection("zero", node_id="OrderService", metric="arrivals", bins=(0,)),
-        bundles.GapInjection("nan", node_id="SupportQueue", metric="QueueDepth", bins=(1, 2)),
-        bundles.GapInjection("gap", node_id="OrderService", metric="served", bins=(3, 9)),
+        GapInjection("zero", node_id="OrderService", metric="arrivals", bins=(0,)),
+        GapInjection("nan", node_id="SupportQueue", metric="QueueDepth", bins=(1, 2)),
+        GapInjection("gap", node_id="OrderService", metric="served", bins=(3, 9)),
     ]
-    result = bundles.capture_run(
+    result = capture_run(
         fixture_run(tmp_path / "runs"),
         tmp_path / "out",
-        options=bundles.gap_options(gaps="warn", inject=injections),
+        options=gap_options(gaps="warn", inject=injections),
     )
     found = {(w.code, w.node_id, w.bins) for w in result.warnings}
     assert {
@@ -321,7 +320,7 @@ def test_injections_load_from_yaml_and_reject_bad_entries(tmp_path: Path) -> Non
     """An injection file is validated: unknown keys, modes and metrics are clear errors."""
     path = tmp_path / "gaps.yaml"
     path.write_text("injections:\n  - {mode: gap, fraction: 0.5, seed: 3}\n  - {mode: nan, bins: [1]}\n")
-    assert [i.mode for i in bundles.load_injections(path)] == ["gap", "nan"]
+    assert [i.mode for i in load_injections(path)] == ["gap", "nan"]
     for bad in (
         {"mode": "explode", "bins": [1]},
         {"mode": "nan"},
@@ -330,7 +329,7 @@ def test_injections_load_from_yaml_and_reject_bad_entries(tmp_path: Path) -> Non
         {"mode": "nan", "bins": [1], "x": 1},
     ):
         with pytest.raises(ValueError):
-            bundles.GapInjection.from_mapping(bad)
+            GapInjection.from_mapping(bad)
 
 
 def test_length_mismatch_is_reported_without_a_node(tmp_path: Path) -> None:
@@ -340,7 +339,7 @@ def test_length_mismatch_is_reported_without_a_node(tmp_path: Path) -> None:
     index = json.loads(index_path.read_text(encoding="utf-8-sig"))
     index["series"][0]["points"] = 5
     index_path.write_text(json.dumps(index))
-    warning = bundles.capture_run(run, dry_run=True).warnings[0]
+    warning = capture_run(run, dry_run=True).warnings[0]
     assert warning.code == "length_mismatch" and warning.node_id is None and "expected 5" in warning.message
 
 
@@ -348,7 +347,7 @@ def test_length_mismatch_is_reported_without_a_node(tmp_path: Path) -> None:
 def test_autocapture_parameters_hash_is_computed_flowtimes_way(tmp_path: Path) -> None:
     """parametersHash = sha256 of compact JSON, ordinal key order, JavaScriptEncoder escaping."""
     run = fixture_run(tmp_path / "runs")
-    bundles.capture_run(run, tmp_path / "out", autocapture=True, capture_key="retry")
+    capture_run(run, tmp_path / "out", autocapture=True, capture_key="retry")
     doc = json.loads((tmp_path / "out" / "autocapture.json").read_text())
     assert list(doc) == [
         "templateId",
@@ -394,18 +393,18 @@ def test_published_schema_is_flowtimes_plus_severity() -> None:
 # -- bad input -------------------------------------------------------------------------------------
 def test_missing_run_and_missing_spec_are_clear_errors(tmp_path: Path) -> None:
     """A missing run, a run without spec.yaml/model.yaml, and corrupt JSON raise CaptureError."""
-    with pytest.raises(bundles.RunNotFound):
-        bundles.capture_run(tmp_path / "nope", dry_run=True)
+    with pytest.raises(RunNotFound):
+        capture_run(tmp_path / "nope", dry_run=True)
     run = fixture_run(tmp_path / "runs")
     (run / "spec.yaml").unlink()
-    assert bundles.capture_run(run, dry_run=True).files  # model/model.yaml is the fallback
+    assert capture_run(run, dry_run=True).files  # model/model.yaml is the fallback
     (run / "model" / "model.yaml").unlink()
-    with pytest.raises(bundles.CaptureError, match=r"spec\.yaml not found"):
-        bundles.capture_run(run, dry_run=True)
+    with pytest.raises(CaptureError, match=r"spec\.yaml not found"):
+        capture_run(run, dry_run=True)
     run2 = fixture_run(tmp_path / "runs", run_id="run_2")
     (run2 / "run.json").write_bytes(b"{not json")
-    with pytest.raises(bundles.CaptureError, match=r"run\.json: invalid JSON") as info:
-        bundles.capture_run(run2, dry_run=True)
+    with pytest.raises(CaptureError, match=r"run\.json: invalid JSON") as info:
+        capture_run(run2, dry_run=True)
     assert str(tmp_path) not in str(info.value)
 
 
@@ -419,17 +418,17 @@ def test_series_paths_cannot_leave_the_run(tmp_path: Path, path: str) -> None:
     for entry in index["series"]:
         entry["path"] = path
     index_path.write_text(json.dumps(index))
-    with pytest.raises(bundles.CaptureError):
-        bundles.capture_run(run, tmp_path / "out")
+    with pytest.raises(CaptureError):
+        capture_run(run, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_corrupt_series_values_are_refused(tmp_path: Path) -> None:
     """Non-UTF-8 bytes or an unparsable value stop the capture with the file named."""
     assert read_values(b"bin_index,value\n0,1,234\n", "x.csv") == [1234.0]  # thousands separator, as FlowTime
-    with pytest.raises(bundles.CaptureError, match=r"x\.csv"):
+    with pytest.raises(CaptureError, match=r"x\.csv"):
         read_values(b"bin_index,value\n0,\xff\n", "x.csv")
-    with pytest.raises(bundles.CaptureError, match=r"^x\.csv: line 4: value 'ten' is not a number$"):
+    with pytest.raises(CaptureError, match=r"^x\.csv: line 4: value 'ten' is not a number$"):
         read_values(b"bin_index,value\n0,1\n\n1,ten\n", "x.csv")
     run = fixture_run(tmp_path / "runs", model_files={})
     hostile = (
@@ -438,7 +437,7 @@ def test_corrupt_series_values_are_refused(tmp_path: Path) -> None:
         "grid: {bins: 4, binSize: 5, binUnit: minutes}\n"
     )
     (run / "spec.yaml").write_text(hostile)
-    result = bundles.capture_run(run, tmp_path / "out")
+    result = capture_run(run, tmp_path / "out")
     assert [f.path for f in result.files] == [".._.._evil_arrivals.csv"] and (tmp_path / "out").is_dir()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         ".._.._evil_arrivals.csv",
@@ -449,7 +448,7 @@ def test_corrupt_series_values_are_refused(tmp_path: Path) -> None:
 # -- read_bundle -----------------------------------------------------------------------------------
 def test_read_bundle_detects_tampering(tmp_path: Path) -> None:
     """Changed bytes, wrong row counts and headers are each reported; strict mode raises."""
-    bundles.capture_run(fixture_run(tmp_path / "runs"), tmp_path / "out")
+    capture_run(fixture_run(tmp_path / "runs"), tmp_path / "out")
     out = tmp_path / "out"
     (out / "OrderService_errors.csv").write_bytes(b"bin_index,classId,value\n0,DEFAULT,1\n1,DEFAULT,1\n")
     (out / "OrderService_served.csv").write_bytes(b"t,value\n0,9\n1,6\n2,9\n3,4\n")

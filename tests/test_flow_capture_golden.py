@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from otel_tele.exporters._capture_bundle import BundleSource, Provenance, SeriesInput, write_bundle
-from otel_tele.exporters._capture_format import Grid
+from otel_tele.exporters.capture import CaptureError, GapInjection, capture_run, gap_options
+from otel_tele.exporters.capture._bundle import BundleSource, Provenance, SeriesInput, write_bundle
+from otel_tele.exporters.capture.schema import Grid
 
-from otel_tele import bundles
 from otel_tele.semconv import flow
 
 from .sink_samples.capture import fixture_run
@@ -99,10 +99,10 @@ def fallback_run(root: Path) -> Path:
 
 def capture(run: Callable[[Path], Path], **options: Any) -> Callable[[Path], None]:
     def make(out: Path) -> None:
-        bundles.capture_run(
+        capture_run(
             run(out.parent / f"{out.name}-run"),
             out,
-            options=bundles.gap_options(**options),
+            options=gap_options(**options),
             captured_at=CAPTURED_AT,
             autocapture=True,
             capture_key="golden",
@@ -124,13 +124,13 @@ def live(out: Path) -> None:
     source = BundleSource(
         Grid(4, 5, "minutes"), series, Provenance("live-run", ""), window_start="2025-01-01T00:00:00Z"
     )
-    write_bundle(source, out, options=bundles.gap_options(gaps="warn"), captured_at=CAPTURED_AT)
+    write_bundle(source, out, options=gap_options(gaps="warn"), captured_at=CAPTURED_AT)
 
 
 INJECTIONS = [
-    bundles.GapInjection("zero", node_id="OrderService", metric="arrivals", bins=(0,)),
-    bundles.GapInjection("nan", node_id="SupportQueue", metric="QueueDepth", bins=(1, 2)),
-    bundles.GapInjection("gap", node_id="OrderService", metric="served", bins=(3, 9)),
+    GapInjection("zero", node_id="OrderService", metric="arrivals", bins=(0,)),
+    GapInjection("nan", node_id="SupportQueue", metric="QueueDepth", bins=(1, 2)),
+    GapInjection("gap", node_id="OrderService", metric="served", bins=(3, 9)),
 ]
 CASES: dict[str, Callable[[Path], None]] = {
     "fixture_csharp": capture(fixture_run),
@@ -138,7 +138,7 @@ CASES: dict[str, Callable[[Path], None]] = {
     "fixture_warn_fill": capture(fixture_run, gaps="fill_zero", fill_nan=True),
     "fixture_injected": capture(fixture_run, gaps="warn", inject=INJECTIONS),
     "fixture_fraction": capture(
-        fixture_run, fill_nan=True, gaps="warn", inject=[bundles.GapInjection("gap", fraction=0.5, seed=7)]
+        fixture_run, fill_nan=True, gaps="warn", inject=[GapInjection("gap", fraction=0.5, seed=7)]
     ),
     "many_series": capture(many_series_run, gaps="warn"),
     "many_series_filled": capture(many_series_run, gaps="fill_zero", fill_nan=True),
@@ -179,11 +179,11 @@ def test_dry_run_plans_what_the_capture_writes(tmp_path: Path, name: str) -> Non
     run = next(p for p in (tmp_path).iterdir() if p.name == "out-run")
     run_dir = next(run.iterdir())
     options = {
-        "fixture_injected": bundles.gap_options(gaps="warn", inject=INJECTIONS),
-        "many_series": bundles.gap_options(gaps="warn"),
-        "length_mismatch": bundles.gap_options(),
+        "fixture_injected": gap_options(gaps="warn", inject=INJECTIONS),
+        "many_series": gap_options(gaps="warn"),
+        "length_mismatch": gap_options(),
     }[name]
-    plan = bundles.capture_run(run_dir, tmp_path / "dry", options=options, dry_run=True)
+    plan = capture_run(run_dir, tmp_path / "dry", options=options, dry_run=True)
     assert not (tmp_path / "dry").exists()
     assert [f.path for f in plan.files] == [f["path"] for f in manifest["files"]]
     assert [f.points for f in plan.files] == [f["points"] for f in manifest["files"]]
@@ -194,17 +194,17 @@ def test_unreadable_series_leaves_the_output_as_it_was(tmp_path: Path) -> None:
     """Series are read as the writer reaches them; one that cannot be read (here the last) fails the
     capture before any CSV is renamed into place: the previous bundle stays whole, no temp file remains."""
     run = fixture_run(tmp_path / "runs")
-    bundles.capture_run(run, tmp_path / "out", captured_at=CAPTURED_AT)
+    capture_run(run, tmp_path / "out", captured_at=CAPTURED_AT)
     before = digests(tmp_path / "out")
     index = json.loads((run / "series" / "index.json").read_text(encoding="utf-8-sig"))
     for entry in index["series"]:
         (run / entry["path"]).write_text("bin_index,value\n0,1\n1,2\n2,3\n3,4\n")
     (run / index["series"][-1]["path"]).write_text("bin_index,value\n0,lots\n")
-    with pytest.raises(bundles.CaptureError, match="lots"):
-        bundles.capture_run(run, tmp_path / "out", captured_at=CAPTURED_AT)
+    with pytest.raises(CaptureError, match="lots"):
+        capture_run(run, tmp_path / "out", captured_at=CAPTURED_AT)
     assert digests(tmp_path / "out") == before
-    with pytest.raises(bundles.CaptureError):
-        bundles.capture_run(run, tmp_path / "fresh")
+    with pytest.raises(CaptureError):
+        capture_run(run, tmp_path / "fresh")
     assert not (tmp_path / "fresh").exists()
 
 
@@ -213,7 +213,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_series(tmp_path: Path) -> 
     series is held at a time (holding them all would take 4x)."""
     import tracemalloc
 
-    from otel_tele.exporters._capture_runwriter import write_run_directory
+    from otel_tele.exporters.capture._runwriter import write_run_directory
 
     bins = 3000
 
@@ -235,7 +235,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_series(tmp_path: Path) -> 
     for nodes in (100, 400):
         run = run_of(nodes)
         tracemalloc.start()
-        bundles.capture_run(run, tmp_path / f"out{nodes}", captured_at=CAPTURED_AT)
+        capture_run(run, tmp_path / f"out{nodes}", captured_at=CAPTURED_AT)
         peaks[nodes] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     one_series = bins * 40  # bytes of one series' CSV text, about

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from otel_tele.exporters._capture_format import Grid
+from otel_tele.exporters.capture.schema import Grid
 
 from otel_tele import bundles
 from otel_tele.cli import main

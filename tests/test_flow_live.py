@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from otel_tele.exporters._capture_format import schema_errors
-from otel_tele.exporters.capture import CaptureMetricExporter, CaptureSink, Grid
+from otel_tele.exporters.capture import CaptureMetricExporter, CaptureSink, Grid, gap_options
+from otel_tele.exporters.capture.schema import schema_errors
 from otel_tele.instrumentation.flow import FlowMeters
 
 from otel_tele import bundles
@@ -127,7 +127,7 @@ def test_live_bundles_are_deterministic(tmp_path: Path) -> None:
 def test_bins_without_exports_are_gaps_and_shutdown_writes_a_partial_window(tmp_path: Path) -> None:
     """Unobserved bins are empty cells; shutdown persists the open window with partial_window."""
     clock = ManualClock(START_NS)
-    sink = CaptureSink(tmp_path, grid=GRID, clock=clock, options=bundles.gap_options(gaps="warn"))
+    sink = CaptureSink(tmp_path, grid=GRID, clock=clock, options=gap_options(gaps="warn"))
     telemetry = pipeline(sink)
     node = FlowMeters(telemetry).node("Q")
     for i, depth in ((0, 3), (3, 5)):

@@ -17,6 +17,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from otel_tele.exporters.capsule import CapsuleSink
 from otel_tele.exporters.capture import CaptureMetricExporter, CaptureSink, Grid
+from otel_tele.exporters.capture.schema import CARDINALITY_OVERFLOW
 from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.flow import FlowMeters
 
@@ -26,7 +27,6 @@ from otel_tele._components import SINKS
 from otel_tele._settings import resolve
 from otel_tele.runs import Runs
 from otel_tele.semconv import fda as v
-from otel_tele.semconv import flow
 
 from ._fake_sinks import HangingSink
 from .sink_samples.capsule import CORE
@@ -427,7 +427,7 @@ def test_live_flow_capture_past_its_limit_warns_in_the_bundle(tmp_path: Path) ->
     assert window is not None and len({key[0] for key in window.series}) == 100
     (bundle,) = sink.bundles()
     manifest = json.loads((bundle / "manifest.json").read_text())
-    (warning,) = [w for w in manifest["warnings"] if w["code"] == flow.CARDINALITY_OVERFLOW]
+    (warning,) = [w for w in manifest["warnings"] if w["code"] == CARDINALITY_OVERFLOW]
     assert "50 node/class series" in warning["message"] and "100 measurements" in warning["message"]
     telemetry.shutdown(10_000)
 

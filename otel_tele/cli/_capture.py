@@ -87,16 +87,16 @@ class ProgressBar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import bundles
+    from ..exporters import capture
 
     try:
-        injections = bundles.load_injections(args.inject) if args.inject is not None else ()
-        options = bundles.gap_options(
+        injections = capture.load_injections(args.inject) if args.inject is not None else ()
+        options = capture.gap_options(
             fill_nan=args.gap_fill_nan,
             inject=injections,
             gaps="warn" if args.gap_detect else "fill_zero" if args.gap_fill_gaps else "ignore",
         )
-        result = bundles.capture_run(
+        result = capture.capture_run(
             args.run_dir,
             args.output,
             options=options,
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("Telemetry capture cancelled.", file=sys.stderr)
         return 130
-    except (bundles.CaptureError, OSError, ValueError) as exc:
+    except (capture.CaptureError, OSError, ValueError) as exc:
         print(f"Telemetry capture failed: {exc}", file=sys.stderr)
         return 1
     _report(result, args)
@@ -122,7 +122,9 @@ def _report(result: Any, args: argparse.Namespace) -> None:
         {"code": w.code, "nodeId": w.node_id or "", "bins": list(w.bins or ()), "message": w.message}
         for w in result.warnings
     ]
-    manifest = None if args.dry_run else str(result.directory / "manifest.json")
+    from ..exporters.capture.schema import MANIFEST
+
+    manifest = None if args.dry_run else str(result.directory / MANIFEST)
     if args.format == "json":
         print_json(
             {

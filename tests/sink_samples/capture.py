@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from otel_tele.exporters._capture_format import Grid
-from otel_tele.exporters._capture_rundir import read_values
-from otel_tele.exporters._capture_runwriter import write_run_directory
+from otel_tele.exporters.capture._rundir import read_values
+from otel_tele.exporters.capture._runwriter import write_run_directory
+from otel_tele.exporters.capture.schema import Grid
 from otel_tele.instrumentation.flow import FlowMeters
 
 import otel_tele

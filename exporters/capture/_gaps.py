@@ -22,13 +22,22 @@ from typing import Any, Literal
 
 from otel_tele.semconv import flow
 
-from ._capture_format import all_finite
+from ._format import all_finite
+from .schema import (
+    DATA_GAP,
+    INJECTED_GAP,
+    INJECTED_NAN,
+    INJECTED_ZERO,
+    NAN_DETECTED,
+    NAN_FILL,
+    CaptureWarning,
+)
 
 InjectionMode = Literal["zero", "nan", "gap"]
 _INJECTED: dict[str, tuple[str, float | None]] = {
-    "zero": (flow.INJECTED_ZERO, 0.0),
-    "nan": (flow.INJECTED_NAN, float("nan")),
-    "gap": (flow.INJECTED_GAP, None),
+    "zero": (INJECTED_ZERO, 0.0),
+    "nan": (INJECTED_NAN, float("nan")),
+    "gap": (INJECTED_GAP, None),
 }
 
 
@@ -38,37 +47,6 @@ class GapMode(enum.Enum):
     IGNORE = "ignore"
     WARN = "warn"  # --gap-detect
     FILL_ZERO = "fill_zero"  # --gap-fill-gaps
-
-
-@dataclass(frozen=True)
-class CaptureWarning:
-    """One manifest warning (FlowTime's ``CaptureWarning``; ``bins`` are bin indices)."""
-
-    code: str
-    message: str
-    node_id: str | None = None
-    bins: tuple[int, ...] | None = None
-    severity: str = "warning"
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.node_id is not None:
-            out["nodeId"] = self.node_id
-        if self.bins is not None:
-            out["bins"] = list(self.bins)
-        out["severity"] = self.severity
-        return out
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> CaptureWarning:
-        bins = raw.get("bins")
-        return cls(
-            str(raw.get("code", "")),
-            str(raw.get("message", "")),
-            raw.get("nodeId"),
-            tuple(bins) if isinstance(bins, list) else None,
-            str(raw.get("severity", "warning")),
-        )
 
 
 @dataclass(frozen=True)
@@ -209,7 +187,7 @@ def handle(
         if value is None:
             if options.missing is not GapMode.IGNORE:
                 warnings.append(
-                    CaptureWarning(flow.DATA_GAP, f"Missing value at bin {i} for {name}.", node_id, (i,))
+                    CaptureWarning(DATA_GAP, f"Missing value at bin {i} for {name}.", node_id, (i,))
                 )
                 if options.missing is GapMode.FILL_ZERO:
                     values[i] = 0.0
@@ -217,10 +195,10 @@ def handle(
             if options.fill_nan_with_zero:
                 values[i] = 0.0
                 warnings.append(
-                    CaptureWarning(flow.NAN_FILL, f"Filled NaN/∞ at bin {i} for {name}.", node_id, (i,))
+                    CaptureWarning(NAN_FILL, f"Filled NaN/∞ at bin {i} for {name}.", node_id, (i,))
                 )
             else:
                 warnings.append(
-                    CaptureWarning(flow.NAN_DETECTED, f"Detected NaN/∞ at bin {i} for {name}.", node_id, (i,))
+                    CaptureWarning(NAN_DETECTED, f"Detected NaN/∞ at bin {i} for {name}.", node_id, (i,))
                 )
     return warnings

@@ -1,4 +1,5 @@
-"""The FlowTime capture-bundle format, byte level: grid, value text, CSV, hashes, JSON, schema.
+"""The writer's side of the bundle format, byte level: value text, CSV, JSON, safe names and files
+(the layout itself is declared in :mod:`otel_tele.exporters.capture.schema`).
 
 Everything here mirrors what FlowTime's C# code writes (``TelemetryCapture.cs``,
 ``CaptureManifestWriter.cs``): G17 invariant number text, ``bin_index,classId,value`` CSVs with LF and
@@ -15,65 +16,10 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-V2_HEADER = "bin_index,classId,value"
-V1_HEADER = "bin_index,value"
-MANIFEST = "manifest.json"
-AUTOCAPTURE = "autocapture.json"
-SCHEMA_FILE = "telemetry-manifest.schema.json"
-
-#: Length of one bin per FlowTime time unit, in minutes.
-UNIT_MINUTES: dict[str, int] = {"minutes": 1, "hours": 60, "days": 1440, "weeks": 10_080}
-
-
-class BundleFormatError(ValueError):
-    """A file does not follow the bundle format (message names the file, never a full path)."""
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A FlowTime time grid: ``bins`` bins of ``bin_size`` ``bin_unit`` each."""
-
-    bins: int
-    bin_size: int
-    bin_unit: str
-
-    def __post_init__(self) -> None:
-        if not (
-            isinstance(self.bins, int)
-            and self.bins >= 1
-            and isinstance(self.bin_size, int)
-            and self.bin_size >= 1
-            and isinstance(self.bin_unit, str)
-            and self.bin_unit
-        ):
-            raise ValueError(f"invalid grid {self.bins!r} x {self.bin_size!r} {self.bin_unit!r}")
-
-    @property
-    def bin_ns(self) -> int:
-        """Length of one bin in nanoseconds (``weeks`` included, unlike a manifest's duration)."""
-        unit = UNIT_MINUTES.get(self.bin_unit.strip().lower())
-        if unit is None:
-            raise ValueError(
-                f"unsupported bin unit {self.bin_unit!r}; expected one of {', '.join(UNIT_MINUTES)}"
-            )
-        return self.bin_size * unit * 60 * 1_000_000_000
-
-    @property
-    def duration_minutes(self) -> int | None:
-        """FlowTime's ``window.durationMinutes``: only minutes, hours and days have one."""
-        unit = self.bin_unit.strip().lower()
-        return (
-            self.bins * self.bin_size * UNIT_MINUTES[unit] if unit in ("minutes", "hours", "days") else None
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {"bins": self.bins, "binSize": self.bin_size, "binUnit": self.bin_unit}
+from .schema import V2_HEADER, BundleFormatError, decode_text
 
 
 # -- values ----------------------------------------------------------------------------------------
@@ -99,20 +45,6 @@ def format_value(value: float | None, finite: Callable[[float], str] = _g17) -> 
     return finite(value)
 
 
-def parse_value(raw: str) -> float | None:
-    """A CSV cell as FlowTime reads it: empty → gap (``None``), ``NaN``/``Infinity`` accepted."""
-    text = raw.strip()
-    if not text:
-        return None
-    lowered = text.lower()
-    if lowered in ("nan", "infinity", "+infinity", "-infinity", "∞", "-∞"):
-        return {"nan": math.nan, "-infinity": -math.inf, "-∞": -math.inf}.get(lowered, math.inf)
-    try:
-        return float(text.replace(",", "")) if "," in text else float(text)
-    except ValueError:
-        raise BundleFormatError(f"cannot parse value {text[:40]!r}") from None
-
-
 def all_finite(values: Sequence[float | None]) -> bool:
     """No gap, NaN or ±inf — in one C-speed pass: a sum of finite numbers is finite unless it
     overflows, which only sends the series down the general (per-value) path."""
@@ -130,40 +62,6 @@ def encode_csv(values: Sequence[float | None], class_id: str) -> bytes:
     else:
         lines = [f"{i}{middle}{format_value(v)}" for i, v in enumerate(values)]
     return (V2_HEADER + "\n" + "\n".join(lines) + "\n" if lines else V2_HEADER + "\n").encode("utf-8")
-
-
-def decode_text(data: bytes, name: str) -> str:
-    """UTF-8 text with or without a BOM (FlowTime's C# writer emits one)."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BundleFormatError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
-def read_series_rows(data: bytes, name: str) -> tuple[str, list[tuple[int, list[str]]]]:
-    """(header, (line number, cells split on commas) per row) of a series CSV; blank lines skipped as
-    FlowTime does (line numbers count them, so a message points at the line an editor shows)."""
-    text = decode_text(data, name)
-    lines = text.split("\n")
-    header = lines[0].rstrip("\r").strip() if lines else ""
-    rows = [
-        (number, line.rstrip("\r").split(",")) for number, line in enumerate(lines[1:], 2) if line.strip()
-    ]
-    return header, rows
-
-
-def is_sha256(digest: Any, data: bytes, *, bare_hex: bool = False) -> bool:
-    """Whether ``digest`` (``"sha256:<hex>"``; with ``bare_hex`` also plain hex, as FlowTime v1
-    bundles wrote it) is the SHA-256 of ``data``."""
-    if not isinstance(digest, str):
-        return False
-    expected = sha256_of(data)
-    text = digest.strip().lower()
-    return text == expected or (bare_hex and text == expected.removeprefix("sha256:"))
-
-
-def sha256_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 # -- names -----------------------------------------------------------------------------------------
@@ -211,17 +109,6 @@ def unique_names(names: Iterable[str]) -> list[str]:
 def dump_json(value: Any) -> bytes:
     """Indented JSON as System.Text.Json writes it (2 spaces, ``"key": value``, no trailing newline)."""
     return json.dumps(value, indent=2, ensure_ascii=True, allow_nan=False).encode("ascii")
-
-
-def load_json(data: bytes, name: str) -> Any:
-    try:
-        return json.loads(decode_text(data, name))
-    except json.JSONDecodeError as exc:
-        raise BundleFormatError(f"{name}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def read_json_file(path: Path, name: str | None = None) -> Any:
-    return load_json(path.read_bytes(), name or path.name)
 
 
 class RawNumber(str):
@@ -396,40 +283,3 @@ class _ignore_os_error:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> bool:
         return exc_type is not None and issubclass(exc_type, OSError)
-
-
-# -- schema ----------------------------------------------------------------------------------------
-@cache
-def manifest_schema() -> dict[str, Any]:
-    """The telemetry-manifest JSON Schema we publish (FlowTime's, plus the ``severity`` it writes)."""
-    text = resources.files("otel_tele.exporters").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-def _is_datetime(value: object) -> bool:
-    """date-time per RFC 3339 as Python reads ISO 8601 (without needing rfc3339-validator)."""
-    from datetime import datetime
-
-    if isinstance(value, str):
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return True
-
-
-@cache
-def _validator() -> Any:
-    try:
-        import jsonschema
-    except ImportError as exc:  # pragma: no cover - jsonschema is in the [capture] extra
-        raise ImportError(
-            "validating capture manifests needs jsonschema: pip install 'otel-tele[capture]'"
-        ) from exc
-    checker = jsonschema.FormatChecker()
-    checker.checks("date-time", raises=ValueError)(_is_datetime)
-    return jsonschema.Draft7Validator(manifest_schema(), format_checker=checker)
-
-
-def schema_errors(manifest: Any) -> list[str]:
-    """Every schema violation of ``manifest``, as ``path: message`` lines (empty when valid)."""
-    errors = sorted(_validator().iter_errors(manifest), key=lambda e: list(e.absolute_path))
-    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]

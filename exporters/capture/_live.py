@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from otel_tele.semconv import flow
 
-from ._capture_format import Grid
+from .schema import Grid
 
 Key = tuple[str, str, str]  # (node id, semantics field, class id)
 

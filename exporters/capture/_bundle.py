@@ -24,20 +24,18 @@ from typing import Any
 
 from otel_tele.semconv import flow
 
-from ._capture_format import (
+from ._format import atomic_write, discard, dump_json, encode_csv, safe_file_name, stage, unique_names
+from ._gaps import GapOptions, handle, inject
+from .schema import (
     AUTOCAPTURE,
+    FILE_FIELDS,
     MANIFEST,
+    MANIFEST_FIELDS,
+    SCHEMA_VERSION,
+    CaptureWarning,
     Grid,
-    atomic_write,
-    discard,
-    dump_json,
-    encode_csv,
-    safe_file_name,
     sha256_of,
-    stage,
-    unique_names,
 )
-from ._capture_gaps import CaptureWarning, GapOptions, handle, inject
 
 Progress = Callable[[int, int], None]
 
@@ -175,14 +173,7 @@ def build_manifest(
     if source.grid.duration_minutes is not None:
         window["durationMinutes"] = source.grid.duration_minutes
     files = [
-        {
-            "nodeId": f.node_id,
-            "metric": f.metric,
-            "path": f.path,
-            "hash": h,
-            "points": f.points,
-            "classId": f.class_id,
-        }
+        dict(zip(FILE_FIELDS, (f.node_id, f.metric, f.path, h, f.points, f.class_id), strict=True))
         for f, h in zip(plan.files, hashes, strict=True)
     ]
     provenance: dict[str, Any] = {
@@ -193,19 +184,18 @@ def build_manifest(
         provenance["modelHash"] = source.provenance.model_hash
     provenance["capturedAtUtc"] = captured_at
     supports, classes, coverage = class_summary(source.declared_classes, (f.class_id for f in plan.files))
-    manifest: dict[str, Any] = {
-        "schemaVersion": 2,
+    fields: dict[str, Any] = {
+        "schemaVersion": SCHEMA_VERSION,
         "window": window,
         "grid": source.grid.as_json(),
         "files": files,
         "warnings": [w.as_json() for w in plan.warnings],
         "provenance": provenance,
         "supportsClassMetrics": supports,
+        "classes": classes,
+        "classCoverage": coverage,
     }
-    if classes is not None:
-        manifest["classes"] = classes
-    manifest["classCoverage"] = coverage
-    return manifest
+    return {key: fields[key] for key in MANIFEST_FIELDS if fields[key] is not None}
 
 
 def write_bundle(

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ._capture_format import Grid, dotnet_double, format_value, sha256_of
+from ._format import dotnet_double, format_value
+from .schema import Grid, sha256_of
 
 _BOM = b"\xef\xbb\xbf"
 

@@ -2,9 +2,12 @@
 
 It consumes the metrics of :mod:`otel_tele.instrumentation.flow` (``flow.arrivals``, ``flow.served``,
 ``flow.errors``, ``flow.external_demand``, ``flow.queue.depth``, ``flow.capacity`` with ``flow.node`` and
-optional ``flow.class``), bins them on a time grid (see ``_capture_live`` for the exact rule) and writes
+optional ``flow.class``), bins them on a time grid (see ``_live`` for the exact rule) and writes
 one schema v2 bundle per window under ``<data_dir>/captures/<captureKey>/`` through the same writer as
-run captures, so FlowTime can replay a real service's telemetry.
+run captures (:func:`capture_run`: a FlowTime run directory into a bundle), so FlowTime can replay a
+real service's telemetry. The layout (file names, CSV columns, manifest fields, warning codes, the JSON
+schema) is declared in :mod:`otel_tele.exporters.capture.schema`; :mod:`otel_tele.bundles` reads
+bundles back.
 
 Usage::
 
@@ -20,6 +23,11 @@ or, in process::
 Durability: the open window is rewritten at bin boundaries (at most every ``checkpoint_interval_s`` of
 wall time), on ``force_flush()`` and at shutdown (as a partial bundle with a ``partial_window``
 warning), and for the last time when it completes.
+
+A run directory, from the CLI (``otel-tele capture --run-dir DIR``) or in process::
+
+    from otel_tele.exporters.capture import capture_run, gap_options
+    capture_run("data/runs/run_1", "out/run_1", options=gap_options(gaps="warn"), dry_run=True)
 """
 
 from __future__ import annotations
@@ -43,13 +51,31 @@ from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkMetricExporter, Written
 from otel_tele.semconv import flow
 
-from ._capture_bundle import BundleSource, Provenance, SeriesInput, write_bundle
-from ._capture_format import MANIFEST, Grid
-from ._capture_gaps import CaptureWarning, GapOptions
-from ._capture_live import Binner, Point, WindowSeries, iso_utc
-from ._capture_rundir import class_alias
+from . import schema
+from ._bundle import BundleSource, PlannedFile, Provenance, SeriesInput, write_bundle
+from ._gaps import GapInjection, GapMode, GapOptions, load_injections
+from ._live import Binner, Point, WindowSeries, iso_utc
+from ._run import CaptureResult, capture_run, default_output, gap_options
+from ._rundir import CaptureError, RunNotFound
+from .schema import MANIFEST, CaptureWarning, Grid, class_alias, series_file_name
 
-__all__ = ["CaptureMetricExporter", "CaptureSink", "Grid"]
+__all__ = [
+    "CaptureError",
+    "CaptureMetricExporter",
+    "CaptureResult",
+    "CaptureSink",
+    "CaptureWarning",
+    "GapInjection",
+    "GapMode",
+    "GapOptions",
+    "Grid",
+    "PlannedFile",
+    "RunNotFound",
+    "capture_run",
+    "default_output",
+    "gap_options",
+    "load_injections",
+]
 
 _log = logging.getLogger("otel_tele")
 _KEY = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -284,7 +310,7 @@ class CaptureSink(Sink):
         series = []
         for node, field_name, class_id in keys:
             metric = flow.BY_FIELD[field_name]
-            name = class_alias(f"{node.replace(' ', '_')}_{metric.file_suffix}.csv", class_id)
+            name = class_alias(series_file_name(node, metric), class_id)
             series.append(
                 SeriesInput(
                     node,
@@ -308,14 +334,14 @@ class CaptureSink(Sink):
             if window.complete
             else [
                 CaptureWarning(
-                    flow.PARTIAL_WINDOW, f"Window captured after {window.bins} of {self.grid.bins} bins."
+                    schema.PARTIAL_WINDOW, f"Window captured after {window.bins} of {self.grid.bins} bins."
                 )
             ]
         )
         if self.overflow_series or self.overflow_points:
             warnings.append(
                 CaptureWarning(
-                    flow.CARDINALITY_OVERFLOW,
+                    schema.CARDINALITY_OVERFLOW,
                     f"{self.overflow_series} node/class series past the flow cardinality limit were not "
                     f"captured ({self.overflow_points} measurements lost so far); raise "
                     "OTEL_TELE_FLOW_CARDINALITY_LIMIT",

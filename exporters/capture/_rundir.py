@@ -22,22 +22,27 @@ from typing import Any
 
 from otel_tele.semconv import flow
 
-from ._capture_bundle import BundleSource, Provenance, SeriesInput, autocapture_document
-from ._capture_format import (
-    BundleFormatError,
-    Grid,
+from . import schema
+from ._bundle import BundleSource, Provenance, SeriesInput, autocapture_document
+from ._format import (
     RawNumber,
     UnsafePath,
     dotnet_compact_json,
     dotnet_double,
-    load_json,
     load_json_raw_numbers,
-    parse_value,
     read_inside,
+)
+from .schema import (
+    BundleFormatError,
+    CaptureWarning,
+    Grid,
+    class_alias,
+    load_json,
+    parse_value,
     read_series_rows,
+    series_file_name,
     sha256_of,
 )
-from ._capture_gaps import CaptureWarning
 
 DEFAULT_TEMPLATE_ID = "adhoc-model"
 DEFAULT_RNG_SEED = 123
@@ -169,13 +174,6 @@ def _ensure_csv(name: str) -> str:
     return name if name.lower().endswith(".csv") else f"{name}.csv"
 
 
-def class_alias(alias: str, class_id: str) -> str:
-    if not class_id.strip() or class_id.upper() == flow.DEFAULT_CLASS:
-        return alias
-    stem, dot, ext = alias.rpartition(".")
-    return f"{stem}_{class_id}.{ext}" if dot and stem else f"{alias}_{class_id}"
-
-
 @dataclass(frozen=True)
 class _Binding:
     node_id: str
@@ -215,8 +213,7 @@ def bindings(run: RunInfo) -> list[_Binding]:
             if not isinstance(reference, str) or not reference.strip():
                 continue
             series_node = _node_of(normalize_reference(reference)).lower()
-            default_name = f"{node['id'].replace(' ', '_') or 'node'}_{metric.file_suffix}.csv"
-            alias = aliases.get(series_node, default_name)
+            alias = aliases.get(series_node, series_file_name(node["id"], metric))
             for meta in by_node.get(series_node, ()):
                 result.append(_Binding(node["id"], metric, class_alias(alias, _class_of(meta)), meta))
     return result or _fallback_bindings(run.model, by_node, aliases)
@@ -235,7 +232,7 @@ def _fallback_bindings(
             continue
         alias = aliases.get(series.lower(), _ensure_csv(series))
         stem = alias[:-4] if alias.lower().endswith(".csv") else alias.rpartition(".")[0] or alias
-        for suffix, field_name in flow.FALLBACK_SUFFIXES:
+        for suffix, field_name in schema.FALLBACK_SUFFIXES:
             if stem.lower().endswith(suffix) and stem[: -len(suffix)].rstrip("_"):
                 result.append(
                     _Binding(stem[: -len(suffix)].rstrip("_"), flow.BY_FIELD[field_name], alias, metas[0])
@@ -322,7 +319,7 @@ def _series_input(run: RunInfo, binding: _Binding) -> SeriesInput:
     if points > 0 and len(values) != points:
         warnings.append(
             CaptureWarning(
-                flow.LENGTH_MISMATCH,
+                schema.LENGTH_MISMATCH,
                 f"Series '{relative.rsplit('/', 1)[-1]}' contained {len(values)} points "
                 f"but expected {points}.",
             )
