@@ -35,8 +35,8 @@ from typing import Any
 
 import psycopg
 from opentelemetry._logs import LogRecord
-from otel_tele.exporters._inference_config import InferenceConfig
 from otel_tele.exporters.postgres import PostgresSink
+from otel_tele.exporters.postgres.schema import InferenceConfig
 from otel_tele.instrumentation.inference import TelemetryLogger
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo

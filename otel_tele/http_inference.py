@@ -23,7 +23,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(f"{exc}; the telemetry routes need pip install 'otel-tele[fastapi]'") from exc
 
-from .exporters._inference_schema import MAX_KEY_CHARS
+from .exporters.postgres.schema import MAX_KEY_CHARS
 
 _MAX_HOURS = 24 * 400
 

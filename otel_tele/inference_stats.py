@@ -1,9 +1,11 @@
-"""The model-serving query API (spec 002): efficiency rankings, 60-day trends, footprint, pruning.
+"""The model-serving query API (spec 002): efficiency rankings, 60-day trends, footprint.
 
 One implementation behind ``TelemetryLogger.get_*``, the ``otel-tele inference`` commands and the
 ``/telemetry`` HTTP routes, over either store (PostgreSQL or the embedded SQLite database). Every
 question reads the write-time rollups, never the raw rows: 24-hour questions the 60-second rollup,
-60-day questions the hourly one.
+60-day questions the hourly one. It reads through the store's public schema module only
+(:mod:`otel_tele.exporters.postgres.schema`: read-only connections); pruning is the store's
+maintenance (:mod:`otel_tele.exporters.postgres.maintenance`, ``otel-tele inference prune``).
 
 Efficiency is the spec's score, milliseconds per generated token (lower is better). The weighted
 efficiency of a window is token-weighted: sum(score x tokens) / sum(tokens) — a 10-token answer does
@@ -30,9 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .exporters._inference_config import InferenceConfig
-from .exporters._inference_rows import clean_text, empty_measures, merge_into
-from .exporters._inference_schema import (
+from .exporters.postgres.schema import (
     MAX_KEY_CHARS,
     MEASURES,
     ROLLUP_HOUR,
@@ -40,8 +40,13 @@ from .exporters._inference_schema import (
     TABLE,
     TABLES,
     TTFT_BOUNDS,
+    InferenceConfig,
+    StoreReader,
+    clean_text,
+    empty_measures,
+    merge_into,
+    open_reader,
 )
-from .exporters._inference_store import InferenceStore, open_store
 from .semconv import inference as inf
 
 if TYPE_CHECKING:
@@ -209,7 +214,7 @@ class InferenceStats:
 
     def __init__(
         self,
-        store: InferenceStore,
+        store: StoreReader,
         *,
         config: InferenceConfig | None = None,
         clock: Callable[[], float] = time.time,
@@ -229,12 +234,13 @@ class InferenceStats:
         config: InferenceConfig | None = None,
         **kwargs: Any,
     ) -> InferenceStats:
-        """The store named by ``dsn`` (else ``OTEL_TELE_POSTGRES_DSN``), else the embedded one."""
+        """A read-only view of the store named by ``dsn`` (else ``OTEL_TELE_POSTGRES_DSN``), else of the
+        embedded one under ``data_dir``."""
         from ._settings import resolve
 
         settings = resolve({"postgres_dsn": dsn, "data_dir": data_dir})
         config = config or InferenceConfig.from_settings(settings)
-        store = open_store(
+        store = open_reader(
             settings.postgres_dsn, settings.data_dir, pool_max_size=config.postgres_pool_max_size
         )
         return cls(store, config=config, **kwargs)
@@ -505,24 +511,6 @@ class InferenceStats:
                     },
                     severity=SeverityNumber.WARN,
                 )
-
-    # -- retention -------------------------------------------------------------------------------
-    def prune(
-        self, retention_days: int | None = None, *, max_batches: int | None = None, batch_rows: int = 10_000
-    ) -> dict[str, Any]:
-        """Delete rows (and rollup buckets) older than the retention window, in short batches."""
-        from .exporters.postgres import prune_store
-
-        result = prune_store(
-            self.store,
-            self.config,
-            now=self.clock(),
-            retention_days=retention_days,
-            max_batches=max_batches,
-            batch_rows=batch_rows,
-        )
-        days = self.config.inference_retention_days if retention_days is None else retention_days
-        return {"retention_days": days, **asdict(result)}
 
 
 for_telemetry = InferenceStats.for_telemetry

@@ -17,8 +17,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from otel_tele.exporters._inference_rows import prepare
 from otel_tele.exporters.postgres import PostgresSink
+from otel_tele.exporters.postgres._rows import prepare
 from otel_tele.instrumentation.inference import TelemetryLogger
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as semconv
-from otel_tele.exporters._inference_schema import TTFT_BOUNDS
+from otel_tele.exporters.postgres.schema import TTFT_BOUNDS
 from otel_tele.instrumentation.inference import TelemetryLogger, thought_timer
 
 from otel_tele import testing

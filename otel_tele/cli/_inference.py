@@ -136,7 +136,11 @@ def _footprint(stats: Any, args: argparse.Namespace) -> int:
 
 
 def _prune(stats: Any, args: argparse.Namespace) -> int:
-    result = stats.prune(retention_days=args.retention_days, max_batches=args.max_batches)
+    from otel_tele.exporters.postgres import maintenance
+
+    result = maintenance.prune_location(
+        dsn=args.dsn, data_dir=args.data_dir, retention_days=args.retention_days, max_batches=args.max_batches
+    )
     if args.format == "json":
         print_json(result)
     else:

@@ -1,4 +1,5 @@
 """The PostgreSQL inference store: psycopg 3, a connection pool, COPY batches, write-time rollups.
+Reads are the schema's :class:`~otel_tele.exporters.postgres.schema.PgReader` (on this pool).
 
 One batch is one transaction: its id goes into ``system_telemetry_batches`` first (a batch retried
 after an ambiguous commit is skipped, not duplicated), the rows go in with ``COPY``, the rollup
@@ -11,39 +12,31 @@ never holds ingest up for long.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 try:
     import psycopg
-    from psycopg import errors, sql
-    from psycopg_pool import ConnectionPool
+    from psycopg import errors
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"{exc}; the PostgreSQL inference store needs pip install 'otel-tele[postgres]'"
     ) from exc
 
-from otel_tele._internal import abandon_inherited, at_fork_in_child
-from otel_tele._scrub import protect_logs
-from otel_tele._settings import dsn_secrets, redact_dsn
-
-from ._inference_rows import Batch, prepare, rollup_rows
-from ._inference_schema import (
+from ._rows import Batch, prepare, rollup_rows
+from ._store import PruneResult, upsert_template
+from .schema import (
     BATCH_TABLE,
     MIGRATIONS,
-    ROLLUP_HOUR,
     ROLLUPS,
     ROLLUPS_ADDED_AT,
     ROW_COLUMNS,
     SCHEMA_VERSION,
     TABLE,
-    TABLES,
     VERSION_TABLE,
-    Rollup,
+    PgReader,
 )
-from ._inference_store import PruneResult, rollup_statement, upsert_template
+from .schema import pg_sql as _ident
 
 _log = logging.getLogger("otel_tele")
 _MIGRATION_LOCK = 0x07E1_7E1E_0002  # advisory lock key: one migrating process at a time
@@ -56,14 +49,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _ident(template: str, **names: str) -> sql.Composed:
-    return sql.SQL(template).format(**{key: sql.Identifier(value) for key, value in names.items()})
+class PgStore(PgReader):
+    """The :class:`~otel_tele.exporters.postgres._store.InferenceStore` on PostgreSQL."""
 
-
-class PgStore:
-    """The :class:`~otel_tele.exporters._inference_store.InferenceStore` on PostgreSQL."""
-
-    dialect = "postgresql"
+    _read_only = False
+    _application_name = "otel-tele"
+    _pool_name = "otel-tele-inference"
 
     def __init__(
         self,
@@ -73,44 +64,17 @@ class PgStore:
         connect_timeout_s: float = 5.0,
         getconn_timeout_s: float = 5.0,
     ) -> None:
-        self.location = redact_dsn(dsn)
-        protect_logs(dsn_secrets(dsn))  # psycopg quotes parts of a bad DSN in its errors
-        self._dsn = dsn
-        self._pool_max_size = pool_max_size
-        self._connect_timeout_s = connect_timeout_s
-        self._getconn_timeout_s = getconn_timeout_s
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
-        at_fork_in_child(self._reinit_after_fork)
-        self._migrated = False
-        self._tables_seen = False
+        super().__init__(
+            dsn,
+            pool_max_size=pool_max_size,
+            connect_timeout_s=connect_timeout_s,
+            getconn_timeout_s=getconn_timeout_s,
+        )
         self._copy = _ident(f"COPY {{t}} ({', '.join(ROW_COLUMNS)}) FROM STDIN", t=TABLE)
         upsert = upsert_template("pyformat", least="LEAST", greatest="GREATEST")
         self._upserts = {r.table: _ident(upsert, t=r.table) for r in ROLLUPS}
 
     # -- connections -------------------------------------------------------------------------------
-    @property
-    def pool(self) -> ConnectionPool:
-        with self._lock:
-            if self._pool is None:
-                # Opened lazily: a service that never logs an inference never connects.
-                self._pool = ConnectionPool(
-                    self._dsn,
-                    min_size=1,
-                    max_size=self._pool_max_size,
-                    open=False,
-                    name="otel-tele-inference",
-                    timeout=self._getconn_timeout_s,
-                    check=ConnectionPool.check_connection,
-                    kwargs={
-                        "autocommit": True,
-                        "application_name": "otel-tele",
-                        "connect_timeout": max(1, int(self._connect_timeout_s)),
-                    },
-                )
-                self._pool.open(wait=False)
-            return self._pool
-
     def reachable(self) -> bool:
         try:
             with psycopg.connect(
@@ -123,29 +87,7 @@ class PgStore:
         except psycopg.Error:
             return False
 
-    def _reinit_after_fork(self) -> None:
-        # The parent's pool threads did not fork and its sockets are the parent's sessions: a child
-        # talking on them would interleave with the parent's protocol. The child opens its own pool.
-        self._lock = threading.Lock()
-        abandon_inherited(self._pool)
-        self._pool = None
-
-    def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close(timeout=2.0)
-
     # -- schema ------------------------------------------------------------------------------------
-    def schema_version(self) -> int:
-        with self.pool.connection() as conn:
-            if conn.execute("SELECT to_regclass(%s)", (VERSION_TABLE,)).fetchone() == (None,):
-                return 0
-            row = conn.execute(
-                _ident("SELECT coalesce(max(version), 0) FROM {t}", t=VERSION_TABLE)
-            ).fetchone()
-            return int(row[0]) if row else 0
-
     def migrate(self) -> int:
         """Bring the schema to :data:`SCHEMA_VERSION` (forward only); returns the version found."""
         with self.pool.connection() as conn, conn.transaction():
@@ -192,14 +134,6 @@ class PgStore:
                     for table, deltas in batch.rollups.items():
                         writer.executemany(self._upserts[table], rollup_rows(deltas))
 
-    def _has_tables(self, conn: psycopg.Connection[Any]) -> bool:
-        if not (self._migrated or self._tables_seen):
-            # Reads never create the schema (the HTTP routes are read-only); no tables, no data.
-            self._tables_seen = conn.execute("SELECT to_regclass(%s)", (ROLLUP_HOUR.table,)).fetchone() != (
-                None,
-            )
-        return self._migrated or self._tables_seen
-
     # -- writes ------------------------------------------------------------------------------------
     def write(self, batch: Batch, batch_id: str) -> None:
         if not self._migrated:
@@ -221,67 +155,6 @@ class PgStore:
                     copy.write_row((*row[:5], datetime.fromtimestamp(row[5], UTC), row[6], row[7]))
             for table, deltas in batch.rollups.items():
                 cur.executemany(self._upserts[table], rollup_rows(deltas))
-
-    # -- reads -------------------------------------------------------------------------------------
-    def rollup(
-        self,
-        rollup: Rollup,
-        *,
-        since: int,
-        until: int | None = None,
-        event_types: Sequence[str] | None = None,
-        component: str | None = None,
-        step: int | None = None,
-        by_component: bool = True,
-    ) -> list[tuple[Any, ...]]:
-        template, params = rollup_statement(
-            "pyformat",
-            since=since,
-            until=until,
-            event_types=event_types,
-            component=component,
-            step=step,
-            by_component=by_component,
-        )
-        with self.pool.connection() as conn:
-            if not self._has_tables(conn):
-                return []
-            return conn.execute(_ident(template, t=rollup.table), params).fetchall()
-
-    def tables(self) -> list[dict[str, Any]]:
-        query = (
-            "SELECT n.name, pg_total_relation_size(c.oid), pg_relation_size(c.oid), pg_indexes_size(c.oid), "
-            "c.reltuples FROM unnest(%s::text[]) WITH ORDINALITY AS n(name, ord) "
-            "JOIN pg_class c ON c.oid = to_regclass(quote_ident(n.name)) ORDER BY n.ord"
-        )
-        with self.pool.connection() as conn:
-            rows = conn.execute(query, (list(TABLES),)).fetchall()
-        return [
-            {
-                "table": name,
-                "size_bytes": int(total),
-                "table_bytes": int(heap),
-                "index_bytes": int(index),
-                "rows_estimate": max(0, int(tuples)),
-            }
-            for name, total, heap, index, tuples in rows
-        ]
-
-    def time_span(self) -> tuple[float | None, float | None]:
-        with self.pool.connection() as conn:
-            if not self._has_tables(conn):
-                return None, None
-            row = conn.execute(_ident("SELECT min(timestamp), max(timestamp) FROM {t}", t=TABLE)).fetchone()
-        return tuple(None if v is None else v.timestamp() for v in (row or (None, None)))  # type: ignore[return-value]
-
-    def row_count(self) -> int:
-        with self.pool.connection() as conn:
-            if not self._has_tables(conn):
-                return 0
-            row = conn.execute(
-                _ident("SELECT coalesce(sum(count), 0) FROM {t}", t=ROLLUP_HOUR.table)
-            ).fetchone()
-        return int(row[0]) if row else 0
 
     # -- retention ---------------------------------------------------------------------------------
     def prune(

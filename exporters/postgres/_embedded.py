@@ -2,7 +2,8 @@
 
 Used when no DSN is configured, so a laptop or the demo needs no server. WAL mode lets readers run
 while the sink writes; one batch is one ``BEGIN IMMEDIATE`` transaction. Timestamps are epoch seconds
-(REAL); metadata is JSON text; a NaN ``value`` is stored as NULL (SQLite has no NaN).
+(REAL); metadata is JSON text; a NaN ``value`` is stored as NULL (SQLite has no NaN). Reads are the
+schema's :class:`~otel_tele.exporters.postgres.schema.SqliteReader`.
 """
 
 from __future__ import annotations
@@ -12,48 +13,35 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from otel_tele._internal import abandon_inherited, at_fork_in_child, quiesce_for_fork
 
-from ._inference_rows import Batch, prepare, rollup_rows
-from ._inference_schema import (
+from .._sqlite_wal import close_checkpointed
+from ._rows import Batch, prepare, rollup_rows
+from ._store import PruneResult, upsert_template
+from .schema import (
     BATCH_TABLE,
     MIGRATIONS,
-    ROLLUP_HOUR,
     ROLLUPS,
     ROLLUPS_ADDED_AT,
     ROW_COLUMNS,
     SCHEMA_VERSION,
     TABLE,
-    TABLES,
-    Rollup,
+    SqliteReader,
 )
-from ._inference_store import PruneResult, rollup_statement, upsert_template
-from ._sqlite_wal import close_checkpointed
+from .schema import sqlite_sql as _fmt
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _fmt(template: str, **names: str) -> str:
-    return template.format(**{key: _q(value) for key, value in names.items()})
-
-
-class SqliteStore:
-    """The :class:`~otel_tele.exporters._inference_store.InferenceStore` on an SQLite file."""
-
-    dialect = "sqlite"
+class SqliteStore(SqliteReader):
+    """The :class:`~otel_tele.exporters.postgres._store.InferenceStore` on an SQLite file."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5_000, **_postgres_only: Any) -> None:
-        self.path = Path(path)
-        self.location = str(self.path)
-        self._busy_timeout_s = busy_timeout_ms / 1000
+        super().__init__(path, busy_timeout_ms=busy_timeout_ms)
         self._writer: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # held while a write transaction is open
         # A write may wait its whole busy timeout for the lock while holding _lock: the fork waits
@@ -76,31 +64,11 @@ class SqliteStore:
         self._upserts = {r.table: _fmt(upsert, t=r.table) for r in ROLLUPS}
 
     # -- connections -------------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
-
     def _writer_conn(self) -> sqlite3.Connection:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = self._connect()
+            self._writer = self._connect(read_only=False)
         return self._writer
-
-    @contextlib.contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection | None]:
-        """A short-lived connection for one query (None when the database does not exist yet)."""
-        if not self.path.exists():
-            yield None
-            return
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
 
     @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
@@ -133,10 +101,6 @@ class SqliteStore:
             close_checkpointed(writer)
 
     # -- schema ------------------------------------------------------------------------------------
-    def schema_version(self) -> int:
-        with self._reader() as conn:
-            return 0 if conn is None else int(conn.execute("PRAGMA user_version").fetchone()[0])
-
     def migrate(self) -> int:
         with self._lock:
             conn = self._writer_conn()
@@ -184,93 +148,6 @@ class SqliteStore:
                 conn.executemany(self._insert, batch.rows)
                 for table, deltas in batch.rollups.items():
                     conn.executemany(self._upserts[table], rollup_rows(deltas))
-
-    # -- reads -------------------------------------------------------------------------------------
-    def rollup(
-        self,
-        rollup: Rollup,
-        *,
-        since: int,
-        until: int | None = None,
-        event_types: Sequence[str] | None = None,
-        component: str | None = None,
-        step: int | None = None,
-        by_component: bool = True,
-    ) -> list[tuple[Any, ...]]:
-        template, params = rollup_statement(
-            "named",
-            since=since,
-            until=until,
-            event_types=event_types,
-            component=component,
-            step=step,
-            by_component=by_component,
-        )
-        with self._reader() as conn:
-            if conn is None or not self._has_tables(conn):
-                return []
-            return conn.execute(_fmt(template, t=rollup.table), params).fetchall()
-
-    @staticmethod
-    def _has_tables(conn: sqlite3.Connection) -> bool:
-        return bool(conn.execute("PRAGMA user_version").fetchone()[0] >= 2)
-
-    def tables(self) -> list[dict[str, Any]]:
-        with self._reader() as conn:
-            if conn is None:
-                return []
-            owner = dict(
-                conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')")
-            )
-            heap: dict[str, int] = {}
-            index: dict[str, int] = {}
-            for name, size in self._page_sizes(conn):
-                table = owner.get(name, name)
-                (heap if name == table else index)[table] = (heap if name == table else index).get(
-                    table, 0
-                ) + size
-            result = []
-            for table in TABLES:
-                if table not in owner:
-                    continue
-                rows = conn.execute(_fmt("SELECT count(*) FROM {t}", t=table)).fetchone()[0]
-                result.append(
-                    {
-                        "table": table,
-                        "size_bytes": heap.get(table, 0) + index.get(table, 0),
-                        "table_bytes": heap.get(table, 0),
-                        "index_bytes": index.get(table, 0),
-                        "rows_estimate": int(rows),
-                    }
-                )
-            return result
-
-    @staticmethod
-    def _page_sizes(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-        try:
-            return conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
-        except sqlite3.OperationalError:  # SQLite built without dbstat: the whole file, as the main table
-            pages, size = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
-            return [(TABLE, int(pages) * int(size))]
-
-    def time_span(self) -> tuple[float | None, float | None]:
-        with self._reader() as conn:
-            if conn is None or not self._has_tables(conn):
-                return None, None
-            oldest, newest = conn.execute(
-                _fmt("SELECT min(timestamp), max(timestamp) FROM {t}", t=TABLE)
-            ).fetchone()
-            return oldest, newest
-
-    def row_count(self) -> int:
-        with self._reader() as conn:
-            if conn is None or not self._has_tables(conn):
-                return 0
-            return int(
-                conn.execute(_fmt("SELECT coalesce(sum(count), 0) FROM {t}", t=ROLLUP_HOUR.table)).fetchone()[
-                    0
-                ]
-            )
 
     # -- retention ---------------------------------------------------------------------------------
     def prune(

@@ -16,12 +16,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_tele._internal import bad_input_log, describe_error, encodable
+from otel_tele._internal import bad_input_log, describe_error
 from otel_tele._mapping import Column, RowMapper, Rows, Table
 from otel_tele.semconv import AttrType
 from otel_tele.semconv import inference as inf
 
-from ._inference_schema import MAX_KEY_CHARS, MEASURES, ROLLUP_HOUR, ROLLUP_MINUTE, ROLLUPS, TTFT_BOUNDS
+from .schema import (
+    MAX_KEY_CHARS,
+    MEASURES,
+    ROLLUP_HOUR,
+    ROLLUP_MINUTE,
+    ROLLUPS,
+    TABLE,
+    TTFT_BOUNDS,
+    clean_text,
+    empty_measures,
+    merge_into,
+)
 
 S, F = AttrType.STR, AttrType.FLOAT
 
@@ -32,7 +43,7 @@ RollupKey = tuple[int, str, str]  # (bucket epoch s, event_type, component or ""
 
 def _table(event: str, default_type: str | None) -> Table:
     return Table(
-        "system_telemetry",
+        TABLE,
         (
             Column("event_type", inf.EVENT_TYPE, S, required=True, default=default_type),
             Column("component", inf.COMPONENT, S),
@@ -89,19 +100,12 @@ def prepare(rows: Iterable[Sequence[Any]], rejected: int = 0) -> Batch:
 def prepare_records(records: Sequence[Any]) -> Batch:
     """Map OTel log records (the sink's input) and :func:`prepare` them."""
     mapped: Rows = MAPPER.map_logs(records)
-    batch = prepare(mapped.by_table.get("system_telemetry", ()), mapped.rejected)
+    batch = prepare(mapped.by_table.get(TABLE, ()), mapped.rejected)
     batch.not_routed = mapped.not_routed
     return batch
 
 
 # -- sanitizing -----------------------------------------------------------------------------------
-def clean_text(text: str) -> str:
-    """NUL made visible; a lone surrogate (not encodable as UTF-8) kept as its escape."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\\u0000")
-    return encodable(text)
-
-
 _SUSPECT = ("NaN", "Infinity", "\\u0000")
 
 
@@ -203,10 +207,6 @@ _TTFT_COUNT, _TTFT_SUM, _TTFT_MAX, _TTFT_FIRST = (
 )
 
 
-def empty_measures() -> list[float]:
-    return [math.nan if m.merge != "sum" else 0 for m in MEASURES]
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -245,15 +245,6 @@ def add_row(m: list[float], row: Row, meta: Mapping[str, Any]) -> None:
     if value is not None:
         m[_WEIGHT] += int(tokens)
         m[_WSUM] += value * int(tokens)
-
-
-def merge_into(target: list[float], source: Sequence[float]) -> None:
-    for i, measure in enumerate(MEASURES):
-        a, b = target[i], source[i]
-        if measure.merge == "sum":
-            target[i] = a + b
-        elif not math.isnan(b):
-            target[i] = b if math.isnan(a) else (min(a, b) if measure.merge == "min" else max(a, b))
 
 
 def coarsen(rollup: Mapping[RollupKey, Sequence[float]], seconds: int) -> dict[RollupKey, list[float]]:

@@ -10,6 +10,11 @@ Usage::
     # every inference.* event record becomes one system_telemetry row
     # (see otel_tele.instrumentation.inference for the helpers that emit them)
 
+Layout: ``schema`` (public: tables, DDL, measures, settings, read-only readers), ``maintenance``
+(public: retention and pruning), and the writer's private modules (``_rows`` records → rows and
+rollup increments, ``_store`` the store protocol, ``_pg`` / ``_embedded`` the two backends,
+``_backends`` which one a DSN selects).
+
 Failures: a restarting server, a terminated connection or a lock conflict is retried with bounded
 backoff (the batching processor in front of the sink buffers meanwhile, boundedly); a batch is
 committed with its id, so a retry after an ambiguous commit does not write it twice. Retention:
@@ -30,43 +35,23 @@ from otel_tele._internal import guard
 from otel_tele._settings import Settings
 from otel_tele._sink import RetryPolicy, Sink, SinkLogExporter, Written
 
-from ._inference_config import InferenceConfig
-from ._inference_rows import prepare_records
-from ._inference_store import InferenceStore, PruneResult, open_store
+from ._backends import open_store
+from ._rows import prepare_records
+from ._store import InferenceStore
+from .maintenance import prune_store
+from .schema import InferenceConfig
 
 _log = logging.getLogger("otel_tele")
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    from ._inference_sqlite import TRANSIENT_ERRORS as sqlite_errors
+    from ._embedded import TRANSIENT_ERRORS as sqlite_errors
 
     try:
-        from ._inference_pg import TRANSIENT_ERRORS as pg_errors
+        from ._pg import TRANSIENT_ERRORS as pg_errors
     except ImportError:  # psycopg not installed: the embedded store still works
         pg_errors = ()
     return pg_errors + sqlite_errors
-
-
-def prune_store(
-    store: InferenceStore,
-    config: InferenceConfig,
-    *,
-    now: float | None = None,
-    retention_days: int | None = None,
-    max_batches: int | None = None,
-    batch_rows: int = 10_000,
-) -> PruneResult:
-    """Delete what is older than the retention window (cutoff aligned to the hour, as rollups are)."""
-    days = config.inference_retention_days if retention_days is None else retention_days
-    if not isinstance(days, int) or isinstance(days, bool) or days < 0:
-        raise ValueError(f"retention_days must be a non-negative integer, got {days!r}")
-    cutoff = int(((time.time() if now is None else now) - days * 86_400) // 3600 * 3600)
-    return store.prune(
-        cutoff,
-        batch_rows=batch_rows,
-        lock_timeout_ms=config.inference_lock_timeout_ms,
-        max_batches=max_batches,
-    )
 
 
 class PostgresSink(Sink):
@@ -157,4 +142,4 @@ class PostgresLogExporter(SinkLogExporter):
     sink_class = PostgresSink
 
 
-__all__ = ["InferenceConfig", "PostgresLogExporter", "PostgresSink", "prune_store"]
+__all__ = ["InferenceConfig", "PostgresLogExporter", "PostgresSink", "open_store", "prune_store"]

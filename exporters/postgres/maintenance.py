@@ -1,0 +1,93 @@
+"""Maintenance of the inference store: the retention policy (``inference_retention_days``, 60 by
+default) and pruning, as plain functions the sink (on a schedule) and the CLI
+(``otel-tele inference prune``) call.
+
+Pruning deletes raw rows older than the window in short batches, each its own transaction under a
+short lock timeout so ingest is never held up for long, then the rollup buckets and batch ids older
+than the window (the cutoff is aligned to the hour, as the rollups are).
+
+Example::
+
+    from otel_tele.exporters.postgres import maintenance
+
+    report = maintenance.prune_location(data_dir="telemetry", retention_days=30)
+    report["deleted_rows"], report["complete"]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from otel_tele._settings import resolve
+
+from ._backends import open_store
+from ._store import InferenceStore, PruneResult
+from .schema import InferenceConfig
+
+
+def retention_cutoff(days: int, now: float | None = None) -> int:
+    """Epoch seconds (hour aligned) before which a retention window of ``days`` deletes."""
+    if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+        raise ValueError(f"retention_days must be a non-negative integer, got {days!r}")
+    return int(((time.time() if now is None else now) - days * 86_400) // 3600 * 3600)
+
+
+def prune_store(
+    store: InferenceStore,
+    config: InferenceConfig,
+    *,
+    now: float | None = None,
+    retention_days: int | None = None,
+    max_batches: int | None = None,
+    batch_rows: int = 10_000,
+) -> PruneResult:
+    """Delete what is older than the retention window (``retention_days``, default the config's)."""
+    days = config.inference_retention_days if retention_days is None else retention_days
+    return store.prune(
+        retention_cutoff(days, now),
+        batch_rows=batch_rows,
+        lock_timeout_ms=config.inference_lock_timeout_ms,
+        max_batches=max_batches,
+    )
+
+
+def prune(
+    store: InferenceStore,
+    config: InferenceConfig,
+    *,
+    now: float | None = None,
+    retention_days: int | None = None,
+    max_batches: int | None = None,
+    batch_rows: int = 10_000,
+) -> dict[str, Any]:
+    """:func:`prune_store` as a report: ``retention_days``, ``deleted_rows``, ``deleted_rollup_rows``,
+    ``batches``, ``complete``, ``lock_timeouts``."""
+    result = prune_store(
+        store, config, now=now, retention_days=retention_days, max_batches=max_batches, batch_rows=batch_rows
+    )
+    days = config.inference_retention_days if retention_days is None else retention_days
+    return {"retention_days": days, **asdict(result)}
+
+
+def prune_location(
+    *,
+    dsn: str | None = None,
+    data_dir: str | Path | None = None,
+    retention_days: int | None = None,
+    max_batches: int | None = None,
+    batch_rows: int = 10_000,
+) -> dict[str, Any]:
+    """:func:`prune` on the store ``dsn`` names (else ``OTEL_TELE_POSTGRES_DSN``, else the embedded one
+    under ``data_dir``), with the settings' retention and lock timeout; the store is closed after."""
+    settings = resolve({"postgres_dsn": dsn, "data_dir": data_dir})
+    config = InferenceConfig.from_settings(settings)
+    store = open_store(settings.postgres_dsn, settings.data_dir, pool_max_size=config.postgres_pool_max_size)
+    try:
+        return prune(
+            store, config, retention_days=retention_days, max_batches=max_batches, batch_rows=batch_rows
+        )
+    finally:
+        store.close()
