@@ -62,6 +62,14 @@ SELECT iter, phase, t_wall_ms, "E", grad_norm, alpha, phi_residual, invariant_dr
   FROM telemetry WHERE run_id = $run_id)
 WHERE k % greatest(1, n // $points) = 0 OR k = n - 1 ORDER BY k
 """
+#: The columns of a run's iteration rows, in file order (``Runs.iterations`` selects among them).
+ITERATION_COLUMNS: tuple[str, ...] = tuple(c.name for c in schema.TABLES["telemetry"])
+#: The most iteration rows one ``Runs.iterations`` call returns.
+MAX_ITERATIONS = 10_000
+_EXISTS_SQL = (
+    "SELECT 1 FROM (SELECT run_id FROM telemetry UNION ALL SELECT run_id FROM events) "
+    "WHERE run_id = $run_id LIMIT 1"
+)
 
 
 class Runs:
@@ -157,6 +165,64 @@ class Runs:
             "events": events,
             "trajectory": trajectory,
             "artifacts": [{"name": name, **entry} for name, entry in listed.items()],
+        }
+
+    def iterations(
+        self,
+        run_id: str,
+        *,
+        columns: Sequence[str] | None = None,
+        phase: str | None = None,
+        from_iter: int | None = None,
+        to_iter: int | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One run's iteration rows in recording order, a page at a time: the read-only query the
+        HTTP API offers (no SQL text is taken, so nothing but the capsule's views can be read).
+
+        ``columns`` (default all, see :data:`ITERATION_COLUMNS`), ``phase`` and an ``iter`` range
+        (inclusive) select; returns ``{"columns", "rows", "next_offset"}`` (``None`` on the last
+        page). ``ValueError`` for an unsafe id, an unknown column or a bad page; ``KeyError`` for an
+        unknown run.
+
+        Example::
+
+            page = Runs().iterations("fda_run_20251020_153045", columns=["iter", "E"], phase="RED")
+        """
+        v.check_name("run_id", run_id)
+        chosen = list(columns) if columns else list(ITERATION_COLUMNS)
+        unknown = [c for c in chosen if c not in ITERATION_COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown column(s) {', '.join(repr(c[:40]) for c in unknown[:5])}")
+        if not 1 <= limit <= MAX_ITERATIONS:
+            raise ValueError(f"limit must be 1-{MAX_ITERATIONS}")
+        if offset < 0:
+            raise ValueError("offset must be >= 0")
+        # Column names come from the schema only (checked above); every value is a bound parameter.
+        select = ", ".join(f'"{c}"' for c in chosen)
+        result = self.query(
+            f"SELECT {select} FROM telemetry WHERE run_id = $run_id "
+            "AND ($phase IS NULL OR phase = $phase) "
+            "AND ($from_iter IS NULL OR iter >= $from_iter) AND ($to_iter IS NULL OR iter <= $to_iter) "
+            "ORDER BY t_wall_ms, iter LIMIT $limit OFFSET $offset",
+            {
+                "run_id": run_id,
+                "phase": phase,
+                "from_iter": from_iter,
+                "to_iter": to_iter,
+                "limit": limit + 1,  # one more: is there a next page?
+                "offset": offset,
+            },
+        )
+        rows = result["rows"]
+        if not rows and offset == 0 and not self.query(_EXISTS_SQL, {"run_id": run_id})["rows"]:
+            raise KeyError(f"no run {run_id!r} under {self.root}")
+        more = len(rows) > limit
+        return {
+            "columns": result["columns"] or chosen,
+            "rows": rows[:limit],
+            "next_offset": offset + limit if more else None,
         }
 
     def artifact(self, run_id: str, name: str) -> tuple[Path, dict[str, Any]]:

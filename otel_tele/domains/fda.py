@@ -9,7 +9,7 @@ DOMAIN = Domain(
     order=20,
     sinks=(SinkSpec("capsule", "otel_tele.exporters.capsule:CapsuleSink", "capsule", "otel_tele_capsule"),),
     cli="otel_tele.cli._runs",
-    router="otel_tele.http_runs:runs_router",
+    router="otel_tele.http_fda:runs_router",
     demo="otel_tele.demo._solver",
     instrumentation=("otel_tele.instrumentation.fda",),
 )
