@@ -255,6 +255,89 @@ def quiesce_for_fork(owner: object, attribute: str, timeout_s: float = 1.0) -> N
     os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
 
 
+class ForkGate:
+    """A section many threads may be inside at once, and the process forks only while none is:
+    ``with gate:`` around every call into a C library whose global state a fork must not split.
+
+    Why, for SQLite: besides its file locks, it keeps process-wide mutexes (the VFS's, a file's lock
+    state, the allocator's) that any call — ``connect`` and ``close`` above all — holds for a moment
+    with the GIL released. A fork in that moment hands the child the mutex held by a thread that does
+    not exist there, and the child's first ``connect`` hangs. Before a fork the gate closes: new
+    entries wait, and the fork waits at most ``timeout_s`` for the threads inside to leave; it opens
+    again in the parent and is new and empty in the child.
+
+    Re-entrant per thread (a thread inside may enter again even while a fork waits), so it never
+    deadlocks against itself. A thread inside must not wait for anything a fork hook holds; the
+    rule that keeps that true: take the gate before any lock of the same object.
+
+    Example::
+
+        gate = ForkGate(timeout_s=6.0)
+        with gate:
+            conn = sqlite3.connect(path)
+    """
+
+    def __init__(self, timeout_s: float = 1.0, what: str = "") -> None:
+        self.timeout_s = timeout_s
+        self.what = what
+        self._reset()
+        weak = weakref.ref(self)
+
+        def call(method: Callable[[ForkGate], None]) -> Callable[[], None]:
+            def hook() -> None:
+                gate = weak()
+                if gate is not None:
+                    method(gate)
+
+            return hook
+
+        os.register_at_fork(
+            before=call(ForkGate._before_fork),
+            after_in_parent=call(ForkGate._open),
+            after_in_child=call(ForkGate._reset),
+        )
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside: dict[int, int] = {}  # thread id → depth
+        self._forking = False
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if me not in self._inside:
+                while self._forking:
+                    self._cond.wait()
+            self._inside[me] = self._inside.get(me, 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            depth = self._inside.pop(me) - 1
+            if depth:
+                self._inside[me] = depth
+            else:
+                self._cond.notify_all()
+
+    def _before_fork(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            self._forking = True
+
+            def only_me() -> bool:  # the forking thread itself may be inside
+                return not (self._inside.keys() - {me})
+
+            if not self._cond.wait_for(only_me, self.timeout_s):
+                _log.warning(
+                    "fork while %s was busy for %.1fs; the child may hang in it", self.what, self.timeout_s
+                )
+
+    def _open(self) -> None:
+        with self._cond:
+            self._forking = False
+            self._cond.notify_all()
+
+
 #: What a forked child inherited and must neither use nor close (see :func:`abandon_inherited`).
 _inherited: list[object] = []
 
