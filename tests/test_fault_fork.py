@@ -82,18 +82,7 @@ def _wait_children(children: list[tuple[int, int]], limit_s: float) -> list[dict
     return [reports[pid] for pid, _fd in children]
 
 
-# Known race, open in issue 10: the embedded inference store opens SQLite connections for its first
-# scheduled prune outside its fork quiesce; a child forked inside sqlite3.connect inherits SQLite's
-# global mutex held and hangs in its own connect (about 1 run in 10). Still run, reported as XPASS.
-_EMBEDDED_STORE_RACE = pytest.mark.xfail(
-    strict=False, reason="fork inside the embedded store's prune connect (issue 10, open)"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=_EMBEDDED_STORE_RACE) if n == "postgres" else n for n in sorted(SINKS)],
-)
+@pytest.mark.parametrize("name", sorted(SINKS))
 def test_children_of_a_busy_parent_store_every_record(name: str, tmp_path: Path) -> None:
     _fork_from_busy_parent(name, tmp_path / "telemetry")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from otel_tele._internal import abandon_inherited, at_fork_in_child, quiesce_for_fork
+from otel_tele._internal import ForkGate, abandon_inherited, at_fork_in_child
 
 from .._sqlite_wal import close_checkpointed
 from ._rows import Batch, prepare, rollup_rows
@@ -44,9 +44,11 @@ class SqliteStore(SqliteReader):
         super().__init__(path, busy_timeout_ms=busy_timeout_ms)
         self._writer: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # held while a write transaction is open
-        # A write may wait its whole busy timeout for the lock while holding _lock: the fork waits
-        # that long too, since a child forked mid-transaction could never write this file.
-        quiesce_for_fork(self, "_lock", timeout_s=self._busy_timeout_s + 1.0)
+        # Every SQLite call of this store — connect, statement, close — runs inside the gate, taken
+        # before _lock: the process forks only between them (see ForkGate). A child forked inside a
+        # connect or close would hang in its own; one forked mid-transaction could never write this
+        # file. A write may wait its whole busy timeout inside: the fork waits that long too.
+        self._gate = ForkGate(self._busy_timeout_s + 1.0, what=f"the inference store {self.path}")
         at_fork_in_child(self._reinit_after_fork)
         self._migrated = False
         self._insert = _fmt(
@@ -71,6 +73,13 @@ class SqliteStore(SqliteReader):
         return self._writer
 
     @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection | None]:
+        """The reader's short-lived connection, open only inside the fork gate: no read transaction
+        or half-done connect/close crosses a fork."""
+        with self._gate, super()._reader() as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -93,16 +102,18 @@ class SqliteStore(SqliteReader):
         # SQLite forbids carrying a connection across fork(): the child opens its own.
         abandon_inherited(self._writer)
         self._writer = None
+        self._lock = threading.Lock()  # a parent thread may have held it at the fork
 
     def close(self) -> None:
-        with self._lock:
-            writer, self._writer = self._writer, None
-        if writer is not None:
-            close_checkpointed(writer)
+        with self._gate:
+            with self._lock:
+                writer, self._writer = self._writer, None
+            if writer is not None:
+                close_checkpointed(writer)
 
     # -- schema ------------------------------------------------------------------------------------
     def migrate(self) -> int:
-        with self._lock:
+        with self._gate, self._lock:
             conn = self._writer_conn()
             with self._transaction(conn):
                 found = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -133,7 +144,7 @@ class SqliteStore(SqliteReader):
     def write(self, batch: Batch, batch_id: str) -> None:
         if not self._migrated:
             self.migrate()
-        with self._lock:
+        with self._gate, self._lock:
             conn = self._writer_conn()
             with self._transaction(conn):
                 inserted = conn.execute(
@@ -163,10 +174,12 @@ class SqliteStore(SqliteReader):
         delete = _fmt("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE timestamp < ? LIMIT ?)", t=TABLE)
         deleted = batches = rollup_deleted = 0
         complete = False
-        conn = sqlite3.connect(self.path, timeout=lock_timeout_ms / 1000, isolation_level=None)
+        with self._gate:
+            conn = sqlite3.connect(self.path, timeout=lock_timeout_ms / 1000, isolation_level=None)
         try:
             while max_batches is None or batches < max_batches:
-                with self._lock, self._transaction(conn):  # _lock: no fork mid-transaction
+                # The gate per batch, not around the whole prune: a fork waits for one batch at most.
+                with self._gate, self._lock, self._transaction(conn):
                     count = conn.execute(delete, (cutoff, batch_rows)).rowcount
                 batches += 1
                 deleted += count
@@ -174,7 +187,7 @@ class SqliteStore(SqliteReader):
                     complete = True
                     break
             if complete:
-                with self._lock, self._transaction(conn):
+                with self._gate, self._lock, self._transaction(conn):
                     for rollup in ROLLUPS:
                         rollup_deleted += conn.execute(
                             _fmt("DELETE FROM {t} WHERE bucket < ?", t=rollup.table), (cutoff,)
@@ -185,5 +198,6 @@ class SqliteStore(SqliteReader):
                 raise
             return PruneResult(deleted, rollup_deleted, batches, False, 1)
         finally:
-            conn.close()
+            with self._gate:
+                conn.close()
         return PruneResult(deleted, rollup_deleted, batches, complete)
