@@ -9,6 +9,10 @@
 - State-changing requests must be ``application/json`` (a cross-site ``text/plain`` form post,
   which browsers send without a preflight, is 415).
 - No CORS headers unless origins are configured.
+- The dashboard (``/ui/``) signs in once: ``POST /ui/session`` with the bearer token sets it as an
+  ``HttpOnly; SameSite=Strict`` cookie, which the guard accepts like the header (a cross-site page
+  never gets it sent, and cannot send JSON without a preflight). Only the login page and the
+  dashboard's static files answer without it.
 
 Example::
 
@@ -35,6 +39,10 @@ TOKEN_ENV = "OTEL_TELE_SERVE_TOKEN"
 MIN_TOKEN_CHARS = 16
 LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The dashboard's session cookie: the token itself, HttpOnly and SameSite=Strict.
+SESSION_COOKIE = "otel_tele_session"
+#: Reachable without a token even when one is required: the login page and the static files.
+_PUBLIC_PATHS = ("/ui/login", "/ui/static/")
 
 
 class AccessError(ValueError):
@@ -88,6 +96,16 @@ class Access:
         if scheme.lower() != "bearer":
             return False
         return hmac.compare_digest(credential.strip().encode("utf-8", "replace"), self.token.encode())
+
+    def cookie_authorized(self, cookie_header: str | None) -> bool:
+        """The session cookie holds the configured token (constant-time compare)."""
+        if self.token is None or not cookie_header:
+            return False
+        for part in cookie_header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == SESSION_COOKIE:
+                return hmac.compare_digest(value.strip().encode("utf-8", "replace"), self.token.encode())
+        return False
 
     def grpc_authorized(self, metadata: dict[str, str]) -> bool:
         return self.token is None or self.authorized(metadata.get("authorization"))
@@ -143,8 +161,17 @@ class HttpGuard:
             await reply(send, 421, {"detail": "this Host is not served here"})
             return
         safe = method in _SAFE_METHODS
-        token_ok = self.access.authorized(headers.get("authorization"))
+        path = str(scope.get("path", ""))
+        token_ok = self.access.authorized(headers.get("authorization")) or self.access.cookie_authorized(
+            headers.get("cookie")
+        )
+        if safe and not token_ok and self.access.token is not None and path.startswith(_PUBLIC_PATHS):
+            await self.app(scope, receive, send)
+            return
         if not token_ok and (self.access.token is not None or not safe):
+            if safe and (path == "/ui" or path.startswith("/ui/")):
+                await _sign_in_first(send)
+                return
             detail = (
                 "a valid bearer token is required"
                 if self.access.token is not None
@@ -158,6 +185,26 @@ class HttpGuard:
                 await reply(send, 415, {"detail": "state-changing requests must be application/json"})
                 return
         await self.app(scope, receive, send)
+
+
+async def _sign_in_first(send: Send) -> None:
+    """A dashboard page without a valid session: 401 with a link to the login page (no data)."""
+    body = (
+        b"<!doctype html><title>Sign in</title><p>This dashboard needs the serve token: "
+        b'<a href="/ui/login">sign in</a>.</p>'
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def grpc_credentials(cert_file: str, key_file: str) -> Any:

@@ -535,6 +535,14 @@ class Telemetry:
         """Reconciling counts per sink and signal (the event stage is ``events``)."""
         return [stats.snapshot() for stats in self._stats]
 
+    def export_health(self) -> list[dict[str, Any]]:
+        """Reachability of each collector exporter: ``what``, ``where``, ``down`` and how many records
+        were not delivered during the current outage (``lost_while_down``)."""
+        return [
+            {"what": h.what, "where": h.where, "down": h.down, "lost_while_down": h.lost_while_down}
+            for h in self._health
+        ]
+
     # -- records from elsewhere (OTLP receiver) --------------------------------------------------
     def ingest_logs(self, records: list[Any]) -> int:
         """Hand decoded log records to every log processor, as if they had been emitted here, under

@@ -59,6 +59,7 @@ class Domain:
     router: str | None = None  # "module:factory" returning a FastAPI APIRouter
     demo: str | None = None  # module with the demo's run(data_dir) step
     reader: str | None = None  # "module:factory(telemetry)": the query API its instrumentation reads
+    dashboard: str | None = None  # "module:factory" -> the domain's dashboard Page (factory(settings))
     instrumentation: tuple[str, ...] = field(default=())  # public instrumentation modules
 
 

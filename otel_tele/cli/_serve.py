@@ -111,9 +111,10 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def build_http_app(access: Access | None = None) -> Any:
-    """A FastAPI app with every domain's query router that this build has, behind ``access``
-    (default: loopback Host names, no token, no CORS)."""
+def build_http_app(access: Access | None = None, telemetry: Any = None) -> Any:
+    """A FastAPI app with every domain's query router that this build has and the dashboard under
+    ``/ui/`` (with ``telemetry``, its live books), behind ``access`` (default: loopback Host names,
+    no token, no CORS)."""
     from fastapi import APIRouter, FastAPI
     from fastapi.exceptions import RequestValidationError
 
@@ -124,6 +125,9 @@ def build_http_app(access: Access | None = None) -> Any:
             continue
         router = getattr(module, attr)
         app.include_router(router if isinstance(router, APIRouter) else router())
+    from ..dashboard import dashboard_router
+
+    app.include_router(dashboard_router(telemetry))
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_middleware(BodyLimit)
     access = access or Access()
@@ -271,7 +275,7 @@ def _run(args: argparse.Namespace) -> int:
             host, port = otlp_http_sock.getsockname()[:2]
             addresses.append(f"OTLP/HTTP on {scheme}://{host}:{port}")
         if http_sock is not None:
-            servers.append(_start_http(http_sock, build_http_app(access), tls, "--http"))
+            servers.append(_start_http(http_sock, build_http_app(access, telemetry), tls, "--http"))
             host, port = http_sock.getsockname()[:2]
             addresses.append(f"HTTP on {scheme}://{host}:{port}")
         if telemetry.prometheus_address is not None:

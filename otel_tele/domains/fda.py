@@ -10,6 +10,7 @@ DOMAIN = Domain(
     sinks=(SinkSpec("capsule", "otel_tele.exporters.capsule:CapsuleSink", "capsule", "otel_tele_capsule"),),
     cli="otel_tele.cli._runs",
     router="otel_tele.http_fda:runs_router",
+    dashboard="otel_tele.dashboard._fda:page",
     demo="otel_tele.demo._solver",
     instrumentation=("otel_tele.instrumentation.fda",),
 )

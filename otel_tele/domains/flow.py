@@ -10,6 +10,7 @@ DOMAIN = Domain(
     sinks=(SinkSpec("capture", "otel_tele.exporters.capture:CaptureSink", "capture", "otel_tele_capture"),),
     cli="otel_tele.cli._capture",
     router="otel_tele.http_capture:capture_router",
+    dashboard="otel_tele.dashboard._flow:page",
     demo="otel_tele.demo._queueing",
     instrumentation=("otel_tele.instrumentation.flow",),
 )

@@ -12,6 +12,7 @@ DOMAIN = Domain(
     ),
     cli="otel_tele.cli._inference",
     router="otel_tele.http_inference:inference_router",
+    dashboard="otel_tele.dashboard._inference:page",
     demo="otel_tele.demo._serving",
     reader="otel_tele.inference_stats:for_telemetry",
     instrumentation=("otel_tele.instrumentation.inference",),

@@ -10,6 +10,7 @@ DOMAIN = Domain(
     sinks=(SinkSpec("sqlite", "otel_tele.exporters.sqlite:SqliteSink", "", "otel_tele_sqlite"),),
     cli="otel_tele.cli._query",
     router="otel_tele.instrumentation.fastapi:debug_router",
+    dashboard="otel_tele.dashboard._robot:page",
     demo="otel_tele.demo._robot",
     instrumentation=("otel_tele.instrumentation.dds", "otel_tele.instrumentation.fastapi"),
 )

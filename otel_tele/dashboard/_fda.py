@@ -1,0 +1,98 @@
+"""The solver-runs page (FDA, spec 000): the runs table, and a run's curves against iteration
+(log scale) with phase bands and events as marks, its manifest and artifacts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..exporters._capsule_schema import capsule_root
+from ..runs import Runs
+from ..semconv import fda as v
+from ._page import Page, PageError, chart, esc, table
+
+CURVES = ("E", "grad_norm", "phi_residual", "invariant_drift_max")
+
+
+def _bands(trajectory: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
+    bands: list[tuple[float, float, str]] = []
+    for row in trajectory:
+        phase, it = str(row.get("phase")), float(row["iter"])
+        if bands and bands[-1][2] == phase:
+            bands[-1] = (bands[-1][0], it, phase)
+        else:
+            bands.append((it, it, phase))
+    return bands
+
+
+def page(settings: Any) -> Page:
+    def render(query: Mapping[str, str]) -> str:
+        runs = Runs(capsule_root(settings))
+        run_id = query.get("run")
+        if run_id is None:
+            return _list(runs)
+        try:
+            v.check_name("run_id", run_id)
+        except ValueError as exc:
+            raise PageError(str(exc)) from None
+        return _run(runs, run_id)
+
+    return Page("runs", "Solver runs", render, order=20)
+
+
+def _list(runs: Runs) -> str:
+    if not runs.root.is_dir():
+        return '<p class="note">No solver runs yet.</p>'
+    rows = runs.list(limit=500)
+    cols = ("run_id", "flow_name", "mode", "status", "started_at", "rows", "last_iter", "e_first", "e_last")
+    return table(
+        cols, [tuple(r[c] for c in cols) for r in rows], links=0, link=lambda r: f"/ui/runs?run={r[0]}"
+    )
+
+
+def _run(runs: Runs, run_id: str) -> str:
+    shown = runs.show(run_id, points=2000)
+    trajectory = shown["trajectory"]
+    xs = [row["iter"] for row in trajectory]
+    marks = []
+    for event in shown["events"]:
+        near = next((row["iter"] for row in trajectory if row["t_wall_ms"] >= event["t_wall_ms"]), None)
+        if near is not None:
+            marks.append((float(near), str(event["event"])))
+    parts = [
+        f'<p><a href="/ui/runs">all runs</a> · run <b>{esc(run_id)}</b> · {esc(shown["run"]["status"])}</p>'
+    ]
+    for curve in CURVES:
+        parts.append(
+            chart(
+                f"curve-{curve}",
+                f"{curve} against iteration",
+                xs,
+                {curve: [row.get(curve) for row in trajectory]},
+                x_label="iteration",
+                y_log=True,
+                bands=_bands(trajectory),
+                marks=marks,
+            )
+        )
+    parts.append("<h2>Events</h2>")
+    parts.append(
+        table(
+            ("t_wall_ms", "event", "payload"),
+            [(e["t_wall_ms"], e["event"], e["payload"]) for e in shown["events"]],
+        )
+    )
+    if shown["manifest"] is not None:
+        parts.append(
+            "<h2>Manifest</h2><pre>" + esc(json.dumps(shown["manifest"], indent=2, default=str)) + "</pre>"
+        )
+    if shown["artifacts"]:
+        parts.append("<h2>Artifacts</h2>")
+        parts.append(
+            table(
+                ("name", "size", "sha256"),
+                [(a["name"], a.get("size"), a.get("sha256")) for a in shown["artifacts"]],
+            )
+        )
+    return "".join(parts)

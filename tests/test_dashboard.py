@@ -1,0 +1,217 @@
+"""The dashboard in a real headless Chromium (Debian's package, driven by Playwright's client)
+against a real ``otel-tele serve --http`` over the demo's data: every page loads without console
+errors and shows the numbers the query APIs give, "Generate telemetry" answers 200 then 409, the
+live tail shows an event emitted during the test, and every page fails closed without the token.
+Screenshots go to test-results/dashboard/ (not committed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ._serve import Serve, serve_process
+from .sink_samples.capture import fixture_run
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed (bash .ci/dev test installs it)", allow_module_level=True)
+
+TOKEN = "dashboard-test-token-0123456789abcdef"
+FLOW_RUN = "run_deterministic_72ca609c"
+SHOTS = Path(__file__).resolve().parent.parent / "test-results" / "dashboard"
+PAGES = ("health", "tail", "robot", "runs", "serving", "flow")
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's four workloads, run as a newcomer runs them, plus one flow run to capture."""
+    cwd = tmp_path_factory.mktemp("demo")
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_tele.demo", "--seconds", "0.5", "--requests", "20"],
+        cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, "OTEL_TELE_SINKS": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = cwd / "demo-output"
+    fixture_run(data / "runs", FLOW_RUN)
+    return data
+
+
+@pytest.fixture(scope="module")
+def served(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    tmp = tmp_path_factory.mktemp("serve")
+    with serve_process(tmp, sinks="sqlite", token=TOKEN, env={"OTEL_TELE_DATA_DIR": str(demo_data)}) as serve:
+        yield serve
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, served: Serve) -> Iterator[Any]:
+    """A signed-in page that records console errors and failed requests."""
+    context = browser.new_context(base_url=served.url, viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.errors = []
+    tab.on("console", lambda msg: tab.errors.append(msg.text) if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
+    tab.goto("/ui/login")
+    tab.wait_for_selector("form[data-ready]")
+    tab.fill("input[name=token]", TOKEN)
+    tab.click("button[type=submit]")
+    tab.wait_for_url("**/ui/health")
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+def _shot(tab: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _cells(tab: Any, selector: str = "table") -> list[list[str]]:
+    return tab.eval_on_selector(
+        selector, "t => [...t.querySelectorAll('tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
+    )
+
+
+def test_every_page_loads_without_console_errors(page: Any) -> None:
+    for slug in PAGES:
+        response = page.goto(f"/ui/{slug}")
+        assert response.status == 200, slug
+        page.wait_for_load_state("networkidle") if slug != "tail" else None
+        for figure in page.query_selector_all("figure[data-chart], figure[data-heatmap]"):
+            assert figure.get_attribute("data-drawn") is not None, f"{slug}: a chart was not drawn"
+        _shot(page, slug)
+    assert page.errors == []
+
+
+def test_pages_show_what_the_query_apis_give(page: Any, served: Serve, demo_data: Path) -> None:
+    from otel_tele.exporters._capsule_schema import capsule_root
+
+    from otel_tele._settings import resolve
+    from otel_tele.inference_stats import InferenceStats
+    from otel_tele.robot_query import TelemetryQuery
+    from otel_tele.runs import Runs
+
+    settings = resolve({"data_dir": demo_data})
+    runs = Runs(capsule_root(settings)).list(limit=500)
+    page.goto("/ui/runs")
+    rows = _cells(page)
+    assert [r[0] for r in rows] == [r["run_id"] for r in runs] and runs
+    assert [int(r[5]) for r in rows] == [r["rows"] for r in runs]
+
+    page.goto(f"/ui/runs?run={runs[0]['run_id']}")
+    assert len(page.query_selector_all("figure[data-chart]")) == 4
+    assert page.errors == []
+
+    with TelemetryQuery(demo_data / "telemetry.db") as q:
+        summary = q.get_session_summary()
+    page.goto("/ui/robot")
+    stats = page.eval_on_selector_all(
+        ".stat", "s => s.map(e => [e.querySelector('span').textContent, e.querySelector('b').textContent])"
+    )
+    shown = dict(stats)
+    assert shown["total commands"] == str(summary["total_commands"]) and summary["total_commands"] > 0
+
+    stats_api = InferenceStats.open(data_dir=demo_data)
+    try:
+        overall = stats_api.aggregated_efficiency(hours=24)["overall"]
+    finally:
+        stats_api.close()
+    page.goto("/ui/serving")
+    shown = dict(
+        page.eval_on_selector_all(
+            ".stat",
+            "s => s.map(e => [e.querySelector('span').textContent, e.querySelector('b').textContent])",
+        )
+    )
+    assert shown["inferences"] == str(overall["inferences"]) and overall["inferences"] > 0
+
+    page.goto("/ui/flow")
+    assert FLOW_RUN in page.content()
+    bundles = sorted(p.parent.name for p in (demo_data / "captures").glob("*/manifest.json"))
+    assert bundles and all(name in page.content() for name in bundles)
+    page.goto(f"/ui/flow?bundle={bundles[0]}")
+    assert page.get_attribute("figure[data-heatmap]", "data-drawn") not in (None, "0")
+    assert str(demo_data) not in page.content()  # no paths anywhere in the UI
+    assert page.errors == []
+
+
+def test_health_books_match_the_pipeline(page: Any, served: Serve) -> None:
+    page.goto("/ui/health")
+    rows = _cells(page, "table.books")
+    assert rows, "no books shown"
+    for row in rows:
+        assert row[-1] == "yes", row  # every sink's books balance
+    assert page.query_selector(".banner.ok") is not None
+
+
+def test_generate_telemetry_then_409_without_overwrite(page: Any) -> None:
+    page.goto(f"/ui/flow?run={FLOW_RUN}")
+    status = page.locator("[data-generate-status]")
+    with page.expect_response("**/v1/telemetry/captures") as first:
+        page.click("button[data-generate]")
+    assert first.value.status == 200
+    page.wait_for_load_state("load")
+    page.goto(f"/ui/flow?run={FLOW_RUN}")
+    dialogs: list[str] = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    with page.expect_response("**/v1/telemetry/captures") as second:
+        page.click("button[data-generate]")
+    assert second.value.status == 409
+    status.wait_for(state="visible")
+    # (selectors, not wait_for_function: the page's CSP forbids the eval Playwright would use)
+    page.wait_for_selector("[data-generate-status][data-status='409']")
+    assert dialogs and "already exists" in dialogs[0]
+    _shot(page, "flow-run")
+    # Chromium logs every 4xx fetch as a console error: the 409 is the answer this step expects.
+    assert [e for e in page.errors if "409 (Conflict)" not in e] == []
+
+
+def test_live_tail_shows_an_event_emitted_now(page: Any, served: Serve) -> None:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    page.goto("/ui/tail")
+    # The stream says "ready" once this browser is subscribed; (selectors, not wait_for_function:
+    # the page's CSP forbids the eval Playwright would use).
+    page.wait_for_selector("ol[data-tail][data-ready]")
+    provider = LoggerProvider()
+    exporter = OTLPLogExporter(endpoint=f"{served.otlp_http_url}/v1/logs", headers=served.headers)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    marker = "tail-marker-7f3a"
+    provider.get_logger("dashboard-test").emit(body=marker, attributes={"test.case": "tail"})
+    provider.shutdown()
+    page.wait_for_selector(f"ol[data-tail] li:has-text({json.dumps(marker)})")
+    _shot(page, "tail-live")
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("slug", PAGES)
+def test_pages_fail_closed_without_the_token(served: Serve, slug: str) -> None:
+    response = httpx.get(f"{served.url}/ui/{slug}", timeout=10)
+    assert response.status_code == 401
+    assert "sign in" in response.text and "<table" not in response.text
+    wrong = httpx.get(f"{served.url}/ui/{slug}", cookies={"otel_tele_session": "wrong"}, timeout=10)
+    assert wrong.status_code == 401
+    assert httpx.get(f"{served.url}/ui/login", timeout=10).status_code == 200  # the way in stays open
