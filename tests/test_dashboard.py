@@ -105,7 +105,7 @@ def test_every_page_loads_without_console_errors(page: Any) -> None:
 
 
 def test_pages_show_what_the_query_apis_give(page: Any, served: Serve, demo_data: Path) -> None:
-    from otel_tele.exporters._capsule_schema import capsule_root
+    from otel_tele.exporters.capsule.schema import capsule_root
 
     from otel_tele._settings import resolve
     from otel_tele.inference_stats import InferenceStats

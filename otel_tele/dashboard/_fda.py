@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..exporters._capsule_schema import capsule_root
+from ..exporters.capsule.schema import capsule_root
 from ..runs import Runs
 from ..semconv import fda as v
 from ._page import Page, PageError, chart, esc, table
