@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._capture_service import InvalidRequest, RunNotFound, TelemetryGenerator
+from .._capture_service import InvalidRequest, TelemetryGenerator
 from ..bundles import BundleError, read_bundle
+from ..exporters.capture import RunNotFound
 from ._page import Page, PageError, esc, table
 
 #: The metric shown in the heatmap unless ``?metric=`` picks another.

@@ -67,7 +67,7 @@ class BooksHistory:
 def footprint(data_dir: Path) -> list[tuple[str, int, int]]:
     """(name, files, bytes) of each top-level entry of the data directory; names only, no paths.
     Symlinks are not followed (a link out of the data directory is not ours to measure)."""
-    rows = []
+    rows: list[tuple[str, int, int]] = []
     if not data_dir.is_dir():
         return rows
     for entry in sorted(data_dir.iterdir(), key=lambda p: p.name):

@@ -86,7 +86,7 @@ def page(settings: Any) -> Page:
         keys = sorted({k for entry in loads for k in entry if k != "model"})
         parts.append(table(("model", *keys), [(e["model"], *(e.get(k) for k in keys)) for e in loads]))
         parts.append("<h2>60-day ranking</h2>")
-        cols = (
+        ranking = (
             "model",
             "recent_24h_efficiency_ms_per_token",
             "baseline_efficiency_ms_per_token",
@@ -94,7 +94,9 @@ def page(settings: Any) -> Page:
             "first_day",
             "last_day",
         )
-        parts.append(table(cols, [tuple(t.get(c) for c in cols) for t in trends.get("model_trends", [])]))
+        parts.append(
+            table(ranking, [tuple(t.get(c) for c in ranking) for t in trends.get("model_trends", [])])
+        )
         parts.append("<h2>Footprint</h2>")
         parts.append(
             table(

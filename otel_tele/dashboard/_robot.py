@@ -89,7 +89,9 @@ def page(settings: Any) -> Page:
             )
         parts.append("<h2>Web request latency by endpoint</h2>")
         endpoints = (
-            latency.get("endpoints", latency.get("by_endpoint", {})) if isinstance(latency, dict) else {}
+            (latency.get("endpoints") or latency.get("by_endpoint") or {})
+            if isinstance(latency, dict)
+            else {}
         )
         rows = [
             (name, s.get("count"), s.get("mean_ms"), s.get("p50_ms"), s.get("p95_ms"), s.get("p99_ms"))
