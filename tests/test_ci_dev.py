@@ -48,6 +48,9 @@ def test_check_names_each_missing_prerequisite(tmp_path: Path) -> None:
     if not os.access("/usr/bin/prometheus", os.X_OK):
         assert any(line.startswith("missing: prometheus") for line in lines)
         expected += 1
+    if not os.access("/usr/bin/chromium", os.X_OK):
+        assert any(line.startswith("missing: chromium") for line in lines)
+        expected += 1
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         assert any("initdb and pg_ctl" in line for line in lines)
         expected += 1
