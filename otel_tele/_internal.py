@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
+from .semconv._types import encodable as encodable  # text rules live with the vocabulary's types
+
 _log = logging.getLogger("otel_tele")
 _raise = False
 #: A secret of this process (kept by a forked child: same machine, same user). Records that name a
@@ -44,18 +46,6 @@ def guard(what: str) -> Iterator[None]:
         if _raise:
             raise
         _log.exception("otel-tele internal error in %s (ignored)", what)
-
-
-def encodable(text: str) -> str:
-    """``text`` as valid UTF-8: a lone surrogate, which no store or wire format takes, is kept visible
-    as its ``\\udXXX`` escape (the rest unchanged); already valid text is returned as it is."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
 
 
 def safe_str(value: object, limit: int = 200) -> str:

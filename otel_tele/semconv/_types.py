@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-from otel_tele._internal import encodable
+
+def encodable(text: str) -> str:
+    """``text`` as valid UTF-8: a lone surrogate, which no store or wire format takes, is kept visible
+    as its ``\\udXXX`` escape (the rest unchanged); already valid text is returned as it is."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
 
 MetricKind = Literal["counter", "updown_counter", "histogram", "gauge"]
 
