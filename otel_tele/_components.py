@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from ._registry import SinkSpec, sink_specs
+from ._registry import SinkSpec, domain_of_sink, load, sink_specs
 from ._settings import Settings
 from ._sink import Sink
 
@@ -31,14 +31,19 @@ class ComponentUnavailable(Exception):
 
 
 def load_sink_class(name: str) -> type[Sink]:
+    """The :class:`Sink` subclass registered as ``name``; raises ComponentUnavailable with a hint."""
     entry = SINKS[name]
-    module_name, _, attr = entry.target.partition(":")
+    domain = domain_of_sink(name)
+    distribution = (domain.distribution if domain else "") or "otel-tele"
     try:
-        module = importlib.import_module(module_name)
+        sink_class = load(entry.target)
     except ImportError as exc:
-        hint = f" (pip install 'otel-tele[{entry.extra}]')" if entry.extra else ""
+        hint = f" (pip install '{distribution}[{entry.extra}]')" if entry.extra else ""
         raise ComponentUnavailable(f"sink {name!r} is unavailable: {exc}{hint}") from exc
-    sink_class: type[Sink] = getattr(module, attr)
+    except AttributeError as exc:  # a plug-in's descriptor names a class its module lacks
+        raise ComponentUnavailable(f"sink {name!r} of {distribution}: {exc}") from exc
+    if not (isinstance(sink_class, type) and issubclass(sink_class, Sink)):
+        raise ComponentUnavailable(f"sink {name!r} of {distribution}: {entry.target} is not a Sink subclass")
     return sink_class
 
 

@@ -18,10 +18,13 @@ Example::
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+import importlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Any
 
 _log = logging.getLogger("otel_tele")
 
@@ -61,25 +64,65 @@ class Domain:
     reader: str | None = None  # "module:factory(telemetry)": the query API its instrumentation reads
     dashboard: str | None = None  # "module:factory" -> the domain's dashboard Page (factory(settings))
     instrumentation: tuple[str, ...] = field(default=())  # public instrumentation modules
+    #: The distribution that registered the domain (filled in by :func:`domains`): install hints
+    #: name it, so a third party's sink says ``pip install 'their-dist[extra]'``, not ours.
+    distribution: str = ""
 
 
-@functools.cache
+class RegistryReentered(RuntimeError):
+    """A domain's entry-point module read the registry while the registry was loading it."""
+
+
+_lock = threading.RLock()
+_found: tuple[Domain, ...] | None = None
+_reading = False
+
+
 def domains() -> tuple[Domain, ...]:
     """Every registered domain, in ``order`` (read from the entry points once per process).
 
     A broken registration (an entry point that fails to load or is not a :class:`Domain`) is
-    logged and skipped: one bad plug-in must not take the others down.
+    logged and skipped: one bad plug-in must not take the others down. A descriptor module imports
+    only this module (the rest are import strings): one that imports otel-tele modules reading the
+    registry (``otel_tele._settings`` …) would see a partial registry, so it is refused instead.
     """
+    global _found, _reading
+    if _found is not None:
+        return _found
+    with _lock:
+        if _found is not None:
+            return _found
+        if _reading:
+            raise RegistryReentered(
+                "the registry was read while loading a domain's descriptor: a descriptor module may "
+                "import only otel_tele._registry and name its parts by import strings"
+            )
+        _reading = True
+        try:
+            _found = _read_entry_points()
+        finally:
+            _reading = False
+        return _found
+
+
+def _read_entry_points() -> tuple[Domain, ...]:
     found: dict[str, Domain] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             domain = ep.load()
         except Exception as exc:  # a third-party plug-in may fail in any way
-            _log.warning("otel-tele: domain entry point %r failed to load: %s", ep.name, type(exc).__name__)
+            _log.warning(
+                "otel-tele: domain entry point %r failed to load: %s: %.300s",
+                ep.name,
+                type(exc).__name__,
+                exc,
+            )
             continue
         if not isinstance(domain, Domain):
             _log.warning("otel-tele: domain entry point %r is not a Domain; skipped", ep.name)
             continue
+        if not domain.distribution and ep.dist is not None:
+            domain = dataclasses.replace(domain, distribution=ep.dist.name)
         found.setdefault(domain.name, domain)
     return tuple(sorted(found.values(), key=lambda d: (d.order, d.name)))
 
@@ -91,3 +134,19 @@ def sink_specs() -> dict[str, SinkSpec]:
 
 def domain_of_sink(name: str) -> Domain | None:
     return next((d for d in domains() if any(s.name == name for s in d.sinks)), None)
+
+
+def load(target: str) -> Any:
+    """The object an import string names: ``"module:attr"`` (``"module"``: the module itself).
+
+    Raises ``ImportError`` when the module (or a dependency of it) is missing and ``AttributeError``
+    when the module has no such attribute.
+    """
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    if not attr:
+        return module
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise AttributeError(f"module {module_name!r} has no attribute {attr!r} (from {target!r})") from None

@@ -9,6 +9,7 @@ each message for ``otel-tele doctor``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _overload
-from ._registry import sink_specs
+from ._registry import domains, load, sink_specs
 
 _log = logging.getLogger("otel_tele")
 
@@ -393,6 +394,41 @@ OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
 
 
+@functools.cache
+def domain_options() -> tuple[Option, ...]:
+    """The options registered domains declare for their sinks (``Domain.options``), after the core's.
+
+    Read on first use, not at import: a domain's options module may import this one. A module that
+    fails to load, a value that is not a tuple of :class:`Option`, or a name already taken is
+    logged and left out: a plug-in cannot break the core's settings.
+    """
+    found: list[Option] = []
+    taken = set(OPTIONS_BY_NAME)
+    for domain in domains():
+        if not domain.options:
+            continue
+        try:
+            options = tuple(load(domain.options))
+        except Exception as exc:  # a third-party module may fail in any way
+            _log.warning("otel-tele: options of domain %r failed to load: %s", domain.name, exc)
+            continue
+        for option in options:
+            if not isinstance(option, Option) or option.name in taken:
+                what = repr(option.name) if isinstance(option, Option) else "a value that is not an Option"
+                _log.warning(
+                    "otel-tele: domain %r option %s left out (not an Option, or taken)", domain.name, what
+                )
+                continue
+            taken.add(option.name)
+            found.append(option)
+    return tuple(found)
+
+
+def all_options() -> tuple[Option, ...]:
+    """Every option ``resolve()`` resolves: the core's table, then the registered domains'."""
+    return OPTIONS + domain_options()
+
+
 @dataclass(frozen=True)
 class Settings:
     """The resolved configuration; ``sources`` says where each value came from."""
@@ -412,7 +448,9 @@ class Settings:
         """(name, value, source) per option, secrets redacted. The value is printable text, or with
         ``typed`` a JSON value of its own type (number, boolean, list of names, null)."""
         rows = []
-        for option in OPTIONS:
+        for option in all_options():
+            if option.name not in self.values:  # Settings built by hand, without the domains' options
+                continue
             value = self.values[option.name]
             if option.secret and value:
                 shown: Any = redact_dsn(str(value))
@@ -530,13 +568,14 @@ def _coerce_argument(option: Option, value: Any) -> Any:
 def resolve(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve every option from explicit arguments, then ``environ``, then defaults."""
     environ = os.environ if environ is None else environ
-    unknown = set(arguments) - set(OPTIONS_BY_NAME)
+    options = all_options()
+    unknown = set(arguments) - {option.name for option in options}
     if unknown:
         raise ValueError(f"setup() got unknown option(s): {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     problems: list[str] = []
-    for option in OPTIONS:
+    for option in options:
         if arguments.get(option.name) is not None:
             values[option.name] = _coerce_argument(option, arguments[option.name])
             sources[option.name] = "argument"

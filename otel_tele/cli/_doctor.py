@@ -3,7 +3,8 @@
 Each destination row: ``signal``, ``exporter``, ``destination``, ``reachable`` (true, false, or null
 when there is nothing to probe) and a ``note``. A folder or database file counts as reachable only if
 it exists; one that does not exist yet says so (and whether setup() can create it). Unknown exporter
-names and rejected environment values are listed as warnings.
+names and rejected environment values are listed as warnings. Then every registered domain, its sinks
+and the distribution that registered it (a third-party plug-in included).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .. import _components as components
 from .. import _overload
+from .._registry import domains
 from .._settings import Settings, resolve
 from ._output import add_format_option, emit, print_table
 
@@ -142,6 +144,21 @@ def overload_policy(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def registered_domains(settings: Settings) -> list[dict[str, Any]]:
+    """Every registered domain (:mod:`otel_tele._registry`): its sinks, which are attached, and the
+    distribution that registered it (a third party's plug-in shows up here)."""
+    return [
+        {
+            "domain": domain.name,
+            "sinks": ",".join(spec.name for spec in domain.sinks) or "-",
+            "attached": ",".join(spec.name for spec in domain.sinks if spec.name in settings.sinks) or "-",
+            "distribution": domain.distribution,
+            "title": domain.title,
+        }
+        for domain in domains()
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     settings = resolve({})
     typed = args.format == "json"
@@ -149,12 +166,14 @@ def run(args: argparse.Namespace) -> int:
     sinks = destinations(settings)
     problems = warnings(settings, sinks)
     policy = overload_policy(settings)
+    registered = registered_domains(settings)
     seen = _overload.read_journal(_overload.journal_dir(settings))
     if args.format == "json":
         emit(
             {
                 "configuration": config,
                 "destinations": sinks,
+                "domains": registered,
                 "warnings": problems,
                 "overload_policy": policy,
                 "overloads": seen,
@@ -166,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
     print_table(config)
     print("\nWhere telemetry goes:")
     print_table(sinks)
+    print("\nDomains (registry; OTEL_TELE_SINKS picks the sinks attached):")
+    print_table(registered)
     print("\nOverload policy (a full queue: wait for room, or drop and count):")
     print_table(policy)
     print(f"\nQueue-full seen by processes writing under {_overload.journal_dir(settings)}:")

@@ -26,7 +26,9 @@ EVENTS: Mapping[str, Event] = {
     event.name: event for domain in _DOMAINS for event in getattr(domain, "EVENTS", ())
 }
 #: Every event-fed metric.
-METRICS: tuple[Metric, ...] = tuple(metric for domain in _DOMAINS for metric in domain.METRICS)
+METRICS: tuple[Metric, ...] = tuple(
+    metric for domain in _DOMAINS for metric in getattr(domain, "METRICS", ())
+)
 
 __all__ = [
     "EVENTS",
