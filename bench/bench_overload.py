@@ -30,7 +30,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 from otel_tele.exporters.capsule import schema
 from otel_tele.instrumentation import fda
-from otel_tele.instrumentation.dds import TelemetryCollector
+from otel_tele.instrumentation.robot import TelemetryCollector
 
 import otel_tele
 from bench._harness import Report, percentiles_ns

@@ -24,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from otel_tele.exporters._sqlite_mapping import INSERTS
-from otel_tele.exporters._sqlite_schema import init_db
-from otel_tele.instrumentation.dds import EventType, TelemetryCollector
+from otel_tele.exporters.sqlite import init_db
+from otel_tele.exporters.sqlite.schema import INSERTS
+from otel_tele.instrumentation.robot import EventType, TelemetryCollector
 
 from bench._harness import Report, median_ratio, median_round, percentiles_ns
 

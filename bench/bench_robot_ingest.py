@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from otel_tele.exporters._sqlite_mapping import INSERTS
-from otel_tele.exporters._sqlite_schema import INDEXES, init_db
-from otel_tele.instrumentation.dds import TelemetryCollector
+from otel_tele.exporters.sqlite import init_db
+from otel_tele.exporters.sqlite.schema import INDEXES, INSERTS
+from otel_tele.instrumentation.robot import TelemetryCollector
 
 from bench._harness import Report, repeated_throughput, throughput
 

@@ -21,8 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from otel_tele.exporters._sqlite_schema import init_db
-from otel_tele.exporters.sqlite import SqliteSink
+from otel_tele.exporters.sqlite import SqliteSink, init_db
 
 from bench._harness import Report
 from otel_tele.robot_query import TelemetryQuery

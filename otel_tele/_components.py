@@ -47,8 +47,11 @@ def load_sink_class(name: str) -> type[Sink]:
     return sink_class
 
 
-def build_sink(name: str, settings: Settings) -> Sink:
-    return load_sink_class(name).from_settings(settings)
+def build_sink(name: str, settings: Settings, options: Mapping[str, Any] | None = None) -> Sink:
+    """The sink ``name``, built from ``settings`` — or, given ``options``, from those keyword arguments
+    of its class (``setup(sink_options=...)``)."""
+    sink_class = load_sink_class(name)
+    return sink_class(**options) if options is not None else sink_class.from_settings(settings)
 
 
 def close_sink(sink: Sink) -> None:

@@ -144,8 +144,10 @@ class Telemetry:
         *,
         local: bool = False,
         extra_exporters: Mapping[str, Sequence[Any]] | None = None,
+        sink_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
+        self._sink_options = dict(sink_options or {})
         self.local = local
         self.resource = build_resource(settings)
         #: Applied to every span, log record, event and metric on the exporting threads, before any
@@ -253,7 +255,7 @@ class Telemetry:
         if name in self.sinks:
             return
         try:
-            sink = components.build_sink(name, self.settings)
+            sink = components.build_sink(name, self.settings, self._sink_options.get(name))
         except components.ComponentUnavailable as exc:
             if explicit:
                 _log.error("%s", exc)

@@ -20,18 +20,18 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from otel_tele.exporters._sqlite_digest import (
+from otel_tele.exporters.sqlite.schema import (
     ALPHA,
     COUNT_SERIES,
     DIGEST_VERSION,
     LEVELS,
-    SCHEMA,
     TS_END,
     UNIT_S,
     bin_value,
     digest_path,
     main_mark,
 )
+from otel_tele.exporters.sqlite.schema import DIGEST_SCHEMA as SCHEMA
 
 #: Windows with at most this many requests get exact percentiles (reading them is cheap).
 EXACT_LIMIT = 20_000

@@ -7,18 +7,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from otel_tele.exporters.sqlite.schema import TABLE_NAMES
+
 TimeArg = float | int | str | datetime | None
 TimeRange = tuple[TimeArg, TimeArg] | None
 
 #: The tables a generic read (debug endpoint, export) may name.
-ROBOT_TABLES: tuple[str, ...] = (
-    "dds_commands",
-    "dds_feedback",
-    "smoother_state",
-    "web_requests",
-    "camera_health",
-    "system_events",
-)
+ROBOT_TABLES: tuple[str, ...] = TABLE_NAMES
 
 
 def parse_time(value: TimeArg, what: str = "time") -> float | None:

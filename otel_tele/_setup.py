@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ def setup(
     data_dir: str | Path | None = None,
     sinks: str | list[str] | None = None,
     postgres_dsn: str | None = None,
+    sink_options: Mapping[str, Mapping[str, Any]] | None = None,
     **options: Any,
 ) -> Telemetry:
     """Build the OTel providers, exporters and our sinks; return the :class:`Telemetry` handle.
@@ -45,6 +46,8 @@ def setup(
     (``otel-tele doctor`` prints them all). A bad argument raises ``ValueError``; a bad environment
     value is logged and defaulted. A second call warns and returns the first handle.
     ``local=True`` builds a private pipeline that leaves the OTel globals alone.
+    ``sink_options`` builds a named sink from keyword arguments of its class instead of from the
+    settings (``{"<sink>": {"<argument>": value}}``): a private pipeline writing where its caller says.
 
     Example::
 
@@ -74,9 +77,14 @@ def setup(
     settings = resolve(arguments)
     if settings.scrub:
         default_header_sanitizing()  # before any HTTP instrumentor reads its capture-headers settings
-    kind = DisabledTelemetry if settings.disabled else Telemetry
+
+    def build(local: bool = False) -> Telemetry:
+        if settings.disabled:
+            return DisabledTelemetry(settings, local=local)
+        return Telemetry(settings, local=local, sink_options=sink_options)
+
     if local:
-        return kind(settings, local=True)
+        return build(local=True)
     global _global
     with _lock:
         if _global is not None:
@@ -86,7 +94,7 @@ def setup(
                 stacklevel=2,
             )
             return _global
-        _global = kind(settings)
+        _global = build()
         return _global
 
 

@@ -133,6 +133,12 @@ class Sink(abc.ABC):
     def write_metrics(self, data: MetricsData) -> int | Written | None:
         raise NotImplementedError
 
+    def open(self) -> object:
+        """Create the storage now rather than on the first record kept: for a caller whose contract
+        says the storage exists once it has started. Raises what creating it raises; most sinks need
+        nothing."""
+        return None
+
     def flush(self, timeout_millis: float) -> bool:
         """Make written data durable/visible; most sinks commit per batch and need nothing."""
         return True

@@ -35,7 +35,7 @@ class OtelTeleDistro(BaseDistro):  # type: ignore[misc]
         super().load_instrumentor(entry_point, **kwargs)
         if entry_point.name == "fastapi":
             with guard("FastAPI request telemetry"):
-                from otel_tele.instrumentation.fastapi import instrument_new_apps
+                from otel_tele.instrumentation.robot.fastapi import instrument_new_apps
 
                 instrument_new_apps()
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from otel_tele.exporters._sqlite_digest import COUNT_SERIES
+from otel_tele.exporters.sqlite.schema import COUNT_SERIES, connect_read_only
 
 from ._robot_digest import DigestReader
 from ._robot_query import (
@@ -62,8 +62,6 @@ class TelemetryQuery:
     """
 
     def __init__(self, db_path: str | Path = DEFAULT_DB_PATH, *, exact: bool = False) -> None:
-        from otel_tele.exporters._sqlite_schema import connect
-
         self.db_path = Path(db_path)
         if self.db_path.is_dir():
             raise IsADirectoryError(
@@ -72,7 +70,7 @@ class TelemetryQuery:
             )
         if not self.db_path.is_file():
             raise FileNotFoundError(f"telemetry database not found: {self.db_path}")
-        self._conn = connect(self.db_path, read_only=True)
+        self._conn = connect_read_only(self.db_path)
         try:
             names = {
                 row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")

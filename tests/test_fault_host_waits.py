@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from otel_tele.instrumentation import fda
-from otel_tele.instrumentation.dds import TelemetryCollector
 from otel_tele.instrumentation.inference import TelemetryLogger
+from otel_tele.instrumentation.robot import TelemetryCollector
 
 from otel_tele import Telemetry
 

@@ -23,12 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-from otel_tele.exporters._sqlite_mapping import ROBOT_TABLES
 from otel_tele.exporters.capsule.schema import artifact_listing, read_manifest
+from otel_tele.exporters.sqlite._mapping import ROBOT_TABLES
 from otel_tele.instrumentation import fda
-from otel_tele.instrumentation.dds import EventType, TelemetryCollector
 from otel_tele.instrumentation.flow import FlowMeters
 from otel_tele.instrumentation.inference import TelemetryLogger
+from otel_tele.instrumentation.robot import EventType, TelemetryCollector
 
 from otel_tele import Telemetry, semconv
 from otel_tele._settings import resolve

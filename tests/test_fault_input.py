@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 from otel_tele.instrumentation import fda
-from otel_tele.instrumentation.dds import CameraHealthReporter, TelemetryCollector, get_collector
 from otel_tele.instrumentation.flow import FlowMeters
 from otel_tele.instrumentation.inference import TelemetryLogger
+from otel_tele.instrumentation.robot import CameraHealthReporter, TelemetryCollector, get_collector
 
 from otel_tele import StatsSnapshot, Telemetry, _overload, testing
 from otel_tele._internal import bad_input_log, thread_death_log

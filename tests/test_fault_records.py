@@ -20,10 +20,9 @@ from google.protobuf import message
 from opentelemetry._logs import LogRecord
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-from otel_tele.exporters._sqlite_schema import init_db
-from otel_tele.exporters.sqlite import SqliteSink
+from otel_tele.exporters.sqlite import SqliteSink, init_db
 from otel_tele.instrumentation import fda
-from otel_tele.instrumentation.dds import TelemetryCollector
+from otel_tele.instrumentation.robot import TelemetryCollector
 
 import otel_tele
 from otel_tele import _otlp_decode as decode

@@ -249,7 +249,7 @@ def test_outage_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) -> N
 
 def test_sqlite_files_are_checkpointed_on_close(tmp_path: Path) -> None:
     """After close, the database file alone holds the rows, though a reader still had it open."""
-    from otel_tele.instrumentation.dds import TelemetryCollector
+    from otel_tele.instrumentation.robot import TelemetryCollector
 
     db = tmp_path / "telemetry.db"
     collector = TelemetryCollector(db_path=str(db))

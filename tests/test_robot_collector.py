@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from otel_tele.instrumentation import dds
-from otel_tele.instrumentation.dds import (
+from otel_tele.instrumentation.robot import (
     CameraHealthReporter,
     EventType,
     SmootherSampler,
     TelemetryCollector,
     TelemetryEvent,
+    dds,
     get_collector,
 )
 

@@ -22,7 +22,7 @@ RUNS = 20
 
 CHILD = f"""
 import sqlite3, sys
-from otel_tele.instrumentation.dds import TelemetryCollector
+from otel_tele.instrumentation.robot import TelemetryCollector
 db = sys.argv[1]
 tc = TelemetryCollector(db_path=db, batch_size={BATCH}, flush_interval_s=3600)
 with sqlite3.connect(db) as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from otel_tele.instrumentation.fastapi import instrument_app
+from otel_tele.instrumentation.robot.fastapi import instrument_app
 
 from otel_tele.demo import _robot
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from otel_tele.exporters._sqlite_digest import ALPHA, digest_path
-from otel_tele.exporters._sqlite_retention import Retention
-from otel_tele.exporters._sqlite_schema import INDEXES, TABLES, init_db
-from otel_tele.exporters.sqlite import SqliteSink
+from otel_tele.exporters.sqlite import SqliteSink, init_db
+from otel_tele.exporters.sqlite.maintenance import Retention
+from otel_tele.exporters.sqlite.schema import ALPHA, INDEXES, TABLES, digest_path
 
 import otel_tele._robot_digest as fast
 from otel_tele.robot_query import TelemetryQuery

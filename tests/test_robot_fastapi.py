@@ -11,10 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from otel_tele.instrumentation.dds import TelemetryCollector
-from otel_tele.instrumentation.fastapi import (
+from otel_tele.instrumentation.robot import TelemetryCollector
+from otel_tele.instrumentation.robot.fastapi import (
     current_correlation_id,
-    debug_router,
     instrument_app,
     scrub,
     uninstrument_app,
@@ -23,6 +22,7 @@ from pydantic import BaseModel
 
 from otel_tele import Telemetry
 from otel_tele._settings import resolve
+from otel_tele.http_robot import debug_router
 
 from ._robot_helpers import UvicornThread, count, rows, sqlite_pipeline, wait_rows
 from ._services import free_port

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from otel_tele.exporters._sqlite_schema import init_db
+from otel_tele.exporters.sqlite import init_db
 
 from otel_tele.robot_query import TelemetryQuery, parse_time
 

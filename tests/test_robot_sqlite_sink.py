@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
-from otel_tele.exporters._sqlite_retention import Retention, retention_days_from_env
-from otel_tele.exporters._sqlite_schema import SCHEMA_VERSION, SchemaTooNew, init_db
-from otel_tele.exporters.sqlite import SqliteLogExporter, SqliteSink
+from otel_tele.exporters.sqlite import SchemaTooNew, SqliteLogExporter, SqliteSink, init_db
+from otel_tele.exporters.sqlite.maintenance import Retention, retention_days_from_env
+from otel_tele.exporters.sqlite.schema import SCHEMA_VERSION
 
 from otel_tele import testing
 from otel_tele.semconv import robot as r
@@ -159,8 +159,8 @@ def test_bulk_insert_stores_exactly_what_executemany_stores(tmp_path: Path) -> N
     import random
     import struct
 
-    from otel_tele.exporters._sqlite_mapping import INSERTS
-    from otel_tele.exporters.sqlite import _json_rows
+    from otel_tele.exporters.sqlite._writer import _json_rows
+    from otel_tele.exporters.sqlite.schema import INSERTS
 
     rng = random.Random(7)
     floats = [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(3000)]

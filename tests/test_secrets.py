@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi import FastAPI, Request
 from otel_tele.instrumentation import fda
-from otel_tele.instrumentation.dds import TelemetryCollector
-from otel_tele.instrumentation.fastapi import instrument_app
 from otel_tele.instrumentation.flow import FlowMeters
 from otel_tele.instrumentation.inference import TelemetryLogger
+from otel_tele.instrumentation.robot import TelemetryCollector
+from otel_tele.instrumentation.robot.fastapi import instrument_app
 
 import otel_tele
 from otel_tele import testing

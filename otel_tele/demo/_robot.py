@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_tele._pipeline import Telemetry
-from otel_tele.instrumentation.dds import CameraHealthReporter, SmootherSampler, TelemetryCollector
+from otel_tele.instrumentation.robot import CameraHealthReporter, SmootherSampler, TelemetryCollector
 
 from ._commands import command
 

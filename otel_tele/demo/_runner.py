@@ -60,7 +60,7 @@ def _drive_traffic(port: int, requests: int) -> dict[int, int]:
 
 def _instrument(app: Any, telemetry: otel_tele.Telemetry) -> str:
     try:
-        from otel_tele.instrumentation.fastapi import instrument_app
+        from otel_tele.instrumentation.robot.fastapi import instrument_app
     except ImportError:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -69,7 +69,7 @@ def _instrument(app: Any, telemetry: otel_tele.Telemetry) -> str:
         )
         return "opentelemetry-instrumentation-fastapi"
     instrument_app(app)
-    return "otel_tele.instrumentation.fastapi.instrument_app"
+    return "otel_tele.instrumentation.robot.fastapi.instrument_app"
 
 
 def _metrics_excerpt(telemetry: otel_tele.Telemetry) -> list[str]:

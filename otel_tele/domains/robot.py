@@ -9,8 +9,9 @@ DOMAIN = Domain(
     order=10,
     sinks=(SinkSpec("sqlite", "otel_tele.exporters.sqlite:SqliteSink", "", "otel_tele_sqlite"),),
     cli="otel_tele.cli._query",
-    router="otel_tele.instrumentation.fastapi:debug_router",
+    router="otel_tele.http_robot:debug_router",
     dashboard="otel_tele.dashboard._robot:page",
     demo="otel_tele.demo._robot",
-    instrumentation=("otel_tele.instrumentation.dds", "otel_tele.instrumentation.fastapi"),
+    instrumentation=("otel_tele.instrumentation.robot.dds", "otel_tele.instrumentation.robot.fastapi"),
+    reader="otel_tele._robot_legacy:for_telemetry",
 )

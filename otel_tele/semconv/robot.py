@@ -10,6 +10,8 @@ gauges the latest camera fps and drops.
 
 from __future__ import annotations
 
+import enum
+
 from ._types import Attr, AttrType, Event, Metric
 
 INT, F, S, B, J = AttrType.INT, AttrType.FLOAT, AttrType.STR, AttrType.BOOL, AttrType.JSON
@@ -61,6 +63,23 @@ SMOOTHER_TICK = "robot.smoother.tick"
 WEB_REQUEST = "robot.web.request"
 CAMERA_HEALTH = "robot.camera.health"
 SYSTEM_EVENT = "robot.system.event"
+
+
+class EventType(enum.Enum):
+    """The original collector's event types (its ``emit()`` bus, spec 004), unchanged: each routes to
+    one of the events above (``WS_SEND`` to none) and is what stored rows read back as."""
+
+    CMD_SENT = "cmd_sent"
+    DDS_PUBLISH = "dds_publish"
+    DDS_RECEIVE = "dds_receive"
+    CMD_ACK = "cmd_ack"
+    CMD_EXEC = "cmd_exec"
+    STATE_UPDATE = "state_update"
+    WS_SEND = "ws_send"
+    WS_RECEIVE = "ws_receive"
+    CAM_FRAME = "cam_frame"
+    ERROR = "error"
+
 
 #: Funcodes of spec 004 (``dds_commands``: 1 set_joint, 2 set_all, 5 enable, 6 power, 7 reset;
 #: ``dds_feedback``: 1 angles, 3 status).

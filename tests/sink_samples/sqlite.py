@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from opentelemetry._logs import LogRecord
-from otel_tele.instrumentation.dds import TelemetryCollector
+from otel_tele.instrumentation.robot import TelemetryCollector
 
 import otel_tele
 

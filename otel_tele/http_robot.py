@@ -1,4 +1,12 @@
-"""``GET /api/debug/query?table=…&limit=…``: the spec's debug endpoint, as an ``APIRouter`` to mount."""
+"""``GET /api/debug/query?table=…&limit=…``: the spec's debug endpoint over the robot database, as an
+``APIRouter`` to mount (``otel-tele serve`` mounts it through the robot domain's descriptor).
+
+Example::
+
+    from otel_tele.http_robot import debug_router
+
+    app.include_router(debug_router())   # the database of the running pipeline
+"""
 
 from __future__ import annotations
 
@@ -11,8 +19,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from otel_tele._http_limits import ascii_int
-from otel_tele._robot_query import ROBOT_TABLES
-from otel_tele.robot_query import TelemetryQuery
+from otel_tele.instrumentation.robot import current_collector
+from otel_tele.robot_query import ROBOT_TABLES, TelemetryQuery
 
 MAX_LIMIT = 1_000
 _log = logging.getLogger("otel_tele")
@@ -28,17 +36,16 @@ def default_db_path() -> Path:
     configured data dir."""
     from otel_tele._settings import resolve
     from otel_tele._setup import get_telemetry
-
-    from . import dds
+    from otel_tele.exporters.sqlite.schema import DB_NAME
 
     telemetry = get_telemetry()
     sink = telemetry.sinks.get("sqlite") if telemetry is not None else None
     if sink is not None:
-        return Path(sink.db_path)  # type: ignore[attr-defined]
-    collector = dds._collector
+        return Path(sink.location())
+    collector = current_collector()
     if collector is not None and collector.db_path is not None:
         return collector.db_path
-    return Path(resolve({}).data_dir) / "telemetry.db"
+    return Path(resolve({}).data_dir) / DB_NAME
 
 
 def debug_router(

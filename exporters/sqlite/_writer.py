@@ -1,22 +1,10 @@
-"""SQLite sink: robot telemetry (spec 004) into ``telemetry.db``, through OTel.
+"""The SQLite sink's writer: robot telemetry (spec 004) into ``telemetry.db``, through OTel.
 
 The sink maps robot log records (``robot.*`` events) and HTTP server spans of ``/api/`` requests to
-the spec's six tables (see ``_sqlite_mapping``) and writes each export batch in one
+the spec's six tables (declared in ``schema``, mapped by ``_mapping``) and writes each export batch in one
 ``BEGIN IMMEDIATE`` transaction with one bulk ``INSERT … SELECT … FROM json_each(?)`` per table
 (``executemany`` for a batch JSON cannot carry exactly, see ``_json_rows``), so a batch is either
 wholly on disk or not at all — even if the process is killed mid-write.
-
-Usage::
-
-    import otel_tele
-    otel_tele.setup(service_name="arm-server", sinks=["sqlite"])   # → $OTEL_TELE_DATA_DIR/telemetry.db
-
-or with no code at all::
-
-    OTEL_LOGS_EXPORTER=otel_tele_sqlite OTEL_TRACES_EXPORTER=otel_tele_sqlite opentelemetry-instrument …
-
-Configuration: ``OTEL_TELE_DATA_DIR`` (folder of ``telemetry.db``), ``TELEMETRY_RETENTION_DAYS``
-(default 7; rows older than that are deleted at start-up and hourly, in small batches).
 """
 
 from __future__ import annotations
@@ -36,16 +24,14 @@ from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
 
-from ._sqlite_digest import Digest
-from ._sqlite_mapping import BULK_INSERTS, INSERTS, MAPPER
-from ._sqlite_retention import Retention, retention_days_from_env
-from ._sqlite_schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION, SchemaTooNew, connect, init_db
-from ._sqlite_wal import close_checkpointed
-
-__all__ = ["SchemaTooNew", "SqliteLogExporter", "SqliteSink", "SqliteSpanExporter", "init_db"]
+from .._sqlite_wal import close_checkpointed
+from ._db import init_db
+from ._digest import Digest
+from ._mapping import MAPPER
+from .maintenance import Retention, retention_days_from_env
+from .schema import BULK_INSERTS, BUSY_TIMEOUT_MS, DB_NAME, INSERTS, SCHEMA_VERSION, connect_read_only
 
 _log = logging.getLogger("otel_tele")
-DB_NAME = "telemetry.db"
 _encode_rows = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
 ).encode
@@ -167,7 +153,7 @@ class SqliteSink(Sink):
                 self._retain(conn)
         return Written(failed=rejected, not_routed=rows.not_routed)
 
-    # -- the digest sidecar (``_sqlite_digest``): kept in the same transaction as the rows ---------
+    # -- the digest sidecar (``_digest``): kept in the same transaction as the rows ---------
     def _in_digest(self, conn: sqlite3.Connection, step: Any, *args: Any) -> None:
         """Run a digest step; if it fails, only the digest is given up (the rows still commit) — it is
         rebuilt when the sink next opens, and readers take the exact path meanwhile."""
@@ -252,7 +238,7 @@ class SqliteSink(Sink):
         if self.db_path.exists():
             info["size_bytes"] = self.db_path.stat().st_size
             try:
-                conn = connect(self.db_path, read_only=True)
+                conn = connect_read_only(self.db_path)
                 try:
                     info["found_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
                 finally:

@@ -2,9 +2,11 @@
 
 Every typed method builds one attribute dict in the robot vocabulary and hands it to the domain-event
 fast path (``telemetry.events.emit``); the telemetry thread turns it into an OTel log record and
-updates the robot metrics, and the SQLite sink (``otel_tele.exporters.sqlite``) maps it to its row.
-The collector itself never touches SQLite except to read (``get_events`` …) and, when standalone, to
-create the schema at construction as the spec says.
+updates the robot metrics, and the pipeline's ``sqlite`` sink maps it to its row. The collector names
+no sink or query module: standalone, it builds its private pipeline with ``otel_tele.setup(local=True,
+sinks="sqlite", ...)`` (the sink picked by name through the registry) and asks the sink to create its
+storage at construction, as the spec says; its reads (``get_events`` …) go through the robot domain's
+reader (``Domain.reader``, the query layer), loaded by name.
 """
 
 from __future__ import annotations
@@ -19,16 +21,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from otel_tele.exporters.sqlite import SqliteLogExporter, SqliteSink, SqliteSpanExporter
-
+from otel_tele import _registry
 from otel_tele._internal import fork_safe, safe_str
-from otel_tele._pipeline import DisabledTelemetry, Telemetry
-from otel_tele._settings import resolve
-from otel_tele._sink import close_once
+from otel_tele._pipeline import Telemetry
+from otel_tele._setup import setup
+from otel_tele._sink import Sink, close_once
 from otel_tele.semconv import robot as r
 
-from . import _dds_legacy as legacy
-from ._dds_events import ROUTES, EventType, Route, TelemetryEvent, event_type_of, system_route
+from ._events import ROUTES, EventType, Route, TelemetryEvent, event_type_of, is_stored, system_route
 
 _make_event = TelemetryEvent.make
 
@@ -62,19 +62,24 @@ _QUEUE_SIZE = 262_144
 DEFAULT_MAXLEN = 1_000
 
 
-class _KeepSinkOpen:
-    """The collector closes its sink itself, once, after both exporters have drained."""
-
-    def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
-        self.sink.closing.set()  # type: ignore[attr-defined]
+#: The sink the collector's records are stored by, and the window of ``get_stats``' rates.
+SINK = "sqlite"
+RATE_WINDOW_S = 10.0
 
 
-class _LogExporter(_KeepSinkOpen, SqliteLogExporter):
-    pass
+#: Opens a reader of what a pipeline stored: ``reader(telemetry)`` → a context manager with
+#: ``events``, ``correlated`` and ``stats`` (``otel_tele._robot_legacy.Reader``).
+ReaderFactory = Callable[[Telemetry], Any]
 
 
-class _SpanExporter(_KeepSinkOpen, SqliteSpanExporter):
-    pass
+def registered_reader(telemetry: Telemetry) -> Any:
+    """The reader the robot domain registers (``Domain.reader``): instrumentation names no query
+    module, the registry does."""
+    target = next((d.reader for d in _registry.domains() if d.name == "robot" and d.reader), None)
+    if target is None:
+        raise RuntimeError("no reader is registered for the robot domain")
+    factory: ReaderFactory = _registry.load(target)
+    return factory(telemetry)
 
 
 def _copy(value: Any) -> Any:
@@ -94,7 +99,8 @@ class TelemetryCollector:
     ``maxlen`` (the original ring buffer's size) is the live window: the last ``maxlen`` events
     ``emit()`` returned are remembered as emitted, so ``get_events`` gives them back with the caller's
     source and payload (the tables keep only their columns) and ``get_stats`` counts the types that
-    are not stored (``WS_SEND``). Older events are answered from the database as stored.
+    are not stored (``WS_SEND``). Older events are answered from the database as stored, through
+    ``reader`` (default: the robot domain's registered reader, :func:`registered_reader`).
 
     Example::
 
@@ -114,6 +120,7 @@ class TelemetryCollector:
         telemetry: Telemetry | None = None,
         retention_days: float | None = None,
         maxlen: int = DEFAULT_MAXLEN,
+        reader: ReaderFactory | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -127,11 +134,12 @@ class TelemetryCollector:
             )
         self.batch_size = batch_size
         self.flush_interval_s = float(flush_interval_s)
+        self._open_reader = reader or registered_reader
         self._retention_days = retention_days
         self._enabled = False
         self._subscribers: tuple[Callable[[dict[str, Any]], Any], ...] = ()
         self._lock = fork_safe(threading.Lock())
-        self._sink: SqliteSink | None = None
+        self._sink: Sink | None = None
         self._own_pipeline = telemetry is None
         self.db_path: Path | None = Path(db_path if db_path is not None else DEFAULT_DB_PATH)
         if telemetry is not None:
@@ -142,48 +150,41 @@ class TelemetryCollector:
     # -- pipeline ------------------------------------------------------------------------------
     def _open_private(self) -> None:
         assert self.db_path is not None
-        sink = SqliteSink(self.db_path, retention_days=self._retention_days)
-        try:
-            sink.open()  # the spec: the folder, six tables and indexes exist once the constructor returns
-        except Exception as exc:  # a read-only or full disk must not stop the host from starting
-            _log.error(
-                "robot telemetry database %s cannot be created (%s); records will be counted as failed "
-                "until it can",
-                safe_str(self.db_path),
-                safe_str(exc),
-            )
         flush_ms = max(1, round(self.flush_interval_s * 1000) - _EVENT_HANDOFF_MS)
-        settings = resolve(
-            {
-                "traces_exporter": "none",
-                "metrics_exporter": "none",
-                "logs_exporter": "none",
-                "sinks": "none",
-                "service_name": "robot-telemetry",
-                "blrp_schedule_delay_millis": flush_ms,
-                "blrp_max_export_batch_size": self.batch_size,
-                "bsp_schedule_delay_millis": flush_ms,
-                "bsp_max_export_batch_size": self.batch_size,
-                # The batching queue holds as much as the event queue in front of it, or a burst the event
-                # thread absorbed would be dropped one stage later.
-                "blrp_max_queue_size": _QUEUE_SIZE,
-                "event_queue_size": _QUEUE_SIZE,
-            }
+        telemetry = setup(
+            local=True,
+            traces_exporter="none",
+            metrics_exporter="none",
+            logs_exporter="none",
+            sinks=SINK,
+            sink_options={SINK: {"db_path": self.db_path, "retention_days": self._retention_days}},
+            service_name="robot-telemetry",
+            blrp_schedule_delay_millis=flush_ms,
+            blrp_max_export_batch_size=self.batch_size,
+            bsp_schedule_delay_millis=flush_ms,
+            bsp_max_export_batch_size=self.batch_size,
+            # The batching queue holds as much as the event queue in front of it, or a burst the event
+            # thread absorbed would be dropped one stage later.
+            blrp_max_queue_size=_QUEUE_SIZE,
+            event_queue_size=_QUEUE_SIZE,
         )
-        if settings.disabled:
-            telemetry: Telemetry = DisabledTelemetry(settings, local=True)
-        else:
-            telemetry = Telemetry(
-                settings,
-                local=True,
-                extra_exporters={"logs": [_LogExporter(sink)], "traces": [_SpanExporter(sink)]},
-            )
+        sink = telemetry.sinks.get(SINK)
+        if sink is not None:
+            try:
+                sink.open()  # the spec: the folder, six tables and indexes exist once the constructor returns
+            except Exception as exc:  # a read-only or full disk must not stop the host from starting
+                _log.error(
+                    "robot telemetry database %s cannot be created (%s); records will be counted as "
+                    "failed until it can",
+                    safe_str(self.db_path),
+                    safe_str(exc),
+                )
         self._sink = sink
         self._set_telemetry(telemetry)
 
     def _bind(self, telemetry: Telemetry) -> None:
-        sink = telemetry.sinks.get("sqlite")
-        self.db_path = getattr(sink, "db_path", None)
+        sink = telemetry.sinks.get(SINK)
+        self.db_path = Path(sink.location()) if sink is not None else None
         self._set_telemetry(telemetry)
 
     def _set_telemetry(self, telemetry: Telemetry) -> None:
@@ -202,7 +203,7 @@ class TelemetryCollector:
 
     def _close_pipeline(self) -> bool:
         if not self._own_pipeline:
-            return self.telemetry.flush_sink("sqlite", timeout_millis=10_000)
+            return self.telemetry.flush_sink(SINK, timeout_millis=10_000)
         ok = self.telemetry.shutdown(timeout_millis=10_000)
         if self._sink is not None:
             close_once(self._sink)
@@ -543,12 +544,12 @@ class TelemetryCollector:
                 _log.debug("telemetry subscriber %r failed", callback, exc_info=True)
 
     # -- reads (answered from the SQLite store) ------------------------------------------------
-    def _reader(self) -> legacy.Reader | None:
+    def _reader(self) -> Any:
         if not self._closed:
             # Include what was emitted before the call: this collector's database only, never a
             # collector or another sink (a dead one would cost every read its timeout).
-            self.telemetry.flush_sink("sqlite", timeout_millis=5_000)
-        return legacy.Reader.open(self.db_path)
+            self.telemetry.flush_sink(SINK, timeout_millis=5_000)
+        return self._open_reader(self.telemetry)
 
     def _live_window(self) -> list[tuple[TelemetryEvent, int]]:
         while True:
@@ -559,12 +560,12 @@ class TelemetryCollector:
 
     def _emitted(
         self, keep: Callable[[TelemetryEvent], bool]
-    ) -> tuple[list[TelemetryEvent], frozenset[tuple[str, float]]]:
-        """Remembered events that ``keep`` selects, and the (table, ts) keys of every remembered
+    ) -> tuple[list[TelemetryEvent], frozenset[tuple[EventType | str, float]]]:
+        """Remembered events that ``keep`` selects, and the (event type, ts) keys of every remembered
         event's stored row (so the database answer leaves those rows out)."""
         live = self._live_window()
         keys = frozenset(
-            (table, ts_ns / 1e9) for event, ts_ns in live if (table := legacy.table_of(event.event_type))
+            (event.event_type, ts_ns / 1e9) for event, ts_ns in live if is_stored(event.event_type)
         )
         return [event for event, _ in live if keep(event)], keys
 
@@ -577,11 +578,8 @@ class TelemetryCollector:
         emitted, keys = self._emitted(
             lambda e: (kind is None or e.event_type == kind) and (source is None or e.source == source)
         )
-        reader = self._reader()
-        stored: list[TelemetryEvent] = []
-        if reader is not None:
-            with reader:
-                stored = reader.events(limit, kind, source, skip=keys)
+        with self._reader() as reader:
+            stored = [_as_event(row) for row in reader.events(limit, kind, source, skip=keys)]
         limit = max(0, int(limit))
         return sorted(stored + emitted, key=lambda e: e.wall_time_ms)[-limit:] if limit else []
 
@@ -589,25 +587,18 @@ class TelemetryCollector:
         """Events sharing ``correlation_id`` in time order, each with ``latency_ms`` to the previous."""
         cid = str(correlation_id)
         emitted, keys = self._emitted(lambda e: e.correlation_id == cid)
-        reader = self._reader()
-        stored: list[TelemetryEvent] = []
-        if reader is not None:
-            with reader:
-                stored = reader.correlated(cid, skip=keys)
-        return legacy.pipeline_steps(stored + emitted)
+        with self._reader() as reader:
+            stored = [_as_event(row) for row in reader.correlated(cid, skip=keys)]
+        return _pipeline_steps(stored + emitted)
 
     def get_stats(self) -> dict[str, Any]:
         """``{total_events, rates_per_sec, staleness_ms, avg_pipeline_latency_ms, active_correlations}``;
         event types that are not stored (``WS_SEND``) are counted from the live window."""
-        reader = self._reader()
         now = time.time()
-        if reader is None:
-            stats = legacy.empty_stats()
-        else:
-            with reader:
-                stats = reader.stats(now)
-        unstored, _ = self._emitted(lambda e: legacy.table_of(e.event_type) is None)
-        legacy.add_unstored(stats, unstored, now)
+        with self._reader() as reader:
+            stats: dict[str, Any] = reader.stats(now, RATE_WINDOW_S)
+        unstored, _ = self._emitted(lambda e: not is_stored(e.event_type))
+        _add_unstored(stats, unstored, now)
         return stats
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -622,11 +613,11 @@ class TelemetryCollector:
         sinks of a shared pipeline: ``telemetry.force_flush()`` does that); False if ``timeout_millis``
         passed first."""
         deadline = time.monotonic() + timeout_millis / 1000
-        ok = self.telemetry.flush_sink("sqlite", timeout_millis=timeout_millis)
+        ok = self.telemetry.flush_sink(SINK, timeout_millis=timeout_millis)
         # Twice: DomainEvents.force_flush can miss a batch its thread has just taken off the queue but
         # not yet counted (a core race, reported); by now that count is in, so the second pass sees it.
         remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
-        return self.telemetry.flush_sink("sqlite", timeout_millis=remaining_ms) and ok
+        return self.telemetry.flush_sink(SINK, timeout_millis=remaining_ms) and ok
 
     def stop(self) -> None:
         """Flush everything, then close the private pipeline and database (same as :meth:`close`)."""
@@ -682,3 +673,45 @@ def _put_mapped(
             value = source.get(name.rsplit("_", 1)[0])  # "power" for "power_status"
         if value is not None:
             attributes[key] = value
+
+
+def _as_event(row: Any) -> TelemetryEvent:
+    """A stored row as the original returned it: the wall time in both time fields."""
+    return TelemetryEvent(row.ts_ms, row.ts_ms, row.source, row.event_type, row.payload, row.correlation_id)
+
+
+def _pipeline_steps(events: Iterable[TelemetryEvent]) -> list[dict[str, Any]]:
+    """``get_pipeline``'s shape: the events in time order, each with ``latency_ms`` to the previous."""
+    found = sorted(events, key=lambda event: event.wall_time_ms)
+    steps = []
+    for i, event in enumerate(found):
+        kind = event.event_type
+        steps.append(
+            {
+                "event": {
+                    "ts": event.wall_time_ms,
+                    "type": kind.value if isinstance(kind, EventType) else kind,
+                    "source": event.source,
+                },
+                "latency_ms": event.wall_time_ms - found[i - 1].wall_time_ms if i else 0.0,
+            }
+        )
+    return steps
+
+
+def _add_unstored(stats: dict[str, Any], events: Iterable[TelemetryEvent], now: float) -> None:
+    """Count emitted events that no table keeps (``WS_SEND``) into ``get_stats``' figures."""
+    since_ms = (now - RATE_WINDOW_S) * 1000
+    rates = stats["rates_per_sec"]
+    newest: float | None = None
+    for event in events:
+        stats["total_events"] += 1
+        newest = event.wall_time_ms if newest is None else max(newest, event.wall_time_ms)
+        if event.wall_time_ms >= since_ms:
+            kind = event.event_type
+            name = kind.value if isinstance(kind, EventType) else kind
+            rates[name] = rates.get(name, 0.0) + 1 / RATE_WINDOW_S
+    if newest is not None:
+        staleness = max(0.0, now * 1000 - newest)
+        current = stats["staleness_ms"]
+        stats["staleness_ms"] = staleness if current is None else min(current, staleness)

@@ -3,7 +3,8 @@
 Usage::
 
     import otel_tele
-    from otel_tele.instrumentation.fastapi import debug_router, instrument_app
+    from otel_tele.http_robot import debug_router
+    from otel_tele.instrumentation.robot.fastapi import instrument_app
 
     otel_tele.setup(service_name="arm-server")
     app = FastAPI()
@@ -32,8 +33,8 @@ from otel_tele._pipeline import Telemetry
 from otel_tele._scrub import default_header_sanitizing
 from otel_tele._setup import get_telemetry
 
-from ._fastapi_debug import debug_router
-from ._fastapi_middleware import FreshContext, RequestTelemetryMiddleware, current_correlation_id, scrub
+from ._default import get_collector
+from ._middleware import FreshContext, RequestTelemetryMiddleware, current_correlation_id, scrub
 
 try:
     from fastapi import FastAPI
@@ -42,7 +43,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(f"{exc}; install it with: pip install 'otel-tele[fastapi]'") from exc
 
-__all__ = ["current_correlation_id", "debug_router", "instrument_app", "scrub", "uninstrument_app"]
+__all__ = ["current_correlation_id", "instrument_app", "scrub", "uninstrument_app"]
 
 _log = logging.getLogger("otel_tele")
 _MARK = "_otel_tele_instrumented"
@@ -65,8 +66,6 @@ def _providers(telemetry: Telemetry | None) -> Telemetry:
     found = get_telemetry()
     if found is not None:
         return found
-    from .dds import get_collector
-
     return get_collector().telemetry
 
 

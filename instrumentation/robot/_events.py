@@ -1,31 +1,17 @@
-"""The original collector's event model (``EventType``, ``TelemetryEvent``) and how ``emit()`` routes it.
+"""The original collector's event model (``TelemetryEvent``) and how ``emit()`` routes it.
 
 Routing is a table (spec 004, "Internal design"): each event type names the typed method that
-stores it and how that method's arguments are read out of the legacy payload.
+stores it and how that method's arguments are read out of the legacy payload. ``EventType`` is the
+vocabulary's (``otel_tele.semconv.robot``): the query layer reads stored rows back as those types.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class EventType(enum.Enum):
-    """The original event types, unchanged."""
-
-    CMD_SENT = "cmd_sent"
-    DDS_PUBLISH = "dds_publish"
-    DDS_RECEIVE = "dds_receive"
-    CMD_ACK = "cmd_ack"
-    CMD_EXEC = "cmd_exec"
-    STATE_UPDATE = "state_update"
-    WS_SEND = "ws_send"
-    WS_RECEIVE = "ws_receive"
-    CAM_FRAME = "cam_frame"
-    ERROR = "error"
-
+from otel_tele.semconv.robot import EventType as EventType
 
 _BY_VALUE: dict[str, EventType] = {member.value: member for member in EventType}
 
@@ -165,3 +151,8 @@ ROUTES: dict[EventType | str, Route | None] = {
     EventType.CAM_FRAME: _camera,
     EventType.WS_SEND: None,  # 10 Hz x every client: too noisy to store (spec)
 }
+
+
+def is_stored(kind: EventType | str) -> bool:
+    """Does ``emit()`` store an event of this type (``WS_SEND`` is not stored)?"""
+    return ROUTES.get(kind, system_route) is not None

@@ -1,4 +1,6 @@
-"""Retention for the robot database: rows older than ``TELEMETRY_RETENTION_DAYS`` (default 7) go.
+"""Storage maintenance of the robot database: retention.
+
+Rows older than ``TELEMETRY_RETENTION_DAYS`` (default 7) go.
 
 Deletion runs on the sink's writer thread between batches (so it never competes with our own
 writes), in short transactions of at most ``batch_rows`` rows per table, so a large backlog is worked
@@ -16,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from ._sqlite_schema import TABLES
+from .schema import TABLE_NAMES
 
 _log = logging.getLogger("otel_tele")
 
@@ -76,7 +78,7 @@ class Retention:
         """One pass: at most ``batch_rows`` expired rows per table. Returns rows deleted."""
         cutoff = (now_epoch if now_epoch is not None else time.time()) - self.days * 86_400
         deleted, backlog = 0, False
-        for table in TABLES:
+        for table in TABLE_NAMES:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 expired = [

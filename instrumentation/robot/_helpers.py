@@ -10,6 +10,8 @@ from typing import Any
 
 from otel_tele._internal import bad_input_log, describe_error, guard
 
+from ._default import get_collector
+
 _log = logging.getLogger("otel_tele")
 
 States = Iterable[Mapping[str, Any]]
@@ -53,8 +55,6 @@ class SmootherSampler:
     @property
     def collector(self) -> Any:
         if self._collector is None:
-            from .dds import get_collector
-
             self._collector = get_collector()
         return self._collector
 
@@ -92,8 +92,6 @@ class CameraHealthReporter:
     @property
     def collector(self) -> Any:
         if self._collector is None:
-            from .dds import get_collector
-
             self._collector = get_collector()
         return self._collector
 

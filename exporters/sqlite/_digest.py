@@ -1,107 +1,55 @@
-"""The robot database's sidecar of pre-aggregated counts and latency histograms (``telemetry.digest.db``).
+"""Writing the robot database's digest sidecar (``telemetry.digest.db``), laid out in :mod:`.schema`.
 
-Why a sidecar: spec 004 fixes ``telemetry.db`` at six tables and their indexes, yet exact percentiles
-read every latency and a windowed ``count(*)`` walks an index range. The sink keeps, beside the
-database and in the same write transaction as the rows (it is ``ATTACH``ed), per time unit:
+The sink keeps it in the same write transaction as the rows (it is ``ATTACH``ed): counts per 16 s
+unit and per-endpoint latency histograms at levels of ``16·2^k`` s (why, and the layout: the digest
+section of :mod:`.schema`). ``watermark`` says what it reflects of each table; anything inconsistent
+is rebuilt when the sink opens.
 
-- ``counts``: rows of ``dds_commands``, ``dds_feedback``, ``system_events`` and of error events, per
-  16 s unit (a week is ~38k small rows per series; one upsert per table and batch);
-- ``latency_stats`` / ``latency_bins``: per endpoint, the count, sum and max of ``response_ms`` and a
-  log-bucket histogram (relative error :data:`ALPHA`), at levels 0..16 of units of ``16·2^k`` s, so a
-  window is a few aligned units plus raw rows at its two ends.
-
-Unit widths are powers of two so ``floor(ts / 16)`` is exact and a row's unit agrees with the readers'
-``ts`` range tests. Rows with ``ts`` outside ``[0, TS_END)`` (or non-finite) are in no unit: readers
-take them raw. ``watermark`` says what the sidecar reflects of each table (highest ``id``, lowest ``ts``):
-WAL commits of attached databases are atomic per file only, so after a crash between the two a reader
-takes rows above the watermark raw, and anything else inconsistent is rebuilt by the sink on open.
-
-Readers (:mod:`otel_tele._robot_digest`) only read; everything here is the writer's.
+Readers (:mod:`otel_tele._robot_digest`) only read, through the layout in :mod:`.schema`; everything
+here is the writer's.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-_log = logging.getLogger("otel_tele")
-
-DIGEST_VERSION = 1
-SCHEMA = "digest"  # the ATTACH name
-UNIT_S = 16.0  # a power of two: ts / UNIT_S is exact
-LEVELS = 17  # level k units span UNIT_S * 2**k seconds (level 16: ~12 days)
-TS_END = UNIT_S * 2.0**42  # rows at or beyond this (or before 0) are in no unit
-#: Relative error of every percentile taken from the histograms (DDSketch-style log buckets).
-ALPHA = 0.02
-GAMMA = (1 + ALPHA) / (1 - ALPHA)
-_LN_GAMMA = math.log(GAMMA)
-_OFFSET = 100_000  # bins of positive values are OFFSET + ceil(log_gamma(v)); |log_gamma| < 40,000
-_INF_BIN = 200_000
-
-#: series → (table, extra condition): the windowed counts the session summary needs.
-COUNT_SERIES: dict[str, tuple[str, str]] = {
-    "dds_commands": ("dds_commands", ""),
-    "dds_feedback": ("dds_feedback", ""),
-    "system_events": ("system_events", ""),
-    "error_events": ("system_events", " AND level = 'error'"),
-}
-#: The tables the digest follows (a watermark each).
-COVERED = ("dds_commands", "dds_feedback", "system_events", "web_requests")
-
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS {s}.watermark (tbl TEXT PRIMARY KEY, max_id INTEGER NOT NULL, min_ts REAL)",
-    "CREATE TABLE IF NOT EXISTS {s}.counts (series TEXT NOT NULL, unit INTEGER NOT NULL, "
-    "n INTEGER NOT NULL, PRIMARY KEY (series, unit)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS {s}.latency_stats (level INTEGER NOT NULL, unit INTEGER NOT NULL, "
-    "endpoint TEXT NOT NULL, n INTEGER NOT NULL, total REAL, max REAL, "
-    "PRIMARY KEY (level, unit, endpoint)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS {s}.latency_bins (level INTEGER NOT NULL, unit INTEGER NOT NULL, "
-    "endpoint TEXT NOT NULL, bin INTEGER NOT NULL, n INTEGER NOT NULL, "
-    "PRIMARY KEY (level, unit, endpoint, bin)) WITHOUT ROWID",
+from .schema import (
+    BIN_OFFSET,
+    COUNT_SERIES,
+    COVERED,
+    DIGEST_DDL,
+    DIGEST_VERSION,
+    INF_BIN,
+    LEVELS,
+    LN_GAMMA,
+    TS_END,
+    UNIT_S,
+    digest_path,
+    main_mark,
 )
+from .schema import DIGEST_SCHEMA as SCHEMA
+
+_log = logging.getLogger("otel_tele")
 
 _UNIT_SQL = f"CAST(floor(ts / {UNIT_S!r}) AS INTEGER)"
 # ``+ts``: rows are found by id (a batch, a retention pass), never by walking the whole ts index.
 _IN_UNITS = f"+ts >= 0 AND +ts < {TS_END!r}"
 _BIN_SQL = (
     "CASE WHEN response_ms = 0 THEN 0 "
-    f"WHEN response_ms = 1e999 THEN {_INF_BIN} WHEN response_ms = -1e999 THEN -{_INF_BIN} "
-    f"WHEN response_ms > 0 THEN {_OFFSET} + CAST(ceil(ln(response_ms) / {_LN_GAMMA!r}) AS INTEGER) "
-    f"ELSE -({_OFFSET} + CAST(ceil(ln(-response_ms) / {_LN_GAMMA!r}) AS INTEGER)) END"
+    f"WHEN response_ms = 1e999 THEN {INF_BIN} WHEN response_ms = -1e999 THEN -{INF_BIN} "
+    f"WHEN response_ms > 0 THEN {BIN_OFFSET} + CAST(ceil(ln(response_ms) / {LN_GAMMA!r}) AS INTEGER) "
+    f"ELSE -({BIN_OFFSET} + CAST(ceil(ln(-response_ms) / {LN_GAMMA!r}) AS INTEGER)) END"
 )
 _LEVELS_CTE = f"WITH RECURSIVE lv(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM lv WHERE k < {LEVELS - 1})"
-
-
-def digest_path(db_path: str | Path) -> Path:
-    """``telemetry.db`` → ``telemetry.digest.db`` (same folder)."""
-    path = Path(db_path)
-    return path.with_name(f"{path.stem}.digest{path.suffix or '.db'}")
-
-
-def bin_value(bin_: int) -> float:
-    """The value a histogram bin stands for: within :data:`ALPHA` (relative) of every value in it."""
-    if bin_ == 0:
-        return 0.0
-    if abs(bin_) == _INF_BIN:
-        return math.copysign(math.inf, bin_)
-    magnitude = 2 * GAMMA ** (abs(bin_) - _OFFSET) / (GAMMA + 1)
-    return math.copysign(magnitude, bin_)
 
 
 def _rows_sql(table: str, source: str) -> str:
     """The main table's rows ``source`` selects (a condition on ``id``), inside the unit range."""
     return f"FROM main.{table} WHERE {source} AND {_IN_UNITS}"
-
-
-def main_mark(conn: sqlite3.Connection | sqlite3.Cursor, table: str) -> tuple[int, float | None]:
-    """(highest id, lowest ts) of a main table: two index seeks (one aggregate per statement keeps
-    SQLite's min/max shortcut)."""
-    top = conn.execute(f"SELECT coalesce(max(id), 0) FROM main.{table}").fetchone()[0]
-    return int(top), conn.execute(f"SELECT min(ts) FROM main.{table}").fetchone()[0]
 
 
 class Digest:
@@ -145,7 +93,7 @@ class Digest:
         version = conn.execute(f"PRAGMA {SCHEMA}.user_version").fetchone()[0]
         if version not in (0, DIGEST_VERSION):
             raise sqlite3.DatabaseError(f"digest version {version}, expected {DIGEST_VERSION}")
-        for ddl in _DDL:
+        for ddl in DIGEST_DDL:
             conn.execute(ddl.format(s=SCHEMA))
 
     def detach(self, conn: sqlite3.Connection) -> None:
