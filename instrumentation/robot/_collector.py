@@ -206,6 +206,9 @@ class TelemetryCollector:
             return self.telemetry.flush_sink(SINK, timeout_millis=10_000)
         ok = self.telemetry.shutdown(timeout_millis=10_000)
         if self._sink is not None:
+            if not ok:  # past the deadline: a batch being written still lands before close() returns
+                with self._sink.write_lock:
+                    pass
             close_once(self._sink)
             self._sink = None
         return ok
