@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from otel_tele._internal import ForkGate, abandon_inherited, at_fork_in_child
+from otel_tele._internal import abandon_inherited, at_fork_in_child
 
 from .._sqlite_wal import close_checkpointed
 from ._rows import Batch, prepare, rollup_rows
@@ -44,11 +44,10 @@ class SqliteStore(SqliteReader):
         super().__init__(path, busy_timeout_ms=busy_timeout_ms)
         self._writer: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # held while a write transaction is open
-        # Every SQLite call of this store — connect, statement, close — runs inside the gate, taken
-        # before _lock: the process forks only between them (see ForkGate). A child forked inside a
-        # connect or close would hang in its own; one forked mid-transaction could never write this
-        # file. A write may wait its whole busy timeout inside: the fork waits that long too.
-        self._gate = ForkGate(self._busy_timeout_s + 1.0, what=f"the inference store {self.path}")
+        # Every SQLite call of this store — connect, statement, close — runs inside the reader's fork
+        # gate (self._gate), taken before _lock: the process forks only between them (see ForkGate).
+        # A child forked inside a connect or close would hang in its own; one forked mid-transaction
+        # could never write this file. A write may wait its whole busy timeout inside: the fork too.
         at_fork_in_child(self._reinit_after_fork)
         self._migrated = False
         self._insert = _fmt(
@@ -71,13 +70,6 @@ class SqliteStore(SqliteReader):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect(read_only=False)
         return self._writer
-
-    @contextlib.contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection | None]:
-        """The reader's short-lived connection, open only inside the fork gate: no read transaction
-        or half-done connect/close crosses a fork."""
-        with self._gate, super()._reader() as conn:
-            yield conn
 
     @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:

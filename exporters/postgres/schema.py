@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from otel_tele._internal import abandon_inherited, at_fork_in_child, encodable
+from otel_tele._internal import ForkGate, abandon_inherited, at_fork_in_child, encodable
 from otel_tele._scrub import protect_logs
 from otel_tele._settings import OPTIONS_BY_NAME, Option, Settings, dsn_secrets, redact_dsn, resolve
 from otel_tele.semconv.inference import TIME_TO_FIRST_TOKEN_BUCKETS_S
@@ -429,6 +429,11 @@ class SqliteReader:
         self.path = Path(path)
         self.location = str(self.path)
         self._busy_timeout_s = busy_timeout_ms / 1000
+        # Every SQLite call — connect, statement, close — runs inside the gate: the process forks only
+        # between them (see ForkGate), so a child never inherits SQLite's mutexes held by a reader's
+        # connect. The writer (the sink's store) shares it and takes it before its own lock; a write
+        # may wait its whole busy timeout inside, and a fork waits that long too.
+        self._gate = ForkGate(self._busy_timeout_s + 1.0, what=f"the inference store {self.path}")
 
     def _connect(self, *, read_only: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -443,15 +448,17 @@ class SqliteReader:
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection | None]:
-        """A short-lived connection for one query (None when the database does not exist yet)."""
-        if not self.path.exists():
-            yield None
-            return
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
+        """A short-lived connection for one query (None when the database does not exist yet), open
+        only inside the fork gate: no read transaction or half-done connect/close crosses a fork."""
+        with self._gate:
+            if not self.path.exists():
+                yield None
+                return
+            conn = self._connect()
+            try:
+                yield conn
+            finally:
+                conn.close()
 
     @staticmethod
     def _has_tables(conn: sqlite3.Connection) -> bool:
