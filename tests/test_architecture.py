@@ -121,3 +121,14 @@ def test_the_graph_reader_resolves_relative_and_lazy_imports(tmp_path: Path) -> 
     }
     assert cycles(imports(found)) == [["pkg.a", "pkg.sub.b"]]
     assert ROOT.joinpath("setup.py").exists()
+
+
+def test_the_docs_show_every_home() -> None:
+    """README's Layout table and docs/architecture.md name every domain package the code has."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("## Layout") :]
+    plan = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for folder in ("exporters", "instrumentation"):
+        for package in sorted(p.parent.name for p in (ROOT / folder).glob("*/__init__.py")):
+            assert f"`{package}`" in layout, f"README Layout does not name {folder}/{package}/"
+            assert f"{folder}/{package}/" in plan, f"docs/architecture.md does not name {folder}/{package}/"
