@@ -493,3 +493,21 @@ def test_maxlen_is_the_live_window(tmp_path: Path) -> None:
     for bad in (-1, "5", 2.5, True):
         with pytest.raises(ValueError, match="maxlen"):
             TelemetryCollector(db_path=tmp_path / "bad.db", maxlen=bad)  # type: ignore[arg-type]
+
+
+def test_setup_builds_a_named_sink_from_sink_options(tmp_path: Path) -> None:
+    """What the standalone collector is built on: ``setup(local=True, sink_options=...)`` builds the
+    named sink from its class's arguments (here a database path of any name); a wrong argument is a
+    clear error at setup."""
+    db = tmp_path / "elsewhere" / "robot.db"
+    quiet = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}
+    telemetry = otel_tele.setup(local=True, sinks="sqlite", sink_options={"sqlite": {"db_path": db}}, **quiet)
+    try:
+        assert telemetry.sinks["sqlite"].location() == str(db)
+        telemetry.events.emit("robot.system.event", {"robot.system.event_type": "enable"})
+        assert telemetry.flush_sink("sqlite", timeout_millis=10_000)
+        assert count(db, "system_events") == 1
+    finally:
+        telemetry.shutdown()
+    with pytest.raises(TypeError, match="no_such_argument"):
+        otel_tele.setup(local=True, sinks="sqlite", sink_options={"sqlite": {"no_such_argument": 1}}, **quiet)
