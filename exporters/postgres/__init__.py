@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from otel_tele._internal import guard
+from otel_tele._internal import bad_input_log, describe_error, guard
 from otel_tele._settings import Settings
 from otel_tele._sink import RetryPolicy, Sink, SinkLogExporter, Written
 
@@ -95,12 +95,32 @@ class PostgresSink(Sink):
         # reached the server before the connection died is recognised and not written twice.
         if records is not self._retry_records:
             self._retry_records, self._retry_id = records, uuid.uuid4().hex
-        batch = prepare_records(records)
-        if batch.rows:
-            self.store.write(batch, self._retry_id)
+        failed, not_routed = self._write(records, self._retry_id)
+        if failed + not_routed < len(records):  # something was written
             self._maybe_prune()
         self._retry_records = None
-        return Written(failed=batch.rejected, not_routed=batch.not_routed)
+        return Written(failed=failed, not_routed=not_routed)
+
+    def _write(self, records: Sequence[Any], batch_id: str) -> tuple[int, int]:
+        """Write ``records`` as one batch; if the database refuses it for a value, write each half
+        on its own (ids derived from ``batch_id``, so a retried batch still skips what committed)
+        until the refused records stand alone and fail alone. Returns (failed, not_routed)."""
+        batch = prepare_records(records)
+        if not batch.rows:
+            return batch.rejected, batch.not_routed
+        try:
+            self.store.write(batch, batch_id)
+        except self.store.refused_errors as exc:
+            if len(records) == 1:
+                bad_input_log.warning(
+                    "postgres sink", "inference sink: the database refused a row (%s)", describe_error(exc)
+                )
+                return 1, 0
+            half = len(records) // 2
+            first = self._write(records[:half], batch_id + "a")
+            second = self._write(records[half:], batch_id + "b")
+            return first[0] + second[0], first[1] + second[1]
+        return batch.rejected, batch.not_routed
 
     def _maybe_prune(self) -> None:
         if time.monotonic() < self._next_prune:

@@ -38,6 +38,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 
 
 class SqliteStore(SqliteReader):
+    # A value SQLite will not store (a constraint or trigger refusing it): the sink isolates the row.
+    refused_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sqlite3.DataError)
+
     """The :class:`~otel_tele.exporters.postgres._store.InferenceStore` on an SQLite file."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5_000, **_postgres_only: Any) -> None:

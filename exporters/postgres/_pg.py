@@ -50,6 +50,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class PgStore(PgReader):
+    # SQLSTATE class 22 (data exception): a value the server will not store (out of range, invalid
+    # text representation, …), or one a trigger or constraint refuses with such a code.
+    refused_errors: tuple[type[Exception], ...] = (errors.DataError, errors.IntegrityError)
+
     """The :class:`~otel_tele.exporters.postgres._store.InferenceStore` on PostgreSQL."""
 
     _read_only = False

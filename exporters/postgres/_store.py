@@ -26,6 +26,10 @@ class PruneResult:
 class InferenceStore(StoreReader, Protocol):
     """The storage primitives behind the sink: the reads of :class:`~.schema.StoreReader`, and writes."""
 
+    #: Errors by which the database refuses a batch for its *data* (a value it will not take), as
+    #: opposed to a failure of the connection or the server: the sink then looks for the bad rows.
+    refused_errors: tuple[type[Exception], ...]
+
     def write(self, batch: Batch, batch_id: str) -> None:
         """Rows and rollup increments in one transaction; a batch id already written is skipped."""
 
