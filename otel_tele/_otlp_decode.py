@@ -23,6 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as PbScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
 from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
@@ -171,7 +172,9 @@ def log_records(request: Any, reasons: list[str] | None = None) -> tuple[list[Re
     return records, failed
 
 
-def _span_context(trace_id: bytes, span_id: bytes, flags: int = 1) -> trace_api.SpanContext:
+def _span_context(
+    trace_id: bytes, span_id: bytes, flags: int = 1, trace_state: str = ""
+) -> trace_api.SpanContext:
     if len(trace_id) != 16 or len(span_id) != 8:  # OTLP: exactly 16 and 8 bytes, never padded
         raise ValueError(f"trace id of {len(trace_id)} bytes or span id of {len(span_id)} bytes")
     return trace_api.SpanContext(
@@ -179,7 +182,17 @@ def _span_context(trace_id: bytes, span_id: bytes, flags: int = 1) -> trace_api.
         int.from_bytes(span_id, "big"),
         is_remote=True,
         trace_flags=trace_api.TraceFlags(flags & 0xFF or 1),
+        trace_state=trace_api.TraceState.from_header([trace_state]) if trace_state else None,
     )
+
+
+def _links(pbs: Iterable[Any]) -> list[trace_api.Link]:
+    return [
+        trace_api.Link(
+            _span_context(pb.trace_id, pb.span_id, pb.flags, pb.trace_state), attributes(pb.attributes)
+        )
+        for pb in pbs
+    ]
 
 
 def spans(request: Any, reasons: list[str] | None = None) -> tuple[list[ReadableSpan], int]:
@@ -191,11 +204,12 @@ def spans(request: Any, reasons: list[str] | None = None) -> tuple[list[Readable
         def decode(pb: Any, resource: Resource = resource, scope: InstrumentationScope = scope) -> Any:
             return ReadableSpan(
                 name=pb.name,
-                context=_span_context(pb.trace_id, pb.span_id, pb.flags),
+                context=_span_context(pb.trace_id, pb.span_id, pb.flags, pb.trace_state),
                 parent=_span_context(pb.trace_id, pb.parent_span_id) if pb.parent_span_id else None,
                 resource=resource,
                 attributes=attributes(pb.attributes),
                 events=[SpanEvent(e.name, attributes(e.attributes), e.time_unix_nano) for e in pb.events],
+                links=_links(pb.links),
                 kind=_SPAN_KINDS.get(pb.kind, trace_api.SpanKind.INTERNAL),
                 status=Status(_STATUS.get(pb.status.code, StatusCode.UNSET), pb.status.message or None),
                 start_time=pb.start_time_unix_nano,
@@ -207,10 +221,27 @@ def spans(request: Any, reasons: list[str] | None = None) -> tuple[list[Readable
     return out, failed
 
 
+def _exemplars(point: Any) -> list[Exemplar]:
+    return [
+        Exemplar(
+            attributes(e.filtered_attributes),
+            e.as_int if e.WhichOneof("value") == "as_int" else e.as_double,
+            e.time_unix_nano,
+            int.from_bytes(e.span_id, "big") if e.span_id else None,
+            int.from_bytes(e.trace_id, "big") if e.trace_id else None,
+        )
+        for e in point.exemplars
+    ]
+
+
 def _number(point: Any) -> NumberDataPoint:
     value = point.as_int if point.WhichOneof("value") == "as_int" else point.as_double
     return NumberDataPoint(
-        attributes(point.attributes), point.start_time_unix_nano, point.time_unix_nano, value
+        attributes(point.attributes),
+        point.start_time_unix_nano,
+        point.time_unix_nano,
+        value,
+        _exemplars(point),
     )
 
 
@@ -243,6 +274,7 @@ def _metric_data(pb: Any) -> Any:
                 list(p.explicit_bounds),
                 p.min,
                 p.max,
+                _exemplars(p),
             )
             for p in pb.histogram.data_points
         ]

@@ -240,8 +240,14 @@ def _run(args: argparse.Namespace) -> int:
     http_sock = _bind("--http", *http_address) if http_address else None
     # The server's own telemetry stays here: forwarding what it receives would loop, and its own
     # metrics go to its sinks and its /metrics, over OTLP only when OTEL_METRICS_EXPORTER asks.
+    # Every record that arrives is also kept in the general store, unless OTEL_TELE_SINKS says
+    # otherwise (setup() alone does not attach it: README, General store).
+    from .._settings import DEFAULT_SINKS
+
+    sinks = None if os.environ.get("OTEL_TELE_SINKS", "").strip() else [*DEFAULT_SINKS, "store"]
     telemetry = otel_tele.setup(
         local=True,
+        sinks=sinks,
         service_name="otel-tele-serve",
         traces_exporter="none",
         logs_exporter="none",

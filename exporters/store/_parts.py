@@ -1,0 +1,258 @@
+"""Parts of the store: rows held in memory, flushed as whole Parquet files; compaction; retention.
+
+A part is written under a dot name (``.tmp-p-…``, ignored by pyarrow and by DuckDB's ``*.parquet``
+glob), fsynced, renamed into its ``date=`` folder and the folder fsynced: only then are its rows
+durable (booked *exported*). A kill -9 leaves at most a temp file, removed by the next compaction.
+
+Compaction merges a partition's small parts into one ``c-`` file. Before the merged file is renamed
+into place an intent (``.compacting-<c-name>.json``: the inputs) is written; whoever compacts next
+finishes an interrupted one: inputs of a renamed output are removed, an intent without its output is
+dropped (inputs untouched). So a row is never lost, and never kept twice once a compaction ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._capsule_flow import _fsync, locked
+from .._capsule_journal import pid_alive
+from .schema import COMPACTED_ROW_GROUP_ROWS, PARTITION, SCHEMAS, WRITE_OPTIONS
+
+_log = logging.getLogger("otel_tele")
+_seq = itertools.count(1)
+INTENT_PREFIX = ".compacting-"
+#: Temp files older than this are removed even if their writer's pid looks alive (pid reuse).
+STALE_TEMP_SECONDS = 24 * 3600
+
+
+@dataclass
+class Held:
+    """Rows of one dataset in memory, not yet durable."""
+
+    tables: list[pa.Table] = field(default_factory=list)
+    rows: int = 0
+    nbytes: int = 0
+    since: float = 0.0  # monotonic time of the oldest row held
+
+    def add(self, table: pa.Table) -> None:
+        if not self.rows:
+            self.since = time.monotonic()
+        self.tables.append(table)
+        self.rows += table.num_rows
+        self.nbytes += table.nbytes
+
+    def take(self) -> list[pa.Table]:
+        tables, self.tables, self.rows, self.nbytes = self.tables, [], 0, 0
+        return tables
+
+
+def _token() -> str:
+    return f"{time.time_ns()}-{os.getpid()}-{next(_seq)}"
+
+
+def partition_dir(root: Path, dataset: str, day: date | None = None) -> Path:
+    day = day or datetime.now(UTC).date()
+    return root / dataset / f"{PARTITION}={day.isoformat()}"
+
+
+def _mkdirs(path: Path, *, fsync: bool) -> None:
+    """Create ``path`` and its missing parents; with ``fsync`` each new entry is made durable too."""
+    if path.is_dir():
+        return
+    _mkdirs(path.parent, fsync=fsync)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir()
+        if fsync:
+            _fsync(path.parent)
+
+
+def publish(root: Path, dataset: str, tables: list[pa.Table], *, fsync: bool = True) -> Path:
+    """Write ``tables`` as one part of ``dataset`` and make it visible and durable; raises on failure
+    (nothing is left visible then)."""
+    folder = partition_dir(root, dataset)
+    _mkdirs(folder, fsync=fsync)
+    name = f"p-{_token()}.parquet"
+    tmp = folder / f".tmp-{name}"
+    try:
+        data = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        pq.write_table(data, tmp, row_group_size=COMPACTED_ROW_GROUP_ROWS, **WRITE_OPTIONS)
+        if fsync:
+            _fsync(tmp)
+        os.rename(tmp, folder / name)
+        if fsync:
+            _fsync(folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return folder / name
+
+
+# -- maintenance --------------------------------------------------------------------------------
+def partitions(root: Path, dataset: str) -> list[tuple[date, Path]]:
+    base = root / dataset
+    found = []
+    for path in sorted(base.glob(f"{PARTITION}=*")) if base.is_dir() else []:
+        try:
+            found.append((date.fromisoformat(path.name.partition("=")[2]), path))
+        except ValueError:
+            continue  # not ours
+    return found
+
+
+def apply_retention(root: Path, dataset: str, retention_days: float, *, now: datetime | None = None) -> int:
+    """Remove the partitions written more than ``retention_days`` days ago; how many rows went."""
+    today = (now or datetime.now(UTC)).date()
+    cutoff = today - timedelta(days=max(0, int(retention_days)))
+    removed = 0
+    for day, path in partitions(root, dataset):
+        if day < cutoff:
+            removed += sum(_rows(p) for p in path.glob("*.parquet"))
+            shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def _rows(path: Path) -> int:
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception:
+        return 0
+
+
+def recover(folder: Path) -> None:
+    """Finish or undo interrupted compactions and remove temp files of writers that are gone."""
+    for intent in folder.glob(f"{INTENT_PREFIX}*.json"):
+        try:
+            plan = json.loads(intent.read_text())
+        except (OSError, ValueError):
+            plan = None  # cut off before its rename: impossible (written whole), but never trust it
+        if plan is not None and (folder / plan["output"]).exists():
+            for name in plan["inputs"]:
+                (folder / name).unlink(missing_ok=True)
+        intent.unlink(missing_ok=True)
+    for tmp in folder.glob(".tmp-*"):
+        if _stale(tmp):
+            tmp.unlink(missing_ok=True)
+
+
+def _stale(path: Path) -> bool:
+    """``.tmp-<p|c>-<ns>-<pid>-<n>.parquet``: its writer's pid is dead, or it is older than a day."""
+    try:
+        if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
+            return True
+    except FileNotFoundError:
+        return False
+    parts = path.name.split("-")
+    return len(parts) >= 5 and parts[-2].isdigit() and not pid_alive(int(parts[-2]))
+
+
+def compact_partition(
+    folder: Path, dataset: str, *, min_parts: int, target_bytes: int, fsync: bool = True
+) -> dict[str, int]:
+    """Merge the partition's ``p-`` parts into ``c-`` files of about ``target_bytes`` each (only
+    when at least ``min_parts`` are there). The caller holds the dataset's compaction lock."""
+    recover(folder)
+    parts = sorted(folder.glob("p-*.parquet"))
+    report = {"parts_in": 0, "files_out": 0, "rows": 0}
+    if len(parts) < max(2, min_parts):
+        return report
+    group: list[Path] = []
+    size = 0
+    for part in parts:
+        group.append(part)
+        size += part.stat().st_size
+        if size >= target_bytes:
+            _merge(folder, dataset, group, fsync=fsync, report=report)
+            group, size = [], 0
+    if len(group) >= 2:
+        _merge(folder, dataset, group, fsync=fsync, report=report)
+    return report
+
+
+def _merge(folder: Path, dataset: str, inputs: list[Path], *, fsync: bool, report: dict[str, int]) -> None:
+    if len(inputs) < 2:
+        return
+    name = f"c-{_token()}.parquet"
+    tmp = folder / f".tmp-{name}"
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, SCHEMAS[dataset], **WRITE_OPTIONS) as writer:
+            held: list[pa.Table] = []
+            held_rows = 0
+            for path in inputs:
+                data = pq.read_table(path, schema=SCHEMAS[dataset])
+                held.append(data)
+                held_rows += data.num_rows
+                if held_rows >= COMPACTED_ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(held), row_group_size=COMPACTED_ROW_GROUP_ROWS)
+                    rows += held_rows
+                    held, held_rows = [], 0
+            if held:
+                writer.write_table(pa.concat_tables(held), row_group_size=COMPACTED_ROW_GROUP_ROWS)
+                rows += held_rows
+        if fsync:
+            _fsync(tmp)
+        intent = folder / f"{INTENT_PREFIX}{name}.json"
+        intent_tmp = folder / f".tmp-intent-{_token()}.json"
+        intent_tmp.write_text(json.dumps({"output": name, "inputs": [p.name for p in inputs]}))
+        if fsync:
+            _fsync(intent_tmp)
+        os.rename(intent_tmp, intent)
+        os.rename(tmp, folder / name)
+        if fsync:
+            _fsync(folder)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for path in inputs:
+        path.unlink(missing_ok=True)
+    if fsync:
+        _fsync(folder)
+    intent.unlink(missing_ok=True)
+    report["parts_in"] += len(inputs)
+    report["files_out"] += 1
+    report["rows"] += rows
+
+
+def maintain(
+    root: Path,
+    *,
+    retention_days: float,
+    min_parts: int,
+    target_bytes: int,
+    fsync: bool = True,
+    datasets: tuple[str, ...] = tuple(SCHEMAS),
+) -> dict[str, Any]:
+    """Retention, then compaction, of every dataset; a dataset another process maintains is skipped."""
+    report: dict[str, Any] = {}
+    for dataset in datasets:
+        base = root / dataset
+        if not base.is_dir():
+            continue
+        try:
+            with locked(base / ".compact.lock", blocking=False):
+                expired = apply_retention(root, dataset, retention_days)
+                merged = {"parts_in": 0, "files_out": 0, "rows": 0}
+                for _day, folder in partitions(root, dataset):
+                    result = compact_partition(
+                        folder, dataset, min_parts=min_parts, target_bytes=target_bytes, fsync=fsync
+                    )
+                    for key, value in result.items():
+                        merged[key] += value
+                report[dataset] = {"expired_rows": expired, **merged}
+        except BlockingIOError:
+            report[dataset] = {"skipped": "another process is compacting"}
+    return report

@@ -1,0 +1,175 @@
+"""The general telemetry store's layout, declared once: what query code and other tools may rely on.
+
+Under the store root (``<data_dir>/store`` or ``OTEL_TELE_STORE_DIR``), one hive-partitioned Parquet
+dataset per signal::
+
+    spans/date=2026-12-01/p-<unix_ns>-<pid>-<n>.parquet     a flushed part (small)
+    spans/date=2026-12-01/c-<unix_ns>-<pid>-<n>.parquet     parts compacted into one (large row groups)
+    logs/date=…/…
+    metrics/date=…/…                                        one row per data point
+    .tmp-*, .compacting-*                                   work in progress: never read these
+
+``date`` is the UTC day the store *wrote* the row (not the record's own timestamp: a sender whose
+clock is years off must not create partitions that retention deletes at once or never). Every file
+is plain Parquet (zstd); a file is visible only whole (written under a dot name, fsynced, renamed).
+No otel-tele is needed to read it::
+
+    duckdb -c "SELECT name, duration_ns FROM read_parquet('telemetry/store/spans/*/*.parquet',
+               hive_partitioning = true) ORDER BY duration_ns DESC LIMIT 10"
+    python -c "import pyarrow.dataset as ds; print(ds.dataset('telemetry/store/logs',
+               partitioning='hive').to_table().num_rows)"
+
+Attribute sets (span, event, link, log, data point, exemplar, resource, scope) are JSON text columns
+(objects keyed by attribute name). JSON, not a Parquet MAP: OTel attribute values are of mixed types
+(string, int, double, bool, arrays), which a MAP's single value type would flatten to strings; one
+column type holds every attribute set, new keys never change the schema, and DuckDB reads it with
+``attributes->>'$."http.route"'`` (keys with dots are quoted) or ``json_extract``. NaN and infinities
+are kept as the literals ``NaN``/``Infinity`` (DuckDB's JSON reads them); a lone surrogate as its
+``\\udXXX`` escape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+#: Bump when a column changes meaning; files carry it in their key-value metadata.
+SCHEMA_VERSION = 1
+VERSION_KEY = b"otel_tele.store.schema_version"
+SIGNAL_KEY = b"otel_tele.store.signal"
+DEFAULT_DIR_NAME = "store"
+#: The dataset folder of each signal, under the store root.
+SIGNALS: Mapping[str, str] = {"traces": "spans", "logs": "logs", "metrics": "metrics"}
+PARTITION = "date"
+TS = pa.timestamp("ns", tz="UTC")
+JSON = pa.string()  # JSON text of an attribute set (an object), or of a non-string log body
+
+_ORIGIN = (
+    pa.field("resource", JSON),  # resource attributes
+    pa.field("service_name", pa.string()),  # resource service.name, for the common filter
+    pa.field("scope_name", pa.string()),
+    pa.field("scope_version", pa.string()),
+    pa.field("scope_attributes", JSON),
+)
+_EVENT = pa.struct([("time", TS), ("name", pa.string()), ("attributes", JSON)])
+_LINK = pa.struct(
+    [("trace_id", pa.string()), ("span_id", pa.string()), ("trace_state", pa.string()), ("attributes", JSON)]
+)
+_EXEMPLAR = pa.struct(
+    [
+        ("time", TS),
+        ("value", pa.float64()),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("attributes", JSON),  # the filtered attributes
+    ]
+)
+
+#: Dataset folder → columns. Ids are lowercase hex (trace 32, span 16 characters), as OTLP/JSON
+#: and every trace UI spell them.
+COLUMNS: Mapping[str, tuple[pa.Field, ...]] = {
+    "spans": (
+        pa.field("start_time", TS),
+        pa.field("end_time", TS),
+        pa.field("duration_ns", pa.int64()),
+        pa.field("trace_id", pa.string()),
+        pa.field("span_id", pa.string()),
+        pa.field("parent_span_id", pa.string()),  # null for a root span
+        pa.field("trace_state", pa.string()),
+        pa.field("trace_flags", pa.int32()),
+        pa.field("name", pa.string()),
+        pa.field("kind", pa.string()),  # INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER
+        pa.field("status_code", pa.string()),  # UNSET, OK, ERROR
+        pa.field("status_message", pa.string()),
+        pa.field("attributes", JSON),
+        pa.field("events", pa.list_(_EVENT)),
+        pa.field("links", pa.list_(_LINK)),
+        *_ORIGIN,
+    ),
+    "logs": (
+        pa.field("time", TS),  # the record's timestamp (null if the sender set none)
+        pa.field("observed_time", TS),
+        pa.field("severity_number", pa.int32()),
+        pa.field("severity_text", pa.string()),
+        pa.field("body", pa.string()),  # a string body as is; any other body as JSON text
+        pa.field("body_type", pa.string()),  # "string", "json" (any other value) or null (no body)
+        pa.field("event_name", pa.string()),
+        pa.field("trace_id", pa.string()),
+        pa.field("span_id", pa.string()),
+        pa.field("trace_flags", pa.int32()),
+        pa.field("attributes", JSON),
+        *_ORIGIN,
+    ),
+    "metrics": (
+        pa.field("time", TS),
+        pa.field("start_time", TS),
+        pa.field("name", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("unit", pa.string()),
+        pa.field("type", pa.string()),  # sum, gauge, histogram
+        pa.field("temporality", pa.string()),  # delta, cumulative; null for a gauge
+        pa.field("is_monotonic", pa.bool_()),  # sums only
+        pa.field("value_double", pa.float64()),  # sum/gauge of a double
+        pa.field("value_int", pa.int64()),  # sum/gauge of an integer
+        pa.field("count", pa.int64()),  # histogram fields below
+        pa.field("sum", pa.float64()),
+        pa.field("min", pa.float64()),
+        pa.field("max", pa.float64()),
+        pa.field("bucket_counts", pa.list_(pa.int64())),  # len(explicit_bounds) + 1 buckets
+        pa.field("explicit_bounds", pa.list_(pa.float64())),
+        pa.field("exemplars", pa.list_(_EXEMPLAR)),
+        pa.field("attributes", JSON),  # the data point's attributes
+        *_ORIGIN,
+    ),
+}
+
+
+def _schema(dataset: str) -> pa.Schema:
+    return pa.schema(
+        COLUMNS[dataset],
+        metadata={VERSION_KEY: str(SCHEMA_VERSION).encode(), SIGNAL_KEY: dataset.encode()},
+    )
+
+
+SCHEMAS: Mapping[str, pa.Schema] = {name: _schema(name) for name in COLUMNS}
+#: Parquet writer options: flushed parts and compacted files alike.
+WRITE_OPTIONS: Mapping[str, Any] = {"compression": "zstd", "compression_level": 3}
+COMPACTED_ROW_GROUP_ROWS = 256 * 1024
+
+
+def store_root(settings: Any) -> Path:
+    """``<data_dir>/store`` unless ``store_dir`` (``OTEL_TELE_STORE_DIR``) says otherwise."""
+    explicit = getattr(settings, "values", {}).get("store_dir")
+    return Path(explicit) if explicit else Path(settings.data_dir) / DEFAULT_DIR_NAME
+
+
+def dataset_glob(root: str | Path, dataset: str) -> str:
+    """The glob DuckDB reads one dataset with: ``read_parquet(glob, hive_partitioning = true)``."""
+    if dataset not in COLUMNS:
+        raise ValueError(f"unknown dataset {dataset!r}; one of {', '.join(COLUMNS)}")
+    return str(Path(root) / dataset / f"{PARTITION}=*" / "*.parquet")
+
+
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_timestamp(kind):
+        return pa.int64()
+    if pa.types.is_list(kind):
+        return pa.list_(_plain_type(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _plain_type(f.type)) for f in kind])
+    return kind
+
+
+def with_int_times(table: pa.Table) -> pa.Table:
+    """``table`` with every timestamp (top level and nested) as int64 nanoseconds since the epoch:
+    pyarrow turns a nanosecond timestamp into a Python value only with pandas installed, so
+    ``with_int_times(table).to_pylist()`` is the way without it.
+
+    Example::
+
+        rows = with_int_times(pyarrow.dataset.dataset("telemetry/store/spans").to_table()).to_pylist()
+    """
+    return table.cast(pa.schema([pa.field(f.name, _plain_type(f.type)) for f in table.schema]))
