@@ -244,10 +244,10 @@ def _run(args: argparse.Namespace) -> int:
     # otherwise (setup() alone does not attach it: README, General store).
     from .._settings import DEFAULT_SINKS
 
-    sinks = None if os.environ.get("OTEL_TELE_SINKS", "").strip() else [*DEFAULT_SINKS, "store"]
+    serve_sinks = None if os.environ.get("OTEL_TELE_SINKS", "").strip() else [*DEFAULT_SINKS, "store"]
     telemetry = otel_tele.setup(
         local=True,
-        sinks=sinks,
+        sinks=serve_sinks,
         service_name="otel-tele-serve",
         traces_exporter="none",
         logs_exporter="none",
