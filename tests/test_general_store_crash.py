@@ -20,12 +20,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from opentelemetry._logs import LogRecord
-from otel_tele.exporters.store import _parts, maintain
+from otel_tele.exporters.store import _parts, maintain, schema
 from otel_tele.exporters.store._rows import MAX_RECORD_CHARS
 
 import otel_tele
@@ -114,8 +115,9 @@ def test_kill_9_loses_no_row_booked_exported_and_keeps_none_twice(tmp_path: Path
         exported = max(int(x) for x in buffer.split(b"\n")[:-1])  # a line cut by the kill is none
         # Every visible file is whole (a footer), before and after the next maintenance finishes
         # what the kill interrupted.
-        for path in root.glob("logs/*/*.parquet"):
+        for path in root.glob("logs/*/*.parquet"):  # pathlib's glob matches dot files: DuckDB's does too
             pq.ParquetFile(path).metadata  # noqa: B018 - raises on a torn file
+        duckdb.execute(f"SELECT count(*) FROM read_parquet('{schema.dataset_glob(root, 'logs')}')")
         maintain(root, retention_days=30, min_parts=2, target_bytes=1 << 30)
         seqs = sorted(_seqs(root))
         assert len(seqs) == len(set(seqs)), "a row kept twice"
@@ -243,7 +245,7 @@ def test_compaction_merges_parts_exactly_and_finishes_an_interrupted_one(tmp_pat
     (folder / f"{_parts.INTENT_PREFIX}c-8-8-8.parquet.json").write_text(
         json.dumps({"output": "c-8-8-8.parquet", "inputs": [merged.name]})
     )
-    (folder / ".tmp-c-8-999999999-8.parquet").write_bytes(b"torn")  # its dead writer's temp file
+    (folder / ".tmp-c-8-999999999-8.parquet.tmp").write_bytes(b"torn")  # its dead writer's temp file
     maintain(root, retention_days=30, min_parts=99, target_bytes=1 << 30, fsync=False)
     assert sorted(_seqs(root)) == list(range(130))
     assert not list(folder.glob(".compacting-*")) and not list(folder.glob(".tmp-*"))

@@ -1,8 +1,9 @@
 """Parts of the store: rows held in memory, flushed as whole Parquet files; compaction; retention.
 
-A part is written under a dot name (``.tmp-p-…``, ignored by pyarrow and by DuckDB's ``*.parquet``
-glob), fsynced, renamed into its ``date=`` folder and the folder fsynced: only then are its rows
-durable (booked *exported*). A kill -9 leaves at most a temp file, removed by the next compaction.
+A part is written under a temp name (``.tmp-p-….parquet.tmp``: skipped by pyarrow's dataset and by
+DuckDB's ``*.parquet`` glob), fsynced, renamed into its ``date=`` folder and the folder fsynced: only
+then are its rows durable (booked *exported*). A kill -9 leaves at most a temp file, removed by the
+next compaction.
 
 Compaction merges a partition's small parts into one ``c-`` file. Before the merged file is renamed
 into place an intent (``.compacting-<c-name>.json``: the inputs) is written; whoever compacts next
@@ -63,6 +64,12 @@ def _token() -> str:
     return f"{time.time_ns()}-{os.getpid()}-{next(_seq)}"
 
 
+def _temp_name(name: str) -> str:
+    """A file being written: a dot name (pyarrow's dataset skips it) that does not end in
+    ``.parquet`` (DuckDB's ``*.parquet`` glob matches dot files too)."""
+    return f".tmp-{name}.tmp"
+
+
 def partition_dir(root: Path, dataset: str, day: date | None = None) -> Path:
     day = day or datetime.now(UTC).date()
     return root / dataset / f"{PARTITION}={day.isoformat()}"
@@ -85,7 +92,7 @@ def publish(root: Path, dataset: str, tables: list[pa.Table], *, fsync: bool = T
     folder = partition_dir(root, dataset)
     _mkdirs(folder, fsync=fsync)
     name = f"p-{_token()}.parquet"
-    tmp = folder / f".tmp-{name}"
+    tmp = folder / _temp_name(name)
     try:
         data = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         pq.write_table(data, tmp, row_group_size=COMPACTED_ROW_GROUP_ROWS, **WRITE_OPTIONS)
@@ -149,7 +156,7 @@ def recover(folder: Path) -> None:
 
 
 def _stale(path: Path) -> bool:
-    """``.tmp-<p|c>-<ns>-<pid>-<n>.parquet``: its writer's pid is dead, or it is older than a day."""
+    """``.tmp-<p|c>-<ns>-<pid>-<n>.parquet.tmp``: its writer's pid is dead, or older than a day."""
     try:
         if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
             return True
@@ -186,7 +193,7 @@ def _merge(folder: Path, dataset: str, inputs: list[Path], *, fsync: bool, repor
     if len(inputs) < 2:
         return
     name = f"c-{_token()}.parquet"
-    tmp = folder / f".tmp-{name}"
+    tmp = folder / _temp_name(name)
     rows = 0
     try:
         with pq.ParquetWriter(tmp, SCHEMAS[dataset], **WRITE_OPTIONS) as writer:

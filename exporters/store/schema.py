@@ -7,7 +7,7 @@ dataset per signal::
     spans/date=2026-12-01/c-<unix_ns>-<pid>-<n>.parquet     parts compacted into one (large row groups)
     logs/date=…/…
     metrics/date=…/…                                        one row per data point
-    .tmp-*, .compacting-*                                   work in progress: never read these
+    .tmp-*, .compacting-*                                   work in progress (never ``*.parquet``)
 
 ``date`` is the UTC day the store *wrote* the row (not the record's own timestamp: a sender whose
 clock is years off must not create partitions that retention deletes at once or never). Every file
