@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._harness import Report
+from bench.bench_otlp_transports import cpu_s
 from tests._services import Service, free_port
 
 SIGNALS = ("logs", "spans")
@@ -79,11 +79,6 @@ def build_requests(signal: str, requests: int, records: int) -> list[bytes]:
                 event.attributes.add(key="key").value.string_value = f"k{i}"
         bodies.append(message.SerializeToString())
     return bodies
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stored_rows(root: Path, dataset: str) -> int:

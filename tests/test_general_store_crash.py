@@ -15,10 +15,8 @@ import os
 import random
 import select
 import signal
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -29,31 +27,11 @@ from opentelemetry._logs import LogRecord
 from otel_tele.exporters.store import _parts, maintain, schema
 from otel_tele.exporters.store._rows import MAX_RECORD_CHARS
 
-import otel_tele
 from otel_tele import Telemetry
 
-from .test_exported_is_durable import wait_until
+from .test_exported_is_durable import pipeline, wait_until
+from .test_exported_is_durable import pipelines as pipelines  # the fixture: pipelines shut down after
 from .test_sink_contract import stats_of
-
-
-def _pipeline(data_dir: Path, **options: Any) -> Telemetry:
-    return otel_tele.setup(
-        local=True,
-        sinks=["store"],
-        data_dir=data_dir,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-        **options,
-    )
-
-
-@pytest.fixture
-def pipelines() -> Iterator[list[Telemetry]]:
-    made: list[Telemetry] = []
-    yield made
-    for telemetry in made:
-        telemetry.shutdown(10_000)
 
 
 def _seqs(root: Path) -> list[int]:
@@ -68,8 +46,8 @@ def _seqs(root: Path) -> list[int]:
 def _child(data_dir: Path, write_fd: int) -> None:
     """Emit numbered log records forever; after each batch report the books' exported count, and
     compact now and then (so kills land inside compactions too)."""
-    telemetry = _pipeline(
-        data_dir, store_flush_rows=300, store_flush_seconds=0.05, blrp_schedule_delay_millis=5
+    telemetry = pipeline(
+        data_dir, ["store"], store_flush_rows=300, store_flush_seconds=0.05, blrp_schedule_delay_millis=5
     )
     sink = telemetry.sinks["store"]
     sink.compact_min_parts = 3  # type: ignore[attr-defined]
@@ -128,7 +106,9 @@ def test_kill_9_loses_no_row_booked_exported_and_keeps_none_twice(tmp_path: Path
 
 # -- bad input, bounded memory --------------------------------------------------------------------
 def test_a_record_too_large_or_unconvertible_fails_alone(tmp_path: Path, pipelines: list[Telemetry]) -> None:
-    telemetry = _pipeline(tmp_path, scrub=False)  # scrubbing 8 MB values takes seconds, not the point
+    telemetry = pipeline(
+        tmp_path, ["store"], scrub=False
+    )  # scrubbing 8 MB values takes seconds, not the point
     pipelines.append(telemetry)
     logger = telemetry.logger("bad")
     tracer = telemetry.tracer("bad")
@@ -158,7 +138,7 @@ def test_rows_are_pending_until_their_part_is_written_and_parts_are_bounded(
     tmp_path: Path, pipelines: list[Telemetry]
 ) -> None:
     """Held rows are booked pending, never exported; at the row threshold a part is written."""
-    telemetry = _pipeline(tmp_path, store_flush_rows=100, store_flush_seconds=3_600)
+    telemetry = pipeline(tmp_path, ["store"], store_flush_rows=100, store_flush_seconds=3_600)
     pipelines.append(telemetry)
     logger = telemetry.logger("bounded")
     for seq in range(1_050):

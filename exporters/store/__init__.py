@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from otel_tele._internal import quiesce_for_fork
-from otel_tele._settings import Settings
+from otel_tele._settings import OPTIONS_BY_NAME, Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, Written
 
 from . import _parts, _rows
@@ -42,7 +42,11 @@ __all__ = ["StoreLogExporter", "StoreMetricExporter", "StoreSink", "StoreSpanExp
 
 _log = logging.getLogger("otel_tele")
 maintain = _parts.maintain
-_MiB = 1024 * 1024
+
+
+def _default(option: str) -> Any:
+    """Defaults come from the one option table (``OTEL_TELE_STORE_*``)."""
+    return OPTIONS_BY_NAME[option].default
 
 
 class StoreSink(Sink):
@@ -61,13 +65,13 @@ class StoreSink(Sink):
         self,
         root: str | os.PathLike[str],
         *,
-        flush_rows: int = 50_000,
-        flush_bytes: int = 32 * _MiB,
-        flush_seconds: float = 2.0,
-        retention_days: float = 30,
-        compact_interval_s: float = 300.0,
+        flush_rows: int = _default("store_flush_rows"),
+        flush_bytes: int = _default("store_flush_bytes"),
+        flush_seconds: float = _default("store_flush_seconds"),
+        retention_days: float = _default("store_retention_days"),
+        compact_interval_s: float = _default("store_compact_interval_s"),
         compact_min_parts: int = 16,
-        part_bytes: int = 128 * _MiB,
+        part_bytes: int = _default("store_part_bytes"),
         fsync: bool = True,
     ) -> None:
         super().__init__()
@@ -230,7 +234,8 @@ class StoreSink(Sink):
 
     def close(self) -> None:
         """Publish every row still held: nothing received is kept back."""
-        self._settle_all(force=True)
+        with self.write_lock:  # the background thread may be publishing at this moment
+            self._settle_all(force=True)
 
     def location(self) -> str:
         return str(self.root)
