@@ -25,59 +25,26 @@ one can finish.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._files import fsync_path as _fsync
+from .._files import locked
 from . import schema
 from .schema import file_name
 
 _GEN = re.compile(r"\.(?P<file>[a-z]+_[a-z]+)\.g(?P<n>\d{6})")
 RETIRED_MARKER = ".retired"
 GRACE_SECONDS = 300.0
-
-
-#: Descriptors of the locks this process holds. A ``flock`` belongs to the open file, which a forked
-#: child shares: the child closes its copies at once (closing never releases a lock the parent still
-#: holds; unlocking would), and the holder unlocks explicitly, so a copy can never keep a lock alive.
-_lock_fds: set[int] = set()
-
-
-def _close_inherited_lock_fds() -> None:
-    for fd in _lock_fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _lock_fds.clear()
-
-
-os.register_at_fork(after_in_child=_close_inherited_lock_fds)
-
-
-@contextlib.contextmanager
-def locked(path: Path, *, blocking: bool = True) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created if needed).
-
-    Not blocking and busy: ``BlockingIOError``."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    _lock_fds.add(fd)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        yield
-    finally:
-        if fd in _lock_fds:  # not a copy a fork already closed
-            _lock_fds.discard(fd)
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 class FlowFile:
@@ -258,11 +225,3 @@ def _write(writer: Any, tables: list[pa.Table]) -> int:
     if table.num_rows:
         writer.write_table(table, row_group_size=schema.CONSOLIDATED_ROW_GROUP_ROWS)
     return int(table.num_rows)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -20,6 +20,7 @@ from typing import IO
 
 import pyarrow as pa
 
+from .._files import pid_alive as pid_alive  # re-exported: maintenance finds dead writers with it
 from . import _flow as flows
 from . import schema
 
@@ -88,18 +89,6 @@ def writer_pid(path: Path) -> int | None:
     if len(parts) < 4 or not parts[-2].isdigit():
         return None
     return int(parts[-2])
-
-
-def pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def lock_path(tmp: Path) -> Path:

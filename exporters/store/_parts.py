@@ -28,8 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._capsule_flow import _fsync, locked
-from .._capsule_journal import pid_alive
+from .._files import fsync_path as _fsync
+from .._files import locked, pid_alive
 from .schema import COMPACTED_ROW_GROUP_ROWS, PARTITION, SCHEMAS, WRITE_OPTIONS
 
 _log = logging.getLogger("otel_tele")
