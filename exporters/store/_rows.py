@@ -38,7 +38,7 @@ def _json(attrs: Mapping[str, Any] | None) -> str | None:
 
 
 def _hex(value: int | None, width: int) -> str | None:
-    return format(value, f"0{width}x") if value else None
+    return value.to_bytes(width // 2, "big").hex() if value else None
 
 
 class _Origins:
@@ -48,7 +48,12 @@ class _Origins:
         self._resources: dict[int, tuple[Any, tuple[str | None, str | None]]] = {}
         self._scopes: dict[int, tuple[Any, tuple[str | None, str | None, str | None]]] = {}
 
+    _last: tuple[Any, Any, tuple[str | None, ...]] | None = None
+
     def of(self, resource: Any, scope: Any) -> tuple[str | None, ...]:
+        last = self._last
+        if last is not None and last[0] is resource and last[1] is scope:  # a request's records
+            return last[2]
         seen = self._resources.get(id(resource))
         if seen is None or seen[0] is not resource:
             attrs = getattr(resource, "attributes", None) or {}
@@ -67,11 +72,16 @@ class _Origins:
                     _json(getattr(scope, "attributes", None)),
                 ),
             )
-        return (*seen[1], *scoped[1])
+        columns = (*seen[1], *scoped[1])
+        self._last = (resource, scope, columns)
+        return columns
 
 
 def _check_size(row: tuple[Any, ...], nested: int = 0) -> tuple[Any, ...]:
-    size = nested + sum(len(cell) for cell in row if type(cell) is str)
+    size = nested
+    for cell in row:
+        if type(cell) is str:
+            size += len(cell)
     if size > MAX_RECORD_CHARS:
         raise RecordTooLarge(f"a record of {size} characters, over the store's {MAX_RECORD_CHARS}")
     return row
