@@ -210,27 +210,29 @@ def test_every_field_sent_over_otlp_is_stored_and_reads_back_with_pyarrow_and_du
     assert exemplar["value"] == 12.5 and exemplar["span_id"] == child["span_id"]
     assert exemplar["trace_id"] == child["trace_id"]
 
-    # DuckDB, straight from the files: the same values, attribute keys with dots quoted.
+    # DuckDB, straight from the files: the same values, attribute keys with dots quoted. A connection
+    # of its own: a result left on the shared default connection would break other tests' queries.
+    con = duckdb.connect()
     glob = schema.dataset_glob(root, "spans")
-    route, kind, events = duckdb.execute(
+    route, kind, events = con.execute(
         f"""SELECT attributes->>'$."http.route"', kind, len(events)
             FROM read_parquet('{glob}', hive_partitioning = true)
             WHERE service_name = ? AND name = 'parent'""",
         [service],
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
     assert (route, kind, events) == ("/x", "SERVER", 1)
-    (joined,) = duckdb.execute(
+    (joined,) = con.execute(
         f"""SELECT count(*) FROM read_parquet('{schema.dataset_glob(root, "logs")}') l
             JOIN read_parquet('{glob}') s ON l.span_id = s.span_id
             WHERE s.service_name = ? AND s.name = 'child'""",
         [service],
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
     assert joined == 2
-    bounds, counts = duckdb.execute(
+    bounds, counts = con.execute(
         f"""SELECT explicit_bounds, bucket_counts FROM read_parquet('{schema.dataset_glob(root, "metrics")}')
             WHERE service_name = ? AND type = 'histogram'""",
         [service],
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
     assert (bounds, counts) == (latency["explicit_bounds"], latency["bucket_counts"])
 
 

@@ -95,7 +95,10 @@ def test_kill_9_loses_no_row_booked_exported_and_keeps_none_twice(tmp_path: Path
         # what the kill interrupted.
         for path in root.glob("logs/*/*.parquet"):  # pathlib's glob matches dot files: DuckDB's does too
             pq.ParquetFile(path).metadata  # noqa: B018 - raises on a torn file
-        duckdb.execute(f"SELECT count(*) FROM read_parquet('{schema.dataset_glob(root, 'logs')}')")
+        with duckdb.connect() as con:
+            con.execute(
+                f"SELECT count(*) FROM read_parquet('{schema.dataset_glob(root, 'logs')}')"
+            ).fetchall()
         maintain(root, retention_days=30, min_parts=2, target_bytes=1 << 30)
         seqs = sorted(_seqs(root))
         assert len(seqs) == len(set(seqs)), "a row kept twice"
