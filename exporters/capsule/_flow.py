@@ -37,11 +37,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._files import fsync_path as _fsync
-from .._files import locked
+from .._files import fsync_path
+from .._files import locked as locked  # re-exported: the capsule's modules lock through flows.locked
 from . import schema
 from .schema import file_name
 
+_fsync = fsync_path  # the capsule's modules fsync through flows._fsync
 _GEN = re.compile(r"\.(?P<file>[a-z]+_[a-z]+)\.g(?P<n>\d{6})")
 RETIRED_MARKER = ".retired"
 GRACE_SECONDS = 300.0
