@@ -1,7 +1,7 @@
 """The package map, which pyproject.toml cannot express with discovery: three top-level folders
 become one import root, and every subpackage under each is found (no list to keep in step)."""
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 #: import name -> folder
 ROOTS = {
@@ -13,6 +13,8 @@ ROOTS = {
 packages = [
     f"{root}.{sub}" if sub else root
     for root, folder in ROOTS.items()
-    for sub in ["", *find_packages(folder, exclude=["*.tests", "*.tests.*"])]
+    # Namespace discovery: a data folder (the dashboard's static/) is a package too, so its files ship
+    # as that package's data, which setuptools requires of an importable folder.
+    for sub in ["", *find_namespace_packages(folder, exclude=["*__pycache__*", "*.tests", "*.tests.*"])]
 ]
 setup(packages=packages, package_dir=ROOTS)

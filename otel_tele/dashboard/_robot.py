@@ -11,6 +11,10 @@ from ..robot_query import TelemetryQuery
 from ._page import Page, PageError, chart, esc, records, stat, table
 
 JOINTS = range(1, 7)
+#: The latest rows a chart shows (and reads): enough for a screen, bounded at any table size.
+POINTS = 2000
+#: Command/feedback pairs behind the tracking-error summary (the latest ones).
+TRACKING_SAMPLES = 300
 
 
 def _joint(query: Mapping[str, str]) -> int:
@@ -29,15 +33,15 @@ def page(settings: Any) -> Page:
             return '<p class="note">No robot telemetry yet (no telemetry.db in the data directory).</p>'
         with TelemetryQuery(db) as q:
             summary = q.get_session_summary()
-            feedback = list(reversed(q.get_joint_history(joint, limit=5000)))
+            feedback = list(reversed(q.get_joint_history(joint, limit=POINTS)))
             commands = [
-                r for r in reversed(q.get_commands(funcode=1, limit=5000)) if r.get("joint_id") == joint
+                r for r in reversed(q.get_commands(funcode=1, limit=POINTS)) if r.get("joint_id") == joint
             ]
-            tracking = q.get_tracking_error(joint)
+            tracking = q.get_tracking_error(joint, limit=TRACKING_SAMPLES)
             latency = q.get_web_latency_stats()
             cameras = q.get_camera_health(limit=200)
             events = q.get_system_events(limit=100)
-            gripper = list(reversed(q.get_gripper_log(limit=2000)))
+            gripper = list(reversed(q.get_gripper_log(limit=POINTS)))
         parts = ['<div class="stats">']
         for key in ("total_commands", "total_feedback", "total_web_requests", "errors"):
             if key in summary:

@@ -1,0 +1,168 @@
+"""Dashboard page load: server time of every page on the demo's data and on ``--rows`` (default 1M)
+rows per robot table; targets: < 300 ms on the demo's data, < 1 s at 1M rows.
+
+Each data set is served by a fresh process (``--serve``) running the real app (``build_http_app``,
+the same as ``serve --http``); the parent requests every page ``ROUNDS`` times over loopback and
+reads the server's own time from the ``Server-Timing`` header it adds. Beside each page, the same
+process times the query-API calls behind it alone (``render`` minus HTML is not separable, so the
+baseline is the plain JSON route where one exists), interleaved page by page. Three fresh processes
+per data set; min/median/max of their medians.
+
+.venv/bin/python -m bench.bench_dashboard [--rows 1000000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._harness import Report
+
+PAGES = ("health", "robot", "runs", "serving", "flow")
+#: The plain JSON route beside a page, where one reads the same store (the simple alternative).
+BASELINES = {"runs": "/v1/fda/runs", "flow": "/v1/runs"}
+ROUNDS = 7
+TARGETS_MS = {"demo": 300.0, "1M": 1000.0}
+
+
+def _serve(data_dir: str) -> None:
+    """Child: the app over ``data_dir`` on a free port; prints the port, serves until stdin closes."""
+    os.environ["OTEL_TELE_DATA_DIR"] = data_dir
+    import socket
+    import threading
+
+    import uvicorn
+
+    from otel_tele._http_guard import Access
+    from otel_tele.cli._serve import build_http_app
+
+    app = build_http_app(Access())
+
+    @app.middleware("http")
+    async def timing(request: Any, call_next: Any) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.3f}"
+        return response
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    print(sock.getsockname()[1], flush=True)
+    sys.stdin.read()
+
+
+def _measure(data_dir: Path) -> dict[str, dict[str, float]]:
+    import httpx
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.bench_dashboard", "--serve", str(data_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    try:
+        port = int(child.stdout.readline())  # type: ignore[union-attr]
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+        samples: dict[str, list[float]] = {}
+        for slug in PAGES:  # warm-up: first imports and connections
+            client.get(f"/ui/{slug}")
+        for _ in range(ROUNDS):
+            for slug in PAGES:
+                for name, url in ((slug, f"/ui/{slug}"), (f"{slug} (json)", BASELINES.get(slug))):
+                    if url is None:
+                        continue
+                    response = client.get(url)
+                    assert response.status_code == 200, (url, response.status_code, response.text[:300])
+                    server_ms = float(response.headers["server-timing"].split("dur=")[1])
+                    samples.setdefault(name, []).append(server_ms)
+        return {
+            name: {
+                "p50": statistics.median(v),
+                "p99": max(v),  # 7 rounds: the max stands for p99
+                "mean": statistics.fmean(v),
+            }
+            for name, v in samples.items()
+        }
+    finally:
+        child.stdin.close()  # type: ignore[union-attr]
+        child.wait(30)
+
+
+def _demo_data(tmp: Path) -> Path:
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_tele.demo", "--seconds", "1", "--requests", "100"],
+        cwd=tmp, capture_output=True, text=True, env={**os.environ, "OTEL_TELE_SINKS": ""},
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-2000:])
+    return tmp / "demo-output"
+
+
+def _robot_data(tmp: Path, rows: int) -> Path:
+    from otel_tele.exporters.sqlite import SqliteSink
+
+    from bench.bench_robot_query import build
+
+    folder = tmp / "robot-1m"
+    folder.mkdir()
+    build(folder / "telemetry.db", rows)
+    sink = SqliteSink(folder / "telemetry.db", retention_days=0)
+    sink.open()  # the sink builds its digest sidecar from the whole database once, at open
+    sink.close()
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        _serve(args.serve)
+        return
+    report = Report(
+        "dashboard", f"server ms per page (Server-Timing), {ROUNDS} rounds x {args.repeats} processes"
+    )
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        started = time.perf_counter()
+        sets = {"demo": _demo_data(tmp), "1M": _robot_data(tmp, args.rows)}
+        report.note(
+            f"data built in {time.perf_counter() - started:.0f} s; 1M = {args.rows:,} rows per robot table"
+        )
+        for label, folder in sets.items():
+            runs = [_measure(folder) for _ in range(args.repeats)]
+            for name in runs[0]:
+                p50s = sorted(run[name]["p50"] for run in runs)
+                row = {
+                    "data": label,
+                    "page": name,
+                    "p50_min_ms": p50s[0],
+                    "p50_median_ms": statistics.median(p50s),
+                    "p50_max_ms": p50s[-1],
+                    "p99_median_ms": statistics.median(run[name]["p99"] for run in runs),
+                    "mean_median_ms": statistics.median(run[name]["mean"] for run in runs),
+                }
+                if "(json)" not in name:
+                    row["target_ms"] = TARGETS_MS[label]
+                    row["meets"] = row["p99_median_ms"] < TARGETS_MS[label]
+                report.add(**row)
+    report.note(json.dumps({"pages": PAGES, "baselines": BASELINES}))
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()
