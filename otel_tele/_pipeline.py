@@ -174,6 +174,10 @@ class Telemetry:
         )
         self._kept_local: list[str] = []  # signals whose default otlp exporter was left out
         self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
+        # The SDK keeps one tracer per scope, but finding it costs a scope object, a warnings filter
+        # and a lock per call: a timed inference asked on every call (issue 14). Cached per pipeline
+        # (so a new setup() gets its own); emptied in a forked child (see _reinit_after_fork).
+        self._tracers: dict[tuple[str, str | None], trace.Tracer] = {}
         self._log_processors = BatchingMultiProcessor()  # type: ignore[no-untyped-call]
         self.logger_provider = LoggerProvider(
             resource=self.resource, shutdown_on_exit=False, multi_log_record_processor=self._log_processors
@@ -502,6 +506,7 @@ class Telemetry:
         its metrics start from zero — the parent's not yet exported measurements are the parent's to
         export (a child reporting them too would count them twice), and a lock a parent thread held
         in the SDK's metric storage or instrument registry at the fork would never be released."""
+        self._tracers = {}  # the SDK's tracers carry on, but the child asks its provider afresh
         with guard("resource refresh after fork"):
             fresh = ProcessResourceDetector().detect()
             self.resource = self.resource.merge(fresh)
@@ -525,7 +530,12 @@ class Telemetry:
 
     # -- use ------------------------------------------------------------------------------------
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
-        return self.tracer_provider.get_tracer(name, version)
+        """The pipeline's tracer for ``name`` (looked up once, then a dict lookup per call)."""
+        tracer = self._tracers.get((name, version))
+        if tracer is None:
+            # Two threads racing here both get the SDK's one tracer for the scope: no lock needed.
+            tracer = self._tracers[(name, version)] = self.tracer_provider.get_tracer(name, version)
+        return tracer
 
     def meter(self, name: str, version: str | None = None) -> Meter:
         return self.meter_provider.get_meter(name, version)
@@ -739,6 +749,7 @@ class DisabledTelemetry(Telemetry):
         self._stats = []
         self.overload = _overload.Overload()
         self.tracer_provider = trace.NoOpTracerProvider()  # type: ignore[assignment]
+        self._tracers = {}
         self.meter_provider = metrics.NoOpMeterProvider()  # type: ignore[assignment]
         self.logger_provider = _logs.NoOpLoggerProvider()  # type: ignore[assignment]
         self.events = NoopDomainEvents()

@@ -260,3 +260,26 @@ def test_logging_is_fast_and_never_blocks_on_storage(capture: testing.Capture) -
     assert all(asyncio.run(burst()))
     capture.flush()
     assert len(capture.events(inf.THOUGHT_LATENCY)) == 1000
+
+
+def test_tracer_and_instruments_are_looked_up_once_per_pipeline(capture: testing.Capture) -> None:
+    """Issue 14: a timed inference asks no provider for its tracer or histograms per call; a second
+    logger over the same pipeline shares its instruments; a forked child's pipeline asks afresh and
+    still records spans in the same trace as its events."""
+    telemetry = capture.telemetry
+    tracer = telemetry.tracer("otel_tele.inference")
+    assert telemetry.tracer("otel_tele.inference") is tracer
+    assert telemetry.tracer("otel_tele.inference", "2") is not tracer
+    first, second = TelemetryLogger(telemetry), TelemetryLogger(telemetry)
+    for logger in (first, second):
+        with logger.thought_timer("m1") as timer:
+            timer.tokens(generated=10, prompt=2)
+    assert first._metrics is not None and second._metrics is not None
+    assert first._metrics[1] is second._metrics[1]
+    telemetry._reinit_after_fork()  # what the at-fork hook runs in the child
+    assert telemetry._tracers == {}
+    with first.thought_timer("m2") as timer:
+        timer.tokens(generated=10)
+    capture.flush()
+    assert len(capture.spans("text_completion m1")) == 2 and len(capture.spans("text_completion m2")) == 1
+    assert capture.metric_value(inf.OPERATION_DURATION, **{inf.REQUEST_MODEL: "m2"}) is not None

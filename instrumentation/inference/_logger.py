@@ -10,6 +10,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar, cast
 
@@ -128,6 +129,22 @@ class _GenAIMetrics:
             "Time per output token generated after the first token for successful responses.",
             inf.TIME_PER_OUTPUT_TOKEN_BUCKETS_S,
         )
+
+
+#: One set of instruments per pipeline, shared by every logger over it (a logger made per request
+#: would otherwise create five histograms each time); gone with the pipeline.
+_metrics_of: weakref.WeakKeyDictionary[Telemetry, _GenAIMetrics] = weakref.WeakKeyDictionary()
+_metrics_lock = fork_safe(threading.Lock())
+
+
+def _pipeline_metrics(telemetry: Telemetry) -> _GenAIMetrics:
+    metrics = _metrics_of.get(telemetry)
+    if metrics is None:
+        with _metrics_lock:
+            metrics = _metrics_of.get(telemetry)
+            if metrics is None:
+                metrics = _metrics_of[telemetry] = _GenAIMetrics(telemetry)
+    return metrics
 
 
 class TelemetryLogger:
@@ -465,7 +482,7 @@ class TelemetryLogger:
             return
         cached = self._metrics
         if cached is None or cached[0] is not telemetry:
-            cached = self._metrics = (telemetry, _GenAIMetrics(telemetry))
+            cached = self._metrics = (telemetry, _pipeline_metrics(telemetry))
         metrics = cached[1]
         labels = {inf.OPERATION_NAME: operation, inf.REQUEST_MODEL: model}
         if provider:
