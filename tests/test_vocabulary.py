@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -60,3 +61,58 @@ def test_declared_types_are_enforced() -> None:
     )
     assert clean == {"robot.dds.funcode": 5, "robot.joint.id": 2, "robot.target_value": 1.0}
     assert problems and problems[0].startswith("robot.dds.seq:")
+
+
+def test_encoder_function_gives_json_encoder_text_across_threads_failures_and_reentry() -> None:
+    """Issue 14: to_json's per-thread encoder writes exactly what a fresh JSONEncoder writes, also
+    after a failure mid-way, from a ``repr`` that encodes JSON itself, and from several threads."""
+    import json
+    import math
+    import threading
+
+    from otel_tele.semconv import encoder_function
+
+    options = json.JSONEncoder(default=repr, allow_nan=True, ensure_ascii=False, separators=(",", ":"))
+    fast = encoder_function(options)
+
+    class Nested:
+        def __repr__(self) -> str:
+            return fast({"inner": [1, shared]})
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    shared = {"x": [1, 2.5, {"y": None}]}
+    values: list[object] = [
+        1,
+        -0.0,
+        math.nan,
+        -math.inf,
+        "é\ud800",
+        {"a": [1, {"b": None}], 3: True, 1.5: "f"},
+        [b"x", (1, 2)],
+        [shared, shared, Nested()],
+        10**30,
+    ]
+    circular: list[object] = []
+    circular.append(circular)
+    for value in values:
+        assert fast(value) == options.encode(value)
+    for bad in (circular, {"k": [Broken()]}):
+        with pytest.raises((ValueError, RuntimeError)):
+            fast(bad)
+        assert fast(shared) == options.encode(shared)  # nothing left marked by the failure
+    wrong: list[object] = []
+
+    def work() -> None:
+        for _ in range(2_000):
+            if fast([shared, Nested()]) != options.encode([shared, Nested()]):
+                wrong.append(1)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []

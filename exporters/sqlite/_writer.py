@@ -23,6 +23,7 @@ from otel_tele._internal import abandon_inherited, bad_input_log, encodable, qui
 from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
+from otel_tele.semconv import encoder_function
 
 from .._sqlite_wal import close_checkpointed
 from ._db import init_db
@@ -32,9 +33,9 @@ from .maintenance import Retention, retention_days_from_env
 from .schema import BULK_INSERTS, BUSY_TIMEOUT_MS, DB_NAME, INSERTS, SCHEMA_VERSION, connect_read_only
 
 _log = logging.getLogger("otel_tele")
-_encode_rows = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
-).encode
+_encode_rows = encoder_function(
+    json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":"))
+)
 
 
 def _json_rows(values: list[tuple[Any, ...]]) -> str | None:

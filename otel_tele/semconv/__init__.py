@@ -17,7 +17,16 @@ from collections.abc import Mapping
 
 from .._registry import domains
 from . import fda, flow, inference, robot
-from ._types import Attr, AttrType, Event, Metric, MetricKind, coerce_attributes, to_json
+from ._types import (
+    Attr,
+    AttrType,
+    Event,
+    Metric,
+    MetricKind,
+    coerce_attributes,
+    encoder_function,
+    to_json,
+)
 
 _DOMAINS = tuple(importlib.import_module(domain.vocabulary) for domain in domains())
 
@@ -39,6 +48,7 @@ __all__ = [
     "Metric",
     "MetricKind",
     "coerce_attributes",
+    "encoder_function",
     "fda",
     "flow",
     "inference",

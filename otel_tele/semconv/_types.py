@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from json import encoder as _json_encoder
 from typing import Any, Literal
 
 
@@ -34,8 +36,66 @@ class AttrType(Enum):
     JSON = "json"  # any JSON-able value, carried as a JSON string attribute
 
 
-_dumps = json.JSONEncoder(default=repr, allow_nan=True, ensure_ascii=False, separators=(",", ":")).encode
-_dumps_ascii = json.JSONEncoder(default=repr, allow_nan=True, separators=(",", ":")).encode
+def encoder_function(options: json.JSONEncoder) -> Callable[[Any], str]:
+    """``options.encode``, the same text, without its per-call set-up.
+
+    ``JSONEncoder.encode`` builds a new C encoder (and a float formatter and a circular-reference
+    table) on every call — on the robot path that set-up cost about as much as the encoding (issue
+    14). This builds one per thread: the C encoder keeps the table of the containers it is inside,
+    so two threads must not share one (a ``default`` written in Python lets the other thread run
+    mid-encoding). Without the C accelerator, or with ``indent``, it is ``options.encode`` itself.
+
+    Example::
+
+        dumps = encoder_function(json.JSONEncoder(separators=(",", ":")))
+        dumps({"a": [1, 2.5]})  # '{"a":[1,2.5]}'
+    """
+    make: Any = getattr(_json_encoder, "c_make_encoder", None)  # the C accelerator, when built
+    if make is None or options.indent is not None:
+        return options.encode
+    text = _json_encoder.encode_basestring_ascii if options.ensure_ascii else _json_encoder.encode_basestring
+    circular = options.check_circular
+
+    def build() -> tuple[Callable[[Any, int], Any], dict[int, Any] | None]:
+        markers: dict[int, Any] | None = {} if circular else None
+        encode = make(
+            markers,
+            options.default,
+            text,
+            None,
+            options.key_separator,
+            options.item_separator,
+            options.sort_keys,
+            options.skipkeys,
+            options.allow_nan,
+        )
+        return encode, markers
+
+    local = threading.local()
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):  # what JSONEncoder.encode does for a bare string
+            return text(value)
+        own = getattr(local, "encoder", None)
+        if own is None:  # this thread's first call, or one from a ``default`` (or a ``repr``) the
+            own = build()  # thread's encoder is running: that one gets its own
+        local.encoder = None  # taken until this call returns
+        try:
+            return "".join(own[0](value, 0))
+        except BaseException:
+            if own[1] is not None:
+                own[1].clear()  # a failure leaves the containers it was inside marked as open
+            raise
+        finally:
+            local.encoder = own
+
+    return encode
+
+
+_dumps = encoder_function(
+    json.JSONEncoder(default=repr, allow_nan=True, ensure_ascii=False, separators=(",", ":"))
+)
+_dumps_ascii = encoder_function(json.JSONEncoder(default=repr, allow_nan=True, separators=(",", ":")))
 
 
 def to_json(value: Any) -> str:
