@@ -61,15 +61,38 @@ LEGACY_EVENT_NAME = "event.name"
 
 def any_value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return tuple(any_value(v) for v in value.array_value.values)
-    if kind == "kvlist_value":
-        return semconv.to_json({kv.key: any_value(kv.value) for kv in value.kvlist_value.values})
-    return getattr(value, kind) if kind else None
+    if kind in _SCALARS:
+        return getattr(value, kind)
+    return _COMPOSITES[kind](value)
+
+
+def _array(value: AnyValue) -> tuple[Any, ...]:
+    return tuple([any_value(v) for v in value.array_value.values])
+
+
+def _kvlist(value: AnyValue) -> str:
+    return semconv.to_json(attributes(value.kvlist_value.values))
+
+
+#: The AnyValue kinds read as they are, and the rest by what they are (None: no value set).
+_SCALARS = frozenset(("string_value", "bool_value", "int_value", "double_value", "bytes_value"))
+_COMPOSITES: dict[str | None, Callable[[AnyValue], Any]] = {
+    "array_value": _array,
+    "kvlist_value": _kvlist,
+    None: lambda value: None,
+}
 
 
 def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in kvs}
+    # The hot loop of serve (issue 14): the common scalar kinds are read inline, one WhichOneof per
+    # value, no call per attribute; a key sent twice keeps its last value, as a dict display does.
+    out: dict[str, Any] = {}
+    scalars, composites = _SCALARS, _COMPOSITES
+    for kv in kvs:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        out[kv.key] = getattr(value, kind) if kind in scalars else composites[kind](value)
+    return out
 
 
 def _resource(resource: PbResource, schema_url: str) -> Resource:
@@ -82,12 +105,23 @@ def _scope(scope: PbScope, schema_url: str) -> InstrumentationScope:
     )
 
 
-def _trace_context(trace_id: bytes, span_id: bytes, flags: int) -> Context | None:
-    """The record's trace position as a context, which is how the logs API takes it."""
+def _trace_context(
+    trace_id: bytes, span_id: bytes, flags: int, seen: dict[tuple[bytes, bytes, int], Context] | None = None
+) -> Context | None:
+    """The record's trace position as a context, which is how the logs API takes it. ``seen``: the
+    contexts already built for this request (a batch's records mostly share their span)."""
     if not trace_id or not span_id:
         return None
+    key = (trace_id, span_id, flags)
+    if seen is not None:
+        context = seen.get(key)
+        if context is not None:
+            return context
     span = trace_api.NonRecordingSpan(_span_context(trace_id, span_id, flags))
-    return trace_api.set_span_in_context(span, Context())
+    context = trace_api.set_span_in_context(span, Context())
+    if seen is not None:
+        seen[key] = context  # contexts are never changed in place: records may share one
+    return context
 
 
 T = TypeVar("T")
@@ -146,6 +180,7 @@ def log_records(request: Any, reasons: list[str] | None = None) -> tuple[list[Re
     """An ``ExportLogsServiceRequest`` as SDK log records, and how many records could not be decoded."""
     records: list[ReadWriteLogRecord] = []
     failed = 0
+    contexts: dict[tuple[bytes, bytes, int], Context] = {}
     for resource, scope, pbs in _groups(request.resource_logs, "scope_logs", "log_records"):
 
         def decode(pb: Any, resource: Resource = resource, scope: InstrumentationScope = scope) -> Any:
@@ -159,9 +194,9 @@ def log_records(request: Any, reasons: list[str] | None = None) -> tuple[list[Re
             record = LogRecord(
                 timestamp=pb.time_unix_nano or None,
                 observed_timestamp=pb.observed_time_unix_nano or None,
-                context=_trace_context(pb.trace_id, pb.span_id, pb.flags),
+                context=_trace_context(pb.trace_id, pb.span_id, pb.flags, contexts),
                 severity_text=pb.severity_text or None,
-                severity_number=SeverityNumber(pb.severity_number) if pb.severity_number else None,
+                severity_number=_severity(pb.severity_number),
                 body=any_value(pb.body) if pb.HasField("body") else None,
                 attributes=attrs,
                 event_name=name,
@@ -170,6 +205,17 @@ def log_records(request: Any, reasons: list[str] | None = None) -> tuple[list[Re
 
         failed += _each(pbs, decode, "log record", records, reasons)
     return records, failed
+
+
+_SEVERITIES = {severity.value: severity for severity in SeverityNumber}
+
+
+def _severity(number: int) -> SeverityNumber | None:
+    """The record's severity; none for 0 (unspecified); an unknown number raises (that record fails)."""
+    if not number:
+        return None
+    severity = _SEVERITIES.get(number)
+    return severity if severity is not None else SeverityNumber(number)
 
 
 def _span_context(
