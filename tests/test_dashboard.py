@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ if not os.path.exists(CHROMIUM):
 TOKEN = "dashboard-test-token-0123456789abcdef"
 FLOW_RUN = "run_deterministic_72ca609c"
 SHOTS = Path(__file__).resolve().parent.parent / "test-results" / "dashboard"
-PAGES = ("health", "tail", "robot", "runs", "serving", "flow")
+PAGES = ("health", "tail", "traces", "robot", "runs", "serving", "flow")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def served(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     tmp = tmp_path_factory.mktemp("serve")
-    with serve_process(tmp, sinks="sqlite", token=TOKEN, env={"OTEL_TELE_DATA_DIR": str(demo_data)}) as serve:
+    env = {"OTEL_TELE_DATA_DIR": str(demo_data), "OTEL_TELE_STORE_FLUSH_SECONDS": "0.2"}
+    with serve_process(tmp, sinks="sqlite,store", token=TOKEN, env=env) as serve:
         yield serve
 
 
@@ -215,3 +217,54 @@ def test_pages_fail_closed_without_the_token(served: Serve, slug: str) -> None:
     wrong = httpx.get(f"{served.url}/ui/{slug}", cookies={"otel_tele_session": "wrong"}, timeout=10)
     assert wrong.status_code == 401
     assert httpx.get(f"{served.url}/ui/login", timeout=10).status_code == 200  # the way in stays open
+
+
+def test_a_trace_sent_now_shows_as_a_waterfall_with_its_logs(page: Any, served: Serve) -> None:
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    resource = Resource.create({"service.name": "waterfall-test"})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"{served.otlp_http_url}/v1/traces", headers=served.headers)
+        )
+    )
+    logs = LoggerProvider(resource=resource)
+    logs.add_log_record_processor(
+        SimpleLogRecordProcessor(
+            OTLPLogExporter(endpoint=f"{served.otlp_http_url}/v1/logs", headers=served.headers)
+        )
+    )
+    tracer = provider.get_tracer("dashboard-test")
+    with tracer.start_as_current_span("checkout") as root:
+        with tracer.start_as_current_span("reserve-stock"):
+            logs.get_logger("dashboard-test").emit(body="stock reserved", attributes={"sku": "A-1"})
+        with tracer.start_as_current_span("charge-card") as charge:
+            charge.set_status(trace.Status(trace.StatusCode.ERROR, "declined"))
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    logs.shutdown()
+
+    # The store writes a part at most 0.2 s after the oldest row: look until the trace is listed.
+    deadline = time.monotonic() + 60
+    while True:
+        page.goto("/ui/traces?service=waterfall-test")
+        if trace_id in page.content():
+            break
+        assert time.monotonic() < deadline, "the trace never reached the general store"
+        page.wait_for_timeout(250)
+    page.click(f"a[href='/ui/traces?trace={trace_id}']")
+    page.wait_for_selector("figure[data-waterfall][data-drawn='3']")
+    assert len(page.query_selector_all("details[data-span]")) == 3
+    assert "stock reserved" in page.content() and "ERROR" in page.content()
+    _shot(page, "trace")
+    assert page.goto("/ui/traces?trace=not-a-trace").status == 400
+    assert page.goto("/ui/traces?trace=" + "0" * 32).status == 404
+    assert [e for e in page.errors if "(Bad Request)" not in e and "(Not Found)" not in e] == []

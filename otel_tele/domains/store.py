@@ -12,6 +12,7 @@ DOMAIN = Domain(
     title="Every span, log record and metric point -> Parquet general store",
     vocabulary="otel_tele.semconv.store",
     order=90,
+    dashboard="otel_tele.dashboard._traces:page",
     sinks=(
         SinkSpec("store", "otel_tele.exporters.store:StoreSink", "capsule", "otel_tele_store", default=False),
     ),

@@ -86,6 +86,27 @@
     figure.setAttribute("data-drawn", String(rows));
   }
 
+  function waterfall(figure) {
+    const block = figure.querySelector("script[type='application/json']");
+    const spec = JSON.parse(block.textContent);
+    const rows = spec.spans.length, label = 260, width = 900, rowH = 16;
+    let end = 0;
+    spec.spans.forEach(function (s) { end = Math.max(end, s.start + s.duration); });
+    const scale = end > 0 ? (width - label - 10) / end : 0;
+    const canvas = document.createElement("canvas");
+    canvas.width = width; canvas.height = rows * rowH + 4;
+    const ctx = canvas.getContext("2d");
+    ctx.font = "11px sans-serif";
+    spec.spans.forEach(function (s, i) {
+      const y = i * rowH + 2;
+      ctx.fillStyle = "#333"; ctx.fillText(s.label.slice(0, 40), 2, y + 11);
+      ctx.fillStyle = s.error ? "#d73a49" : "#1f77b4";
+      ctx.fillRect(label + s.start * scale, y + 2, Math.max(1, s.duration * scale), rowH - 5);
+    });
+    figure.appendChild(canvas);
+    figure.setAttribute("data-drawn", String(rows));
+  }
+
   function generate(button) {
     const status = button.parentNode.querySelector("[data-generate-status]");
     function send(overwrite) {
@@ -133,6 +154,7 @@
   window.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("figure[data-chart]").forEach(draw);
     document.querySelectorAll("figure[data-heatmap]").forEach(heatmap);
+    document.querySelectorAll("figure[data-waterfall]").forEach(waterfall);
     document.querySelectorAll("button[data-generate]").forEach(generate);
     document.querySelectorAll("form[data-login]").forEach(login);
     document.querySelectorAll("ol[data-tail]").forEach(tail);
