@@ -47,6 +47,7 @@ from ._internal import (
 from ._otlp_health import ExportHealth, HealthMetricExporter, quiet_sdk_retry_logs
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
 from ._reader import PushMetricReader
+from ._received_metrics import ReceivedMetrics
 from ._scrub import Scrubber, ScrubbingMetricExporter
 from ._settings import Settings
 from ._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, close_once
@@ -165,6 +166,8 @@ class Telemetry:
         self._span_batchers: list[BatchingProcessor[Any]] = []
         self._sink_metric_exporters: list[SinkMetricExporter] = []
         self._stats: list[SinkStats] = []
+        #: Metrics received over OTLP (``ingest_metrics``), shown on the Prometheus endpoint.
+        self.received_metrics: ReceivedMetrics | None = None
         self._shut = False
         self.overload = _overload.Overload(
             settings.overload,
@@ -425,6 +428,8 @@ class Telemetry:
                     super()._receive_metrics(scrub(metrics_data), timeout_millis, **kw)
 
         readers.append(ScrubbedPrometheusReader(registry=registry))
+        self.received_metrics = ReceivedMetrics()
+        registry.register(self.received_metrics)
         self._prometheus_server = server
         self.prometheus_address = (host, server.server_address[1])
         self.destinations.append(
@@ -576,6 +581,9 @@ class Telemetry:
         data = self.scrubber.metrics(data)
         for exporter in self._sink_metric_exporters:
             exporter.export(data)
+        if self.received_metrics is not None:
+            with guard("received metrics for Prometheus"):
+                self.received_metrics.update(data)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
@@ -746,6 +754,7 @@ class DisabledTelemetry(Telemetry):
         self.sinks = {}
         self.destinations = []
         self.prometheus_address = None
+        self.received_metrics = None
         self._stats = []
         self.overload = _overload.Overload()
         self.tracer_provider = trace.NoOpTracerProvider()  # type: ignore[assignment]
