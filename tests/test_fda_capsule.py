@@ -412,3 +412,18 @@ def test_publication_cut_between_its_renames_is_finished_later(
         if r == first.run_id
     }
     assert not list(flow_dir.glob(".tmp-*"))
+
+
+def test_a_merge_in_progress_is_invisible_to_readers(telemetry: otel_tele.Telemetry, tmp_path: Path) -> None:
+    """A consolidation writes its merged file beside the parts; readers glob ``*.parquet`` (which in
+    DuckDB matches dot files too), so the file being written must not end in ``.parquet``."""
+    from otel_tele.exporters.capsule._flow import merge_temp
+
+    run = record_run(telemetry, "dev", n=5)
+    assert telemetry.force_flush(30_000)
+    root = root_of(tmp_path)
+    [part] = sorted((root / "flows").glob("*/*.parquet/*.parquet"))[:1]
+    half_written = merge_temp(part.with_name("c-merged.parquet"))
+    half_written.write_bytes(b"PAR1 half a file")  # what a reader would see mid-merge
+    rows = Runs(root).list()
+    assert [r["run_id"] for r in rows] == [run.run_id] and rows[0]["rows"] == 5

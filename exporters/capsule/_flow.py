@@ -190,11 +190,17 @@ def _swap_link(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
+def merge_temp(out: Path) -> Path:
+    """Where a merge into ``out`` is written before its rename: beside ``out`` in the dataset folder,
+    under a name no reader's ``*.parquet`` glob matches (DuckDB's globs match dot files too)."""
+    return out.with_name(f".tmp-{out.name}.partial")
+
+
 def _merge(
     sources: list[Path], out: Path, table: str, keep: Callable[[pa.Table], pa.Array] | None, fsync: bool
 ) -> tuple[int, int]:
     """Stream ``sources`` into ``out`` with large row groups; (rows read, rows written)."""
-    tmp = out.with_name(f".tmp-{out.name}")
+    tmp = merge_temp(out)
     rows_in = rows_out = 0
     buffered: list[pa.Table] = []
     buffered_rows = 0
