@@ -215,7 +215,7 @@ class Telemetry:
             views=[
                 View(
                     instrument_name="flow.*",
-                    aggregation_cardinality_limit=settings.flow_cardinality_limit + 1,
+                    aggregation_cardinality_limit=_flow_series_limit(settings) + 1,
                 )
             ],
         )
@@ -771,3 +771,10 @@ class DisabledTelemetry(Telemetry):
 
     def shutdown(self, timeout_millis: float | None = None) -> bool:
         return True
+
+
+def _flow_series_limit(settings: Settings) -> int:
+    """The flow domain's ``flow_cardinality_limit`` (read by name: the core imports no domain), or
+    the SDK's default limit less the overflow series when no flow domain is registered."""
+    value = settings.values.get("flow_cardinality_limit")
+    return value if isinstance(value, int) else 1_999

@@ -57,7 +57,9 @@ class Domain:
     vocabulary: str  # module declaring EVENTS / METRICS
     order: int = 100
     sinks: tuple[SinkSpec, ...] = ()
-    options: str | None = None  # "module:attr" -> tuple of setting Options the domain's sinks read
+    #: "module:attr" -> tuple of setting Options (:class:`otel_tele._options.Option`) the domain's
+    #: sinks and instrumentation read; ours declare them in the descriptor module itself.
+    options: str | None = None
     cli: str | None = None  # module with register(subparsers)
     router: str | None = None  # "module:factory" returning a FastAPI APIRouter
     demo: str | None = None  # module with the demo's run(data_dir) step
@@ -83,8 +85,9 @@ def domains() -> tuple[Domain, ...]:
 
     A broken registration (an entry point that fails to load or is not a :class:`Domain`) is
     logged and skipped: one bad plug-in must not take the others down. A descriptor module imports
-    only this module (the rest are import strings): one that imports otel-tele modules reading the
-    registry (``otel_tele._settings`` …) would see a partial registry, so it is refused instead.
+    only this module and :mod:`otel_tele._options` (the rest are import strings): one that imports
+    otel-tele modules reading the registry (``otel_tele._settings`` …) would see a partial registry,
+    so it is refused instead.
     """
     global _found, _reading
     if _found is not None:
@@ -95,7 +98,8 @@ def domains() -> tuple[Domain, ...]:
         if _reading:
             raise RegistryReentered(
                 "the registry was read while loading a domain's descriptor: a descriptor module may "
-                "import only otel_tele._registry and name its parts by import strings"
+                "import only otel_tele._registry (and otel_tele._options to declare its options) and "
+                "name its parts by import strings"
             )
         _reading = True
         try:

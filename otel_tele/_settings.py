@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import _overload
+from ._options import (
+    Option,
+    T,
+    parse_bool,
+    parse_names,
+    parse_path,
+    parse_port,
+    parse_positive_int,
+    parse_str,
+)
 from ._registry import domains, load, sink_specs
 
 _log = logging.getLogger("otel_tele")
@@ -30,19 +39,6 @@ KNOWN_SINKS: tuple[str, ...] = tuple(sink_specs())
 #: falls back to an embedded database without a DSN).
 DEFAULT_SINKS: tuple[str, ...] = tuple(name for name, spec in sink_specs().items() if spec.default)
 OTLP_PROTOCOLS: tuple[str, ...] = ("grpc", "http/protobuf")
-
-
-def _parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _parse_names(raw: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
 
 
 def _parse_patterns(raw: str) -> tuple[str, ...]:
@@ -56,45 +52,10 @@ def _parse_patterns(raw: str) -> tuple[str, ...]:
     return patterns
 
 
-def _parse_positive_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value <= 0:
-        raise ValueError(f"expected a positive integer, got {raw!r}")
-    return value
-
-
-def _parse_port(raw: str) -> int:
-    value = int(raw.strip())
-    if not 0 <= value <= 65535:
-        raise ValueError(f"expected a TCP port (0-65535), got {raw!r}")
-    return value
-
-
-def _parse_positive_float(raw: str) -> float:
-    value = float(raw.strip())
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"expected a positive number, got {raw!r}")
-    return value
-
-
-def _parse_str(raw: str) -> str:
-    value = raw.strip()
-    if not value or "\x00" in value:
-        raise ValueError(f"expected a non-empty string, got {raw!r}")
-    return value
-
-
 def _parse_protocol(raw: str) -> str:
     value = raw.strip().lower()
     if value not in OTLP_PROTOCOLS:
         raise ValueError(f"expected one of {', '.join(OTLP_PROTOCOLS)}, got {raw!r}")
-    return value
-
-
-def _parse_bin_unit(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in ("minutes", "hours", "days", "weeks"):
-        raise ValueError(f"expected minutes, hours, days or weeks, got {raw!r}")
     return value
 
 
@@ -107,7 +68,7 @@ class PartlyInvalid(ValueError):
 
 
 def _parse_sinks(raw: str) -> tuple[str, ...]:
-    names = _parse_names(raw)
+    names = parse_names(raw)
     unknown = [name for name in names if name not in KNOWN_SINKS and name != "none"]
     known = tuple(name for name in names if name in KNOWN_SINKS)
     if unknown:
@@ -115,352 +76,216 @@ def _parse_sinks(raw: str) -> tuple[str, ...]:
     return known
 
 
-@dataclass(frozen=True)
-class Option:
-    """One setting: where it comes from and how a raw string becomes a value."""
-
-    name: str
-    env: str | None
-    parse: Callable[[str], Any]
-    default: Any
-    doc: str
-    secret: bool = False
-
-
-def _opt(
-    name: str, env: str | None, parse: Callable[[str], Any], default: Any, doc: str, **kw: Any
-) -> Option:
-    return Option(name, env, parse, default, doc, **kw)
-
-
-OPTIONS: tuple[Option, ...] = (
-    _opt("disabled", "OTEL_SDK_DISABLED", _parse_bool, False, "turn every signal into a no-op"),
-    _opt("service_name", "OTEL_SERVICE_NAME", _parse_str, None, "resource service.name"),
-    _opt("service_version", "OTEL_TELE_SERVICE_VERSION", _parse_str, None, "resource service.version"),
-    _opt("traces_exporter", "OTEL_TRACES_EXPORTER", _parse_names, ("otlp",), "span exporters by name"),
-    _opt(
-        "metrics_exporter",
-        "OTEL_METRICS_EXPORTER",
-        _parse_names,
-        ("otlp", "prometheus"),
-        "metric exporters/readers by name",
-    ),
-    _opt("logs_exporter", "OTEL_LOGS_EXPORTER", _parse_names, ("otlp",), "log record exporters by name"),
-    _opt(
-        "otlp_endpoint",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        _parse_str,
-        None,
-        "collector endpoint; without one (nor a signal's own), default exporter lists stay local",
-    ),
-    _opt(
-        "shutdown_timeout_millis",
-        "OTEL_TELE_SHUTDOWN_TIMEOUT",
-        _parse_positive_int,
-        3_000,
-        "one total deadline of shutdown(), and of the flush at interpreter exit",
-    ),
-    _opt("otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_protocol, "grpc", "grpc or http/protobuf"),
-    _opt(
-        "otlp_timeout_millis",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-        _parse_positive_int,
-        10_000,
-        "timeout of one OTLP export",
-    ),
-    _opt("prometheus_host", "OTEL_EXPORTER_PROMETHEUS_HOST", _parse_str, "127.0.0.1", "/metrics bind host"),
-    _opt("prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", _parse_port, 9464, "/metrics port (0: any)"),
-    _opt(
-        "metric_export_interval_millis",
-        "OTEL_METRIC_EXPORT_INTERVAL",
-        _parse_positive_int,
-        60_000,
-        "push interval of periodic metric readers",
-    ),
-    _opt(
-        "metric_export_timeout_millis",
-        "OTEL_METRIC_EXPORT_TIMEOUT",
-        _parse_positive_int,
-        30_000,
-        "timeout of one metric export",
-    ),
-    _opt(
-        "bsp_schedule_delay_millis", "OTEL_BSP_SCHEDULE_DELAY", _parse_positive_int, 5_000, "span batch delay"
-    ),
-    _opt("bsp_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE", _parse_positive_int, 2_048, "span queue bound"),
-    _opt(
-        "bsp_max_export_batch_size",
-        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-        _parse_positive_int,
-        512,
-        "spans per export",
-    ),
-    _opt(
-        "bsp_export_timeout_millis",
-        "OTEL_BSP_EXPORT_TIMEOUT",
-        _parse_positive_int,
-        30_000,
-        "span export timeout",
-    ),
-    _opt(
-        "blrp_schedule_delay_millis",
-        "OTEL_BLRP_SCHEDULE_DELAY",
-        _parse_positive_int,
-        1_000,
-        "log batch delay",
-    ),
-    _opt("blrp_max_queue_size", "OTEL_BLRP_MAX_QUEUE_SIZE", _parse_positive_int, 262_144, "log queue bound"),
-    _opt(
-        "blrp_max_export_batch_size",
-        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
-        _parse_positive_int,
-        2_048,
-        "log records per export",
-    ),
-    _opt(
-        "blrp_export_timeout_millis",
-        "OTEL_BLRP_EXPORT_TIMEOUT",
-        _parse_positive_int,
-        30_000,
-        "log export timeout",
-    ),
-    _opt(
-        "data_dir",
-        "OTEL_TELE_DATA_DIR",
-        lambda raw: Path(_parse_str(raw)),
-        Path("telemetry"),
-        "root folder of the embedded sinks",
-    ),
-    _opt(
-        "capsule_dir",
-        "OTEL_TELE_CAPSULE_DIR",
-        lambda raw: Path(_parse_str(raw)),
-        None,
-        "FDA capsule root (default <data_dir>/telematry_cfs)",
-    ),
-    _opt(
-        "capsule_flush_rows",
-        "OTEL_TELE_CAPSULE_FLUSH_ROWS",
-        _parse_positive_int,
-        65_536,
-        "a production run's rows reach its journal (durable) at least every this many rows",
-    ),
-    _opt(
-        "capsule_flush_seconds",
-        "OTEL_TELE_CAPSULE_FLUSH_SECONDS",
-        _parse_positive_float,
-        1.0,
-        "... or this many seconds after the oldest row not yet durable",
-    ),
-    _opt(
-        "capsule_max_open_runs",
-        "OTEL_TELE_CAPSULE_MAX_OPEN_RUNS",
-        _parse_positive_int,
-        64,
-        "production runs the capsule sink keeps open at once; records of further runs are rejected",
-    ),
-    _opt(
-        "store_dir",
-        "OTEL_TELE_STORE_DIR",
-        lambda raw: Path(_parse_str(raw)),
-        None,
-        "general store root (default <data_dir>/store)",
-    ),
-    _opt(
-        "store_retention_days",
-        "OTEL_TELE_STORE_RETENTION_DAYS",
-        _parse_positive_float,
-        30.0,
-        "days the general store keeps a day's partition (by the day it was written)",
-    ),
-    _opt(
-        "store_flush_rows",
-        "OTEL_TELE_STORE_FLUSH_ROWS",
-        _parse_positive_int,
-        50_000,
-        "the general store writes a part (durable) once this many rows of a signal are held",
-    ),
-    _opt(
-        "store_flush_bytes",
-        "OTEL_TELE_STORE_FLUSH_BYTES",
-        _parse_positive_int,
-        32 * 1024 * 1024,
-        "... or this many bytes (Arrow, in memory)",
-    ),
-    _opt(
-        "store_flush_seconds",
-        "OTEL_TELE_STORE_FLUSH_SECONDS",
-        _parse_positive_float,
-        2.0,
-        "... or this many seconds after the oldest row not yet durable",
-    ),
-    _opt(
-        "store_compact_interval_s",
-        "OTEL_TELE_STORE_COMPACT_INTERVAL",
-        _parse_positive_float,
-        300.0,
-        "seconds between the general store's retention and compaction passes",
-    ),
-    _opt(
-        "store_part_bytes",
-        "OTEL_TELE_STORE_PART_BYTES",
-        _parse_positive_int,
-        128 * 1024 * 1024,
-        "size a compaction merges small parts into (bytes of Parquet)",
-    ),
-    _opt("sinks", "OTEL_TELE_SINKS", _parse_sinks, DEFAULT_SINKS, "our sinks to attach"),
-    _opt(
-        "postgres_dsn",
-        "OTEL_TELE_POSTGRES_DSN",
-        _parse_str,
-        None,
-        "PostgreSQL DSN of the inference sink",
-        secret=True,
-    ),
-    _opt(
-        "inference_retention_days",
-        "OTEL_TELE_INFERENCE_RETENTION_DAYS",
-        _parse_positive_int,
-        60,
-        "days of inference telemetry kept before pruning",
-    ),
-    _opt(
-        "inference_prune_interval_s",
-        "OTEL_TELE_INFERENCE_PRUNE_INTERVAL",
-        _parse_positive_float,
-        3600.0,
-        "seconds between the sink's scheduled prunes",
-    ),
-    _opt(
-        "inference_lock_timeout_ms",
-        "OTEL_TELE_INFERENCE_LOCK_TIMEOUT",
-        _parse_positive_int,
-        200,
-        "lock_timeout of one prune batch (ms): pruning waits no longer than this for ingest",
-    ),
-    _opt(
-        "inference_alert_table_bytes",
-        "OTEL_TELE_INFERENCE_ALERT_TABLE_BYTES",
-        _parse_positive_int,
-        100_000_000,
-        "alert when system_telemetry is larger (bytes)",
-    ),
-    _opt(
-        "inference_alert_rows",
-        "OTEL_TELE_INFERENCE_ALERT_ROWS",
-        _parse_positive_int,
-        1_000_000,
-        "alert when system_telemetry has more rows (suggests pruning failure)",
-    ),
-    _opt(
-        "inference_alert_efficiency_drop",
-        "OTEL_TELE_INFERENCE_ALERT_EFFICIENCY_DROP",
-        _parse_positive_float,
-        0.2,
-        "alert when a model's last-24-hour ms/token exceeds its 60-day baseline by this fraction",
-    ),
-    _opt(
-        "postgres_pool_max_size",
-        "OTEL_TELE_POSTGRES_POOL_MAX_SIZE",
-        _parse_positive_int,
-        4,
-        "connections in the inference store's pool",
-    ),
-    _opt("capture_bin_size", "OTEL_TELE_CAPTURE_BIN_SIZE", _parse_positive_int, 5, "capture sink bin size"),
-    _opt(
-        "capture_bin_unit",
-        "OTEL_TELE_CAPTURE_BIN_UNIT",
-        _parse_bin_unit,
-        "minutes",
-        "capture sink bin unit: minutes, hours, days or weeks",
-    ),
-    _opt("capture_bins", "OTEL_TELE_CAPTURE_BINS", _parse_positive_int, 288, "bins per capture window"),
-    _opt(
-        "capture_key",
-        "OTEL_TELE_CAPTURE_KEY",
-        _parse_str,
-        None,
-        "capture bundle name prefix (default: the service name)",
-    ),
-    _opt("scrub", "OTEL_TELE_SCRUB", _parse_bool, True, "scrub secrets from every signal before export"),
-    _opt(
-        "scrub_keys",
-        "OTEL_TELE_SCRUB_KEYS",
-        _parse_names,
-        (),
-        "more attribute/parameter name stems whose values are redacted",
-    ),
-    _opt(
-        "scrub_allow_keys",
-        "OTEL_TELE_SCRUB_ALLOW_KEYS",
-        _parse_names,
-        (),
-        "attribute/parameter names never redacted by name",
-    ),
-    _opt(
-        "scrub_patterns",
-        "OTEL_TELE_SCRUB_PATTERNS",
-        _parse_patterns,
-        (),
-        "more value regexes to redact (whitespace-separated)",
-    ),
-    _opt(
-        "overload",
-        "OTEL_TELE_OVERLOAD",
-        _overload.parse,
-        {},
-        "per-domain overload policy overrides, e.g. robot=wait (README: Overload)",
-    ),
-    _opt(
-        "overload_max_wait_ms",
-        "OTEL_TELE_OVERLOAD_MAX_WAIT",
-        _parse_positive_int,
-        30_000,
-        "longest a recording call of a 'wait' domain waits for queue room before dropping",
-    ),
-    _opt(
-        "metric_cardinality_limit",
-        "OTEL_TELE_METRIC_CARDINALITY_LIMIT",
-        _parse_positive_int,
-        2_000,
-        "label sets kept per event-fed metric; more fold into one otel.metric.overflow=true series",
-    ),
-    _opt(
-        "flow_cardinality_limit",
-        "OTEL_TELE_FLOW_CARDINALITY_LIMIT",
-        _parse_positive_int,
-        10_000,
-        "node/class series the flow meters keep (the capture grid's rows); more are a bundle warning",
-    ),
-    _opt(
-        "event_queue_size",
-        "OTEL_TELE_EVENT_QUEUE_SIZE",
-        _parse_positive_int,
-        262_144,
-        "domain events buffered between caller and telemetry thread",
-    ),
+DISABLED: Option[bool] = Option(
+    "disabled", "OTEL_SDK_DISABLED", parse_bool, False, "turn every signal into a no-op"
 )
-OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
+SERVICE_NAME: Option[str | None] = Option(
+    "service_name", "OTEL_SERVICE_NAME", parse_str, None, "resource service.name"
+)
+SERVICE_VERSION: Option[str | None] = Option(
+    "service_version", "OTEL_TELE_SERVICE_VERSION", parse_str, None, "resource service.version"
+)
+TRACES_EXPORTER: Option[tuple[str, ...]] = Option(
+    "traces_exporter", "OTEL_TRACES_EXPORTER", parse_names, ("otlp",), "span exporters by name"
+)
+METRICS_EXPORTER: Option[tuple[str, ...]] = Option(
+    "metrics_exporter",
+    "OTEL_METRICS_EXPORTER",
+    parse_names,
+    ("otlp", "prometheus"),
+    "metric exporters/readers by name",
+)
+LOGS_EXPORTER: Option[tuple[str, ...]] = Option(
+    "logs_exporter", "OTEL_LOGS_EXPORTER", parse_names, ("otlp",), "log record exporters by name"
+)
+OTLP_ENDPOINT: Option[str | None] = Option(
+    "otlp_endpoint",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    parse_str,
+    None,
+    "collector endpoint; without one (nor a signal's own), default exporter lists stay local",
+)
+SHUTDOWN_TIMEOUT_MILLIS: Option[int] = Option(
+    "shutdown_timeout_millis",
+    "OTEL_TELE_SHUTDOWN_TIMEOUT",
+    parse_positive_int,
+    3_000,
+    "one total deadline of shutdown(), and of the flush at interpreter exit",
+)
+OTLP_PROTOCOL: Option[str] = Option(
+    "otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_protocol, "grpc", "grpc or http/protobuf"
+)
+OTLP_TIMEOUT_MILLIS: Option[int] = Option(
+    "otlp_timeout_millis",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    parse_positive_int,
+    10_000,
+    "timeout of one OTLP export",
+)
+PROMETHEUS_HOST: Option[str] = Option(
+    "prometheus_host", "OTEL_EXPORTER_PROMETHEUS_HOST", parse_str, "127.0.0.1", "/metrics bind host"
+)
+PROMETHEUS_PORT: Option[int] = Option(
+    "prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", parse_port, 9464, "/metrics port (0: any)"
+)
+METRIC_EXPORT_INTERVAL_MILLIS: Option[int] = Option(
+    "metric_export_interval_millis",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    parse_positive_int,
+    60_000,
+    "push interval of periodic metric readers",
+)
+METRIC_EXPORT_TIMEOUT_MILLIS: Option[int] = Option(
+    "metric_export_timeout_millis",
+    "OTEL_METRIC_EXPORT_TIMEOUT",
+    parse_positive_int,
+    30_000,
+    "timeout of one metric export",
+)
+BSP_SCHEDULE_DELAY_MILLIS: Option[int] = Option(
+    "bsp_schedule_delay_millis", "OTEL_BSP_SCHEDULE_DELAY", parse_positive_int, 5_000, "span batch delay"
+)
+BSP_MAX_QUEUE_SIZE: Option[int] = Option(
+    "bsp_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE", parse_positive_int, 2_048, "span queue bound"
+)
+BSP_MAX_EXPORT_BATCH_SIZE: Option[int] = Option(
+    "bsp_max_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", parse_positive_int, 512, "spans per export"
+)
+BSP_EXPORT_TIMEOUT_MILLIS: Option[int] = Option(
+    "bsp_export_timeout_millis", "OTEL_BSP_EXPORT_TIMEOUT", parse_positive_int, 30_000, "span export timeout"
+)
+BLRP_SCHEDULE_DELAY_MILLIS: Option[int] = Option(
+    "blrp_schedule_delay_millis", "OTEL_BLRP_SCHEDULE_DELAY", parse_positive_int, 1_000, "log batch delay"
+)
+BLRP_MAX_QUEUE_SIZE: Option[int] = Option(
+    "blrp_max_queue_size", "OTEL_BLRP_MAX_QUEUE_SIZE", parse_positive_int, 262_144, "log queue bound"
+)
+BLRP_MAX_EXPORT_BATCH_SIZE: Option[int] = Option(
+    "blrp_max_export_batch_size",
+    "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+    parse_positive_int,
+    2_048,
+    "log records per export",
+)
+BLRP_EXPORT_TIMEOUT_MILLIS: Option[int] = Option(
+    "blrp_export_timeout_millis", "OTEL_BLRP_EXPORT_TIMEOUT", parse_positive_int, 30_000, "log export timeout"
+)
+DATA_DIR: Option[Path] = Option(
+    "data_dir", "OTEL_TELE_DATA_DIR", parse_path, Path("telemetry"), "root folder of the embedded sinks"
+)
+SINKS: Option[tuple[str, ...]] = Option(
+    "sinks", "OTEL_TELE_SINKS", _parse_sinks, DEFAULT_SINKS, "our sinks to attach"
+)
+SCRUB: Option[bool] = Option(
+    "scrub", "OTEL_TELE_SCRUB", parse_bool, True, "scrub secrets from every signal before export"
+)
+SCRUB_KEYS: Option[tuple[str, ...]] = Option(
+    "scrub_keys",
+    "OTEL_TELE_SCRUB_KEYS",
+    parse_names,
+    (),
+    "more attribute/parameter name stems whose values are redacted",
+)
+SCRUB_ALLOW_KEYS: Option[tuple[str, ...]] = Option(
+    "scrub_allow_keys",
+    "OTEL_TELE_SCRUB_ALLOW_KEYS",
+    parse_names,
+    (),
+    "attribute/parameter names never redacted by name",
+)
+SCRUB_PATTERNS: Option[tuple[str, ...]] = Option(
+    "scrub_patterns",
+    "OTEL_TELE_SCRUB_PATTERNS",
+    _parse_patterns,
+    (),
+    "more value regexes to redact (whitespace-separated)",
+)
+OVERLOAD: Option[Mapping[str, str]] = Option(
+    "overload",
+    "OTEL_TELE_OVERLOAD",
+    _overload.parse,
+    {},
+    "per-domain overload policy overrides, e.g. robot=wait (README: Overload)",
+)
+OVERLOAD_MAX_WAIT_MS: Option[int] = Option(
+    "overload_max_wait_ms",
+    "OTEL_TELE_OVERLOAD_MAX_WAIT",
+    parse_positive_int,
+    30_000,
+    "longest a recording call of a 'wait' domain waits for queue room before dropping",
+)
+METRIC_CARDINALITY_LIMIT: Option[int] = Option(
+    "metric_cardinality_limit",
+    "OTEL_TELE_METRIC_CARDINALITY_LIMIT",
+    parse_positive_int,
+    2_000,
+    "label sets kept per event-fed metric; more fold into one otel.metric.overflow=true series",
+)
+EVENT_QUEUE_SIZE: Option[int] = Option(
+    "event_queue_size",
+    "OTEL_TELE_EVENT_QUEUE_SIZE",
+    parse_positive_int,
+    262_144,
+    "domain events buffered between caller and telemetry thread",
+)
+
+#: The core's options, in the order ``doctor`` lists them; each domain declares its own sinks' options
+#: in its package (``Domain.options``), joined after these by :func:`all_options`.
+OPTIONS: tuple[Option[Any], ...] = (
+    DISABLED,
+    SERVICE_NAME,
+    SERVICE_VERSION,
+    TRACES_EXPORTER,
+    METRICS_EXPORTER,
+    LOGS_EXPORTER,
+    OTLP_ENDPOINT,
+    SHUTDOWN_TIMEOUT_MILLIS,
+    OTLP_PROTOCOL,
+    OTLP_TIMEOUT_MILLIS,
+    PROMETHEUS_HOST,
+    PROMETHEUS_PORT,
+    METRIC_EXPORT_INTERVAL_MILLIS,
+    METRIC_EXPORT_TIMEOUT_MILLIS,
+    BSP_SCHEDULE_DELAY_MILLIS,
+    BSP_MAX_QUEUE_SIZE,
+    BSP_MAX_EXPORT_BATCH_SIZE,
+    BSP_EXPORT_TIMEOUT_MILLIS,
+    BLRP_SCHEDULE_DELAY_MILLIS,
+    BLRP_MAX_QUEUE_SIZE,
+    BLRP_MAX_EXPORT_BATCH_SIZE,
+    BLRP_EXPORT_TIMEOUT_MILLIS,
+    DATA_DIR,
+    SINKS,
+    SCRUB,
+    SCRUB_KEYS,
+    SCRUB_ALLOW_KEYS,
+    SCRUB_PATTERNS,
+    OVERLOAD,
+    OVERLOAD_MAX_WAIT_MS,
+    METRIC_CARDINALITY_LIMIT,
+    EVENT_QUEUE_SIZE,
+)
+OPTIONS_BY_NAME: Mapping[str, Option[Any]] = {option.name: option for option in OPTIONS}
 
 
 @functools.cache
-def domain_options() -> tuple[Option, ...]:
+def domain_options() -> tuple[Option[Any], ...]:
     """The options registered domains declare for their sinks (``Domain.options``), after the core's.
 
     Read on first use, not at import: a domain's options module may import this one. A module that
     fails to load, a value that is not a tuple of :class:`Option`, or a name already taken is
     logged and left out: a plug-in cannot break the core's settings.
     """
-    found: list[Option] = []
+    found: list[Option[Any]] = []
     taken = set(OPTIONS_BY_NAME)
     for domain in domains():
-        if not domain.options:
-            continue
-        try:
-            options = tuple(load(domain.options))
-        except Exception as exc:  # a third-party module may fail in any way
-            _log.warning("otel-tele: options of domain %r failed to load: %s", domain.name, exc)
-            continue
+        targets = (domain.options,) if isinstance(domain.options, str) else domain.options or ()
+        options: list[Any] = []
+        for target in targets:
+            try:
+                options.extend(load(target))
+            except Exception as exc:  # a third-party module may fail in any way
+                _log.warning("otel-tele: options of domain %r failed to load: %s", domain.name, exc)
         for option in options:
             if not isinstance(option, Option) or option.name in taken:
                 what = repr(option.name) if isinstance(option, Option) else "a value that is not an Option"
@@ -473,7 +298,7 @@ def domain_options() -> tuple[Option, ...]:
     return tuple(found)
 
 
-def all_options() -> tuple[Option, ...]:
+def all_options() -> tuple[Option[Any], ...]:
     """Every option ``resolve()`` resolves: the core's table, then the registered domains'."""
     return OPTIONS + domain_options()
 
@@ -487,11 +312,146 @@ class Settings:
     #: Environment values that were rejected or partly ignored, one message each.
     problems: tuple[str, ...] = ()
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def get(self, option: Option[T]) -> T:
+        """The value of ``option`` (a core option or one a domain declares), typed as declared.
+
+        A ``Settings`` built by hand without the option gives its default.
+
+        Example::
+
+            settings.get(SERVICE_NAME)  # str | None, as settings.service_name
+            settings.get(FLUSH_ROWS)  # a domain's Option[int] (its descriptor module declares it): int
+        """
+        return cast(T, self.values.get(option.name, option.default))
+
+    # -- the core options, typed (a domain's: ``get(ITS_OPTION)``) ----------------------------------
+    @property
+    def disabled(self) -> bool:
+        return self.get(DISABLED)
+
+    @property
+    def service_name(self) -> str | None:
+        return self.get(SERVICE_NAME)
+
+    @property
+    def service_version(self) -> str | None:
+        return self.get(SERVICE_VERSION)
+
+    @property
+    def traces_exporter(self) -> tuple[str, ...]:
+        return self.get(TRACES_EXPORTER)
+
+    @property
+    def metrics_exporter(self) -> tuple[str, ...]:
+        return self.get(METRICS_EXPORTER)
+
+    @property
+    def logs_exporter(self) -> tuple[str, ...]:
+        return self.get(LOGS_EXPORTER)
+
+    @property
+    def otlp_endpoint(self) -> str | None:
+        return self.get(OTLP_ENDPOINT)
+
+    @property
+    def shutdown_timeout_millis(self) -> int:
+        return self.get(SHUTDOWN_TIMEOUT_MILLIS)
+
+    @property
+    def otlp_protocol(self) -> str:
+        return self.get(OTLP_PROTOCOL)
+
+    @property
+    def otlp_timeout_millis(self) -> int:
+        return self.get(OTLP_TIMEOUT_MILLIS)
+
+    @property
+    def prometheus_host(self) -> str:
+        return self.get(PROMETHEUS_HOST)
+
+    @property
+    def prometheus_port(self) -> int:
+        return self.get(PROMETHEUS_PORT)
+
+    @property
+    def metric_export_interval_millis(self) -> int:
+        return self.get(METRIC_EXPORT_INTERVAL_MILLIS)
+
+    @property
+    def metric_export_timeout_millis(self) -> int:
+        return self.get(METRIC_EXPORT_TIMEOUT_MILLIS)
+
+    @property
+    def bsp_schedule_delay_millis(self) -> int:
+        return self.get(BSP_SCHEDULE_DELAY_MILLIS)
+
+    @property
+    def bsp_max_queue_size(self) -> int:
+        return self.get(BSP_MAX_QUEUE_SIZE)
+
+    @property
+    def bsp_max_export_batch_size(self) -> int:
+        return self.get(BSP_MAX_EXPORT_BATCH_SIZE)
+
+    @property
+    def bsp_export_timeout_millis(self) -> int:
+        return self.get(BSP_EXPORT_TIMEOUT_MILLIS)
+
+    @property
+    def blrp_schedule_delay_millis(self) -> int:
+        return self.get(BLRP_SCHEDULE_DELAY_MILLIS)
+
+    @property
+    def blrp_max_queue_size(self) -> int:
+        return self.get(BLRP_MAX_QUEUE_SIZE)
+
+    @property
+    def blrp_max_export_batch_size(self) -> int:
+        return self.get(BLRP_MAX_EXPORT_BATCH_SIZE)
+
+    @property
+    def blrp_export_timeout_millis(self) -> int:
+        return self.get(BLRP_EXPORT_TIMEOUT_MILLIS)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.get(DATA_DIR)
+
+    @property
+    def sinks(self) -> tuple[str, ...]:
+        return self.get(SINKS)
+
+    @property
+    def scrub(self) -> bool:
+        return self.get(SCRUB)
+
+    @property
+    def scrub_keys(self) -> tuple[str, ...]:
+        return self.get(SCRUB_KEYS)
+
+    @property
+    def scrub_allow_keys(self) -> tuple[str, ...]:
+        return self.get(SCRUB_ALLOW_KEYS)
+
+    @property
+    def scrub_patterns(self) -> tuple[str, ...]:
+        return self.get(SCRUB_PATTERNS)
+
+    @property
+    def overload(self) -> Mapping[str, str]:
+        return self.get(OVERLOAD)
+
+    @property
+    def overload_max_wait_ms(self) -> int:
+        return self.get(OVERLOAD_MAX_WAIT_MS)
+
+    @property
+    def metric_cardinality_limit(self) -> int:
+        return self.get(METRIC_CARDINALITY_LIMIT)
+
+    @property
+    def event_queue_size(self) -> int:
+        return self.get(EVENT_QUEUE_SIZE)
 
     def describe(self, *, typed: bool = False) -> list[tuple[str, Any, str]]:
         """(name, value, source) per option, secrets redacted. The value is printable text, or with
@@ -588,20 +548,20 @@ def dsn_secrets(dsn: str) -> list[str]:
     ]
 
 
-def _coerce_argument(option: Option, value: Any) -> Any:
+def _coerce_argument(option: Option[Any], value: Any) -> Any:
     """Validate an explicit argument: same rules as the environment, but raise."""
     if (
         isinstance(value, str | int | float)
         and not isinstance(value, bool)
-        and option.parse is not _parse_bool
+        and option.parse is not parse_bool
     ):
         try:
             return option.parse(str(value))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"setup({option.name}=...): {exc}") from None
-    if option.parse is _parse_bool and isinstance(value, bool):
+    if option.parse is parse_bool and isinstance(value, bool):
         return value
-    if option.parse in (_parse_names, _parse_sinks, _parse_patterns) and isinstance(value, list | tuple):
+    if option.parse in (parse_names, _parse_sinks, _parse_patterns) and isinstance(value, list | tuple):
         if not all(isinstance(item, str) for item in value):
             raise ValueError(f"setup({option.name}=...): expected a list of names")
         if option.parse is _parse_patterns:
@@ -609,7 +569,7 @@ def _coerce_argument(option: Option, value: Any) -> Any:
         return _coerce_argument(option, ",".join(value))
     if option.parse is _overload.parse and isinstance(value, Mapping):
         return _coerce_argument(option, ",".join(f"{k}={v}" for k, v in value.items()))
-    if option.name == "data_dir" and isinstance(value, os.PathLike):
+    if option.parse is parse_path and isinstance(value, os.PathLike):
         return Path(value)
     raise ValueError(f"setup({option.name}=...): unsupported value {value!r} of type {type(value).__name__}")
 
@@ -629,22 +589,34 @@ def resolve(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = No
             values[option.name] = _coerce_argument(option, arguments[option.name])
             sources[option.name] = "argument"
             continue
-        raw = environ.get(option.env) if option.env else None
-        if raw is not None and raw.strip():
-            shown = "***" if option.secret else repr(raw)
-            try:
-                values[option.name] = option.parse(raw)
-                sources[option.name] = option.env or "environment"
-                continue
-            except PartlyInvalid as exc:
-                values[option.name] = exc.value
-                sources[option.name] = option.env or "environment"
-                problems.append(f"{option.env}={shown}: {exc}; using {_show(exc.value)}")
-                _log.error("%s", problems[-1])
-                continue
-            except (ValueError, TypeError) as exc:
-                problems.append(f"ignoring {option.env}={shown} ({exc}); using the default")
-                _log.error("%s", problems[-1])
-        values[option.name] = option.default
-        sources[option.name] = "default"
+        values[option.name], sources[option.name] = _from_environment(option, environ, problems)
     return Settings(values, sources, tuple(problems))
+
+
+def _from_environment(option: Option[T], environ: Mapping[str, str], problems: list[str]) -> tuple[T, str]:
+    """(value, source) of ``option`` from ``environ``, else its default; a bad value is logged and
+    its message appended to ``problems``."""
+    raw = environ.get(option.env) if option.env else None
+    if raw is not None and raw.strip():
+        shown = "***" if option.secret else repr(raw)
+        try:
+            return option.parse(raw), option.env or "environment"
+        except PartlyInvalid as exc:
+            problems.append(f"{option.env}={shown}: {exc}; using {_show(exc.value)}")
+            _log.error("%s", problems[-1])
+            return cast(T, exc.value), option.env or "environment"
+        except (ValueError, TypeError) as exc:
+            problems.append(f"ignoring {option.env}={shown} ({exc}); using the default")
+            _log.error("%s", problems[-1])
+    return option.default, "default"
+
+
+def from_environment(option: Option[T], environ: Mapping[str, str] | None = None) -> T:
+    """One option from the environment (default: the process's) or its default, as :func:`resolve`
+    reads it: for a component built without resolved settings (``SqliteSink(path)``).
+
+    Example::
+
+        from_environment(SHUTDOWN_TIMEOUT_MILLIS)  # OTEL_TELE_SHUTDOWN_TIMEOUT, else 3000
+    """
+    return _from_environment(option, os.environ if environ is None else environ, [])[0]

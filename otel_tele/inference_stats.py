@@ -32,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .domains.inference import POSTGRES_DSN
 from .exporters.postgres.schema import (
     MAX_KEY_CHARS,
     MEASURES,
@@ -241,7 +242,7 @@ class InferenceStats:
         settings = resolve({"postgres_dsn": dsn, "data_dir": data_dir})
         config = config or InferenceConfig.from_settings(settings)
         store = open_reader(
-            settings.postgres_dsn, settings.data_dir, pool_max_size=config.postgres_pool_max_size
+            settings.get(POSTGRES_DSN), settings.data_dir, pool_max_size=config.postgres_pool_max_size
         )
         return cls(store, config=config, **kwargs)
 
@@ -255,7 +256,7 @@ class InferenceStats:
         sink = telemetry.sinks.get("postgres")
         config = getattr(sink, "config", None)
         return cls.open(
-            dsn=telemetry.settings.postgres_dsn,
+            dsn=telemetry.settings.get(POSTGRES_DSN),
             data_dir=telemetry.settings.data_dir,
             config=config if isinstance(config, InferenceConfig) else None,
             events=telemetry.events,

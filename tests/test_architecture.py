@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from otel_tele._registry import Domain, domains, load
+from otel_tele._settings import all_options
 from tests._import_graph import ROOT, Import, cycles, imports, modules
 
 RULES = tomllib.loads((Path(__file__).parent / "layers.toml").read_text(encoding="utf-8"))
@@ -87,6 +89,36 @@ def test_core_names_no_domain() -> None:
                 if any(f"otel_tele.{part}." in text for part in ("exporters", "instrumentation", "domains")):
                     named.append(f"{module}:{node.lineno}: {text[:80]!r}")
     assert not named, "core modules naming a domain's module:\n" + "\n".join(named)
+
+
+def _domain_prefixes(domain: Domain) -> tuple[str, ...]:
+    names = (domain.name, *(spec.name for spec in domain.sinks))
+    return tuple(f"{name}_" for name in names)
+
+
+def test_core_option_table_names_no_domain() -> None:
+    """Every option is in the one table, and the core's part of it names no domain: a domain's
+    options are declared by the domain (``Domain.options``), named after it or one of its sinks."""
+    rules = RULES["settings"]
+    core = load(rules["core_table"])
+    everything = domains()
+    prefixes = tuple(p for d in everything for p in _domain_prefixes(d))
+    env_prefixes = tuple(rules["domain_prefixes"]) + tuple(f"OTEL_TELE_{p.upper()}" for p in prefixes)
+    misplaced = [
+        f"{option.name} ({option.env})"
+        for option in core
+        if option.name.startswith(prefixes) or (option.env or "").startswith(env_prefixes)
+    ]
+    assert not misplaced, f"domain options in the core table {rules['core_table']}: {misplaced}"
+    for domain in everything:
+        if not domain.options:
+            continue
+        declared = load(domain.options)
+        assert declared, f"{domain.name}: Domain.options names an empty tuple"
+        stray = [o.name for o in declared if not o.name.startswith(_domain_prefixes(domain))]
+        assert not stray, f"{domain.name}'s options not named after it or its sinks: {stray}"
+        table = {option.name for option in all_options()}
+        assert {o.name for o in declared} <= table, f"{domain.name}'s options are not all in the table"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,11 @@ from opentelemetry._logs import get_logger_provider
 
 import otel_tele
 from otel_tele import testing
-from otel_tele._settings import OPTIONS, redact_dsn, resolve
+from otel_tele._settings import Settings, all_options, from_environment, redact_dsn, resolve
+from otel_tele.domains.fda import CAPSULE_DIR, CAPSULE_FLUSH_SECONDS
+from otel_tele.domains.flow import CAPTURE_BINS, FLOW_CARDINALITY_LIMIT
+from otel_tele.domains.inference import POSTGRES_DSN
+from otel_tele.domains.robot import SQLITE_RETENTION_DAYS
 
 
 def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,9 +81,27 @@ def test_bad_argument_raises_value_error(arguments: dict[str, object]) -> None:
 
 
 def test_every_option_has_an_environment_variable_and_doc() -> None:
-    """The option table documents itself (doctor prints it)."""
-    for option in OPTIONS:
+    """The option table (the core's and every domain's) documents itself (doctor prints it)."""
+    for option in all_options():
         assert option.env and option.doc, option
+
+
+def test_domain_options_resolve_typed_through_the_one_table(tmp_path: Path) -> None:
+    """A domain's options (declared by its descriptor) take arguments, variables and defaults like the
+    core's, keep their variable names, and read back typed; a Settings built by hand gives defaults."""
+    settings = resolve(
+        {"capsule_dir": tmp_path, "postgres_dsn": "host=db", "capture_bins": "12"},
+        environ={"TELEMETRY_RETENTION_DAYS": "soon", "OTEL_TELE_FLOW_CARDINALITY_LIMIT": "50"},
+    )
+    assert settings.get(CAPSULE_DIR) == tmp_path and settings.sources["capsule_dir"] == "argument"
+    assert (settings.get(POSTGRES_DSN), settings.get(CAPTURE_BINS)) == ("host=db", 12)
+    assert settings.get(FLOW_CARDINALITY_LIMIT) == 50
+    assert settings.sources["flow_cardinality_limit"] == "OTEL_TELE_FLOW_CARDINALITY_LIMIT"
+    assert settings.get(SQLITE_RETENTION_DAYS) == 7.0 and "TELEMETRY_RETENTION_DAYS" in settings.problems[0]
+    assert from_environment(SQLITE_RETENTION_DAYS, {"TELEMETRY_RETENTION_DAYS": "-1"}) == -1.0
+    assert Settings({}).get(CAPSULE_FLUSH_SECONDS) == 1.0
+    with pytest.raises(ValueError, match="capture_bins"):
+        resolve({"capture_bins": 0}, environ={})
 
 
 def test_setup_twice_warns_and_returns_the_same_handle() -> None:

@@ -198,6 +198,7 @@ def test_the_toy_sink_options_resolve_like_the_core_ones(toy_path: Path, tmp_pat
         import json
         import otel_tele
         from otel_tele._settings import resolve
+        from toy_tele.exporter.options import TOY_DB_NAME
         from toy_tele.instrumentation import ping
         from toy_tele.query import summary
 
@@ -212,7 +213,7 @@ def test_the_toy_sink_options_resolve_like_the_core_ones(toy_path: Path, tmp_pat
         flushed = telemetry.force_flush()
         print(json.dumps({
             "refused": refused,
-            "bad_env": [bad_env.toy_db_name, list(bad_env.problems)],
+            "bad_env": [bad_env.get(TOY_DB_NAME), list(bad_env.problems)],
             "flushed": flushed,
             "summary": summary("data/pings.db"),
             "shutdown": telemetry.shutdown(),
@@ -288,7 +289,7 @@ def test_a_broken_plug_in_costs_only_its_own_parts(tmp_path: Path) -> None:
                 telemetry = otel_tele.setup(service_name="x", broken_colour=" red ")
                 print(json.dumps({
                     "sinks": list(telemetry.sinks),
-                    "colour": telemetry.settings.broken_colour,
+                    "colour": telemetry.settings.values["broken_colour"],
                     "data_dir": str(telemetry.settings.data_dir),
                     "shutdown": telemetry.shutdown(),
                 }))

@@ -45,7 +45,8 @@ import pyarrow as pa
 from otel_tele import Sink, SinkLogExporter, Written
 from otel_tele._internal import abandon_inherited, bad_input_log, describe_error, quiesce_for_fork
 from otel_tele._mapping import note_unknown_event
-from otel_tele._settings import OPTIONS_BY_NAME, Settings
+from otel_tele._settings import Settings
+from otel_tele.domains.fda import CAPSULE_FLUSH_ROWS, CAPSULE_FLUSH_SECONDS, CAPSULE_MAX_OPEN_RUNS
 from otel_tele.semconv import fda as v
 from otel_tele.semconv import to_json
 
@@ -67,7 +68,7 @@ _log = logging.getLogger("otel_tele")
 _ARTIFACTS = "artifacts"  # not a table: each record is a file copied into the run (_artifacts)
 _TABLE_OF = {v.ITERATION: "telemetry", v.RUN_EVENT: "events", v.ARTIFACT: _ARTIFACTS}
 #: Runs open at once (a production run holds two Parquet files and up to a row group of rows).
-DEFAULT_MAX_OPEN_RUNS: int = OPTIONS_BY_NAME["capsule_max_open_runs"].default
+DEFAULT_MAX_OPEN_RUNS: int = CAPSULE_MAX_OPEN_RUNS.default
 _MAX_REFUSED_KEPT = 10_000
 Writer = ProductionWriter | FlowWriter
 
@@ -126,9 +127,9 @@ class CapsuleSink(Sink):
     def from_settings(cls, settings: Settings) -> Self:
         return cls(
             schema.capsule_root(settings),
-            flush_rows=settings.capsule_flush_rows,
-            flush_seconds=settings.capsule_flush_seconds,
-            max_open_runs=settings.capsule_max_open_runs,
+            flush_rows=settings.get(CAPSULE_FLUSH_ROWS),
+            flush_seconds=settings.get(CAPSULE_FLUSH_SECONDS),
+            max_open_runs=settings.get(CAPSULE_MAX_OPEN_RUNS),
         )
 
     # -- writing ----------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from otel_tele._settings import OPTIONS_BY_NAME
 from otel_tele._version import __version__
+from otel_tele.domains.fda import CAPSULE_FLUSH_ROWS, CAPSULE_FLUSH_SECONDS
 from otel_tele.semconv import fda as v
 
 from . import _artifacts as artifacts
@@ -31,8 +31,8 @@ _seq = itertools.count(1)
 #: A dev/tuner part is published at run end, or earlier once it holds this many rows.
 DEFAULT_PART_ROWS = 1_000_000
 #: A production run's rows reach its journal at least every this many rows or seconds.
-DEFAULT_FLUSH_ROWS: int = OPTIONS_BY_NAME["capsule_flush_rows"].default
-DEFAULT_FLUSH_SECONDS: float = OPTIONS_BY_NAME["capsule_flush_seconds"].default
+DEFAULT_FLUSH_ROWS: int = CAPSULE_FLUSH_ROWS.default
+DEFAULT_FLUSH_SECONDS: float = CAPSULE_FLUSH_SECONDS.default
 
 
 class RunInfo:

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from otel_tele._settings import Settings
+from otel_tele.domains.fda import CAPSULE_DIR
 from otel_tele.semconv import AttrType
 from otel_tele.semconv import fda as v
 from otel_tele.semconv._types import COERCERS
@@ -234,9 +236,10 @@ def schema_doc(tables: Iterable[str] = TABLES) -> dict[str, dict[str, str]]:
     return {name: {f.name: str(f.type) for f in SCHEMAS[name]} for name in tables}
 
 
-def capsule_root(settings: Any) -> Path:
-    """``<data_dir>/telematry_cfs`` unless a ``capsule_dir`` option says otherwise."""
-    explicit = getattr(settings, "values", {}).get("capsule_dir") or os.environ.get("OTEL_TELE_CAPSULE_DIR")
+def capsule_root(settings: Settings) -> Path:
+    """``<data_dir>/telematry_cfs`` unless the ``capsule_dir`` option (``OTEL_TELE_CAPSULE_DIR``)
+    says otherwise."""
+    explicit = settings.get(CAPSULE_DIR)
     return Path(explicit) if explicit else Path(settings.data_dir) / DEFAULT_ROOT_NAME
 
 

@@ -49,6 +49,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricsData
 from otel_tele._internal import encodable
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkMetricExporter, Written
+from otel_tele.domains.flow import CAPTURE_BIN_SIZE, CAPTURE_BIN_UNIT, CAPTURE_BINS, CAPTURE_KEY
 from otel_tele.semconv import flow
 
 from . import schema
@@ -131,10 +132,11 @@ class CaptureSink(Sink):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        grid = Grid(settings.capture_bins, settings.capture_bin_size, settings.capture_bin_unit)
-        return cls(
-            settings.data_dir, grid=grid, key_prefix=settings.capture_key or settings.service_name or ""
+        grid = Grid(
+            settings.get(CAPTURE_BINS), settings.get(CAPTURE_BIN_SIZE), settings.get(CAPTURE_BIN_UNIT)
         )
+        key_prefix = settings.get(CAPTURE_KEY) or settings.service_name or ""
+        return cls(settings.data_dir, grid=grid, key_prefix=key_prefix)
 
     # -- metrics in -------------------------------------------------------------------------------
     def write_metrics(self, data: MetricsData) -> Written:

@@ -34,6 +34,7 @@ from typing import Any, Self
 from otel_tele._internal import bad_input_log, describe_error, guard
 from otel_tele._settings import Settings
 from otel_tele._sink import RetryPolicy, Sink, SinkLogExporter, Written
+from otel_tele.domains.inference import POSTGRES_DSN
 
 from ._backends import open_store
 from ._rows import prepare_records
@@ -85,7 +86,7 @@ class PostgresSink(Sink):
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         return cls(
-            dsn=settings.postgres_dsn,
+            dsn=settings.get(POSTGRES_DSN),
             data_dir=settings.data_dir,
             config=InferenceConfig.from_settings(settings),
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_tele._settings import resolve
+from otel_tele.domains.inference import POSTGRES_DSN
 
 from ._backends import open_store
 from ._store import InferenceStore, PruneResult
@@ -84,7 +85,9 @@ def prune_location(
     under ``data_dir``), with the settings' retention and lock timeout; the store is closed after."""
     settings = resolve({"postgres_dsn": dsn, "data_dir": data_dir})
     config = InferenceConfig.from_settings(settings)
-    store = open_store(settings.postgres_dsn, settings.data_dir, pool_max_size=config.postgres_pool_max_size)
+    store = open_store(
+        settings.get(POSTGRES_DSN), settings.data_dir, pool_max_size=config.postgres_pool_max_size
+    )
     try:
         return prune(
             store, config, retention_days=retention_days, max_batches=max_batches, batch_rows=batch_rows

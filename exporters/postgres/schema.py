@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from otel_tele._internal import ForkGate, abandon_inherited, at_fork_in_child, encodable
 from otel_tele._scrub import protect_logs
-from otel_tele._settings import OPTIONS_BY_NAME, Option, Settings, dsn_secrets, redact_dsn, resolve
+from otel_tele._settings import Settings, dsn_secrets, redact_dsn, resolve
+from otel_tele.domains import inference as options
 from otel_tele.semconv.inference import TIME_TO_FIRST_TOKEN_BUCKETS_S
 
 if TYPE_CHECKING:
@@ -313,20 +314,12 @@ def rollup_statement(
 
 
 # -- settings ------------------------------------------------------------------------------------
-#: The inference options live in the core option table (one table for every setting).
-OPTIONS: tuple[Option, ...] = tuple(
-    option for name, option in OPTIONS_BY_NAME.items() if name.startswith(("inference_", "postgres_pool"))
-)
-
-
-def _default(name: str) -> Any:
-    return OPTIONS_BY_NAME[name].default
 
 
 @dataclass(frozen=True)
 class InferenceConfig:
     """Resolved inference-store settings: retention, pruning, pool size and the spec 9.2 alert
-    thresholds (declared, with their defaults and variables, in ``otel_tele._settings.OPTIONS``).
+    thresholds (declared, with their defaults and variables, in ``otel_tele.domains.inference``).
 
     Example::
 
@@ -334,13 +327,13 @@ class InferenceConfig:
         config.retention_seconds  # 2592000
     """
 
-    inference_retention_days: int = _default("inference_retention_days")
-    inference_prune_interval_s: float = _default("inference_prune_interval_s")
-    inference_lock_timeout_ms: int = _default("inference_lock_timeout_ms")
-    inference_alert_table_bytes: int = _default("inference_alert_table_bytes")
-    inference_alert_rows: int = _default("inference_alert_rows")
-    inference_alert_efficiency_drop: float = _default("inference_alert_efficiency_drop")
-    postgres_pool_max_size: int = _default("postgres_pool_max_size")
+    inference_retention_days: int = options.INFERENCE_RETENTION_DAYS.default
+    inference_prune_interval_s: float = options.INFERENCE_PRUNE_INTERVAL_S.default
+    inference_lock_timeout_ms: int = options.INFERENCE_LOCK_TIMEOUT_MS.default
+    inference_alert_table_bytes: int = options.INFERENCE_ALERT_TABLE_BYTES.default
+    inference_alert_rows: int = options.INFERENCE_ALERT_ROWS.default
+    inference_alert_efficiency_drop: float = options.INFERENCE_ALERT_EFFICIENCY_DROP.default
+    postgres_pool_max_size: int = options.POSTGRES_POOL_MAX_SIZE.default
 
     @property
     def retention_seconds(self) -> int:
@@ -354,7 +347,8 @@ class InferenceConfig:
         environment); ``overrides`` that are not None win."""
         if settings is None:
             settings = resolve({}, environ)
-        values = {f.name: settings.values[f.name] for f in fields(cls) if f.name in settings.values}
+        by_name = {option.name: option for option in options.OPTIONS}
+        values = {f.name: settings.get(by_name[f.name]) for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if v is not None and k in values})
         return cls(**values)
 

@@ -23,6 +23,7 @@ from otel_tele._internal import abandon_inherited, bad_input_log, encodable, qui
 from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
+from otel_tele.domains.robot import SQLITE_RETENTION_DAYS
 from otel_tele.semconv import encoder_function
 
 from .._sqlite_wal import close_checkpointed
@@ -103,7 +104,7 @@ class SqliteSink(Sink):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        return cls(Path(settings.data_dir) / DB_NAME)
+        return cls(Path(settings.data_dir) / DB_NAME, retention_days=settings.get(SQLITE_RETENTION_DAYS))
 
     # -- storage -------------------------------------------------------------------------------
     def open(self) -> sqlite3.Connection:

@@ -12,33 +12,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Mapping
 from typing import Protocol
 
+from otel_tele._settings import from_environment
+from otel_tele.domains.robot import SQLITE_RETENTION_DAYS
+
 from .schema import TABLE_NAMES
 
 _log = logging.getLogger("otel_tele")
 
-ENV = "TELEMETRY_RETENTION_DAYS"
-DEFAULT_DAYS = 7.0
+ENV = SQLITE_RETENTION_DAYS.env
+DEFAULT_DAYS = SQLITE_RETENTION_DAYS.default
 
 
 def retention_days_from_env(environ: Mapping[str, str] | None = None) -> float:
-    """``TELEMETRY_RETENTION_DAYS`` (0 or negative disables retention); a bad value is logged."""
-    raw = (os.environ if environ is None else environ).get(ENV, "").strip()
-    if not raw:
-        return DEFAULT_DAYS
-    try:
-        value = float(raw)
-        if value != value:
-            raise ValueError("NaN")
-        return value
-    except ValueError:
-        _log.error("ignoring %s=%r (expected a number of days); using %s", ENV, raw, DEFAULT_DAYS)
-        return DEFAULT_DAYS
+    """``TELEMETRY_RETENTION_DAYS`` (0 or negative disables retention), read through the option
+    table (:data:`otel_tele.domains.robot.SQLITE_RETENTION_DAYS`); a bad value is logged."""
+    return from_environment(SQLITE_RETENTION_DAYS, environ)
 
 
 class DeleteObserver(Protocol):

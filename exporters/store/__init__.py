@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from otel_tele._internal import quiesce_for_fork
-from otel_tele._settings import OPTIONS_BY_NAME, Settings
+from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, Written
+from otel_tele.domains import store as options
 
 from . import _parts, _rows
 from .schema import SIGNALS, store_root
@@ -42,11 +43,6 @@ __all__ = ["StoreLogExporter", "StoreMetricExporter", "StoreSink", "StoreSpanExp
 
 _log = logging.getLogger("otel_tele")
 maintain = _parts.maintain
-
-
-def _default(option: str) -> Any:
-    """Defaults come from the one option table (``OTEL_TELE_STORE_*``)."""
-    return OPTIONS_BY_NAME[option].default
 
 
 class StoreSink(Sink):
@@ -65,13 +61,13 @@ class StoreSink(Sink):
         self,
         root: str | os.PathLike[str],
         *,
-        flush_rows: int = _default("store_flush_rows"),
-        flush_bytes: int = _default("store_flush_bytes"),
-        flush_seconds: float = _default("store_flush_seconds"),
-        retention_days: float = _default("store_retention_days"),
-        compact_interval_s: float = _default("store_compact_interval_s"),
+        flush_rows: int = options.STORE_FLUSH_ROWS.default,
+        flush_bytes: int = options.STORE_FLUSH_BYTES.default,
+        flush_seconds: float = options.STORE_FLUSH_SECONDS.default,
+        retention_days: float = options.STORE_RETENTION_DAYS.default,
+        compact_interval_s: float = options.STORE_COMPACT_INTERVAL_S.default,
         compact_min_parts: int = 16,
-        part_bytes: int = _default("store_part_bytes"),
+        part_bytes: int = options.STORE_PART_BYTES.default,
         fsync: bool = True,
     ) -> None:
         super().__init__()
@@ -97,12 +93,12 @@ class StoreSink(Sink):
     def from_settings(cls, settings: Settings) -> Self:
         return cls(
             store_root(settings),
-            flush_rows=settings.store_flush_rows,
-            flush_bytes=settings.store_flush_bytes,
-            flush_seconds=settings.store_flush_seconds,
-            retention_days=settings.store_retention_days,
-            compact_interval_s=settings.store_compact_interval_s,
-            part_bytes=settings.store_part_bytes,
+            flush_rows=settings.get(options.STORE_FLUSH_ROWS),
+            flush_bytes=settings.get(options.STORE_FLUSH_BYTES),
+            flush_seconds=settings.get(options.STORE_FLUSH_SECONDS),
+            retention_days=settings.get(options.STORE_RETENTION_DAYS),
+            compact_interval_s=settings.get(options.STORE_COMPACT_INTERVAL_S),
+            part_bytes=settings.get(options.STORE_PART_BYTES),
         )
 
     # -- writing ----------------------------------------------------------------------------------

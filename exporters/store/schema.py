@@ -36,6 +36,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from otel_tele._settings import Settings
+from otel_tele.domains.store import STORE_DIR
+
 #: Bump when a column changes meaning; files carry it in their key-value metadata.
 SCHEMA_VERSION = 1
 VERSION_KEY = b"otel_tele.store.schema_version"
@@ -140,9 +143,9 @@ WRITE_OPTIONS: Mapping[str, Any] = {"compression": "zstd", "compression_level": 
 COMPACTED_ROW_GROUP_ROWS = 256 * 1024
 
 
-def store_root(settings: Any) -> Path:
+def store_root(settings: Settings) -> Path:
     """``<data_dir>/store`` unless ``store_dir`` (``OTEL_TELE_STORE_DIR``) says otherwise."""
-    explicit = getattr(settings, "values", {}).get("store_dir")
+    explicit = settings.get(STORE_DIR)
     return Path(explicit) if explicit else Path(settings.data_dir) / DEFAULT_DIR_NAME
 
 

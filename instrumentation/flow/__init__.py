@@ -44,6 +44,8 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import Meter, Observation
 
 from otel_tele._internal import fork_safe, guard, safe_repr
+from otel_tele._settings import Settings
+from otel_tele.domains.flow import FLOW_CARDINALITY_LIMIT
 from otel_tele.semconv import flow
 
 __all__ = ["FlowMeters", "NodeMeters"]
@@ -70,7 +72,11 @@ class FlowMeters:
             meter = source.meter("otel_tele.flow")
         if cardinality_limit is None:
             settings = getattr(source, "settings", None)
-            cardinality_limit = getattr(settings, "flow_cardinality_limit", _SDK_DEFAULT_LIMIT - 1)
+            cardinality_limit = (
+                settings.get(FLOW_CARDINALITY_LIMIT)
+                if isinstance(settings, Settings)
+                else _SDK_DEFAULT_LIMIT - 1
+            )
         self.cardinality_limit = cardinality_limit
         self.series = 0  # node/class attribute sets handed out
         self.overflow_series = 0  # of those, past the limit

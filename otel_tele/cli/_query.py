@@ -462,11 +462,12 @@ def register(subparsers: Any) -> None:
 def _db_path(args: argparse.Namespace) -> Path:
     if args.db:
         return Path(args.db)
-    if args.legacy and not os.environ.get("OTEL_TELE_DATA_DIR", "").strip():
-        return Path(LEGACY_DB)  # the spec's tool: data/telemetry.db unless a data dir is configured
     from .._settings import resolve
 
-    return Path(resolve({}).data_dir) / "telemetry.db"
+    settings = resolve({})
+    if args.legacy and settings.sources["data_dir"] == "default":
+        return Path(LEGACY_DB)  # the spec's tool: data/telemetry.db unless a data dir is configured
+    return Path(settings.data_dir) / "telemetry.db"
 
 
 def run(args: argparse.Namespace) -> int:

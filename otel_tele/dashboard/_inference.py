@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ..domains.inference import POSTGRES_DSN
 from ..inference_stats import InferenceStats
 from ._page import Page, PageError, chart, esc, stat, table
 
@@ -25,7 +26,7 @@ def _hours(query: Mapping[str, str]) -> float:
 def page(settings: Any) -> Page:
     def render(query: Mapping[str, str]) -> str:
         hours = _hours(query)
-        stats = InferenceStats.open(dsn=settings.postgres_dsn, data_dir=settings.data_dir)
+        stats = InferenceStats.open(dsn=settings.get(POSTGRES_DSN), data_dir=settings.data_dir)
         try:
             day = stats.aggregated_efficiency(hours=hours)
             trends = stats.statistics_60day()

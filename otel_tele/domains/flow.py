@@ -1,6 +1,60 @@
 """Flow/queue replay (specs 001/003): per-node flow meters -> capture bundles."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from .._options import Option, parse_positive_int, parse_str
 from .._registry import Domain, SinkSpec
+
+
+def _parse_bin_unit(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("minutes", "hours", "days", "weeks"):
+        raise ValueError(f"expected minutes, hours, days or weeks, got {raw!r}")
+    return value
+
+
+CAPTURE_BIN_SIZE: Option[int] = Option(
+    "capture_bin_size", "OTEL_TELE_CAPTURE_BIN_SIZE", parse_positive_int, 5, "capture sink bin size"
+)
+
+CAPTURE_BIN_UNIT: Option[str] = Option(
+    "capture_bin_unit",
+    "OTEL_TELE_CAPTURE_BIN_UNIT",
+    _parse_bin_unit,
+    "minutes",
+    "capture sink bin unit: minutes, hours, days or weeks",
+)
+
+CAPTURE_BINS: Option[int] = Option(
+    "capture_bins", "OTEL_TELE_CAPTURE_BINS", parse_positive_int, 288, "bins per capture window"
+)
+
+CAPTURE_KEY: Option[str | None] = Option(
+    "capture_key",
+    "OTEL_TELE_CAPTURE_KEY",
+    parse_str,
+    None,
+    "capture bundle name prefix (default: the service name)",
+)
+
+FLOW_CARDINALITY_LIMIT: Option[int] = Option(
+    "flow_cardinality_limit",
+    "OTEL_TELE_FLOW_CARDINALITY_LIMIT",
+    parse_positive_int,
+    10_000,
+    "node/class series the flow meters keep (the capture grid's rows); more are a bundle warning",
+)
+
+#: The domain's options, joined to the option table through ``options`` below.
+OPTIONS: tuple[Option[Any], ...] = (
+    CAPTURE_BIN_SIZE,
+    CAPTURE_BIN_UNIT,
+    CAPTURE_BINS,
+    CAPTURE_KEY,
+    FLOW_CARDINALITY_LIMIT,
+)
 
 DOMAIN = Domain(
     name="flow",
@@ -8,6 +62,7 @@ DOMAIN = Domain(
     vocabulary="otel_tele.semconv.flow",
     order=40,
     sinks=(SinkSpec("capture", "otel_tele.exporters.capture:CaptureSink", "capture", "otel_tele_capture"),),
+    options="otel_tele.domains.flow:OPTIONS",
     cli="otel_tele.cli._capture",
     router="otel_tele.http_capture:capture_router",
     dashboard="otel_tele.dashboard._flow:page",

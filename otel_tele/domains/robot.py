@@ -1,6 +1,35 @@
 """Robot arm control (spec 004): DDS command/feedback hooks, FastAPI middleware -> SQLite."""
 
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .._options import Option
 from .._registry import Domain, SinkSpec
+
+
+def _parse_days(raw: str) -> float:
+    """A number of days; 0 or negative disables retention (so any finite number or infinity)."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number of days, got {raw!r}") from None
+    if math.isnan(value):
+        raise ValueError(f"expected a number of days, got {raw!r}")
+    return value
+
+
+SQLITE_RETENTION_DAYS: Option[float] = Option(
+    "sqlite_retention_days",
+    "TELEMETRY_RETENTION_DAYS",
+    _parse_days,
+    7.0,
+    "days of robot telemetry kept in telemetry.db (0 or negative: kept forever)",
+)
+
+#: The domain's options, joined to the option table through ``options`` below.
+OPTIONS: tuple[Option[Any], ...] = (SQLITE_RETENTION_DAYS,)
 
 DOMAIN = Domain(
     name="robot",
@@ -8,6 +37,7 @@ DOMAIN = Domain(
     vocabulary="otel_tele.semconv.robot",
     order=10,
     sinks=(SinkSpec("sqlite", "otel_tele.exporters.sqlite:SqliteSink", "", "otel_tele_sqlite"),),
+    options="otel_tele.domains.robot:OPTIONS",
     cli="otel_tele.cli._query",
     router="otel_tele.http_robot:debug_router",
     dashboard="otel_tele.dashboard._robot:page",

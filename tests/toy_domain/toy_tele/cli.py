@@ -17,6 +17,7 @@ from typing import Any
 
 from otel_tele._settings import resolve
 
+from .exporter.options import TOY_DB_NAME
 from .query import pings, summary
 
 
@@ -35,7 +36,7 @@ def run_pings(args: argparse.Namespace) -> int:
         db = Path(args.db)
     else:  # the same configuration the sink resolves (OTEL_TELE_DATA_DIR, OTEL_TELE_TOY_DB_NAME)
         settings = resolve({})
-        db = Path(settings.data_dir) / settings.toy_db_name
+        db = Path(settings.data_dir) / settings.get(TOY_DB_NAME)
     try:
         rows, totals = pings(db, limit=args.limit), summary(db)
     except sqlite3.Error as exc:

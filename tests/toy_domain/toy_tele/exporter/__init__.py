@@ -23,6 +23,7 @@ from otel_tele import Sink, Written
 from otel_tele._settings import Settings
 
 from ..semconv import LATENCY_MS, NOTE, OK, PING, SEQ
+from .options import TOY_DB_NAME
 from .schema import DDL, INSERT
 
 __all__ = ["ToySink"]
@@ -61,7 +62,7 @@ class ToySink(Sink):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        return cls(Path(settings.data_dir) / settings.toy_db_name)
+        return cls(Path(settings.data_dir) / settings.get(TOY_DB_NAME))
 
     def write_logs(self, records: Sequence[Any]) -> Written:
         rows: list[tuple[Any, ...]] = []

@@ -1,5 +1,6 @@
-"""The toy sink's settings, added to otel-tele's option table through ``Domain.options``
-(``setup(toy_db_name=...)``, ``OTEL_TELE_TOY_DB_NAME``; ``otel-tele doctor`` lists them)."""
+"""The toy sink's settings, added to otel-tele's option table through ``Domain.options`` and read
+typed (``settings.get(TOY_DB_NAME)``): ``setup(toy_db_name=...)``, ``OTEL_TELE_TOY_DB_NAME``;
+``otel-tele doctor`` lists them."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ def _file_name(raw: str) -> str:
     return value
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "toy_db_name",
-        "OTEL_TELE_TOY_DB_NAME",
-        _file_name,
-        DEFAULT_DB_NAME,
-        "file of the toy sink's table, under the data folder",
-    ),
+TOY_DB_NAME: Option[str] = Option(
+    "toy_db_name",
+    "OTEL_TELE_TOY_DB_NAME",
+    _file_name,
+    DEFAULT_DB_NAME,
+    "file of the toy sink's table, under the data folder",
 )
+
+OPTIONS: tuple[Option[str], ...] = (TOY_DB_NAME,)
