@@ -5,6 +5,11 @@ logged and replaced by the default (a deployment typo must not take the service 
 with some unknown names (``OTEL_TELE_SINKS=sqlite,bogus``), which keeps the known ones: falling back
 to every default sink would do the opposite of what the operator asked. ``Settings.problems`` keeps
 each message for ``otel-tele doctor``.
+
+One table, two homes: the core's options are declared here (:data:`OPTIONS`, read as typed
+attributes: ``settings.data_dir``); each domain declares its own in its registry entry module
+(``otel_tele/domains/<domain>.py``, named by ``Domain.options``), read typed with
+``settings.get(THE_OPTION)``. :func:`all_options` is the table :func:`resolve` and ``doctor`` use.
 """
 
 from __future__ import annotations
