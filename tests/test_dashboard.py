@@ -170,11 +170,12 @@ def test_health_books_match_the_pipeline(page: Any, served: Serve) -> None:
 def test_generate_telemetry_then_409_without_overwrite(page: Any) -> None:
     page.goto(f"/ui/flow?run={FLOW_RUN}")
     status = page.locator("[data-generate-status]")
-    with page.expect_response("**/v1/telemetry/captures") as first:
+    # A success reloads the page (to show the new telemetry summary): wait for that navigation,
+    # rather than racing it with one of our own.
+    with page.expect_navigation(), page.expect_response("**/v1/telemetry/captures") as first:
         page.click("button[data-generate]")
     assert first.value.status == 200
-    page.wait_for_load_state("load")
-    page.goto(f"/ui/flow?run={FLOW_RUN}")
+    assert page.get_attribute("button[data-generate]", "data-exists") == "true"
     dialogs: list[str] = []
     page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     with page.expect_response("**/v1/telemetry/captures") as second:
