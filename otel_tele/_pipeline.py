@@ -48,6 +48,7 @@ from ._otlp_health import ExportHealth, HealthMetricExporter, quiet_sdk_retry_lo
 from ._processor import BatchingProcessor, ExportFn, LogBatchProcessor, SpanBatchProcessor
 from ._reader import PushMetricReader
 from ._received_metrics import ReceivedMetrics
+from ._registry import domains, load
 from ._scrub import Scrubber, ScrubbingMetricExporter
 from ._settings import Settings
 from ._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, close_once
@@ -210,14 +211,7 @@ class Telemetry:
             resource=self.resource,
             metric_readers=[*self._push_readers, *readers],
             shutdown_on_exit=False,
-            # FlowMeters fold series past the limit into their own overflow series: the SDK's limit
-            # sits one above so that series is kept rather than overflowing again.
-            views=[
-                View(
-                    instrument_name="flow.*",
-                    aggregation_cardinality_limit=_flow_series_limit(settings) + 1,
-                )
-            ],
+            views=_domain_views(settings),
         )
         meter = self.meter_provider.get_meter("otel_tele")
         self.events = DomainEvents(
@@ -773,8 +767,12 @@ class DisabledTelemetry(Telemetry):
         return True
 
 
-def _flow_series_limit(settings: Settings) -> int:
-    """The flow domain's ``flow_cardinality_limit`` (read by name: the core imports no domain), or
-    the SDK's default limit less the overflow series when no flow domain is registered."""
-    value = settings.values.get("flow_cardinality_limit")
-    return value if isinstance(value, int) else 1_999
+def _domain_views(settings: Settings) -> list[View]:
+    """The metric Views every registered domain asks for (``Domain.views``); a domain whose views
+    cannot be built is logged and left out (its instruments keep the SDK's defaults)."""
+    views: list[View] = []
+    for domain in domains():
+        if domain.views:
+            with guard(f"metric views of domain {domain.name}"):
+                views.extend(load(domain.views)(settings))
+    return views

@@ -65,6 +65,9 @@ class Domain:
     demo: str | None = None  # module with the demo's run(data_dir) step
     reader: str | None = None  # "module:factory(telemetry)": the query API its instrumentation reads
     dashboard: str | None = None  # "module:factory" -> the domain's dashboard Page (factory(settings))
+    views: str | None = (
+        None  # "module:factory" -> the SDK metric Views its instruments need (factory(settings))
+    )
     instrumentation: tuple[str, ...] = field(default=())  # public instrumentation modules
     #: The distribution that registered the domain (filled in by :func:`domains`): install hints
     #: name it, so a third party's sink says ``pip install 'their-dist[extra]'``, not ours.

@@ -56,6 +56,18 @@ OPTIONS: tuple[Option[Any], ...] = (
     FLOW_CARDINALITY_LIMIT,
 )
 
+
+def metric_views(settings: Any) -> list[Any]:
+    """FlowMeters fold series past ``flow_cardinality_limit`` into their own overflow series: the
+    SDK's limit on the ``flow.*`` instruments sits one above, so that series is kept rather than
+    overflowing again."""
+    from opentelemetry.sdk.metrics.view import View
+
+    return [
+        View(instrument_name="flow.*", aggregation_cardinality_limit=settings.get(FLOW_CARDINALITY_LIMIT) + 1)
+    ]
+
+
 DOMAIN = Domain(
     name="flow",
     title="Queueing service (specs 001/003) -> capture bundles",
@@ -63,6 +75,7 @@ DOMAIN = Domain(
     order=40,
     sinks=(SinkSpec("capture", "otel_tele.exporters.capture:CaptureSink", "capture", "otel_tele_capture"),),
     options="otel_tele.domains.flow:OPTIONS",
+    views="otel_tele.domains.flow:metric_views",
     cli="otel_tele.cli._capture",
     router="otel_tele.http_capture:capture_router",
     dashboard="otel_tele.dashboard._flow:page",
