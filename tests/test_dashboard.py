@@ -118,8 +118,8 @@ def test_pages_show_what_the_query_apis_give(page: Any, served: Serve, demo_data
     runs = Runs(capsule_root(settings)).list(limit=500)
     page.goto("/ui/runs")
     rows = _cells(page)
-    assert [r[0] for r in rows] == [r["run_id"] for r in runs] and runs
-    assert [int(r[5]) for r in rows] == [r["rows"] for r in runs]
+    assert [r[1] for r in rows] == [r["run_id"] for r in runs] and runs  # column 0: the compare box
+    assert [int(r[6]) for r in rows] == [r["rows"] for r in runs]
 
     page.goto(f"/ui/runs?run={runs[0]['run_id']}")
     assert len(page.query_selector_all("figure[data-chart]")) == 4
@@ -269,3 +269,42 @@ def test_a_trace_sent_now_shows_as_a_waterfall_with_its_logs(page: Any, served: 
     assert page.goto("/ui/traces?trace=not-a-trace").status == 400
     assert page.goto("/ui/traces?trace=" + "0" * 32).status == 404
     assert [e for e in page.errors if "(Bad Request)" not in e and "(Not Found)" not in e] == []
+
+
+def test_runs_overlay_and_a_self_contained_export(page: Any, served: Serve, demo_data: Path) -> None:
+    from otel_tele.exporters.capsule.schema import capsule_root
+
+    from otel_tele._settings import resolve
+    from otel_tele.runs import Runs
+
+    runs = Runs(capsule_root(resolve({"data_dir": demo_data}))).list(limit=500)
+    page.goto("/ui/runs")
+    for run in runs[:3]:
+        page.check(f"input[name=compare][value='{run['run_id']}']")
+    page.click("form button[type=submit]")
+    page.wait_for_selector("figure[data-chart][data-drawn]")
+    figures = page.query_selector_all("figure[data-chart]")
+    assert len(figures) == 4
+    for figure in figures:
+        spec = json.loads(figure.query_selector("script").text_content())
+        assert [s["label"] for s in spec["series"]] == [r["run_id"] for r in runs[:3]]
+    _shot(page, "runs-overlay")
+    assert page.goto(f"/ui/runs?compare={runs[0]['run_id']}").status == 400  # one run is no comparison
+    assert page.errors == [] or all("(Bad Request)" in e for e in page.errors)
+
+    exported = httpx.get(
+        f"{served.url}/ui/runs", params={"run": runs[0]["run_id"], "export": "html"}, headers=served.headers
+    )
+    assert exported.status_code == 200
+    assert exported.headers["content-disposition"].startswith("attachment;")
+    html = exported.text
+    assert "src=" not in html and "<link" not in html and "uPlot" in html  # nothing to fetch: opens offline
+    standalone = SHOTS / "exported-run.html"
+    standalone.write_text(html)
+    offline = page.context.browser.new_page()  # type: ignore[union-attr]
+    errors: list[str] = []
+    offline.on("pageerror", lambda exc: errors.append(str(exc)))
+    offline.goto(standalone.as_uri())
+    offline.wait_for_selector("figure[data-chart][data-drawn]")
+    assert len(offline.query_selector_all("figure[data-chart][data-drawn]")) == 4 and errors == []
+    offline.close()

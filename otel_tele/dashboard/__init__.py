@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,21 @@ def _layout(pages: list[Page], current: Page, body: str) -> str:
         '<script src="/ui/static/app.js" defer></script>'
         f"</head><body><header><b>otel-tele</b><nav>{nav}</nav></header><main><h1>{esc(current.title)}</h1>"
         f"{body}</main></body></html>"
+    )
+
+
+def _static_text(name: str) -> str:
+    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
+
+
+def standalone(current: Page, body: str) -> str:
+    """``body`` as a page that needs nothing else: the stylesheets and scripts inlined."""
+    # "</script" cannot occur inside the inlined code: uPlot and app.js carry none.
+    scripts = "".join(f"<script>{_static_text(n)}</script>" for n in ("uPlot.iife.min.js", "app.js"))
+    styles = "".join(f"<style>{_static_text(n)}</style>" for n in ("uPlot.min.css", "app.css"))
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{esc(current.title)} · otel-tele"
+        f"</title>{styles}{scripts}</head><body><main><h1>{esc(current.title)}</h1>{body}</main></body></html>"
     )
 
 
@@ -164,7 +179,7 @@ def dashboard_router(
         data = resources.files(__package__).joinpath("static", name).read_bytes()
         return Response(data, media_type=STATIC[name], headers={**headers, "Cache-Control": "max-age=3600"})
 
-    def _render(current: Page, query: dict[str, str]) -> Any:
+    def _render(current: Page, query: Mapping[str, str]) -> Any:
         try:
             body = current.render(query)
             status = 200
@@ -185,6 +200,27 @@ def dashboard_router(
         current = by_slug.get(slug)
         if current is None:
             return PlainTextResponse("no such page", status_code=404, headers=headers)
-        return _render(current, dict(request.query_params))
+        if request.query_params.get("export") == "html":
+            return _export(current, request.query_params)
+        return _render(current, request.query_params)
+
+    def _export(current: Page, query: Any) -> Any:
+        """The page as one self-contained HTML file (styles, uPlot and app.js inlined): a run's page
+        can be mailed or archived and opens from disk, offline."""
+        try:
+            body = current.render(query)
+        except PageError as exc:
+            return PlainTextResponse(str(exc), status_code=400, headers=headers)
+        except KeyError as exc:
+            return PlainTextResponse(f"not found: {exc.args[0] if exc.args else ''}", 404, headers=headers)
+        html = standalone(current, body)
+        name = "".join(
+            c if c.isalnum() or c in "-_" else "_" for c in "-".join([current.slug, *query.values()])
+        )
+        return Response(
+            html.encode("utf-8"),
+            media_type="text/html; charset=utf-8",
+            headers={**headers, "Content-Disposition": f'attachment; filename="{name[:120]}.html"'},
+        )
 
     return router

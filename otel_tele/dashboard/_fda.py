@@ -13,6 +13,8 @@ from ..semconv import fda as v
 from ._page import Page, PageError, chart, esc, table
 
 CURVES = ("E", "grad_norm", "phi_residual", "invariant_drift_max")
+#: How many runs one overlay compares.
+OVERLAY = range(2, 6)
 
 
 def _bands(trajectory: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
@@ -29,6 +31,9 @@ def _bands(trajectory: list[dict[str, Any]]) -> list[tuple[float, float, str]]:
 def page(settings: Any) -> Page:
     def render(query: Mapping[str, str]) -> str:
         runs = Runs(capsule_root(settings))
+        compare = _values(query, "compare")
+        if compare:
+            return _overlay(runs, compare)
         run_id = query.get("run")
         if run_id is None:
             return _list(runs)
@@ -41,14 +46,59 @@ def page(settings: Any) -> Page:
     return Page("runs", "Solver runs", render, order=20)
 
 
+def _values(query: Mapping[str, str], key: str) -> list[str]:
+    """Every value of ``key`` (a checkbox list sends one per box; a link may send them comma-joined)."""
+    raw = query.getlist(key) if hasattr(query, "getlist") else [query.get(key, "")]
+    return [part for value in raw for part in str(value).split(",") if part]
+
+
 def _list(runs: Runs) -> str:
     if not runs.root.is_dir():
         return '<p class="note">No solver runs yet.</p>'
     rows = runs.list(limit=500)
     cols = ("run_id", "flow_name", "mode", "status", "started_at", "rows", "last_iter", "e_first", "e_last")
-    return table(
-        cols, [tuple(r[c] for c in cols) for r in rows], links=0, link=lambda r: f"/ui/runs?run={r[0]}"
+    listed = table(
+        ("compare", *cols),
+        [(r["run_id"], *(r[c] for c in cols)) for r in rows],
+        links=1,
+        link=lambda r: f"/ui/runs?run={r[1]}",
     )
+    # The first column's text becomes a checkbox: the form compares the ticked runs (no script needed).
+    for r in rows:
+        box = f'<input type="checkbox" name="compare" value="{esc(r["run_id"])}" aria-label="compare">'
+        listed = listed.replace(f"<td>{esc(r['run_id'])}</td>", f"<td>{box}</td>", 1)
+    return (
+        f'<form method="get" action="/ui/runs">{listed}'
+        '<button type="submit">Compare the ticked runs (2 to 5)</button></form>'
+    )
+
+
+def _overlay(runs: Runs, run_ids: list[str]) -> str:
+    if len(run_ids) not in OVERLAY or len(set(run_ids)) != len(run_ids):
+        raise PageError("tick 2 to 5 different runs to compare")
+    for run_id in run_ids:
+        try:
+            v.check_name("run_id", run_id)
+        except ValueError as exc:
+            raise PageError(str(exc)) from None
+    shown = {run_id: runs.show(run_id, points=1000)["trajectory"] for run_id in run_ids}
+    xs = sorted({row["iter"] for trajectory in shown.values() for row in trajectory})
+    joined = ",".join(run_ids)
+    parts = [
+        f'<p><a href="/ui/runs">all runs</a> · comparing {len(run_ids)} runs · '
+        f'<a href="/ui/runs?compare={esc(joined)}&amp;export=html">download this page</a></p>'
+    ]
+    for curve in CURVES:
+        series = {}
+        for run_id, trajectory in shown.items():
+            by_iter = {row["iter"]: row.get(curve) for row in trajectory}
+            series[run_id] = [by_iter.get(x) for x in xs]
+        parts.append(
+            chart(
+                f"overlay-{curve}", f"{curve} against iteration", xs, series, x_label="iteration", y_log=True
+            )
+        )
+    return "".join(parts)
 
 
 def _run(runs: Runs, run_id: str) -> str:
@@ -61,7 +111,8 @@ def _run(runs: Runs, run_id: str) -> str:
         if near is not None:
             marks.append((float(near), str(event["event"])))
     parts = [
-        f'<p><a href="/ui/runs">all runs</a> · run <b>{esc(run_id)}</b> · {esc(shown["run"]["status"])}</p>'
+        f'<p><a href="/ui/runs">all runs</a> · run <b>{esc(run_id)}</b> · {esc(shown["run"]["status"])} · '
+        f'<a href="/ui/runs?run={esc(run_id)}&amp;export=html">download this page</a></p>'
     ]
     for curve in CURVES:
         parts.append(
