@@ -308,3 +308,12 @@ def test_runs_overlay_and_a_self_contained_export(page: Any, served: Serve, demo
     offline.wait_for_selector("figure[data-chart][data-drawn]")
     assert len(offline.query_selector_all("figure[data-chart][data-drawn]")) == 4 and errors == []
     offline.close()
+
+
+def test_ui_command_refuses_a_missing_folder_and_a_bad_address(tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "otel_tele", "ui"]
+    missing = subprocess.run([*cli, "--data-dir", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "not a folder" in missing.stderr
+    bad_listen = [*cli, "--data-dir", str(tmp_path), "--listen", "0.0.0.0:8"]
+    bad = subprocess.run(bad_listen, capture_output=True, text=True)
+    assert bad.returncode == 2 and "token" in bad.stderr  # a non-loopback address needs a token

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -38,17 +39,17 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.data_dir:
         folder = Path(args.data_dir)
-        if not folder.is_dir():
-            print(f"otel-tele ui: --data-dir {folder.name!r} is not a folder", flush=True)
-            return 2
+        if not folder.is_dir():  # a path that does not exist is a failure (1), as for every command
+            print(f"otel-tele ui: --data-dir {folder.name!r} is not a folder", file=sys.stderr)
+            return 1
         # Every reader resolves the data directory from the settings: one place to point them all.
         os.environ["OTEL_TELE_DATA_DIR"] = str(folder.resolve())
     host, _, port = args.listen.rpartition(":")
     try:
         access = access_for([args.listen], token=load_token(args.token_file))
         sock = _bind("--listen", host or "127.0.0.1", int(port))
-    except (AccessError, ServeError, ValueError) as exc:
-        print(f"otel-tele ui: {exc}", flush=True)
+    except (AccessError, ServeError, ValueError) as exc:  # a bad --listen or token: a usage error
+        print(f"otel-tele ui: {exc}", file=sys.stderr)
         return 2
     server = _start_http(sock, build_http_app(access), None, "--listen")
     bound_host, bound_port = sock.getsockname()[:2]
