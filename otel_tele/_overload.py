@@ -1,119 +1,196 @@
-"""What each domain does when telemetry cannot keep up: the overload policy, declared once.
+"""What a record does when telemetry cannot keep up: the overload mechanism; each domain declares
+its own policy in its registry descriptor (``Domain.overload``).
 
 Two bounded queues sit between a recording call and storage: the domain-event queue
 (``OTEL_TELE_EVENT_QUEUE_SIZE``) and each sink's batch queue (``OTEL_BLRP_MAX_QUEUE_SIZE``). When one
 is full a record either **waits** for room (backpressure on the recording call, at most
 ``OTEL_TELE_OVERLOAD_MAX_WAIT`` ms, then dropped and counted) or is **dropped** at once and counted.
-Which one is the domain's policy (:data:`POLICIES`); ``OTEL_TELE_OVERLOAD`` overrides it per domain,
-e.g. ``robot=wait`` for a lossless robot log.
+Which one is the policy of the record's domain (:func:`policies`: every domain's
+:class:`~otel_tele._registry.OverloadPolicy`, then the core's own); ``OTEL_TELE_OVERLOAD`` overrides
+it per policy key, e.g. ``<domain>=wait`` for a lossless log.
 
-Every drop is counted per domain (``otel_tele.overload.dropped``), every wait timed
-(``otel_tele.overload.wait``), reported by a WARNING at most every ``_WARN_EVERY_S`` per domain, and
+An event named ``<domain>.*`` takes its domain's first policy, unless the policy of one of its
+``events`` names it or the domain's classifier (``Domain.overload_classifier``) picks another;
+everything else is ``other``.
+
+Every drop is counted per policy key (``otel_tele.overload.dropped``), every wait timed
+(``otel_tele.overload.wait``), reported by a WARNING at most every ``_WARN_EVERY_S`` per key, and
 noted in ``<data_dir>/overload/`` where ``otel-tele doctor`` shows it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._registry import DROP, WAIT, domains, load
+from ._registry import OverloadPolicy as Policy
+
 _log = logging.getLogger("otel_tele")
 
-WAIT = "wait"
-DROP = "drop"
 MODES = (WAIT, DROP)
 _WARN_EVERY_S = 10.0
 _JOURNALS_KEPT = 64  # processes whose overloads doctor can show
 
+#: The key of a record no domain claims.
+OTHER = "other"
 
-@dataclass(frozen=True)
-class Policy:
-    """One domain's default behaviour when a queue is full, and why."""
-
-    domain: str
-    mode: str
-    why: str
-    #: Few, essential records: they wait their full maximum even where a wait already ran out (a
-    #: stuck sink otherwise makes later records of a "wait" domain drop at once until it recovers).
-    always_waits: bool = False
-
-
-#: The policy table (README "Overload" prints it). Domains are event-name prefixes, except that FDA
-#: runs are told apart by mode; ``otlp`` is what ``otel-tele serve`` receives.
-POLICIES: tuple[Policy, ...] = (
-    Policy(
-        "fda.production",
-        WAIT,
-        "spec 000: a production run records every iteration (certification); the solver waits for room",
-    ),
-    Policy(
-        "fda.dev",
-        DROP,
-        "already sampled (first sample_first calls, then every sample_every-th); more is dropped, counted",
-    ),
-    Policy("fda.tuner", DROP, "as fda.dev: a tuner trial is sampled and must not slow the search"),
-    Policy(
-        "fda.events",
-        WAIT,
-        "run events of every mode (RUN_STARTED, RUN_FINISHED, CERT_PASS …): a few per run, and they "
-        "carry its configuration and books",
-        always_waits=True,
-    ),
-    Policy("robot", DROP, "a control loop never blocks; robot=wait makes the log lossless"),
-    Policy("inference", DROP, "a request path never blocks on telemetry; inference=wait for lossless"),
-    Policy(
-        "flow",
-        DROP,
-        "flow meters aggregate in the metrics SDK and never queue; their bound is the cardinality limit",
-    ),
+#: The core's own policies, after every domain's: what ``otel-tele serve`` receives over OTLP, and
+#: records of no declared domain.
+CORE_POLICIES: tuple[Policy, ...] = (
     Policy(
         "otlp",
         WAIT,
         "otel-tele serve holds the sender's request while sinks drain, then reports what it could not "
         "take as an OTLP partial success (rejected records, counted dropped)",
     ),
-    Policy("other", DROP, "events of no declared domain"),
+    Policy(OTHER, DROP, "events of no declared domain"),
 )
-DEFAULTS: Mapping[str, str] = {policy.domain: policy.mode for policy in POLICIES}
-ALWAYS_WAITS: frozenset[str] = frozenset(policy.domain for policy in POLICIES if policy.always_waits)
-_FDA_MODE = "fda.mode"
-_FDA_RUN_EVENT = "fda.run.event"
+
+Classifier = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class _DomainRule:
+    """How one domain's events (``<name>.*``) find their policy key."""
+
+    default: str
+    keys: frozenset[str]
+    classify: Classifier | None
+
+
+@dataclass(frozen=True)
+class _Table:
+    policies: tuple[Policy, ...]
+    by_event: Mapping[str, str]
+    by_prefix: Mapping[str, _DomainRule]
+
+
+def _declared(domain: Any) -> tuple[Policy, ...]:
+    """A domain's well-formed policies; a malformed one (a third party's) is logged and left out."""
+    kept: list[Policy] = []
+    for policy in domain.overload:
+        key = getattr(policy, "domain", None)
+        if (
+            isinstance(policy, Policy)
+            and type(key) is str
+            and (key == domain.name or key.startswith(f"{domain.name}."))
+            and policy.mode in MODES
+        ):
+            kept.append(policy)
+        else:
+            _log.warning(
+                "otel-tele: domain %r overload policy %.200r left out: expected an OverloadPolicy keyed "
+                "by the domain's name (or <name>.<part>) with mode wait or drop",
+                domain.name,
+                policy,
+            )
+    return tuple(kept)
+
+
+def _classifier(domain: Any) -> Classifier | None:
+    if not domain.overload_classifier:
+        return None
+    try:
+        found = load(domain.overload_classifier)
+    except Exception as exc:  # a third party's classifier may fail in any way: its default applies
+        _log.warning(
+            "otel-tele: domain %r overload classifier %r not loaded (%s: %.200s); its first policy applies",
+            domain.name,
+            domain.overload_classifier,
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    return found if callable(found) else None
+
+
+@functools.cache
+def _table() -> _Table:
+    """Every domain's policies from the registry, then the core's; built once per process (by the
+    first pipeline's :class:`Overload`, not on a recording call)."""
+    policies: list[Policy] = []
+    by_event: dict[str, str] = {}
+    by_prefix: dict[str, _DomainRule] = {}
+    core = {policy.domain for policy in CORE_POLICIES}
+    for domain in domains():
+        declared = tuple(p for p in _declared(domain) if p.domain not in core)
+        if not declared:
+            continue
+        policies += declared
+        for policy in declared:
+            by_event.update(dict.fromkeys(policy.events, policy.domain))
+        keys = frozenset(policy.domain for policy in declared)
+        by_prefix[domain.name] = _DomainRule(declared[0].domain, keys, _classifier(domain))
+    return _Table((*policies, *CORE_POLICIES), by_event, by_prefix)
+
+
+def policies() -> tuple[Policy, ...]:
+    """The policy table (README "Overload" prints it): every domain's, in registry order, then the
+    core's ``otlp`` and ``other``."""
+    return _table().policies
+
+
+def defaults() -> Mapping[str, str]:
+    """Each policy key's declared mode."""
+    return {policy.domain: policy.mode for policy in policies()}
+
+
+def always_waits() -> frozenset[str]:
+    return frozenset(policy.domain for policy in policies() if policy.always_waits)
+
+
+def __getattr__(name: str) -> Any:
+    """``POLICIES``, ``DEFAULTS``, ``ALWAYS_WAITS``: the table as constants, read from the registry
+    when first asked for (importing this module reads no entry point)."""
+    values = {"POLICIES": policies, "DEFAULTS": defaults, "ALWAYS_WAITS": always_waits}
+    if name in values:
+        return values[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse(raw: str) -> Mapping[str, str]:
-    """``OTEL_TELE_OVERLOAD``: ``domain=wait|drop`` pairs, comma separated."""
+    """``OTEL_TELE_OVERLOAD``: ``key=wait|drop`` pairs, comma separated (keys: :func:`policies`)."""
+    known = defaults()
     chosen: dict[str, str] = {}
     for part in raw.split(","):
         if not part.strip():
             continue
         domain, sep, mode = (piece.strip().lower() for piece in part.partition("="))
-        if not sep or domain not in DEFAULTS or mode not in MODES:
+        if not sep or domain not in known or mode not in MODES:
             raise ValueError(
-                f"expected domain=wait|drop pairs with domain one of {', '.join(DEFAULTS)}, got {part!r}"
+                f"expected domain=wait|drop pairs with domain one of {', '.join(known)}, got {part!r}"
             )
         chosen[domain] = mode
     return chosen
 
 
 def domain_of(name: Any, attributes: Any) -> str:
-    """The policy domain of an event (``fda.production`` … ``other``); never raises."""
+    """The policy key of an event (a domain's key, ``other``); never raises."""
     if type(name) is not str:
-        return "other"
-    prefix = name.partition(".")[0]
-    if prefix == "fda":
-        if name == _FDA_RUN_EVENT:
-            return "fda.events"
-        mode = attributes.get(_FDA_MODE) if isinstance(attributes, Mapping) else None
-        known = type(mode) is str and mode in ("production", "dev", "tuner")  # a caller's value: no ==
-        return f"fda.{mode}" if known else "fda.production"
-    return prefix if prefix in DEFAULTS else "other"
+        return OTHER
+    table = _table()
+    key = table.by_event.get(name)
+    if key is not None:
+        return key
+    rule = table.by_prefix.get(name.partition(".")[0])
+    if rule is None:
+        return OTHER
+    if rule.classify is None:
+        return rule.default
+    try:
+        chosen = rule.classify(name, attributes)
+    except Exception:  # a classifier's bug (or a hostile attribute) must not reach the caller
+        return rule.default
+    return chosen if type(chosen) is str and chosen in rule.keys else rule.default
 
 
 def _record_domain(record: Any) -> str:
@@ -132,7 +209,8 @@ class Overload:
         journal_dir: Path | None = None,
         service: str | None = None,
     ) -> None:
-        self.modes = {**DEFAULTS, **(overrides or {})}
+        self.modes = {**defaults(), **(overrides or {})}
+        self._always_waits = always_waits()
         self.max_wait_s = max_wait_ms / 1000
         self._journal_dir = journal_dir
         self._service = service or "unknown_service"
@@ -161,7 +239,7 @@ class Overload:
     def wait_s(self, domain: str, *, stuck: bool = False) -> float:
         """How long a record of ``domain`` may wait for room (0: drop at once). ``stuck``: a wait
         for this queue already ran out and it has not moved since."""
-        if self.modes.get(domain) != WAIT or (stuck and domain not in ALWAYS_WAITS):
+        if self.modes.get(domain) != WAIT or (stuck and domain not in self._always_waits):
             return 0.0
         return self.max_wait_s
 
@@ -172,7 +250,7 @@ class Overload:
             domain = _record_domain(record)
             if self.wait_s(domain, stuck=stuck):
                 return self.max_wait_s, domain
-        return 0.0, "other"
+        return 0.0, OTHER
 
     # -- books -------------------------------------------------------------------------------------
     def note_drop(self, domain: str, count: int = 1) -> None:

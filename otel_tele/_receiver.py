@@ -31,8 +31,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from . import _otlp_decode as decode
 from ._internal import fork_safe, guard
-from ._overload import WAIT
 from ._pipeline import Telemetry
+from ._registry import WAIT
 from ._sink import count_points
 from ._stats import SinkStats
 

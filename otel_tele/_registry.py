@@ -44,6 +44,33 @@ class SinkSpec:
     default: bool = True  # attached by setup() unless OTEL_TELE_SINKS says otherwise
 
 
+#: Overload modes: a record waits for queue room (lossless, bounded by ``OTEL_TELE_OVERLOAD_MAX_WAIT``)
+#: or is dropped at once and counted.
+WAIT = "wait"
+DROP = "drop"
+
+
+@dataclass(frozen=True)
+class OverloadPolicy:
+    """What a domain's records do when a queue between the recording call and storage is full.
+
+    ``domain`` is the policy's key: the domain's name, or ``<name>.<part>`` when the domain tells its
+    records apart (``fda.production``, ``fda.dev``); ``OTEL_TELE_OVERLOAD=<key>=wait|drop`` overrides
+    ``mode``. ``events`` names events that always take this policy; ``always_waits`` marks few,
+    essential records that wait their full maximum even after a wait for the same queue ran out.
+
+    Example::
+
+        OverloadPolicy("robot", DROP, "a control loop never blocks; robot=wait makes the log lossless")
+    """
+
+    domain: str
+    mode: str
+    why: str
+    events: tuple[str, ...] = ()
+    always_waits: bool = False
+
+
 @dataclass(frozen=True)
 class Domain:
     """A domain's parts across the layers, as import strings (``"module"`` or ``"module:attr"``).
@@ -69,6 +96,13 @@ class Domain:
         None  # "module:factory" -> the SDK metric Views its instruments need (factory(settings))
     )
     instrumentation: tuple[str, ...] = field(default=())  # public instrumentation modules
+    #: What the domain's events (named ``<name>.*``) do when a queue is full; the first policy is
+    #: the default of every such event. None declared: the core's default (drop and count).
+    overload: tuple[OverloadPolicy, ...] = ()
+    #: ``"module:function"``: ``function(event_name, attributes) -> policy key | None`` picks one of
+    #: ``overload`` per event (None: the first). It runs on the recording thread: cheap, never
+    #: raising, and comparing a caller's value only after checking that it is a ``str``.
+    overload_classifier: str | None = None
     #: The distribution that registered the domain (filled in by :func:`domains`): install hints
     #: name it, so a third party's sink says ``pip install 'their-dist[extra]'``, not ours.
     distribution: str = ""
@@ -88,7 +122,8 @@ def domains() -> tuple[Domain, ...]:
 
     A broken registration (an entry point that fails to load or is not a :class:`Domain`) is
     logged and skipped: one bad plug-in must not take the others down. A descriptor module imports
-    only this module and :mod:`otel_tele._options` (the rest are import strings): one that imports
+    only :mod:`otel_tele.plugin` (this module and :mod:`otel_tele._options`; the rest are import
+    strings): one that imports
     otel-tele modules reading the registry (``otel_tele._settings`` …) would see a partial registry,
     so it is refused instead.
     """
@@ -101,8 +136,8 @@ def domains() -> tuple[Domain, ...]:
         if _reading:
             raise RegistryReentered(
                 "the registry was read while loading a domain's descriptor: a descriptor module may "
-                "import only otel_tele._registry (and otel_tele._options to declare its options) and "
-                "name its parts by import strings"
+                "import only otel_tele._registry, otel_tele._options or otel_tele.plugin (the public "
+                "plug-in interface over both) and name its parts by import strings"
             )
         _reading = True
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 import tomllib
 from pathlib import Path
 
@@ -89,6 +90,26 @@ def test_core_names_no_domain() -> None:
                 if any(f"otel_tele.{part}." in text for part in ("exporters", "instrumentation", "domains")):
                     named.append(f"{module}:{node.lineno}: {text[:80]!r}")
     assert not named, "core modules naming a domain's module:\n" + "\n".join(named)
+
+
+def test_core_names_no_domain_event_or_policy() -> None:
+    """Nor by its events or policy keys: a core string that is a registered domain's name or starts
+    with ``<domain>.`` (``fda.mode``, ``robot.dds.command``, ``fda.production``) is domain knowledge
+    in the wrong layer — the overload table, for one, comes from each descriptor (``Domain.overload``)."""
+    names = [re.escape(domain.name) for domain in domains()]
+    domain_word = re.compile(rf"^(?:{'|'.join(names)})(?:\.\w|$)")
+    named = []
+    for module, path in MODULES.items():
+        if layer_of(module) != "core":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and domain_word.match(node.value)
+            ):
+                named.append(f"{module}:{node.lineno}: {node.value[:80]!r}")
+    assert not named, "core modules naming a domain's event, attribute or policy:\n" + "\n".join(named)
 
 
 def _domain_prefixes(domain: Domain) -> tuple[str, ...]:

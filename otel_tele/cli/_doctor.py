@@ -140,7 +140,7 @@ def overload_policy(settings: Settings) -> list[dict[str, Any]]:
             "max_wait_ms": settings.overload_max_wait_ms if chosen.wait_s(policy.domain) else 0,
             "source": "OTEL_TELE_OVERLOAD" if policy.domain in settings.overload else "default",
         }
-        for policy in _overload.POLICIES
+        for policy in _overload.policies()
     ]
 
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .._options import Option, parse_path, parse_positive_float, parse_positive_int
-from .._registry import Domain, SinkSpec
+from ..plugin import (
+    DROP,
+    WAIT,
+    Domain,
+    Option,
+    OverloadPolicy,
+    SinkSpec,
+    parse_path,
+    parse_positive_float,
+    parse_positive_int,
+)
 
 CAPSULE_DIR: Option[Path | None] = Option(
     "capsule_dir",
@@ -60,4 +69,31 @@ DOMAIN = Domain(
     dashboard="otel_tele.dashboard._fda:page",
     demo="otel_tele.demo._solver",
     instrumentation=("otel_tele.instrumentation.fda",),
+    # A run's records are told apart by its mode (spec 000: production runs are lossless, dev and
+    # tuner runs are sampled); the first policy is also that of a record without a known mode.
+    overload=(
+        OverloadPolicy(
+            "fda.production",
+            WAIT,
+            "spec 000: a production run records every iteration (certification); the solver waits for room",
+        ),
+        OverloadPolicy(
+            "fda.dev",
+            DROP,
+            "already sampled (first sample_first calls, then every sample_every-th); more is dropped, "
+            "counted",
+        ),
+        OverloadPolicy(
+            "fda.tuner", DROP, "as fda.dev: a tuner trial is sampled and must not slow the search"
+        ),
+        OverloadPolicy(
+            "fda.events",
+            WAIT,
+            "run events of every mode (RUN_STARTED, RUN_FINISHED, CERT_PASS …): a few per run, and they "
+            "carry its configuration and books",
+            events=("fda.run.event",),
+            always_waits=True,
+        ),
+    ),
+    overload_classifier="otel_tele.semconv.fda:overload_policy",
 )

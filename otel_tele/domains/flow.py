@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._options import Option, parse_positive_int, parse_str
-from .._registry import Domain, SinkSpec
+from ..plugin import DROP, Domain, Option, OverloadPolicy, SinkSpec, parse_positive_int, parse_str
 
 
 def _parse_bin_unit(raw: str) -> str:
@@ -81,4 +80,11 @@ DOMAIN = Domain(
     dashboard="otel_tele.dashboard._flow:page",
     demo="otel_tele.demo._queueing",
     instrumentation=("otel_tele.instrumentation.flow",),
+    overload=(
+        OverloadPolicy(
+            "flow",
+            DROP,
+            "flow meters aggregate in the metrics SDK and never queue; their bound is the cardinality limit",
+        ),
+    ),
 )

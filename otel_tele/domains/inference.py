@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._options import Option, parse_positive_float, parse_positive_int, parse_str
-from .._registry import Domain, SinkSpec
+from ..plugin import (
+    DROP,
+    Domain,
+    Option,
+    OverloadPolicy,
+    SinkSpec,
+    parse_positive_float,
+    parse_positive_int,
+    parse_str,
+)
 
 POSTGRES_DSN: Option[str | None] = Option(
     "postgres_dsn",
@@ -99,4 +107,9 @@ DOMAIN = Domain(
     demo="otel_tele.demo._serving",
     reader="otel_tele.inference_stats:for_telemetry",
     instrumentation=("otel_tele.instrumentation.inference",),
+    overload=(
+        OverloadPolicy(
+            "inference", DROP, "a request path never blocks on telemetry; inference=wait for lossless"
+        ),
+    ),
 )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._options import Option
-from .._registry import Domain, SinkSpec
+from ..plugin import DROP, Domain, Option, OverloadPolicy, SinkSpec
 
 
 def _parse_days(raw: str) -> float:
@@ -44,4 +43,7 @@ DOMAIN = Domain(
     demo="otel_tele.demo._robot",
     instrumentation=("otel_tele.instrumentation.robot.dds", "otel_tele.instrumentation.robot.fastapi"),
     reader="otel_tele._robot_legacy:for_telemetry",
+    overload=(
+        OverloadPolicy("robot", DROP, "a control loop never blocks; robot=wait makes the log lossless"),
+    ),
 )

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .._options import Option, parse_path, parse_positive_float, parse_positive_int
-from .._registry import Domain, SinkSpec
+from ..plugin import Domain, Option, SinkSpec, parse_path, parse_positive_float, parse_positive_int
 
 STORE_DIR: Option[Path | None] = Option(
     "store_dir", "OTEL_TELE_STORE_DIR", parse_path, None, "general store root (default <data_dir>/store)"

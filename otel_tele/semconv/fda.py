@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re as _re
 from collections.abc import Mapping
+from typing import Any
 
 from ._types import Attr, AttrType, Event, Metric
 
@@ -227,3 +228,15 @@ def check_artifact_name(value: object) -> str:
     if name in RESERVED_ARTIFACT_NAMES or name.endswith(".arrows"):
         raise ValueError(f"artifact name {name!r} is reserved for the run folder's own files")
     return name
+
+
+def overload_policy(event_name: str, attributes: Any) -> str | None:
+    """The overload policy key of an FDA record by its run's mode (``Domain.overload_classifier``):
+    ``fda.dev`` / ``fda.tuner``, else None (the domain's first policy, ``fda.production``).
+
+    Runs on the recording thread: the caller's value is compared only once it is known to be a str.
+    """
+    mode = attributes.get(MODE) if isinstance(attributes, Mapping) else None
+    if type(mode) is str and mode in MODES and mode != "production":
+        return f"fda.{mode}"
+    return None

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from otel_tele._settings import resolve
+from otel_tele.settings import resolve
 
 from .exporter.options import TOY_DB_NAME
 from .query import pings, summary

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from otel_tele import Sink, Written
-from otel_tele._settings import Settings
+from otel_tele.settings import Settings
 
 from ..semconv import LATENCY_MS, NOTE, OK, PING, SEQ
 from .options import TOY_DB_NAME

@@ -4,7 +4,7 @@ typed (``settings.get(TOY_DB_NAME)``): ``setup(toy_db_name=...)``, ``OTEL_TELE_T
 
 from __future__ import annotations
 
-from otel_tele._settings import Option
+from otel_tele.plugin import Option
 
 from .schema import DEFAULT_DB_NAME
 
