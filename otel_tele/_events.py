@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -216,8 +217,14 @@ class _EventMetrics:
     def update(self, name: str, attributes: Mapping[str, Any]) -> None:
         """Fold one event into its metrics; the caller holds ``self.lock``."""
         plans = self._plans.get(name)
-        if not plans:
-            return
+        if plans:
+            self._update_plans(plans, attributes)
+
+    def _update_plans(
+        self,
+        plans: list[tuple[str, str | None, tuple[str, ...], dict[Any, Any], Any, str]],
+        attributes: Mapping[str, Any],
+    ) -> None:
         get = attributes.get
         last_labels: tuple[str, ...] | None = None
         key: tuple[Any, ...] = ()
@@ -240,6 +247,54 @@ class _EventMetrics:
                 values[row] = amount
             else:
                 values[row] = values.get(row, 0) + amount
+
+    def update_batch(self, name: str, batch: list[dict[str, Any]]) -> None:
+        """Fold a batch's events of one name into their metrics, as ``update`` on each in order
+        would; the caller holds ``self.lock``. Event counts and latest values are taken a column at
+        a time (label tuples by ``zip``, counts by ``Counter``); sums and histograms need every
+        value in order, and a metric that may reach its cardinality limit takes ``update``'s path."""
+        plans = self._plans.get(name)
+        if not plans or not batch:
+            return
+        columns: dict[tuple[str, ...], tuple[list[tuple[Any, ...]], dict[tuple[Any, ...], None]]] = {}
+        slow: list[tuple[str, str | None, tuple[str, ...], dict[Any, Any], Any, str]] = []
+        for plan in plans:
+            kind, value_key, labels, values, _histogram, _metric = plan
+            if kind == "histogram" or (kind != "gauge" and value_key is not None):
+                slow.append(plan)
+                continue
+            column = columns.get(labels)
+            if column is None:
+                keys = (
+                    list(zip(*[map(dict.get, batch, repeat(label)) for label in labels], strict=True))
+                    if labels
+                    else [()] * len(batch)
+                )
+                column = columns[labels] = (keys, dict.fromkeys(keys))  # label sets, first seen first
+            keys, distinct = column
+            if value_key is None:  # an event count per label set
+                counts: dict[tuple[Any, ...], Any] = collections.Counter(keys)
+            else:  # the latest number per label set (absent, not a number and NaN skipped)
+                latest: dict[tuple[Any, ...], Any] = {}
+                for i in range(len(batch) - 1, -1, -1):
+                    key = keys[i]
+                    if key not in latest:
+                        amount = batch[i].get(value_key)
+                        if type(amount) in _NUMBERS and amount == amount:
+                            latest[key] = amount
+                            if len(latest) == len(distinct):
+                                break
+                counts = {key: latest[key] for key in distinct if key in latest}
+            if len(values) + len(counts) > self.cardinality_limit and any(k not in values for k in counts):
+                slow.append(plan)  # which label sets overflow depends on the order: row by row
+            elif value_key is None:
+                for key, count in counts.items():
+                    values[key] = values.get(key, 0) + count
+            else:
+                values.update(counts)
+        if slow:
+            for attributes in batch:
+                self._update_plans(slow, attributes)
 
     def _overflow(self, metric_name: str) -> tuple[Any, ...]:
         count = self.overflowed.get(metric_name, 0)
@@ -530,7 +585,8 @@ class DomainEvents:
         (counted failed by the caller)."""
         records: list[ReadWriteLogRecord] = []
         append = records.append
-        spec_of, coerce, update = semconv.EVENTS.get, semconv.coerce_attributes, self._metrics.update
+        spec_of, coerce = semconv.EVENTS.get, semconv.coerce_attributes
+        by_name: dict[str, list[dict[str, Any]]] = {}  # the metrics are fed per name, once per batch
         resource, scope, limits = self._resource, self._scope, self._limits
         observed = _time_ns()  # one per batch: the batch is observed at once
         last_ctx: Any = None
@@ -554,7 +610,9 @@ class DomainEvents:
                 if problems:
                     # Keep what could not be typed, visibly, rather than dropping it.
                     clean["otel_tele.invalid_attributes"] = semconv.to_json(problems)
-                update(name, clean)
+                named = by_name.get(name)
+                if named is None:
+                    named = by_name[name] = []
                 if ctx is not last_ctx:  # consecutive events mostly share one context object
                     last_ctx = ctx
                     span_context = (
@@ -574,6 +632,7 @@ class DomainEvents:
                         limits,
                     )
                 )
+                named.append(clean)
             except Exception as exc:  # one bad record fails alone
                 bad_input_log.warning(
                     "events",
@@ -581,6 +640,9 @@ class DomainEvents:
                     name[:100] if type(name) is str else "<unnamed>",
                     describe_error(exc),
                 )
+        for name, named in by_name.items():
+            with guard(f"metrics of {name[:100]}"):
+                self._metrics.update_batch(name, named)
         return records
 
     @property
