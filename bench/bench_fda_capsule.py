@@ -1,11 +1,16 @@
 """Capsule throughput and scale: end-to-end rows/s, append cost vs flow size, DuckDB over 10M rows.
 
-python -m bench.bench_fda_capsule [--rows 10000000] [--e2e-rows 300000] [--repeats 3]
+End to end, against the spec's own simple writer in the same run (a list of dicts, then
+``pa.Table.from_pylist`` and one ``pq.write_table``): rows/s min/median/max over interleaved repeats,
+the ratio to the simple design, and CPU seconds per 1M rows of the whole process (every thread).
+
+python -m bench.bench_fda_capsule [--rows 10000000] [--e2e-rows 1000000] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -71,49 +76,101 @@ def synthetic(rows: int, run_id: str, mode: str = "production") -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schema.SCHEMAS["telemetry"])
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this whole process, every thread included (the telemetry and sink threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+SIMPLE = "simple design: list of dicts -> pa.Table.from_pylist -> pq.write_table at the end"
+
+
+def simple_design(rows: int, data_dir: Path) -> int:
+    """The spec's own simple writer: one dict per iteration appended to a list on the caller, one
+    ``from_pylist`` + ``write_table`` (zstd) when the run ends. Same payload as the recorder's rows."""
+    out: list[dict[str, object]] = []
+    append = out.append
+    start = time.perf_counter_ns()
+    for i in range(rows):
+        append(
+            {
+                "run_id": "fda_run_x",
+                "flow_name": "bench",
+                "mode": "production",
+                "iter": i,
+                "t_wall_ms": (time.perf_counter_ns() - start) / 1e6,
+                **CORE,
+            }
+        )
+    pq.write_table(pa.Table.from_pylist(out), data_dir / "telemetry.parquet", compression="zstd")
+    return pq.read_metadata(data_dir / "telemetry.parquet").num_rows
+
+
 def end_to_end(report: Report, rows: int, repeats: int) -> None:
+    """Each case ``repeats`` times, interleaved (the machine's drift falls on all alike): wall time
+    from the first iteration until the capsule is published, and the CPU seconds of the whole process
+    over the same span; every run must store every row (production runs are lossless: policy wait)."""
     dropped = {case: 0 for case in JOURNAL_CASES}
 
-    def record(case: str) -> float:
-        """One production run in a fresh pipeline: seconds from the first iteration to the capsule."""
+    def record(case: str) -> tuple[float, float]:
         with tempfile.TemporaryDirectory() as tmp:
+            if case == SIMPLE:
+                cpu0, t0 = _cpu_s(), time.perf_counter()
+                written = simple_design(rows, Path(tmp))
+                seconds, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+                assert written == rows, (written, rows)
+                return seconds, cpu
             telemetry = pipeline(Path(tmp), **JOURNAL_CASES[case])
-            t0 = time.perf_counter()
+            cpu0, t0 = _cpu_s(), time.perf_counter()
             # leaving the block waits for the capsule
             with fda.run("bench", telemetry=telemetry, units={}, method={}) as run:
                 it = run.iteration
                 for i in range(rows):
                     it(iter=i, **CORE)
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
             stats = {s.sink: s for s in telemetry.sink_stats()}
             dropped[case] += stats["capsule"].dropped + stats["events"].dropped
             telemetry.shutdown(60_000)
             capsule = next(Path(tmp).glob("**/runs/fda_run_*/telemetry.parquet"))
             written = pq.ParquetFile(capsule).metadata.num_rows
             assert written == rows, (written, rows)
-        return seconds
+        return seconds, cpu
 
-    times: dict[str, list[float]] = {case: [] for case in JOURNAL_CASES}
-    for _ in range(repeats):  # interleaved: the machine's drift falls on both alike
-        for case in JOURNAL_CASES:
-            times[case].append(record(case))
-    for case, taken in times.items():
-        report.add(
-            case=case,
-            rows=rows,
-            rows_per_s=rows / sorted(taken)[len(taken) // 2],
-            runs=[round(rows / t) for t in sorted(taken, reverse=True)],
-            dropped=dropped[case],
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        table = synthetic(rows, "fda_run_x")
-        t0 = time.perf_counter()
-        pq.write_table(table, Path(tmp) / "direct.parquet", compression="zstd")
-        report.add(
-            case="pyarrow write_table alone (same rows)",
-            rows=rows,
-            rows_per_s=rows / (time.perf_counter() - t0),
-        )
+    cases = [SIMPLE, *JOURNAL_CASES]
+    taken: dict[str, list[tuple[float, float]]] = {case: [] for case in cases}
+    for _ in range(repeats):
+        for case in cases:
+            taken[case].append(record(case))
+    simple = taken[SIMPLE]
+    for case in cases:
+        runs = taken[case]
+        per_s = sorted(rows / seconds for seconds, _ in runs)
+        row: dict[str, Any] = {
+            "case": case,
+            "rows": rows,
+            "rows_per_s_min": per_s[0],
+            "rows_per_s_median": per_s[len(per_s) // 2],
+            "rows_per_s_max": per_s[-1],
+            "cpu_s_per_1M_rows": sorted(cpu for _, cpu in runs)[len(runs) // 2] * 1e6 / rows,
+            "wall_s_per_1M_rows": sorted(seconds for seconds, _ in runs)[len(runs) // 2] * 1e6 / rows,
+        }
+        if case != SIMPLE:
+            # throughput ratio ours / simple, each repeat against the simple run beside it
+            ratios = sorted(s_wall / o_wall for (o_wall, _), (s_wall, _) in zip(runs, simple, strict=True))
+            cpu_ratios = sorted(o_cpu / s_cpu for (_, o_cpu), (_, s_cpu) in zip(runs, simple, strict=True))
+            row.update(
+                ratio_min=ratios[0],
+                ratio_median=ratios[len(ratios) // 2],
+                ratio_max=ratios[-1],
+                cpu_x_simple=cpu_ratios[len(cpu_ratios) // 2],
+                dropped=dropped[case],
+            )
+        report.add(**row)
+    report.note(
+        f"payload per row: run_id, flow_name, mode, iter, t_wall_ms and the 8 core fields {sorted(CORE)}; "
+        "ratio = our rows/s / the simple design's in the same repeat (min/median/max over the repeats); "
+        "cpu_x_simple = our CPU-s / the simple design's (process CPU incl. every thread)"
+    )
 
 
 def append_cost(report: Report, big_rows: int) -> None:
@@ -178,8 +235,10 @@ def duckdb_aggregate(report: Report, rows: int, runs: int = 100) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows for the append and DuckDB cases")
-    parser.add_argument("--e2e-rows", type=int, default=300_000)
-    parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs (median reported)")
+    parser.add_argument(
+        "--e2e-rows", type=int, default=1_000_000, help="iterations per end-to-end run (a 1M burst)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs per case, interleaved")
     args = parser.parse_args()
     report = Report("fda_capsule", "FDA capsules: end-to-end throughput, append cost, DuckDB at scale")
     end_to_end(report, args.e2e_rows, args.repeats)
