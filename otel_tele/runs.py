@@ -63,7 +63,7 @@ SELECT iter, phase, t_wall_ms, "E", grad_norm, alpha, phi_residual, invariant_dr
 WHERE k % greatest(1, n // $points) = 0 OR k = n - 1 ORDER BY k
 """
 #: The columns of a run's iteration rows, in file order (``Runs.iterations`` selects among them).
-ITERATION_COLUMNS: tuple[str, ...] = tuple(c.name for c in schema.TABLES["telemetry"])
+ITERATION_COLUMNS: tuple[str, ...] = schema.TABLES["telemetry"].column_names
 #: The most iteration rows one ``Runs.iterations`` call returns.
 MAX_ITERATIONS = 10_000
 _EXISTS_SQL = (

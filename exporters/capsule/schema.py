@@ -1,9 +1,10 @@
 """The capsule layout, declared once: what a reader of an FDA capsule root needs to know.
 
-Public and read-only (nothing here writes a file): the Arrow schemas of the two tables, derived from
-the vocabulary's field types (:data:`TABLES` of :class:`Col`, :func:`to_arrow` maps records to
-them), schema versions, the names of folders and files, manifests, the artifact index, and the SQL
-of the DuckDB views every reader shares (:func:`define_views`). The writers
+Public and read-only (nothing here writes a file): the two tables declared once as
+:class:`~otel_tele._columns.StoredTable` (:data:`TABLES`), their Arrow schemas (:data:`SCHEMAS`)
+derived from the vocabulary's field types (:func:`to_arrow` maps records to them), schema versions,
+the names of folders and files, manifests, the artifact index, and the SQL of the DuckDB views every
+reader shares (:func:`define_views`). The writers
 (``otel_tele.exporters.capsule._*``) and :mod:`otel_tele.exporters.capsule.maintenance` build on it;
 query code (:mod:`otel_tele.runs`) reads through it alone.
 
@@ -36,10 +37,10 @@ import os
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from otel_tele._columns import Col, StoredTable
 from otel_tele._settings import Settings
 from otel_tele.domains.fda import CAPSULE_DIR
 from otel_tele.semconv import AttrType
@@ -92,41 +93,37 @@ class NewerSchemaError(ValueError):
     """A file or manifest was written with a newer schema_version than this library understands."""
 
 
-@dataclass(frozen=True)
-class Col:
-    """One column: name, the record attribute it comes from, its Arrow type."""
-
-    name: str
-    source: str
-    type: pa.DataType
-    attr_type: AttrType | None = None
-
-
 def _run_cols() -> tuple[Col, ...]:
     return (
-        Col("run_id", v.RUN_ID, pa.string(), AttrType.STR),
-        Col("flow_name", v.FLOW_NAME, pa.string(), AttrType.STR),
-        Col("mode", v.MODE, pa.string(), AttrType.STR),
-        Col("trial_id", v.TRIAL_ID, pa.string(), AttrType.STR),
-        Col("ts", TS_SOURCE, TS_TYPE),
+        Col("run_id", v.RUN_ID),
+        Col("flow_name", v.FLOW_NAME),
+        Col("mode", v.MODE),
+        Col("trial_id", v.TRIAL_ID),
+        Col("ts", TS_SOURCE, storage=TS_TYPE),
     )
 
 
-#: table name → columns. The per-iteration columns are the spec's field names in spec order.
-TABLES: Mapping[str, tuple[Col, ...]] = {
-    "telemetry": (*_run_cols(), *(Col(name, name, _ARROW[kind], kind) for name, kind in v.FIELDS.items())),
-    "events": (
-        *_run_cols(),
-        Col("t_wall_ms", v.T_WALL_MS, pa.float64(), AttrType.FLOAT),
-        Col("event", v.EVENT, pa.string(), AttrType.STR),
-        Col("payload", v.PAYLOAD, pa.string(), AttrType.JSON),
+#: table name → its declaration (types from the vocabulary, stored as Arrow types). The
+#: per-iteration columns are the spec's field names in spec order.
+TABLES: Mapping[str, StoredTable] = {
+    "telemetry": StoredTable(
+        "telemetry", (v.ITERATION,), (*_run_cols(), *(Col(name, name) for name in v.FIELDS))
     ),
+    "events": StoredTable(
+        "events",
+        (v.RUN_EVENT,),
+        (*_run_cols(), Col("t_wall_ms", v.T_WALL_MS), Col("event", v.EVENT), Col("payload", v.PAYLOAD)),
+    ),
+}
+#: table name → each column's Arrow type.
+ARROW_TYPES: Mapping[str, tuple[pa.DataType, ...]] = {
+    name: table.storage_types(_ARROW) for name, table in TABLES.items()
 }
 
 
 def _schema(table: str) -> pa.Schema:
     return pa.schema(
-        [pa.field(c.name, c.type) for c in TABLES[table]],
+        [pa.field(n, t) for n, t in zip(TABLES[table].column_names, ARROW_TYPES[table], strict=True)],
         metadata={VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: table.encode()},
     )
 
@@ -151,33 +148,39 @@ def to_arrow(table: str, records: Sequence[tuple[int, Mapping[str, Any]]]) -> pa
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         columns = {}
     arrays = []
-    for col in TABLES[table]:
+    declared = TABLES[table]
+    for col, kind, arrow in zip(declared.columns, declared.types, ARROW_TYPES[table], strict=True):
         if col.source == TS_SOURCE:
             arrays.append(pa.array([ts // 1000 for ts, _ in records], TS_TYPE))  # ns → µs
         elif col.source in columns:
             arrays.append(columns[col.source])
         else:
-            arrays.append(_array([attrs.get(col.source) for attrs in dicts], col))
+            arrays.append(_array([attrs.get(col.source) for attrs in dicts], kind, arrow))
     return pa.Table.from_arrays(arrays, schema=SCHEMAS[table])
 
 
 #: Per table, the attribute-fed columns as one struct type (field = attribute key) for ``to_arrow``.
 _ATTR_SOURCES: Mapping[str, tuple[str, ...]] = {
-    name: tuple(c.source for c in cols if c.source != TS_SOURCE) for name, cols in TABLES.items()
+    name: tuple(c.source for c in table.columns if c.source != TS_SOURCE) for name, table in TABLES.items()
 }
 _STRUCTS: Mapping[str, pa.DataType] = {
-    name: pa.struct([pa.field(c.source, c.type) for c in cols if c.source != TS_SOURCE])
-    for name, cols in TABLES.items()
+    name: pa.struct(
+        [
+            pa.field(c.source, arrow)
+            for c, arrow in zip(table.columns, ARROW_TYPES[name], strict=True)
+            if c.source != TS_SOURCE
+        ]
+    )
+    for name, table in TABLES.items()
 }
 
 
-def _array(values: list[Any], col: Col) -> pa.Array:
+def _array(values: list[Any], kind: AttrType, arrow: pa.DataType) -> pa.Array:
     try:
-        return pa.array(values, col.type)
+        return pa.array(values, arrow)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         # Records decoded from OTLP are not typed by our event path: coerce one by one, null if hopeless.
-        coerce = COERCERS[col.attr_type] if col.attr_type is not None else str
-        return pa.array([_try(coerce, value) for value in values], col.type)
+        return pa.array([_try(COERCERS[kind], value) for value in values], arrow)
 
 
 def _try(coerce: Any, value: Any) -> Any:

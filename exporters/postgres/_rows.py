@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_tele._internal import bad_input_log, describe_error
-from otel_tele._mapping import Column, RowMapper, Rows, Table
-from otel_tele.semconv import AttrType
+from otel_tele._mapping import RowMapper, Rows
 from otel_tele.semconv import inference as inf
 
 from .schema import (
@@ -27,6 +26,8 @@ from .schema import (
     ROLLUP_HOUR,
     ROLLUP_MINUTE,
     ROLLUPS,
+    ROW_EVENTS,
+    ROW_TABLE,
     TABLE,
     TTFT_BOUNDS,
     clean_text,
@@ -34,33 +35,16 @@ from .schema import (
     merge_into,
 )
 
-S, F = AttrType.STR, AttrType.FLOAT
-
 #: (event_type, component, value, metadata JSON text, status, timestamp epoch s, trace_id, span_id)
 Row = tuple[str, str | None, float | None, str, str | None, float, str | None, str | None]
 RollupKey = tuple[int, str, str]  # (bucket epoch s, event_type, component or "")
 
 
-def _table(event: str, default_type: str | None) -> Table:
-    return Table(
-        TABLE,
-        (
-            Column("event_type", inf.EVENT_TYPE, S, required=True, default=default_type),
-            Column("component", inf.COMPONENT, S),
-            Column("value", inf.VALUE, F),
-            Column(
-                "metadata", inf.METADATA, S, default="{}"
-            ),  # JSON text already (AttrType.JSON on the wire)
-            Column("status", inf.STATUS, S),
-            Column("timestamp", "@ts", F, required=True),
-            Column("trace_id", "@trace_id", S),
-            Column("span_id", "@span_id", S),
-        ),
-        event=event,
-    )
-
-
-MAPPER = RowMapper(_table(event, default) for event, default in inf.ROW_EVENTS.items())
+#: The row mapping, generated from :data:`~.schema.ROW_TABLE`: one entry per row event, each with
+#: the event type its records stand for.
+MAPPER = RowMapper(
+    ROW_TABLE.mapping(event, defaults={"event_type": default}) for event, default in ROW_EVENTS.items()
+)
 
 
 @dataclass

@@ -29,11 +29,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from otel_tele._columns import Col, StoredTable
 from otel_tele._internal import ForkGate, abandon_inherited, at_fork_in_child, encodable
 from otel_tele._scrub import protect_logs
 from otel_tele._settings import Settings, dsn_secrets, redact_dsn, resolve
 from otel_tele.domains import inference as options
-from otel_tele.semconv.inference import TIME_TO_FIRST_TOKEN_BUCKETS_S
+from otel_tele.semconv import AttrType
+from otel_tele.semconv import inference as inf
 
 if TYPE_CHECKING:
     from psycopg import sql
@@ -88,7 +90,7 @@ _MEASURES_V2: tuple[Measure, ...] = (
 )
 #: Time to first token (the conventions' bucket boundaries, seconds) per rollup bucket: percentiles
 #: per model come from these counts (version 4).
-TTFT_BOUNDS: tuple[float, ...] = TIME_TO_FIRST_TOKEN_BUCKETS_S
+TTFT_BOUNDS: tuple[float, ...] = inf.TIME_TO_FIRST_TOKEN_BUCKETS_S
 _MEASURES_V4: tuple[Measure, ...] = (
     Measure("ttft_count", True, "sum", "inferences with a time to first token"),
     Measure("ttft_sum", False, "sum", "sum of times to first token (s)"),
@@ -101,17 +103,26 @@ _MEASURES_V4: tuple[Measure, ...] = (
 MEASURES: tuple[Measure, ...] = (*_MEASURES_V2, *_MEASURES_V4)
 MEASURE_NAMES: tuple[str, ...] = tuple(m.name for m in MEASURES)
 KEY_COLUMNS: tuple[str, ...] = ("bucket", "event_type", "component")
-#: Raw columns in write order (timestamp: epoch seconds in SQLite, timestamptz in PostgreSQL).
-ROW_COLUMNS: tuple[str, ...] = (
-    "event_type",
-    "component",
-    "value",
-    "metadata",
-    "status",
-    "timestamp",
-    "trace_id",
-    "span_id",
+#: Events that become ``system_telemetry`` rows: every spec event, with the event type a record
+#: lacking one gets.
+ROW_EVENTS: Mapping[str, str | None] = inf.SPEC_EVENT_TYPES
+#: ``system_telemetry``, declared once: columns in write order (types from the vocabulary; timestamp:
+#: epoch seconds in SQLite, timestamptz in PostgreSQL; ``since``: the schema version adding it).
+ROW_TABLE = StoredTable(
+    TABLE,
+    tuple(ROW_EVENTS),
+    (
+        Col("event_type", inf.EVENT_TYPE, required=True),
+        Col("component", inf.COMPONENT),
+        Col("value", inf.VALUE),
+        Col("metadata", inf.METADATA, default="{}"),  # JSON text already (AttrType.JSON on the wire)
+        Col("status", inf.STATUS),
+        Col("timestamp", "@ts", required=True, storage="ts"),
+        Col("trace_id", "@trace_id", since=3),
+        Col("span_id", "@span_id", since=3),
+    ),
 )
+ROW_COLUMNS: tuple[str, ...] = ROW_TABLE.column_names
 #: Longest event_type/component/status kept in the column; the full text goes to metadata.
 MAX_KEY_CHARS = 256
 
@@ -143,14 +154,23 @@ _TYPES: dict[Dialect, dict[str, str]] = {
 Statement = tuple[str, dict[str, str]]
 
 
+def _row_types(d: Dialect) -> dict[Any, str]:
+    """How ``dialect`` stores each vocabulary type of :data:`ROW_TABLE` (and its ``ts`` column)."""
+    t = _TYPES[d]
+    return {
+        AttrType.INT: t["int"],
+        AttrType.FLOAT: t["float"],
+        AttrType.STR: t["text"],
+        AttrType.JSON: t["json"],
+        "ts": t["ts"],
+    }
+
+
 def _v1(d: Dialect) -> list[Statement]:
     t = _TYPES[d]
+    columns = ", ".join(ROW_TABLE.sql_columns(_row_types(d), since=1))
     return [
-        (
-            f"CREATE TABLE {{t}} (id {t['id']}, event_type {t['text']} NOT NULL, component {t['text']}, "
-            f"value {t['float']}, metadata {t['json']}, status {t['text']}, timestamp {t['ts']})",
-            {"t": TABLE},
-        ),
+        (f"CREATE TABLE {{t}} (id {t['id']}, {columns})", {"t": TABLE}),
         ("CREATE INDEX {i} ON {t} (timestamp)", {"t": TABLE, "i": TABLE + "_timestamp_idx"}),
     ]
 
@@ -188,10 +208,9 @@ def _v2(d: Dialect) -> list[Statement]:
 
 
 def _v3(d: Dialect) -> list[Statement]:
-    t = _TYPES[d]
     return [
-        (f"ALTER TABLE {{t}} ADD COLUMN trace_id {t['text']}", {"t": TABLE}),
-        (f"ALTER TABLE {{t}} ADD COLUMN span_id {t['text']}", {"t": TABLE}),
+        (f"ALTER TABLE {{t}} ADD COLUMN {column}", {"t": TABLE})
+        for column in ROW_TABLE.sql_columns(_row_types(d), since=3)
     ]
 
 

@@ -10,15 +10,16 @@ whole batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from otel_tele._mapping import Column, Getter, RowMapper, Table
+from otel_tele._columns import Col
+from otel_tele._mapping import Getter, RowMapper, Table
 from otel_tele.semconv import AttrType
 
-from .schema import TABLES, Col
+from .schema import TABLES
 
 INT, F, B = AttrType.INT, AttrType.FLOAT, AttrType.BOOL
 API_PREFIX = "/api/"
@@ -75,35 +76,19 @@ def is_api_server_span(span: Any) -> bool:
     return bool(route) and route.startswith(API_PREFIX)  # type: ignore[union-attr]
 
 
-def _log_column(col: Col) -> Column:
-    kind = col.kind
-    convert = _as_int if kind is B else (_not_nan if kind is F and col.required else None)
-    return Column(
-        col.name,
-        col.source,
-        kind,
-        required=col.required,
-        default=col.default,
-        convert=convert,
-        fallback=col.fallback,
-    )
-
-
-def _span_column(col: Col) -> Column:
-    # Span sources are computed fields already SQLite-shaped (``@http_ok`` is 0/1), with no defaults.
-    kind = INT if col.boolean else col.kind
-    convert = _not_nan if kind is F and col.required else None
-    return Column(col.name, col.span or col.source, kind, required=col.required, convert=convert)
+def _convert(column: Col, row_type: AttrType) -> Callable[[Any], Any] | None:
+    if row_type is B:
+        return _as_int
+    return _not_nan if row_type is F and column.required else None
 
 
 def _tables() -> tuple[Table, ...]:
     tables = []
     for spec in TABLES.values():
-        tables.append(Table(spec.name, tuple(_log_column(c) for c in spec.columns), event=spec.event))
+        tables.append(spec.mapping(convert=_convert))
         if any(c.span for c in spec.columns):  # web_requests: also from HTTP server spans of /api/
-            tables.append(
-                Table(spec.name, tuple(_span_column(c) for c in spec.columns), select=is_api_server_span)
-            )
+            # Span sources are computed fields already SQLite-shaped (``@http_ok`` is 0/1).
+            tables.append(spec.mapping(convert=_convert, spans=is_api_server_span, span_type={B: INT}))
     return tuple(tables)
 
 

@@ -1,7 +1,8 @@
 """The robot telemetry database (spec 004), declared once: tables, columns, indexes, the digest sidecar.
 
-Every column of the six tables is spelled here only, with its SQL type and where its value comes from
-(a key of the robot vocabulary ``otel_tele.semconv.robot``, or a record field such as ``@ts``). From
+Every column of the six tables is spelled here only, as a :class:`~otel_tele._columns.Col`: where its
+value comes from (a key of the robot vocabulary ``otel_tele.semconv.robot``, or a record field such as
+``@ts``) and its constraints; its type is the vocabulary's, stored as :data:`SQL_TYPES` says. From
 this one declaration come the DDL (:data:`DDL`), the inserts (:data:`INSERTS`, :data:`BULK_INSERTS`),
 the sink's row mapping (``_mapping``) and what readers name (:data:`TABLE_NAMES`, :func:`columns`).
 The layout of the digest sidecar ``telemetry.digest.db`` (pre-aggregated counts and latency
@@ -23,10 +24,9 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from otel_tele._columns import Col, StoredTable
 from otel_tele.semconv import AttrType
 from otel_tele.semconv import robot as r
 
@@ -36,145 +36,114 @@ BUSY_TIMEOUT_MS = 5_000
 #: The database's file name in the data folder.
 DB_NAME = "telemetry.db"
 
-_SQL_KINDS = {"INTEGER": AttrType.INT, "REAL": AttrType.FLOAT, "TEXT": AttrType.STR}
-
-
-@dataclass(frozen=True)
-class Col:
-    """One column: name, SQL type and constraints (as written in the DDL), the source of its value
-    (vocabulary key or record field) and, for ``web_requests``, the source on an HTTP server span.
-
-    ``NOT NULL`` columns are required by the row mapping; ``default`` is the mapping's value for a
-    missing attribute (the SQL default, if any, is part of ``sql``); ``boolean`` stores a bool as 0/1.
-    """
-
-    name: str
-    sql: str
-    source: str
-    default: Any = None
-    fallback: str | None = None
-    span: str | None = None
-    boolean: bool = False
-
-    @property
-    def required(self) -> bool:
-        return "NOT NULL" in self.sql
-
-    @property
-    def kind(self) -> AttrType:
-        return AttrType.BOOL if self.boolean else _SQL_KINDS[self.sql.split()[0]]
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """One table: its name, the robot event that feeds it, its columns (``id`` is implicit)."""
-
-    name: str
-    event: str
-    columns: tuple[Col, ...]
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.columns)
+#: How this database stores each vocabulary type (booleans as 0/1, JSON as its text).
+SQL_TYPES: Mapping[AttrType, str] = {
+    AttrType.INT: "INTEGER",
+    AttrType.FLOAT: "REAL",
+    AttrType.STR: "TEXT",
+    AttrType.JSON: "TEXT",
+    AttrType.BOOL: "INTEGER",
+}
 
 
 def _ts(span: str | None = None) -> Col:
-    return Col("ts", "REAL NOT NULL", "@ts", span=span)
+    return Col("ts", "@ts", required=True, span=span)
 
 
 # ``ts_mono`` falls back to the wall time for records that never had one (OTLP).
-_TS_MONO = Col("ts_mono", "REAL NOT NULL", r.TS_MONO, fallback="@ts")
+_TS_MONO = Col("ts_mono", r.TS_MONO, required=True, fallback="@ts")
 
-#: Every table, in the spec's order.
-TABLES: Mapping[str, TableSpec] = {
+
+def _table(name: str, event: str, *columns: Col) -> StoredTable:
+    return StoredTable(name, (event,), columns)
+
+
+#: Every table, in the spec's order (``id`` is implicit). Types are the vocabulary's; ``storage``
+#: spells the few columns with an SQL default; ``span`` is the source on an HTTP server span.
+TABLES: Mapping[str, StoredTable] = {
     t.name: t
     for t in (
-        TableSpec(
+        _table(
             "dds_commands",
             r.DDS_COMMAND,
-            (
-                _ts(),
-                _TS_MONO,
-                Col("seq", "INTEGER", r.SEQ),
-                Col("funcode", "INTEGER NOT NULL", r.FUNCODE),
-                Col("joint_id", "INTEGER", r.JOINT_ID),
-                Col("target_value", "REAL", r.TARGET_VALUE),
-                Col("data_json", "TEXT", r.DATA_JSON),
-                Col("correlation_id", "TEXT", r.CORRELATION_ID),
-                Col("raw_len", "INTEGER", r.RAW_LEN),
-            ),
+            _ts(),
+            _TS_MONO,
+            Col("seq", r.SEQ),
+            Col("funcode", r.FUNCODE, required=True),
+            Col("joint_id", r.JOINT_ID),
+            Col("target_value", r.TARGET_VALUE),
+            Col("data_json", r.DATA_JSON),
+            Col("correlation_id", r.CORRELATION_ID),
+            Col("raw_len", r.RAW_LEN),
         ),
-        TableSpec(
+        _table(
             "dds_feedback",
             r.DDS_FEEDBACK,
-            (
-                _ts(),
-                _TS_MONO,
-                Col("seq", "INTEGER", r.SEQ),
-                Col("funcode", "INTEGER NOT NULL", r.FUNCODE),
-                *(Col(f"angle{i}", "REAL", key) for i, key in enumerate(r.ANGLES)),
-                Col("power_status", "INTEGER", r.POWER_STATUS),
-                Col("enable_status", "INTEGER", r.ENABLE_STATUS),
-                Col("error_status", "INTEGER", r.ERROR_STATUS),
-                Col("recv_status", "INTEGER", r.RECV_STATUS),
-                Col("exec_status", "INTEGER", r.EXEC_STATUS),
-            ),
+            _ts(),
+            _TS_MONO,
+            Col("seq", r.SEQ),
+            Col("funcode", r.FUNCODE, required=True),
+            *(Col(f"angle{i}", key) for i, key in enumerate(r.ANGLES)),
+            Col("power_status", r.POWER_STATUS),
+            Col("enable_status", r.ENABLE_STATUS),
+            Col("error_status", r.ERROR_STATUS),
+            Col("recv_status", r.RECV_STATUS),
+            Col("exec_status", r.EXEC_STATUS),
         ),
-        TableSpec(
+        _table(
             "smoother_state",
             r.SMOOTHER_TICK,
-            (
-                _ts(),
-                Col("joint_id", "INTEGER NOT NULL", r.JOINT_ID),
-                Col("target", "REAL NOT NULL", r.SMOOTHER_TARGET),
-                Col("current", "REAL NOT NULL", r.SMOOTHER_CURRENT),
-                Col("sent", "REAL NOT NULL", r.SMOOTHER_SENT),
-                Col("step_size", "REAL", r.SMOOTHER_STEP),
-                Col("dirty", "INTEGER NOT NULL DEFAULT 1", r.SMOOTHER_DIRTY, default=True, boolean=True),
-            ),
+            _ts(),
+            Col("joint_id", r.JOINT_ID, required=True),
+            Col("target", r.SMOOTHER_TARGET, required=True),
+            Col("current", r.SMOOTHER_CURRENT, required=True),
+            Col("sent", r.SMOOTHER_SENT, required=True),
+            Col("step_size", r.SMOOTHER_STEP),
+            Col("dirty", r.SMOOTHER_DIRTY, required=True, default=True, storage="INTEGER NOT NULL DEFAULT 1"),
         ),
-        TableSpec(
+        _table(
             "web_requests",
             r.WEB_REQUEST,
-            (
-                _ts(span="@start"),
-                Col("endpoint", "TEXT NOT NULL", r.ENDPOINT, default="", span="@http_route"),
-                Col("method", "TEXT NOT NULL DEFAULT 'POST'", r.METHOD, default="POST", span="@http_method"),
-                Col("params_json", "TEXT", r.PARAMS_JSON, span=r.PARAMS_JSON),
-                Col("response_ms", "REAL", r.RESPONSE_MS, span="@duration_ms"),
-                Col("status_code", "INTEGER", r.STATUS_CODE, span="@http_status"),
-                Col("correlation_id", "TEXT", r.CORRELATION_ID, span=r.CORRELATION_ID),
-                Col("ok", "INTEGER", r.OK, boolean=True, span="@http_ok"),
+            _ts(span="@start"),
+            Col("endpoint", r.ENDPOINT, required=True, default="", span="@http_route"),
+            Col(
+                "method",
+                r.METHOD,
+                required=True,
+                default="POST",
+                storage="TEXT NOT NULL DEFAULT 'POST'",
+                span="@http_method",
             ),
+            Col("params_json", r.PARAMS_JSON, span=r.PARAMS_JSON),
+            Col("response_ms", r.RESPONSE_MS, span="@duration_ms"),
+            Col("status_code", r.STATUS_CODE, span="@http_status"),
+            Col("correlation_id", r.CORRELATION_ID, span=r.CORRELATION_ID),
+            Col("ok", r.OK, span="@http_ok"),
         ),
-        TableSpec(
+        _table(
             "camera_health",
             r.CAMERA_HEALTH,
-            (
-                _ts(),
-                Col("camera_id", "TEXT NOT NULL", r.CAMERA_ID, default=""),
-                Col("actual_fps", "REAL", r.ACTUAL_FPS),
-                Col("target_fps", "REAL", r.TARGET_FPS),
-                Col("drop_count", "INTEGER", r.DROP_COUNT),
-                Col("motion_score", "REAL", r.MOTION_SCORE),
-                Col("connected", "INTEGER", r.CONNECTED, boolean=True),
-                Col("resolution_w", "INTEGER", r.RESOLUTION_W),
-                Col("resolution_h", "INTEGER", r.RESOLUTION_H),
-                Col("stalled", "INTEGER", r.STALLED, boolean=True),
-            ),
+            _ts(),
+            Col("camera_id", r.CAMERA_ID, required=True, default=""),
+            Col("actual_fps", r.ACTUAL_FPS),
+            Col("target_fps", r.TARGET_FPS),
+            Col("drop_count", r.DROP_COUNT),
+            Col("motion_score", r.MOTION_SCORE),
+            Col("connected", r.CONNECTED),
+            Col("resolution_w", r.RESOLUTION_W),
+            Col("resolution_h", r.RESOLUTION_H),
+            Col("stalled", r.STALLED),
         ),
-        TableSpec(
+        _table(
             "system_events",
             r.SYSTEM_EVENT,
-            (
-                _ts(),
-                Col("event_type", "TEXT NOT NULL", r.SYSTEM_EVENT_TYPE, default="unknown"),
-                Col("source", "TEXT NOT NULL", r.SOURCE, default="system"),
-                Col("detail", "TEXT", r.DETAIL),
-                Col("data_json", "TEXT", r.DATA_JSON),
-                Col("correlation_id", "TEXT", r.CORRELATION_ID),
-                Col("level", "TEXT DEFAULT 'info'", r.LEVEL, default="info"),
-            ),
+            _ts(),
+            Col("event_type", r.SYSTEM_EVENT_TYPE, required=True, default="unknown"),
+            Col("source", r.SOURCE, required=True, default="system"),
+            Col("detail", r.DETAIL),
+            Col("data_json", r.DATA_JSON),
+            Col("correlation_id", r.CORRELATION_ID),
+            Col("level", r.LEVEL, default="info", storage="TEXT DEFAULT 'info'"),
         ),
     )
 }
@@ -188,9 +157,9 @@ def columns(table: str) -> tuple[str, ...]:
     return ("id", *TABLES[table].column_names)
 
 
-def _create(spec: TableSpec) -> str:
+def _create(spec: StoredTable) -> str:
     body = ",\n".join(
-        ["    id INTEGER PRIMARY KEY AUTOINCREMENT", *(f"    {c.name} {c.sql}" for c in spec.columns)]
+        ["    id INTEGER PRIMARY KEY AUTOINCREMENT", *(f"    {c}" for c in spec.sql_columns(SQL_TYPES))]
     )
     return f"CREATE TABLE IF NOT EXISTS {spec.name} (\n{body}\n)"
 
@@ -216,19 +185,19 @@ INDEXES: Mapping[str, tuple[str, str]] = {
 }
 
 
-def _insert(spec: TableSpec) -> str:
+def _insert(spec: StoredTable) -> str:
     names = ", ".join(spec.column_names)
     return f"INSERT INTO {spec.name} ({names}) VALUES ({', '.join('?' * len(spec.columns))})"
 
 
-def _bulk_insert(spec: TableSpec) -> str:
+def _bulk_insert(spec: StoredTable) -> str:
     """One statement inserting a whole batch passed as a JSON array of rows (see ``SqliteSink``)."""
     names = ", ".join(spec.column_names)
     values = ", ".join(f"value->>{i}" for i in range(len(spec.columns)))
     return f"INSERT INTO {spec.name} ({names}) SELECT {values} FROM json_each(?)"
 
 
-#: One INSERT per table, its values in :attr:`TableSpec.columns` order.
+#: One INSERT per table, its values in :attr:`StoredTable.columns` order.
 INSERTS: Mapping[str, str] = {name: _insert(spec) for name, spec in TABLES.items()}
 BULK_INSERTS: Mapping[str, str] = {name: _bulk_insert(spec) for name, spec in TABLES.items()}
 

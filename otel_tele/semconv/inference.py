@@ -104,14 +104,14 @@ EVENT_NAME_BY_TYPE: Mapping[str, str] = {
     VRAM_CHECK_TYPE: VRAM_CHECK,
     VRAM_LOCKOUT_TYPE: VRAM_LOCKOUT,
 }
-#: Events that become ``system_telemetry`` rows, with the event type a record lacking one gets.
-ROW_EVENTS: Mapping[str, str | None] = {
-    LOAD_LATENCY: LOAD_LATENCY_TYPE,
-    THOUGHT_LATENCY: THOUGHT_LATENCY_TYPE,
-    VRAM_CHECK: VRAM_CHECK_TYPE,
-    VRAM_LOCKOUT: VRAM_LOCKOUT_TYPE,
+#: The spec's events (appendix A): each carries the row attributes (event type, component, value,
+#: metadata, status), with the event type it stands for (:data:`GENERIC` carries the caller's).
+SPEC_EVENT_TYPES: Mapping[str, str | None] = {
+    **{name: event_type for event_type, name in EVENT_NAME_BY_TYPE.items()},
     GENERIC: None,
 }
+#: The former name of :data:`SPEC_EVENT_TYPES`; which events a sink stores is the sink's to say.
+ROW_EVENTS = SPEC_EVENT_TYPES
 
 _ROW = (Attr(EVENT_TYPE, S), Attr(COMPONENT, S), Attr(VALUE, F), Attr(METADATA, J), Attr(STATUS, S))
 _GENAI = (Attr(REQUEST_MODEL, S), Attr(OPERATION_NAME, S), Attr(PROVIDER_NAME, S))
