@@ -95,6 +95,9 @@ class Domain:
     views: str | None = (
         None  # "module:factory" -> the SDK metric Views its instruments need (factory(settings))
     )
+    #: "module:factory" -> the domain's views in the SQL catalog (``otel-tele sql``): factory(settings)
+    #: returns a sequence of :class:`otel_tele._sql_view.SqlView`.
+    sql_views: str | None = None
     instrumentation: tuple[str, ...] = field(default=())  # public instrumentation modules
     #: What the domain's events (named ``<name>.*``) do when a queue is full; the first policy is
     #: the default of every such event. None declared: the core's default (drop and count).

@@ -53,12 +53,32 @@ RUN_HERE = (
     "OTEL_SERVICE_NAME=arm-server OTEL_TELE_SINKS=none OTEL_LOGS_EXPORTER=otel_tele_sqlite",
     "otel-tele serve --otlp-grpc 127.0.0.1:4317 --otlp-http 127.0.0.1:4318 --http 127.0.0.1:8000",
     ".venv/bin/python -m pip install rotel",
+    'otel-tele sql "SELECT name',
 )
 
 
 def test_every_shell_block_is_run_or_says_why() -> None:
     for text in shell_blocks():
         assert text.startswith(RUN_HERE) or text.startswith(tuple(NOT_RUN)), text
+
+
+def test_the_sql_block_runs_as_written(tmp_path: Path) -> None:
+    """The `otel-tele sql` examples, over an empty data folder: every line exits 0, files written."""
+    (tmp_path / "telemetry").mkdir()
+    text = block('otel-tele sql "SELECT name')
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", text],
+        cwd=tmp_path,
+        env=newcomer_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "errors.csv").read_text().startswith('"id","ts","endpoint"')
+    assert (tmp_path / "runs.parquet").stat().st_size > 0
+    assert "robot_dds_commands" in done.stdout and "spans" in done.stdout
 
 
 def newcomer_env(**extra: str) -> dict[str, str]:

@@ -37,6 +37,7 @@ N = 50
 PLUGIN_API: dict[str, set[str]] = {
     "otel_tele.plugin": {"DROP", "WAIT", "Domain", "OverloadPolicy", "SinkSpec", "Option"},
     "otel_tele.settings": {"Settings", "resolve"},
+    "otel_tele.sql": {"SQLITE_READER", "SqlView", "sqlite_table"},
 }
 PUBLIC_API: dict[str, set[str]] = {
     "otel_tele": set(otel_tele.__all__),
@@ -161,6 +162,29 @@ def test_the_toy_cli_command_prints_the_query(recorded: tuple[Path, dict[str, An
     assert table.returncode == 0, table.stderr
     assert f"{N} pings, {N // 5} not ok" in table.stdout
     assert "seq=49 latency_ms=24.5 ok=1 note=ping 49" in table.stdout
+
+
+def test_otel_tele_sql_reads_the_toy_table(recorded: tuple[Path, dict[str, Any]], toy_path: Path) -> None:
+    """The plug-in's ``Domain.sql_views`` puts its table in the catalog; it joins the core views."""
+    cwd, _out = recorded
+    env = _env(toy_path, OTEL_TELE_DATA_DIR="data")
+    query = (
+        "SELECT count(*) AS n, sum(1 - ok) AS failed, (SELECT count(*) FROM spans) AS spans FROM toy_pings"
+    )
+    done = _run(["-m", "otel_tele", "sql", "--format", "json", query], env, cwd)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"n": N, "failed": N // 5, "spans": 0}]
+    catalog = _run(["-m", "otel_tele", "sql", "--catalog", "--format", "json"], env, cwd)
+    views = {v["name"]: v for v in json.loads(catalog.stdout)["views"]}
+    assert views["toy_pings"]["domain"] == "toy"
+    assert [c["name"] for c in views["toy_pings"]["columns"]] == [
+        "ts_ns",
+        "seq",
+        "latency_ms",
+        "note",
+        "ok",
+        "service",
+    ]
 
 
 def test_help_lists_the_toy_command_only_with_the_plug_in_installed(toy_path: Path, tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ class CaptureSink(Sink):
         options: GapOptions | None = None,
     ) -> None:
         super().__init__()
-        self.root = Path(data_dir) / "captures"
+        self.root = Path(data_dir) / schema.CAPTURES_DIR
         self.grid = grid or Grid(288, 5, "minutes")
         self.clock = clock
         self.key_prefix = key_prefix

@@ -20,7 +20,7 @@ from ._bundle import (
 )
 from ._gaps import GapInjection, GapMode, GapOptions
 from ._rundir import autocapture_for, bundle_source, read_run
-from .schema import CaptureWarning, schema_errors
+from .schema import CAPTURES_DIR, CaptureWarning, schema_errors
 
 
 @dataclass
@@ -55,7 +55,7 @@ def default_output(run_id: str) -> Path:
     """``<OTEL_TELE_DATA_DIR>/captures/<runId>`` (FlowTime's CLI uses ``<data>/telemetry/<runId>``)."""
     from otel_tele._settings import resolve
 
-    return Path(resolve({}).data_dir) / "captures" / run_id
+    return Path(resolve({}).data_dir) / CAPTURES_DIR / run_id
 
 
 def capture_run(

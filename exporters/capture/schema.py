@@ -30,6 +30,8 @@ from typing import Any
 from otel_tele.semconv import flow
 
 # -- files -----------------------------------------------------------------------------------------
+#: The folder under the data directory where the live sink writes its bundles.
+CAPTURES_DIR = "captures"
 #: The manifest every bundle has; written last, so a directory with one is a complete bundle.
 MANIFEST = "manifest.json"
 #: FlowTime's ``TelemetryGenerationMetadata`` next to a manifest made from a run (``autocapture``).

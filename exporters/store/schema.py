@@ -31,12 +31,14 @@ are kept as the literals ``NaN``/``Infinity`` (DuckDB's JSON reads them); a lone
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from otel_tele._settings import Settings
+from otel_tele._sql_view import SqlView
 from otel_tele.domains.store import STORE_DIR
 
 #: Bump when a column changes meaning; files carry it in their key-value metadata.
@@ -176,3 +178,37 @@ def with_int_times(table: pa.Table) -> pa.Table:
         rows = with_int_times(pyarrow.dataset.dataset("telemetry/store/spans").to_table()).to_pylist()
     """
     return table.cast(pa.schema([pa.field(f.name, _plain_type(f.type)) for f in table.schema]))
+
+
+# -- the SQL catalog (``otel-tele sql``) ------------------------------------------------------------
+#: Catalog view name of each dataset, and what one of its rows is.
+SQL_VIEWS: Mapping[str, tuple[str, str]] = {
+    "spans": ("spans", "every span the store received (any service, any instrumentation)"),
+    "logs": ("logs", "every log record (domain events too: their name is in event_name)"),
+    "metrics": ("metrics", "every metric data point"),
+}
+
+
+def _select(root: Path, dataset: str) -> str | None:
+    if not any((root / dataset).glob(f"{PARTITION}=*/*.parquet")):
+        return None
+    names = ", ".join(f'"{field.name}"' for field in COLUMNS[dataset])
+    pattern = dataset_glob(root, dataset).replace("'", "''")
+    return f"SELECT {names} FROM read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+
+
+def sql_views(settings: Settings) -> tuple[SqlView, ...]:
+    """The store's views of the SQL catalog: ``spans``, ``logs`` and ``metrics`` (DuckDB reads the
+    Parquet files at query time; ids are lowercase hex already)."""
+    root = store_root(settings)
+    return tuple(
+        SqlView(
+            view,
+            SCHEMAS[dataset].remove_metadata(),
+            description,
+            f"DuckDB read_parquet: {DEFAULT_DIR_NAME}/{dataset}/date=*/*.parquet",
+            select=partial(_select, root, dataset),
+            paths=(root,),
+        )
+        for dataset, (view, description) in SQL_VIEWS.items()
+    )

@@ -16,7 +16,12 @@ from .._version import __version__
 from ._output import CliError
 
 #: The commands every build has, before the domains' own groups.
-CORE_COMMAND_MODULES: tuple[str, ...] = ("otel_tele.cli._doctor", "otel_tele.cli._serve", "otel_tele.cli._ui")
+CORE_COMMAND_MODULES: tuple[str, ...] = (
+    "otel_tele.cli._doctor",
+    "otel_tele.cli._serve",
+    "otel_tele.cli._ui",
+    "otel_tele.cli._sql",
+)
 
 
 def command_modules() -> tuple[str, ...]:

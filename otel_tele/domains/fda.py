@@ -67,6 +67,7 @@ DOMAIN = Domain(
     cli="otel_tele.cli._runs",
     router="otel_tele.http_fda:runs_router",
     dashboard="otel_tele.dashboard._fda:page",
+    sql_views="otel_tele._fda_sql:sql_views",
     demo="otel_tele.demo._solver",
     instrumentation=("otel_tele.instrumentation.fda",),
     # A run's records are told apart by its mode (spec 000: production runs are lossless, dev and

@@ -78,6 +78,7 @@ DOMAIN = Domain(
     cli="otel_tele.cli._capture",
     router="otel_tele.http_capture:capture_router",
     dashboard="otel_tele.dashboard._flow:page",
+    sql_views="otel_tele._flow_sql:sql_views",
     demo="otel_tele.demo._queueing",
     instrumentation=("otel_tele.instrumentation.flow",),
     overload=(

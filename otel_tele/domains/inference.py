@@ -106,6 +106,7 @@ DOMAIN = Domain(
     dashboard="otel_tele.dashboard._inference:page",
     demo="otel_tele.demo._serving",
     reader="otel_tele.inference_stats:for_telemetry",
+    sql_views="otel_tele._inference_sql:sql_views",
     instrumentation=("otel_tele.instrumentation.inference",),
     overload=(
         OverloadPolicy(

@@ -46,4 +46,5 @@ DOMAIN = Domain(
     overload=(
         OverloadPolicy("robot", DROP, "a control loop never blocks; robot=wait makes the log lossless"),
     ),
+    sql_views="otel_tele._robot_sql:sql_views",
 )

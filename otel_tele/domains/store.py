@@ -79,4 +79,5 @@ DOMAIN = Domain(
         SinkSpec("store", "otel_tele.exporters.store:StoreSink", "capsule", "otel_tele_store", default=False),
     ),
     options="otel_tele.domains.store:OPTIONS",
+    sql_views="otel_tele.exporters.store.schema:sql_views",
 )

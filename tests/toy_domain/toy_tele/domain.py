@@ -23,6 +23,7 @@ DOMAIN = Domain(
     sinks=(SinkSpec("toy", "toy_tele.exporter:ToySink", default=False),),
     options="toy_tele.exporter.options:OPTIONS",
     cli="toy_tele.cli",
+    sql_views="toy_tele.query:sql_views",
     instrumentation=("toy_tele.instrumentation",),
     overload=(
         OverloadPolicy("toy", DROP, "pings are cheap: under overload they are dropped and counted"),

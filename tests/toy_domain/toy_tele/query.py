@@ -4,15 +4,22 @@ Example::
 
     from toy_tele.query import pings, summary
     summary("telemetry/toy.db")     # {'pings': 3, 'failed_pings': 0, 'mean_latency_ms': 2.5}
+
+``sql_views`` puts the table in ``otel-tele sql``'s catalog (``otel-tele sql "SELECT * FROM toy_pings"``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .exporter.schema import COLUMN_NAMES, TABLE
+from otel_tele.settings import Settings
+from otel_tele.sql import SQLITE_READER, SqlView, sqlite_table
+
+from .exporter.options import TOY_DB_NAME
+from .exporter.schema import COLUMN_NAMES, COLUMNS, TABLE
 
 
 def _connect(db_path: str | Path) -> sqlite3.Connection | None:
@@ -47,3 +54,22 @@ def summary(db_path: str | Path) -> dict[str, Any]:
         return {"pings": count, "failed_pings": failed, "mean_latency_ms": mean}
     finally:
         conn.close()
+
+
+def sql_views(settings: Settings) -> tuple[SqlView, ...]:
+    """The toy table in ``otel-tele sql``'s catalog as ``toy_pings`` (``Domain.sql_views``)."""
+    import pyarrow as pa
+
+    arrow = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
+    columns = pa.schema([(name, arrow[kind.split()[0]]) for name, kind in COLUMNS])
+    db = settings.data_dir / settings.get(TOY_DB_NAME)
+    select = f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE}"
+    return (
+        SqlView(
+            "toy_pings",
+            columns,
+            "one row per toy ping",
+            f"{SQLITE_READER}: {settings.get(TOY_DB_NAME)}",
+            rows=partial(sqlite_table, db, select, columns),
+        ),
+    )

@@ -1,0 +1,109 @@
+"""One view of the SQL catalog (``otel-tele sql``), as a domain declares it: part of the plug-in interface.
+
+A domain names a factory in ``Domain.sql_views`` (``"module:factory"``, called with the resolved
+:class:`~otel_tele._settings.Settings`) returning its :class:`SqlView` s. A view declares its columns
+once, as an Arrow schema taken from the domain's storage declaration (so the catalog, its README
+section and the rows cannot disagree), and how its rows are read: either a DuckDB ``SELECT`` over
+files (read lazily by DuckDB at query time), or a Python function returning an Arrow table (for a
+store DuckDB cannot scan offline, e.g. SQLite or PostgreSQL without a pinned scanner extension).
+
+A view with a trace id names the column ``trace_id`` and holds lowercase hex (32 characters), so any
+two views join on it.
+
+Example (a plug-in's query module)::
+
+    import pyarrow as pa
+    from otel_tele._sql_view import SqlView, sqlite_table
+
+    SCHEMA = pa.schema([("ts_ns", pa.int64()), ("seq", pa.int64())])
+
+    def sql_views(settings):
+        db = settings.data_dir / "beacons.db"
+        return (SqlView("beacons", SCHEMA, "one row per beacon", "Python sqlite3 -> Arrow",
+                        rows=lambda: sqlite_table(db, "SELECT ts_ns, seq FROM beacons", SCHEMA)),)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: How a view reading SQLite through Python says so (``otel-tele sql --catalog``, the README).
+SQLITE_READER = "Python sqlite3 -> Arrow (not DuckDB's sqlite_scanner)"
+
+
+@dataclass(frozen=True)
+class SqlView:
+    """One catalog view: its name, columns (an Arrow schema), what a row is, and how rows are read.
+
+    Exactly one of ``select`` (returns a DuckDB ``SELECT`` over files under ``paths``, or None when
+    there is no file yet) and ``rows`` (returns the rows as an Arrow table) is given. The catalog
+    casts what either yields to ``schema``.
+    """
+
+    name: str
+    schema: Any  # pyarrow.Schema
+    description: str
+    reader: str
+    select: Callable[[], str | None] | None = None
+    rows: Callable[[], Any] | None = None  # () -> pyarrow.Table
+    paths: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.select is None) == (self.rows is None):
+            raise ValueError(f"view {self.name!r}: give exactly one of select= and rows=")
+        if not self.name.isidentifier() or self.name != self.name.lower():
+            raise ValueError(f"view {self.name!r}: a view name is a lowercase SQL identifier")
+
+
+def sqlite_table(db_path: str | Path, select: str, schema: Any, params: tuple[Any, ...] = ()) -> Any:
+    """The rows of ``select`` on the SQLite file ``db_path`` (opened read-only, never created) as an
+    Arrow table of ``schema`` (its columns in ``select`` order); empty when the file or table is
+    not there yet."""
+    import pyarrow as pa
+
+    path = Path(db_path)
+    if not path.is_file():
+        return schema.empty_table()
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        try:
+            cursor = conn.execute(select, params)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the sink has created the file but not yet this table
+                return schema.empty_table()
+            raise
+        batches = []
+        while chunk := cursor.fetchmany(65_536):
+            columns = list(zip(*chunk, strict=True))
+            batches.append(
+                pa.record_batch(
+                    [_array(pa, values, field.type) for values, field in zip(columns, schema, strict=True)],
+                    schema=schema,
+                )
+            )
+        return pa.Table.from_batches(batches, schema=schema)
+    finally:
+        conn.close()
+
+
+def _array(pa: Any, values: tuple[Any, ...], kind: Any) -> Any:
+    """An Arrow array of ``kind`` from SQLite values (SQLite is loosely typed: a stray text in a
+    number column becomes null rather than failing the whole view)."""
+    try:
+        return pa.array(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([_coerce(v, kind, pa) for v in values], kind)
+
+
+def _coerce(value: Any, kind: Any, pa: Any) -> Any:
+    try:
+        return pa.scalar(value, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+        if pa.types.is_string(kind) and isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return None
