@@ -39,7 +39,8 @@ _DESCRIPTIONS = {
 def arrow_schema(table: str) -> pa.Schema:
     """``table``'s columns as stored (``id`` first), typed from the schema declaration."""
     spec = schema.TABLES[table]
-    return pa.schema([("id", pa.int64()), *((c.name, _ARROW[c.sql.split()[0]]) for c in spec.columns)])
+    typed = zip(spec.columns, spec.types, strict=True)
+    return pa.schema([("id", pa.int64()), *((column.name, _ARROW[kind]) for column, kind in typed)])
 
 
 def sql_views(settings: Settings) -> tuple[SqlView, ...]:
