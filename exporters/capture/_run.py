@@ -4,7 +4,8 @@ over the run-directory reader (``_rundir``) and the one bundle writer (``_bundle
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,13 @@ class CaptureResult:
     directory: Path
     plan: CapturePlan
     manifest: dict[str, Any] | None
-    schema_errors: list[str] = field(default_factory=list)
+
+    @cached_property
+    def schema_errors(self) -> list[str]:
+        """The written manifest's JSON Schema violations (none for a dry run), checked on first use:
+        loading jsonschema and validating costs more than writing a small bundle, and only the CLI's
+        report and tests ask."""
+        return schema_errors(self.manifest) if self.manifest is not None else []
 
     @property
     def files(self) -> list[PlannedFile]:
@@ -94,4 +101,4 @@ def capture_run(
             directory,
             autocapture_for(run, capture_key=capture_key, generated_at=captured_at or utc_timestamp()),
         )
-    return CaptureResult(run.run_id, directory, plan, written.manifest, schema_errors(written.manifest))
+    return CaptureResult(run.run_id, directory, plan, written.manifest)
