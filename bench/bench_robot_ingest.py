@@ -9,6 +9,11 @@ transaction into the same schema with the same indexes. Batch sizes 50 (the spec
 2,048; each case ``--repeats`` times, interleaved; rows/s min/median/max, the ratio to the simple
 design with the same batch size, CPU seconds per 1M rows (the whole process, every thread).
 
+The digest sidecar (``telemetry.digest.db``, which the sink keeps in the same transaction as the
+rows) is measured by its write cost: ours also runs with the sidecar switched off (the sink never
+attaches it, as when it is unusable), interleaved with the other cases; the last rows give, per
+batch size and repeat, our rows/s and CPU seconds with the sidecar over those without it.
+
     .venv/bin/python bench/bench_robot_ingest.py [--rows 1000000] [--repeats 3]
 """
 
@@ -28,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from otel_tele.exporters.sqlite import init_db
+from otel_tele.exporters.sqlite._digest import Digest
 from otel_tele.exporters.sqlite.schema import INSERTS
 from otel_tele.instrumentation.robot import TelemetryCollector
 
@@ -59,6 +65,18 @@ def ours(db: Path, rows: int, batch_size: int) -> int:
         stored = conn.execute("SELECT count(*) FROM dds_commands").fetchone()[0]
     assert stored == rows and stats.dropped == stats.failed == 0, (stored, stats)
     return int(stored)
+
+
+def ours_without_digest(db: Path, rows: int, batch_size: int) -> int:
+    """Ours with the digest sidecar switched off: the sink never attaches it, so keeps nothing in it."""
+    attach = Digest.attach
+    Digest.attach = lambda self, conn: None  # type: ignore[method-assign]
+    try:
+        stored = ours(db, rows, batch_size)
+    finally:
+        Digest.attach = attach  # type: ignore[method-assign]
+    assert not db.with_name(f"{db.stem}.digest.db").exists()
+    return stored
 
 
 def simple(db: Path, rows: int, batch_size: int) -> int:
@@ -115,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         (f"simple design: queue.Queue + writer thread + executemany, batch {size}", size): simple
         for size in (50, 2048)
     } | {(f"TelemetryCollector via OTel, batch_size={size}", size): ours for size in (50, 2048)}
+    cases |= {
+        (f"TelemetryCollector via OTel, batch_size={size}, digest sidecar off", size): ours_without_digest
+        for size in (50, 2048)
+    }
     taken: dict[tuple[str, int], list[tuple[float, float]]] = {case: [] for case in cases}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -136,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             "rows_per_s_max": per_s[-1],
             "cpu_s_per_1M_rows": sorted(cpu for _, cpu in runs)[len(runs) // 2] * 1e6 / args.rows,
         }
-        if cases[(name, size)] is ours:
+        if cases[(name, size)] is not simple:
             (base,) = [runs_ for (n, s), runs_ in taken.items() if s == size and cases[(n, s)] is simple]
             ratios = sorted(b_wall / o_wall for (o_wall, _), (b_wall, _) in zip(runs, base, strict=True))
             cpu_x = sorted(o_cpu / b_cpu for (_, o_cpu), (_, b_cpu) in zip(runs, base, strict=True))
@@ -147,13 +169,31 @@ def main(argv: list[str] | None = None) -> None:
                 cpu_x_simple=cpu_x[len(cpu_x) // 2],
             )
         report.add(**row)
+    for size in (50, 2048):
+        on = next(runs for (n, s), runs in taken.items() if s == size and cases[(n, s)] is ours)
+        off = next(
+            runs for (n, s), runs in taken.items() if s == size and cases[(n, s)] is ours_without_digest
+        )
+        speed = sorted(o_wall / d_wall for (d_wall, _), (o_wall, _) in zip(on, off, strict=True))
+        cpu = sorted(d_cpu / o_cpu for (_, d_cpu), (_, o_cpu) in zip(on, off, strict=True))
+        extra = sorted(
+            (d_cpu - o_cpu) * 1e6 / args.rows for (_, d_cpu), (_, o_cpu) in zip(on, off, strict=True)
+        )
+        report.add(
+            path=f"digest sidecar write cost, batch_size={size} (on / off, same repeat)",
+            rows=args.rows,
+            rows_per_s_on_over_off=[round(x, 3) for x in speed],
+            cpu_on_over_off=[round(x, 3) for x in cpu],
+            extra_cpu_s_per_1M_rows=[round(x, 2) for x in extra],
+        )
     report.note(
         "payload per row: seq, funcode, joint_id, target_value, data dict {id, angle, speed} stored as "
         "JSON, correlation id 'cmd-%012d', raw_len; ours counts from the first call to the flush that "
         "confirms every row committed (0 dropped, 0 failed asserted), the simple design until its "
         "writer committed the last row; ratio = our rows/s / the simple design's with the same batch "
         "size in the same repeat (min/median/max); cpu_x_simple = our CPU-s / the simple design's "
-        "(process CPU incl. every thread)"
+        "(process CPU incl. every thread); digest rows: min/median/max over the repeats of on/off with "
+        "the sidecar on and off in the same repeat (rows/s ratio < 1 and CPU ratio > 1 = its cost)"
     )
     report.finish()
 
