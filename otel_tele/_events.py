@@ -142,6 +142,8 @@ class EventStageStats(SinkStats):
             base.queued + pending,
             base.pending,
             base.not_routed,
+            base.last_error,
+            base.last_error_at,
         )
 
 

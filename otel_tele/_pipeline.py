@@ -91,6 +91,7 @@ def _standard_export(
                     signal,
                     describe_error(exc),
                 )
+                stats.note_error(f"a record the exporter cannot take ({describe_error(exc)})")
                 return 0
             half = len(batch) // 2
             return send(batch[:half]) + send(batch[half:])
@@ -98,7 +99,7 @@ def _standard_export(
             health.record(ok=ok, count=len(batch))
         if ok:
             return len(batch)
-        stats.export_failed()  # the collector refused it, or did not answer in time
+        stats.export_failed("the collector refused the batch or did not answer in time")
         return 0
 
     def export(batch: list[Any]) -> tuple[int, int]:
@@ -108,7 +109,7 @@ def _standard_export(
         exported = send(batch)
         if not exported and len(batch) > 1 and stats.failed_exports == refusals:
             # Every record raised alone: the exporter or its channel is broken, not a record.
-            stats.export_failed()
+            stats.export_failed("the exporter could not encode or send any record of the batch")
             if health is not None:
                 health.record(ok=False, count=len(batch))
         return exported, len(batch) - exported

@@ -186,6 +186,7 @@ class BatchingProcessor(Generic[T]):
             if restart:
                 self._start_worker()
         self.stats.finished(failed=lost)
+        self.stats.note_error(f"worker died ({type(exc).__name__}); {lost} queued records failed")
         thread_death_log.log(
             logging.ERROR,
             f"{self.stats.sink}/{self.stats.signal}",
@@ -233,9 +234,9 @@ class BatchingProcessor(Generic[T]):
             if self._prepare is not None:
                 self._prepare(batch)
             booking = Booking(*self._export(batch))
-        except Exception:
+        except Exception as exc:
             _log.exception("exporter %s raised; counting %d records as failed", self.stats.sink, len(batch))
-            self.stats.export_failed()
+            self.stats.export_failed(exc)
         finally:  # even if the worker is dying: the batch is finished in the books, failed if unsure
             size = len(batch)
             exported = min(max(0, booking.exported), size)

@@ -42,6 +42,9 @@ class SinkSpec:
     extra: str = ""
     entry_point: str = ""
     default: bool = True  # attached by setup() unless OTEL_TELE_SINKS says otherwise
+    #: "module:function(settings)" -> its retention state (:class:`otel_tele._maintenance.StorageState`),
+    #: read by the health page; "" when the sink reports none.
+    state: str = ""
 
 
 #: Overload modes: a record waits for queue room (lossless, bounded by ``OTEL_TELE_OVERLOAD_MAX_WAIT``)

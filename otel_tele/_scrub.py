@@ -453,6 +453,42 @@ class SecretLogFilter(logging.Filter):
 
 
 LOG_FILTER = SecretLogFilter()
+
+#: An absolute path (POSIX, or a Windows drive path) in an error message: only its last part is kept.
+_ABSOLUTE_PATH = re.compile(
+    r"""(?<![\w.:/\\…-])(?:/|[A-Za-z]:\\)(?:[^\s'"`,;()<>|]*[/\\])*([^\s'"`,;()<>|/\\]*)"""
+)
+#: … and one quoted (it may hold spaces).
+_QUOTED_PATH = re.compile(r"""(['"])(?:/|[A-Za-z]:\\)[^'"]*?([^/\\'"]*)\1""")
+_MAX_ERROR_CHARS = 300
+
+
+def error_summary(error: BaseException | str) -> str:
+    """An error as one short line fit to show beside the books: ``Type: message`` with secrets
+    scrubbed (DSN passwords, URL userinfo, tokens: the log filter's rules and the DSN secrets it
+    knows), absolute paths cut to their last part, at most 300 characters. Never raises.
+
+    >>> error_summary(OSError("disk full at /srv/data/telemetry.db"))
+    'OSError: disk full at …/telemetry.db'
+    """
+    try:
+        if isinstance(error, BaseException):
+            try:
+                message = str(error)
+            except Exception:  # an exception whose __str__ raises: its type says enough
+                message = ""
+            text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+        else:
+            text = str(error)
+        text = " ".join(text.split())
+        text = LOG_FILTER.redact(text)
+        text = _QUOTED_PATH.sub(lambda m: f"{m.group(1)}…/{m.group(2)}{m.group(1)}", text)
+        text = _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1) if m.group(1) else "…/", text)
+    except Exception:
+        text = type(error).__name__ if isinstance(error, BaseException) else "error"
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
+
+
 _FILTERED_LOGGERS = ("otel_tele", "psycopg", "psycopg.pool")
 
 

@@ -188,7 +188,12 @@ def write_with_retry(
     with sink.write_lock:
         for attempt in range(len(delays) + 1):
             try:
-                return booking_of(writer(batch), count)
+                booking = booking_of(writer(batch), count)
+                if booking.failed:
+                    sink.stats[signal].note_error(
+                        f"{booking.failed} of {count} {signal} rejected as unusable"
+                    )
+                return booking
             except sink.transient_errors as exc:
                 out_of_time = (
                     deadline is not None
@@ -196,7 +201,7 @@ def write_with_retry(
                     and time.monotonic() + delays[attempt] > deadline
                 )
                 if attempt == len(delays) or sink.closing.is_set() or out_of_time:
-                    sink.stats[signal].export_failed()
+                    sink.stats[signal].export_failed(exc)
                     _log.error(
                         "sink %s: giving up on %d %s after %d attempts: %s",
                         sink.name,
@@ -210,9 +215,9 @@ def write_with_retry(
                     "sink %s: transient error (%s); retrying in %.2fs", sink.name, exc, delays[attempt]
                 )
                 sink.closing.wait(delays[attempt])
-            except Exception:
+            except Exception as exc:
                 _log.exception("sink %s: %d %s could not be written", sink.name, count, signal)
-                sink.stats[signal].export_failed()
+                sink.stats[signal].export_failed(exc)
                 return Booking(0, count)
     return Booking(0, count)  # pragma: no cover - loop always returns
 

@@ -19,6 +19,7 @@ holds at every moment.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -45,6 +46,9 @@ class StatsSnapshot:
     queued: int
     pending: int = 0
     not_routed: int = 0
+    #: The last error that cost records (scrubbed: no secret, no path) and when (epoch seconds).
+    last_error: str | None = None
+    last_error_at: float | None = None
 
     @property
     def reconciles(self) -> bool:
@@ -68,6 +72,7 @@ class SinkStats:
         #: Exports that stored nothing of their batch (error, timeout, retries exhausted): what makes
         #: ``force_flush()`` report False. Not a record count.
         self.failed_exports = 0
+        self.last_error: tuple[float, str] | None = None
 
     def reset_after_fork(self) -> None:
         """A forked child starts its own accounting; the parent's records are the parent's."""
@@ -112,9 +117,20 @@ class SinkStats:
             self.pending += pending
             self.not_routed += not_routed
 
-    def export_failed(self) -> None:
+    def export_failed(self, error: BaseException | str | None = None) -> None:
+        """An export stored nothing of its batch; ``error`` (if given) becomes the last error."""
         with self._lock:
             self.failed_exports += 1
+        if error is not None:
+            self.note_error(error)
+
+    def note_error(self, error: BaseException | str) -> None:
+        """Keep ``error`` (an exception or our own words) as the last error, scrubbed, with the time."""
+        from ._scrub import error_summary  # the scrubber's rules load with it; books stay light
+
+        text = error_summary(error)
+        with self._lock:
+            self.last_error = (time.time(), text)
 
     def passed_through(
         self, *, exported: int = 0, failed: int = 0, pending: int = 0, not_routed: int = 0
@@ -142,6 +158,7 @@ class SinkStats:
 
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
+            at, error = self.last_error if self.last_error is not None else (None, None)
             return StatsSnapshot(
                 self.sink,
                 self.signal,
@@ -152,4 +169,6 @@ class SinkStats:
                 self.queued,
                 self.pending,
                 self.not_routed,
+                error,
+                at,
             )

@@ -10,19 +10,27 @@ Example::
     runs.query('SELECT flow_name, min("E") FROM telemetry GROUP BY 1')
 
 SQL sees two views, ``telemetry`` and ``events``, over every run folder and flow file. ``lambda`` is a
-DuckDB keyword: quote it (``"lambda"``). It only reads, through the capsule layout
-(:mod:`otel_tele.exporters.capsule.schema`); compaction, retention, archive and export are
-:mod:`otel_tele.exporters.capsule.maintenance`'s (``otel-tele runs consolidate | prune``).
+DuckDB keyword: quote it (``"lambda"``). ``list``, ``show`` and ``iterations`` (our own SQL) share one
+in-memory DuckDB catalog per capsule root for the whole process, its views redefined only when the
+root's folders changed; ``query`` (any SQL) gets a fresh connection of its own. It only reads,
+through the capsule layout (:mod:`otel_tele.exporters.capsule.schema`); compaction, retention,
+archive and export are :mod:`otel_tele.exporters.capsule.maintenance`'s (``otel-tele runs
+consolidate | prune``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._internal import ForkGate, abandon_inherited, at_fork_in_child, fork_safe
 from ._settings import resolve
 from .exporters.capsule import schema
 from .exporters.capsule.schema import NewerSchemaError
@@ -72,6 +80,95 @@ _EXISTS_SQL = (
 )
 
 
+#: A folder changed less than this long ago may change again within the same file-system clock tick
+#: (its mtime would not move): the views are then redefined on every call until it is older.
+_SETTLE_S = 2.0
+
+
+def _signature(root: Path) -> tuple[tuple[str, int, int], ...] | None:
+    """What the views depend on, from a few ``stat`` calls: the folders whose entries decide which
+    file patterns match (runs/, flows/, each flow and each of its ``*.parquet`` folders), by mtime and
+    entry count. ``None`` when one changed too recently to be trusted."""
+    folders = [root, root / schema.RUNS_DIR, root / schema.FLOWS_DIR]
+    flows = root / schema.FLOWS_DIR
+    if flows.is_dir():
+        for flow in sorted(flows.iterdir()):
+            folders.append(flow)
+            if flow.is_dir():
+                folders += sorted(flow.glob("*.parquet"))
+    signature = []
+    settled = time.time() - _SETTLE_S
+    for folder in folders:
+        try:
+            info = folder.stat()
+            count = len(os.listdir(folder)) if folder.is_dir() else -1
+        except OSError:
+            signature.append((str(folder), -1, -1))
+            continue
+        if info.st_mtime > settled:
+            return None
+        signature.append((str(folder), info.st_mtime_ns, count))
+    return tuple(signature)
+
+
+class _Catalogs:
+    """One in-memory DuckDB database per capsule root (at most :attr:`MAX`), shared by the process:
+    opening DuckDB, checking the files' schema versions and defining the views cost more than a
+    page's queries, so they are paid again only when the root's folders change (:func:`_signature`).
+    Parquet footers are cached by DuckDB (``parquet_metadata_cache``, checked against each file's
+    modification time). Each call gets its own cursor: threads query side by side.
+
+    Fork safety: a child never uses (nor closes) the parent's databases — they are abandoned there
+    and the child opens its own; the process forks only between two calls into DuckDB (a
+    :class:`~otel_tele._internal.ForkGate`), so no DuckDB-internal lock is held by a thread the
+    child lacks."""
+
+    MAX = 8
+
+    def __init__(self) -> None:
+        self._lock = fork_safe(threading.Lock())
+        self._gate = ForkGate(timeout_s=5.0, what="a runs query (DuckDB)")
+        self._open: OrderedDict[Path, tuple[Any, Any]] = OrderedDict()  # root → (connection, signature)
+        at_fork_in_child(self._after_fork)
+
+    def _after_fork(self) -> None:
+        for con, _signature in self._open.values():
+            abandon_inherited(con)
+        self._open = OrderedDict()
+
+    @contextmanager
+    def cursor(self, root: Path) -> Iterator[Any]:
+        with self._gate:
+            key = root.resolve()
+            signature = _signature(key)
+            with self._lock:
+                con, known = self._open.pop(key, (None, None))
+                if con is None:
+                    con = duckdb.connect()
+                    con.execute("SET parquet_metadata_cache = true")
+                if signature is None or signature != known:
+                    schema.define_views(con, key)  # raises NewerSchemaError as a fresh connection does
+                self._open[key] = (con, signature)
+                while len(self._open) > self.MAX:  # the oldest goes; cursors still open keep it alive
+                    self._open.popitem(last=False)
+                cursor = con.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+
+
+_CATALOGS = _Catalogs()
+
+
+def _table(relation: Any) -> dict[str, Any]:
+    if relation is None:
+        return {"columns": [], "rows": []}
+    # Through Arrow: timestamps with time zone convert without pytz.
+    table = relation.to_arrow_table()
+    return {"columns": table.column_names, "rows": [list(row.values()) for row in table.to_pylist()]}
+
+
 class Runs:
     """Every run under one capsule root (default ``<OTEL_TELE_DATA_DIR>/telematry_cfs``)."""
 
@@ -86,12 +183,7 @@ class Runs:
         """Run ``sql`` (parameters bound, never spliced); returns ``{"columns": [...], "rows": [...]}``."""
         con = self.connect()
         try:
-            # Through Arrow: timestamps with time zone convert without pytz.
-            relation = con.sql(sql, params=params) if params is not None else con.sql(sql)
-            if relation is None:
-                return {"columns": [], "rows": []}
-            table = relation.to_arrow_table()
-            return {"columns": table.column_names, "rows": [list(row.values()) for row in table.to_pylist()]}
+            return _table(con.sql(sql, params=params) if params is not None else con.sql(sql))
         finally:
             con.close()
 
@@ -99,11 +191,20 @@ class Runs:
         result = self.query(sql, params)
         return [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
 
+    def _ours(self, sql: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Our own read-only SQL, on the process's shared catalog of this root."""
+        with _CATALOGS.cursor(self.root) as cursor:
+            return _table(cursor.sql(sql, params=params))
+
+    def _our_records(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        result = self._ours(sql, params)
+        return [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+
     def list(
         self, *, flow: str | None = None, mode: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
         """Runs newest first (by start time): identity, status, rows, first and last energy."""
-        rows = self.records(_LIST_SQL, {"flow": flow, "mode": mode, "limit": int(limit)})
+        rows = self._our_records(_LIST_SQL, {"flow": flow, "mode": mode, "limit": int(limit)})
         for row in rows:
             row["status"] = self._status(row)
         return [
@@ -142,7 +243,7 @@ class Runs:
         v.check_name("run_id", run_id)
         matches = [
             r
-            for r in self.records(
+            for r in self._our_records(
                 _LIST_SQL.replace("WHERE (", "WHERE run_id = $run_id AND ("),
                 {"run_id": run_id, "flow": None, "mode": None, "limit": 1},
             )
@@ -153,11 +254,11 @@ class Runs:
         summary["status"] = self._status(summary)
         manifest_path = self.root / schema.RUNS_DIR / run_id / schema.MANIFEST
         manifest = schema.read_manifest(manifest_path) if manifest_path.exists() else None
-        events = self.records(
+        events = self._our_records(
             "SELECT t_wall_ms, event, payload FROM events WHERE run_id = $run_id ORDER BY ts, t_wall_ms",
             {"run_id": run_id},
         )
-        trajectory = self.records(_TRAJECTORY_SQL, {"run_id": run_id, "points": max(1, int(points))})
+        trajectory = self._our_records(_TRAJECTORY_SQL, {"run_id": run_id, "points": max(1, int(points))})
         listed = self._artifacts(run_id, manifest, summary.get("flow_name"))
         return {
             "run": summary,
@@ -201,7 +302,7 @@ class Runs:
             raise ValueError("offset must be >= 0")
         # Column names come from the schema only (checked above); every value is a bound parameter.
         select = ", ".join(f'"{c}"' for c in chosen)
-        result = self.query(
+        result = self._ours(
             f"SELECT {select} FROM telemetry WHERE run_id = $run_id "
             "AND ($phase IS NULL OR phase = $phase) "
             "AND ($from_iter IS NULL OR iter >= $from_iter) AND ($to_iter IS NULL OR iter <= $to_iter) "
@@ -216,7 +317,7 @@ class Runs:
             },
         )
         rows = result["rows"]
-        if not rows and offset == 0 and not self.query(_EXISTS_SQL, {"run_id": run_id})["rows"]:
+        if not rows and offset == 0 and not self._ours(_EXISTS_SQL, {"run_id": run_id})["rows"]:
             raise KeyError(f"no run {run_id!r} under {self.root}")
         more = len(rows) > limit
         return {

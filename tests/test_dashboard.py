@@ -1,8 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's package, driven by Playwright's client)
 against a real ``otel-tele serve --http`` over the demo's data: every page loads without console
 errors and shows the numbers the query APIs give, "Generate telemetry" answers 200 then 409, the
-live tail shows an event emitted during the test, and every page fails closed without the token.
-Screenshots go to test-results/dashboard/ (not committed)."""
+live tail shows an event emitted during the test, and every page fails closed without the token;
+the health page shows each sink's retention state and a failing sink's last error, the serving
+page the store's last prune. Screenshots go to test-results/dashboard/ (not committed)."""
 
 from __future__ import annotations
 
@@ -165,6 +166,82 @@ def test_health_books_match_the_pipeline(page: Any, served: Serve) -> None:
     for row in rows:
         assert row[-1] == "yes", row  # every sink's books balance
     assert page.query_selector(".banner.ok") is not None
+
+
+def test_health_shows_each_sinks_retention_state(page: Any, served: Serve) -> None:
+    page.goto("/ui/health")
+    rows = {row[0]: row for row in _cells(page, "table.retention")}
+    assert {"sqlite", "store", "capsule", "postgres"} <= set(rows)
+    sqlite = rows["sqlite"]
+    assert sqlite[1] == "7 days" and sqlite[2] != "—"  # the demo's robot rows: the oldest one kept
+    assert sqlite[3].startswith("prune at ") and sqlite[4] == "0" and sqlite[5] != "—"  # pass at open
+    errors = {row[0]: row for row in _cells(page, "table.errors")}
+    assert errors["sqlite/logs"][1:] == ["none", "—"]
+    assert str(served.data_dir) not in page.content()
+    assert page.errors == []
+
+
+def test_a_failing_sink_shows_its_last_error(browser: Any, tmp_path: Path) -> None:
+    """The robot database's path is a folder: every write fails (after its retries). The health page
+    shows the error with its time, no path in it, and the red banner."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    (tmp_path / "data" / "telemetry.db").mkdir(parents=True)
+    with serve_process(tmp_path, sinks="sqlite", token=TOKEN) as serve:
+        provider = LoggerProvider()
+        exporter = OTLPLogExporter(endpoint=f"{serve.otlp_http_url}/v1/logs", headers=serve.headers)
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        attributes = {
+            "robot.dds.seq": 1,
+            "robot.dds.funcode": 1,
+            "robot.joint.id": 2,
+            "robot.target_value": 0.5,
+        }
+        provider.get_logger("dashboard-test").emit(event_name="robot.dds.command", attributes=attributes)
+        provider.shutdown()
+        context = browser.new_context(base_url=serve.url, viewport={"width": 1280, "height": 900})
+        context.add_cookies([{"name": "otel_tele_session", "value": TOKEN, "url": serve.url}])
+        tab = context.new_page()
+        try:
+            deadline = time.monotonic() + 120  # the sink retries with backoff before it gives up
+            while True:
+                tab.goto("/ui/health")
+                errors = {row[0]: row for row in _cells(tab, "table.errors")}
+                if errors.get("sqlite/logs", ["", "none"])[1] != "none":
+                    break
+                assert time.monotonic() < deadline, "the failed write never reached the books"
+                tab.wait_for_timeout(250)
+            _name, message, at = errors["sqlite/logs"]
+            assert message.startswith("OperationalError: ") and "unable to open database file" in message
+            assert at.endswith("Z") and at[:4].isdigit()
+            assert tab.query_selector(".banner.bad") is not None
+            assert str(tmp_path) not in tab.content()
+            _shot(tab, "health-failing-sink")
+        finally:
+            context.close()
+
+
+def test_serving_page_shows_the_last_prune(page: Any, demo_data: Path) -> None:
+    from otel_tele.exporters.postgres.maintenance import last_prune
+
+    from otel_tele.dashboard._page import when
+
+    pruned = last_prune(demo_data)  # the demo's sink pruned once after its first write
+    assert pruned is not None and pruned.what == "prune"
+    page.goto("/ui/serving")
+    shown = dict(
+        page.eval_on_selector_all(
+            ".stat",
+            "s => s.map(e => [e.querySelector('span').textContent, e.querySelector('b').textContent])",
+        )
+    )
+    assert shown["last prune"] == when(pruned.at) and shown["rows pruned"] == str(pruned.removed)
+    (row,) = _cells(page, "table.footprint")
+    assert row[6:8] == [when(pruned.at), str(pruned.removed)]
+    _shot(page, "serving-last-prune")
+    assert page.errors == []
 
 
 def test_generate_telemetry_then_409_without_overwrite(page: Any) -> None:

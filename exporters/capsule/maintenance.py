@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from otel_tele._maintenance import StorageState, days_text, last_run, record_run
 from otel_tele.semconv import fda as v
 
 from . import _artifacts as artifacts
@@ -56,9 +57,12 @@ __all__ = [
     "prune",
     "recover_runs",
     "refresh_database",
+    "storage_state",
 ]
 
 DEFAULT_RETENTION_DAYS = 90
+#: The name its maintenance record is kept under (``<root>/.maintenance/capsule.json``).
+SINK = "capsule"
 STALE_TEMP_SECONDS = 24 * 3600
 
 
@@ -296,6 +300,7 @@ def consolidate(
     report["duckdb"] = str(refresh_database(root))
     if export is not None:
         report["export"] = export_telemetry(root, export)
+    _record(root, "consolidation", report)
     return report
 
 
@@ -320,7 +325,43 @@ def prune(
     for flow_dir in flow_dirs(root):
         report["files"] += consolidate_flow(flow_dir, retention_days=_retention(flow_dir, retention_days))
     refresh_database(root)
+    _record(root, "prune", report)
     return report
+
+
+def _record(root: Path, what: str, report: dict[str, Any]) -> None:
+    """Keep the pass as the root's last (rows dropped by retention, runs removed)."""
+    files = report.get("files", [])
+    dropped = sum(
+        f["rows_in"] - f["rows_out"]
+        for f in files
+        if isinstance(f.get("rows_in"), int) and isinstance(f.get("rows_out"), int)
+    )
+    runs = report.get("runs_removed", [])
+    record_run(
+        root, SINK, what, dropped, detail=f"{len(runs)} expired runs removed, {len(files)} files rewritten"
+    )
+
+
+def storage_state(settings: Any) -> StorageState:
+    """The capsule root's retention state: dev/tuner rows expire per flow (the flow manifest's
+    ``retention_days``, default 90), production runs per their manifest; passes run on
+    ``otel-tele runs consolidate | prune``. The oldest data is the oldest file's time (no file read)."""
+    root = schema.capsule_root(settings)
+    times = [
+        entry.stat().st_mtime
+        for base in (root / schema.RUNS_DIR, root / schema.FLOWS_DIR)
+        if base.is_dir()
+        for entry in base.iterdir()
+        if not entry.name.startswith(".")
+    ]
+    return StorageState(
+        f"per flow (default {days_text(DEFAULT_RETENTION_DAYS)}); production runs per their manifest",
+        min(times, default=None),
+        last_run(root, SINK),
+        None,
+        note="passes run on otel-tele runs consolidate | prune",
+    )
 
 
 def export_telemetry(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> dict[str, Any]:

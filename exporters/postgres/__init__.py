@@ -39,7 +39,7 @@ from otel_tele.domains.inference import POSTGRES_DSN
 from ._backends import open_store
 from ._rows import prepare_records
 from ._store import InferenceStore
-from .maintenance import prune_store
+from .maintenance import prune_store, record_prune
 from .schema import InferenceConfig
 
 _log = logging.getLogger("otel_tele")
@@ -79,6 +79,7 @@ class PostgresSink(Sink):
         self.store = store or open_store(
             dsn, Path(data_dir), pool_max_size=self.config.postgres_pool_max_size
         )
+        self.data_dir = Path(data_dir)  # where the last prune is recorded (``maintenance.last_prune``)
         self._retry_records: Sequence[Any] | None = None
         self._retry_id = ""
         self._next_prune = 0.0  # first scheduled prune right after the first write
@@ -129,6 +130,12 @@ class PostgresSink(Sink):
         self._next_prune = time.monotonic() + self.config.inference_prune_interval_s
         with guard("scheduled inference prune"):
             result = prune_store(self.store, self.config, max_batches=self.scheduled_prune_batches)
+            record_prune(
+                self.data_dir,
+                self.config,
+                result,
+                next_run=time.time() + self.config.inference_prune_interval_s,
+            )
             if result.deleted_rows:
                 _log.info(
                     "inference retention: pruned %d rows (%s)",

@@ -21,12 +21,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from otel_tele._maintenance import MaintenanceRun, StorageState, days_text, last_run, record_run
 from otel_tele._settings import resolve
 from otel_tele.domains.inference import POSTGRES_DSN
 
 from ._backends import open_store
 from ._store import InferenceStore, PruneResult
-from .schema import InferenceConfig
+from .schema import InferenceConfig, open_reader
+
+#: The name its maintenance record is kept under (``<data_dir>/.maintenance/postgres.json``).
+SINK = "postgres"
 
 
 def retention_cutoff(days: int, now: float | None = None) -> int:
@@ -89,8 +93,51 @@ def prune_location(
         settings.get(POSTGRES_DSN), settings.data_dir, pool_max_size=config.postgres_pool_max_size
     )
     try:
-        return prune(
-            store, config, retention_days=retention_days, max_batches=max_batches, batch_rows=batch_rows
+        days = config.inference_retention_days if retention_days is None else retention_days
+        result = prune_store(
+            store, config, retention_days=days, max_batches=max_batches, batch_rows=batch_rows
         )
     finally:
         store.close()
+    record_prune(Path(settings.data_dir), config, result, retention_days=days)
+    return {"retention_days": days, **asdict(result)}
+
+
+def record_prune(
+    data_dir: Path,
+    config: InferenceConfig,
+    result: PruneResult,
+    *,
+    retention_days: int | None = None,
+    next_run: float | None = None,
+) -> None:
+    """Keep ``result`` as the store's last prune (``<data_dir>/.maintenance/postgres.json``)."""
+    days = config.inference_retention_days if retention_days is None else retention_days
+    detail = f"rows older than {days_text(days)}; {result.deleted_rollup_rows} rollup rows"
+    if not result.complete:
+        detail += "; more left for the next pass"
+    record_run(data_dir, SINK, "prune", result.deleted_rows, detail=detail, next_run=next_run)
+
+
+def last_prune(data_dir: str | Path) -> MaintenanceRun | None:
+    """The store's last recorded prune (by the sink's schedule or ``otel-tele inference prune``)."""
+    return last_run(Path(data_dir), SINK)
+
+
+def storage_state(settings: Any) -> StorageState:
+    """The inference store's retention state (the health page's row): the configured window, the
+    oldest raw row (read-only), the last prune and when the sink's schedule runs the next one."""
+    config = InferenceConfig.from_settings(settings)
+    reader = open_reader(settings.get(POSTGRES_DSN), settings.data_dir)
+    try:
+        oldest, _newest = reader.time_span()
+    finally:
+        reader.close()
+    run = last_prune(settings.data_dir)
+    return StorageState(
+        days_text(config.inference_retention_days),
+        oldest,
+        run,
+        run.next_run if run is not None else None,
+        note=f"pruned every {config.inference_prune_interval_s:g} s while the sink writes",
+    )

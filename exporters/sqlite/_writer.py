@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from otel_tele._internal import abandon_inherited, bad_input_log, encodable, quiesce_for_fork
+from otel_tele._maintenance import days_text, record_run
 from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
@@ -121,9 +122,18 @@ class SqliteSink(Sink):
 
     def _retain(self, conn: sqlite3.Connection) -> None:
         try:
-            self.retention.run(conn)
+            deleted = self.retention.run(conn)
         except sqlite3.Error as exc:  # retention is housekeeping: never fail a write for it
             _log.warning("telemetry retention pass failed: %s", exc)
+            return
+        record_run(
+            self.db_path.parent,
+            self.name,
+            "prune",
+            deleted,
+            detail=f"rows older than {days_text(self.retention.days)}",
+            next_run=self.retention.next_run_epoch(),
+        )
 
     # -- writes (one at a time: the sink contract holds write_lock) ---------------------------
     def write_logs(self, records: Sequence[Any]) -> Written:

@@ -15,12 +15,14 @@ import logging
 import sqlite3
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+from otel_tele._maintenance import StorageState, days_text, last_run
 from otel_tele._settings import from_environment
 from otel_tele.domains.robot import SQLITE_RETENTION_DAYS
 
-from .schema import TABLE_NAMES
+from .schema import DB_NAME, TABLE_NAMES, connect_read_only
 
 _log = logging.getLogger("otel_tele")
 
@@ -64,6 +66,10 @@ class Retention:
     def enabled(self) -> bool:
         return self.days > 0
 
+    def next_run_epoch(self) -> float | None:
+        """When the next pass is due, in epoch seconds (``None`` when retention is off)."""
+        return time.time() + max(0.0, self._next_run - time.monotonic()) if self.enabled else None
+
     def due(self, now: float | None = None) -> bool:
         return self.enabled and (now if now is not None else time.monotonic()) >= self._next_run
 
@@ -99,3 +105,20 @@ class Retention:
         if deleted:
             _log.info("telemetry retention: deleted %d rows older than %.3g days", deleted, self.days)
         return deleted
+
+
+def storage_state(settings: Any) -> StorageState:
+    """The robot database's retention state (the health page's row for this sink): the configured
+    window, the oldest row kept (read-only), the last pass the sink recorded and the next one."""
+    db = Path(settings.data_dir) / DB_NAME
+    days = settings.get(SQLITE_RETENTION_DAYS)
+    oldest = None
+    if db.is_file():
+        conn = connect_read_only(db)
+        try:
+            firsts = [conn.execute(f"SELECT min(ts) FROM {table}").fetchone()[0] for table in TABLE_NAMES]
+        finally:
+            conn.close()
+        oldest = min((ts for ts in firsts if ts is not None), default=None)
+    run = last_run(db.parent, "sqlite")
+    return StorageState(days_text(days), oldest, run, run.next_run if run is not None and days > 0 else None)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from otel_tele._internal import quiesce_for_fork
+from otel_tele._maintenance import record_run
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, Written
 from otel_tele.domains import store as options
@@ -219,6 +220,18 @@ class StoreSink(Sink):
             )
         except Exception:
             _log.exception("store sink: retention/compaction failed (retried next interval)")
+            return self.last_maintenance
+        done = [r for r in self.last_maintenance.values() if "skipped" not in r]
+        if done:  # another process that maintained the datasets records its own pass
+            record_run(
+                self.root,
+                self.name,
+                "expiry and compaction",
+                sum(r["expired_rows"] for r in done),
+                detail=f"{sum(r['parts_in'] for r in done)} parts compacted into "
+                f"{sum(r['files_out'] for r in done)}",
+                next_run=time.time() + self.compact_interval_s,
+            )
         return self.last_maintenance
 
     # -- lifecycle --------------------------------------------------------------------------------

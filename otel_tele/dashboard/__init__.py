@@ -120,7 +120,7 @@ def dashboard_router(
     tail = LiveTail()
     if telemetry is not None:
         telemetry.logger_provider.add_log_record_processor(tail)
-    core_pages = [health_page(telemetry, root, history), tail_page(telemetry)]
+    core_pages = [health_page(telemetry, root, history, settings), tail_page(telemetry)]
     pages = sorted([*core_pages, *domain_pages(settings)], key=lambda p: p.order)
     by_slug = {page.slug: page for page in pages}
     router = APIRouter(tags=["dashboard"])

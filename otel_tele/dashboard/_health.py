@@ -1,8 +1,11 @@
-"""The pipeline-health page: the books of every sink and signal now and over time, collector
-reachability, storage footprint — and a red banner as soon as anything was dropped or failed."""
+"""The pipeline-health page: the books of every sink and signal now and over time, each one's last
+error, collector reachability, each sink's retention state, storage footprint — and a red banner as
+soon as anything was dropped or failed."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import os
 import threading
 import time
@@ -11,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._page import Page, chart, esc, stat, table
+from .._maintenance import StorageState
+from .._registry import load, sink_specs
+from .._scrub import error_summary
+from ._page import Page, chart, esc, stat, table, when
+
+_log = logging.getLogger("otel_tele")
+#: How long the page waits for a sink's retention state (a database that does not answer).
+STATE_TIMEOUT_S = 2.0
 
 #: Book columns in the order the equation adds them up.
 BUCKETS = ("emitted", "exported", "dropped", "failed", "queued", "pending", "not_routed")
@@ -87,7 +97,50 @@ def footprint(data_dir: Path) -> list[tuple[str, int, int]]:
     return rows
 
 
-def health_page(telemetry: Any, data_dir: Path, history: BooksHistory | None) -> Page:
+def storage_states(settings: Any, timeout_s: float = STATE_TIMEOUT_S) -> list[tuple[str, Any]]:
+    """(sink, :class:`StorageState` or a short reason it could not be read) for every registered
+    sink that reports one (``SinkSpec.state``), read side by side, waiting at most ``timeout_s``."""
+    specs = [spec for spec in sink_specs().values() if spec.state]
+    if not specs:
+        return []
+    pool = concurrent.futures.ThreadPoolExecutor(len(specs), thread_name_prefix="otel-tele-ui-state")
+    try:
+        futures = [pool.submit(lambda target=spec.state: load(target)(settings)) for spec in specs]
+        concurrent.futures.wait(futures, timeout=timeout_s)
+        out: list[tuple[str, Any]] = []
+        for spec, future in zip(specs, futures, strict=True):
+            if not future.done():
+                out.append((spec.name, f"not read within {timeout_s:g} s"))
+            elif future.exception() is not None:
+                error = future.exception()
+                assert error is not None
+                _log.info("otel-tele ui: retention state of %s: %s", spec.name, type(error).__name__)
+                out.append((spec.name, f"not read: {error_summary(error)}"))
+            else:
+                out.append((spec.name, future.result()))
+        return out
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _state_row(sink: str, state: Any) -> tuple[Any, ...]:
+    if not isinstance(state, StorageState):
+        return (sink, state, None, None, None, None, None)
+    run = state.last_run
+    last = f"{run.what} at {when(run.at)}" if run is not None else "none recorded"
+    detail = "; ".join(part for part in (run.detail if run is not None else "", state.note) if part)
+    return (
+        sink,
+        state.retention,
+        when(state.oldest),
+        last,
+        run.removed if run is not None else None,
+        when(state.next_run),
+        detail or None,
+    )
+
+
+def health_page(telemetry: Any, data_dir: Path, history: BooksHistory | None, settings: Any = None) -> Page:
     def render(_query: Mapping[str, str]) -> str:
         parts = []
         if telemetry is None:
@@ -125,6 +178,15 @@ def health_page(telemetry: Any, data_dir: Path, history: BooksHistory | None) ->
             ]
             parts.append("<h2>Books per sink and signal</h2>")
             parts.append(table(("sink/signal", *BUCKETS, "balanced"), rows, cls="books"))
+            snaps = sorted(telemetry.sink_stats(), key=lambda s: (s.sink, s.signal))
+            parts.append("<h2>Last error per sink and signal</h2>")
+            parts.append(
+                table(
+                    ("sink/signal", "last error", "at"),
+                    [(f"{s.sink}/{s.signal}", s.last_error or "none", when(s.last_error_at)) for s in snaps],
+                    cls="errors",
+                )
+            )
             health = telemetry.export_health() if hasattr(telemetry, "export_health") else []
             parts.append("<h2>Collectors</h2>")
             parts.append(
@@ -140,6 +202,15 @@ def health_page(telemetry: Any, data_dir: Path, history: BooksHistory | None) ->
                 x, series = history.series()
                 if len(x) > 1:
                     parts.append(chart("books", "Books over time (cumulative)", x, series, x_time=True))
+        if settings is not None:
+            parts.append("<h2>Storage retention</h2>")
+            parts.append(
+                table(
+                    ("sink", "retention", "oldest kept", "last pass", "rows removed", "next pass", "detail"),
+                    [_state_row(sink, state) for sink, state in storage_states(settings)],
+                    cls="retention",
+                )
+            )
         parts.append("<h2>Storage footprint</h2>")
         rows = [(name, files, size) for name, files, size in footprint(data_dir)]
         parts.append(table(("store", "files", "bytes"), rows, cls="footprint"))

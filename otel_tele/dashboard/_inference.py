@@ -1,5 +1,6 @@
 """The model-serving page (spec 002): per-model efficiency, tokens/s and time to first token over
-the last day from the rollups, load latency, the 60-day ranking, alerts and the store's footprint."""
+the last day from the rollups, load latency, the 60-day ranking, alerts, the store's footprint and
+its last prune."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from ..domains.inference import POSTGRES_DSN
+from ..exporters.postgres.maintenance import last_prune
 from ..inference_stats import InferenceStats
-from ._page import Page, PageError, chart, esc, stat, table
+from ._page import Page, PageError, chart, esc, stat, table, when
 
 
 def _hours(query: Mapping[str, str]) -> float:
@@ -33,6 +35,7 @@ def page(settings: Any) -> Page:
             footprint = stats.footprint()
         finally:
             stats.close()
+        pruned = last_prune(settings.data_dir)
         overall = day["overall"]
         parts = ['<div class="stats">']
         parts.append(stat("inferences", overall["inferences"]))
@@ -42,6 +45,8 @@ def page(settings: Any) -> Page:
         parts.append(stat("failures", overall["failures"], bad=bool(overall["failures"])))
         parts.append(stat("store rows", footprint["row_count"]))
         parts.append(stat("store bytes", footprint["total_size_bytes"]))
+        parts.append(stat("last prune", when(pruned.at) if pruned is not None else "none recorded"))
+        parts.append(stat("rows pruned", pruned.removed if pruned is not None else None))
         parts.append("</div>")
         for alert in footprint.get("alerts", []) + trends.get("alerts", []):
             parts.append(f'<div class="banner bad" role="alert">{esc(alert.get("message", alert))}</div>')
@@ -101,7 +106,17 @@ def page(settings: Any) -> Page:
         parts.append("<h2>Footprint</h2>")
         parts.append(
             table(
-                ("backend", "rows", "bytes", "oldest", "newest", "retention days"),
+                (
+                    "backend",
+                    "rows",
+                    "bytes",
+                    "oldest",
+                    "newest",
+                    "retention days",
+                    "last prune",
+                    "rows removed",
+                    "prune detail",
+                ),
                 [
                     (
                         footprint["backend"],
@@ -110,8 +125,12 @@ def page(settings: Any) -> Page:
                         footprint["oldest_record"],
                         footprint["newest_record"],
                         footprint["retention_days"],
+                        when(pruned.at) if pruned is not None else "none recorded",
+                        pruned.removed if pruned is not None else None,
+                        pruned.detail if pruned is not None else None,
                     )
                 ],
+                cls="footprint",
             )
         )
         return "".join(parts)

@@ -62,7 +62,15 @@ DOMAIN = Domain(
     title="Iterative solver (spec 000) -> Parquet run capsules",
     vocabulary="otel_tele.semconv.fda",
     order=20,
-    sinks=(SinkSpec("capsule", "otel_tele.exporters.capsule:CapsuleSink", "capsule", "otel_tele_capsule"),),
+    sinks=(
+        SinkSpec(
+            "capsule",
+            "otel_tele.exporters.capsule:CapsuleSink",
+            "capsule",
+            "otel_tele_capsule",
+            state="otel_tele.exporters.capsule.maintenance:storage_state",
+        ),
+    ),
     options="otel_tele.domains.fda:OPTIONS",
     cli="otel_tele.cli._runs",
     router="otel_tele.http_fda:runs_router",

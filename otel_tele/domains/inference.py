@@ -98,7 +98,13 @@ DOMAIN = Domain(
     vocabulary="otel_tele.semconv.inference",
     order=30,
     sinks=(
-        SinkSpec("postgres", "otel_tele.exporters.postgres:PostgresSink", "postgres", "otel_tele_postgres"),
+        SinkSpec(
+            "postgres",
+            "otel_tele.exporters.postgres:PostgresSink",
+            "postgres",
+            "otel_tele_postgres",
+            state="otel_tele.exporters.postgres.maintenance:storage_state",
+        ),
     ),
     options="otel_tele.domains.inference:OPTIONS",
     cli="otel_tele.cli._inference",

@@ -35,7 +35,15 @@ DOMAIN = Domain(
     title="Robot arm (spec 004) -> SQLite",
     vocabulary="otel_tele.semconv.robot",
     order=10,
-    sinks=(SinkSpec("sqlite", "otel_tele.exporters.sqlite:SqliteSink", "", "otel_tele_sqlite"),),
+    sinks=(
+        SinkSpec(
+            "sqlite",
+            "otel_tele.exporters.sqlite:SqliteSink",
+            "",
+            "otel_tele_sqlite",
+            state="otel_tele.exporters.sqlite.maintenance:storage_state",
+        ),
+    ),
     options="otel_tele.domains.robot:OPTIONS",
     cli="otel_tele.cli._query",
     router="otel_tele.http_robot:debug_router",

@@ -76,7 +76,14 @@ DOMAIN = Domain(
     order=90,
     dashboard="otel_tele.dashboard._traces:page",
     sinks=(
-        SinkSpec("store", "otel_tele.exporters.store:StoreSink", "capsule", "otel_tele_store", default=False),
+        SinkSpec(
+            "store",
+            "otel_tele.exporters.store:StoreSink",
+            "capsule",
+            "otel_tele_store",
+            default=False,
+            state="otel_tele.exporters.store.maintenance:storage_state",
+        ),
     ),
     options="otel_tele.domains.store:OPTIONS",
     sql_views="otel_tele.exporters.store.schema:sql_views",
