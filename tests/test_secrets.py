@@ -431,3 +431,23 @@ def test_fast_paths_give_the_same_answers_as_the_rules() -> None:
         assert out["http.route"] == token_path  # not a URL attribute: content rules only
         assert "9f8e7d6c5b4a39281706f5e4d3c2b1a0" not in out["url.path"]
     assert scrubber.attributes({"fda.E": 1.5, "phase": "GREEN"}) is None  # nothing to change: no copy
+
+
+def test_an_error_shown_beside_the_books_holds_no_secret_and_no_path() -> None:
+    """``error_summary``: what the health page shows as a sink's last error."""
+    from otel_tele._scrub import error_summary
+
+    dsn = error_summary(Exception("connection failed: postgresql://app:hunter2@db.example:5432/x"))
+    assert "hunter2" not in dsn and dsn.startswith("Exception: connection failed: postgresql://")
+    assert "hunter2" not in error_summary(Exception("host=db password=hunter2 dbname=x"))
+    path = error_summary(FileNotFoundError(2, "No such file", "/srv/private dir/telemetry.db"))
+    assert path == "FileNotFoundError: [Errno 2] No such file: '…/telemetry.db'"
+    assert error_summary(OSError("disk full at /srv/data/x.parquet")) == "OSError: disk full at …/x.parquet"
+
+    class Hostile(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    assert error_summary(Hostile()) == "Hostile"
+    long = error_summary("x" * 10_000 + "\n\udcff")
+    assert len(long) == 300 and "\n" not in long

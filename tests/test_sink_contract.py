@@ -87,6 +87,9 @@ def test_raising_sink_never_raises_into_the_host_and_counts_failures(pipelines: 
     logs, spans = stats_of(telemetry, "raising"), stats_of(telemetry, "raising", "traces")
     assert (logs.failed, logs.exported, logs.reconciles) == (300, 0, True)
     assert (spans.failed, spans.reconciles) == (1, True)
+    # The books keep the last error and its time (the health page shows them).
+    assert logs.last_error == "RuntimeError: disk on fire" and logs.last_error_at is not None
+    assert stats_of(telemetry, "events").last_error is None
 
 
 def test_transient_errors_are_retried_until_written(pipelines: list[Telemetry]) -> None:
@@ -113,6 +116,7 @@ def test_retries_are_bounded_and_the_rest_counted_failed(pipelines: list[Telemet
     snap = stats_of(telemetry, "flaky")
     assert (snap.failed, snap.exported, snap.reconciles) == (20, 0, True)
     assert sink.attempts == FAST_RETRY.max_attempts
+    assert snap.last_error == "TransientFault: restarting"
 
 
 def test_rejected_records_are_counted_as_failed(pipelines: list[Telemetry]) -> None:
@@ -124,6 +128,7 @@ def test_rejected_records_are_counted_as_failed(pipelines: list[Telemetry]) -> N
     assert telemetry.force_flush(10_000)
     snap = stats_of(telemetry, "rejecting")
     assert snap.exported + snap.failed == 100 and snap.failed == 50 and snap.reconciles
+    assert snap.last_error is not None and snap.last_error.endswith("of 10 logs rejected as unusable")
 
 
 def run_bounded(fn: Any, limit_s: float) -> Any:

@@ -105,7 +105,7 @@ def storage_states(settings: Any, timeout_s: float = STATE_TIMEOUT_S) -> list[tu
         return []
     pool = concurrent.futures.ThreadPoolExecutor(len(specs), thread_name_prefix="otel-tele-ui-state")
     try:
-        futures = [pool.submit(lambda target=spec.state: load(target)(settings)) for spec in specs]
+        futures = [pool.submit(_state_of, spec.state, settings) for spec in specs]
         concurrent.futures.wait(futures, timeout=timeout_s)
         out: list[tuple[str, Any]] = []
         for spec, future in zip(specs, futures, strict=True):
@@ -121,6 +121,10 @@ def storage_states(settings: Any, timeout_s: float = STATE_TIMEOUT_S) -> list[tu
         return out
     finally:
         pool.shutdown(wait=False)
+
+
+def _state_of(target: str, settings: Any) -> Any:
+    return load(target)(settings)
 
 
 def _state_row(sink: str, state: Any) -> tuple[Any, ...]:
