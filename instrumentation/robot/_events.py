@@ -95,8 +95,8 @@ def _angles(payload: Mapping[str, Any]) -> Any:
 
 # Each route stores one emitted event with the record time ``ts_ns`` that emit() also gave the event it
 # returned: the collector matches stored rows to the events it remembers by that time.
-def _command(tc: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
-    tc._log_command(
+def _command(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
+    records.command(
         p.get("seq"),
         _get(p, "funcode", 0),
         p.get("joint_id"),
@@ -108,14 +108,14 @@ def _command(tc: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts
     )
 
 
-def _feedback(tc: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
-    tc._log_feedback(p.get("seq"), _get(p, "funcode", 0), _angles(p), p.get("status"), ts_ns=ts_ns)
+def _feedback(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
+    records.feedback(p.get("seq"), _get(p, "funcode", 0), _angles(p), p.get("status"), ts_ns=ts_ns)
 
 
-def _web(tc: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
+def _web(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
     # The request has only been sent: its response time and status are not known yet.
     params = p.get("params", {k: v for k, v in p.items() if k not in ("endpoint", "method")})
-    tc._log_web_request(
+    records.web_request(
         str(_get(p, "endpoint", "") or _get(p, "action", "")),
         _get(p, "method", "POST"),
         params,
@@ -127,17 +127,19 @@ def _web(tc: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns:
     )
 
 
-def _camera(tc: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
-    tc._log_camera_health(str(_get(p, "camera_id", "")), p, ts_ns=ts_ns)
+def _camera(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
+    records.camera_health(str(_get(p, "camera_id", "")), p, ts_ns=ts_ns)
 
 
 def system_route(
-    tc: Any, source: str, kind: EventType | str, p: Mapping[str, Any], cid: Any, ts_ns: int
+    records: Any, source: str, kind: EventType | str, p: Mapping[str, Any], cid: Any, ts_ns: int
 ) -> None:
     """ERROR, STATE_UPDATE, CMD_ACK, CMD_EXEC, WS_RECEIVE and unknown types → ``system_events``."""
     name = kind.value if isinstance(kind, EventType) else kind
     level = "error" if kind is EventType.ERROR else str(p.get("level", "info") or "info")
-    tc._system_event(name, source, p.get("detail", "") or "", dict(p) if p else None, cid, level, ts_ns=ts_ns)
+    records.system_event(
+        name, source, p.get("detail", "") or "", dict(p) if p else None, cid, level, ts_ns=ts_ns
+    )
 
 
 Route = Callable[[Any, str, Any, Mapping[str, Any], Any, int], None]
