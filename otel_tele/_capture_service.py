@@ -1,10 +1,11 @@
 """Explicit telemetry generation for a run (spec 003; FlowTime's ``TelemetryGenerationService``).
 
-Behind ``POST /v1/telemetry/captures`` and the run summaries of ``GET /v1/runs``. Names that become
-paths (run ids, capture keys, ``directory``) are checked here, once: one safe path segment each
-(``[A-Za-z0-9][A-Za-z0-9._-]*``, matched against the whole string). Every path the service reads,
-writes or deletes - the run's own ``model/telemetry`` included - is checked against its root with no
-symbolic link anywhere below the root, and clearing a capture directory never follows a link.
+Behind ``POST /v1/telemetry/captures`` and the run summaries of ``GET /v1/flow/runs`` (``/v1/runs``).
+Names that become paths (run ids, capture keys, ``directory``) are checked here, once: one safe path
+segment each (``[A-Za-z0-9][A-Za-z0-9._-]*``, matched against the whole string). Every path the
+service reads, writes or deletes - the run's own ``model/telemetry`` included - is checked against its
+root with no symbolic link anywhere below the root, and clearing a capture directory never follows a
+link.
 The exists-check and the write happen under one lock per capture directory (a thread lock plus an
 ``flock`` on a lock file), so of N identical concurrent requests exactly one generates.
 """
@@ -148,8 +149,9 @@ def _exclusive(target: _Target) -> Iterator[None]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-class TelemetryGenerator:
-    """Generate capture bundles for runs under ``runs_root`` into ``telemetry_root`` (or the run)."""
+class CaptureService:
+    """Generate capture bundles for FlowTime runs under ``runs_root`` into ``telemetry_root`` (or the
+    run), and summarise those runs (``GET /v1/flow/runs``)."""
 
     def __init__(self, runs_root: Path, telemetry_root: Path | None) -> None:
         self.runs_root = Path(runs_root)

@@ -7,8 +7,10 @@
   classCoverage, classes}}``; 409 (same shape, ``alreadyExists: true``) when a bundle exists and
   ``overwrite`` is false; 400 ``{"error": …}`` (also for a body nested deeper than 32 levels);
   413 ``{"error": …}`` for a body over 64 KiB; 404 ``{"error": …}``; 500 problem details.
-- ``GET /v1/runs`` and ``GET /v1/runs/{runId}`` — run facts with
-  ``telemetry: {available, generatedAtUtc, warningCount, sourceRunId}``.
+- ``GET /v1/flow/runs`` and ``GET /v1/flow/runs/{runId}`` — FlowTime run facts with
+  ``telemetry: {available, generatedAtUtc, warningCount, sourceRunId}``; also at spec 003's own paths
+  ``GET /v1/runs`` and ``GET /v1/runs/{runId}``, kept for its clients. The ``flow`` prefix tells them
+  from the FDA solver runs (``/v1/fda/runs``, ``otel-tele runs``).
 
 No response carries a filesystem path. The capture goes to ``<telemetry_root>/<captureKey>``,
 ``<telemetry_root>/<directory>`` (relative only), or the run's ``model/telemetry``.
@@ -35,7 +37,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the capture HTTP routes need FastAPI: pip install 'otel-tele[fastapi]'") from exc
 
-from ._capture_service import InvalidRequest, TelemetryGenerator
+from ._capture_service import CaptureService, InvalidRequest
 from ._http_limits import BodyTooLarge, MalformedBody, load_json, read_body
 from .exporters.capture import CaptureError, RunNotFound
 
@@ -111,7 +113,7 @@ def capture_router(
     from ._settings import resolve
 
     data_dir = Path(resolve({}).data_dir)
-    generator = TelemetryGenerator(
+    generator = CaptureService(
         Path(runs_root) if runs_root is not None else data_dir / "runs",
         Path(telemetry_root) if telemetry_root is not None else data_dir / "captures",
     )
@@ -142,12 +144,14 @@ def capture_router(
             return _problem(f"internal error ({type(exc).__name__}); see the server log")
         return JSONResponse(result.as_json(), status_code=409 if result.already_exists else 200)
 
-    @router.get("/v1/runs")
+    @router.get("/v1/flow/runs")
+    @router.get("/v1/runs")  # spec 003's path
     async def list_runs() -> JSONResponse:
         items = await run_in_threadpool(generator.runs)
         return JSONResponse({"items": items, "totalCount": len(items)})
 
-    @router.get("/v1/runs/{run_id:path}")
+    @router.get("/v1/flow/runs/{run_id:path}")
+    @router.get("/v1/runs/{run_id:path}")  # spec 003's path
     async def get_run(run_id: str) -> JSONResponse:
         try:
             run_dir = generator.run_dir(run_id)

@@ -153,6 +153,17 @@ def test_run_listing_and_detail_carry_a_path_free_telemetry_summary(api: tuple[S
     assert server.client.get("/v1/runs/run_missing").status_code == 404
 
 
+def test_flow_runs_answer_under_the_domain_prefix_as_at_the_spec_paths(api: tuple[Server, Path]) -> None:
+    """/v1/flow/runs (FlowTime runs, beside /v1/fda/runs) answers as spec 003's /v1/runs does."""
+    server, root = api
+    for suffix in ("", f"/{RUN}", "/run_missing"):
+        flow, spec = server.client.get(f"/v1/flow/runs{suffix}"), server.client.get(f"/v1/runs{suffix}")
+        assert (flow.status_code, flow.json()) == (spec.status_code, spec.json())
+        assert_no_paths(flow, root)
+    assert server.client.get("/v1/flow/runs").json()["items"][0]["runId"] == RUN
+    assert server.client.get("/v1/flow/runs/run_missing").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._capture_service import InvalidRequest, TelemetryGenerator
+from .._capture_service import CaptureService, InvalidRequest
 from ..bundles import BundleError, read_bundle
 from ..exporters.capture import RunNotFound
 from ._page import Page, PageError, esc, table
@@ -23,7 +23,7 @@ def page(settings: Any) -> Page:
     data_dir = Path(settings.data_dir)
 
     def render(query: Mapping[str, str]) -> str:
-        generator = TelemetryGenerator(data_dir / "runs", data_dir / "captures")
+        generator = CaptureService(data_dir / "runs", data_dir / "captures")
         bundle = query.get("bundle")
         if bundle is not None:
             folder = _bundle_folder(data_dir / "captures", bundle)
@@ -63,7 +63,7 @@ def _bundles(captures: Path) -> str:
     )
 
 
-def _list(generator: TelemetryGenerator) -> str:
+def _list(generator: CaptureService) -> str:
     runs = generator.runs()
     if not runs:
         return '<p class="note">No flow runs yet.</p>'
@@ -83,7 +83,7 @@ def _list(generator: TelemetryGenerator) -> str:
     return table(cols, rows, links=0, link=lambda r: f"/ui/flow?run={r[0]}")
 
 
-def _run(generator: TelemetryGenerator, run_dir: Path, metric: str) -> str:
+def _run(generator: CaptureService, run_dir: Path, metric: str) -> str:
     summary = generator.summary(run_dir)
     telemetry = summary["telemetry"]
     run_id = summary["runId"]
