@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,12 +253,28 @@ class Catalog:
         query (the message is one line)."""
         return self.query_limited(sql, None).table
 
-    def query_limited(self, sql: str, max_rows: int | None) -> Result:
-        """At most ``max_rows`` rows of ``sql`` (None: all), and whether any were left out."""
+    def query_limited(self, sql: str, max_rows: int | None, *, timeout_s: float | None = None) -> Result:
+        """At most ``max_rows`` rows of ``sql`` (None: all), and whether any were left out; a query
+        still running after ``timeout_s`` seconds is interrupted (:class:`SqlError`)."""
         if not isinstance(sql, str):
             raise SqlError("the query must be text")
         statements = self._check(sql)
         self._load(statements)
+        if timeout_s is None:
+            return self._run(statements, max_rows)
+        timer = threading.Timer(timeout_s, self._con.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._run(statements, max_rows)
+        except SqlError as exc:
+            if not timer.is_alive():
+                raise SqlError(f"the query was stopped after {timeout_s:g} s") from None
+            raise exc from None
+        finally:
+            timer.cancel()
+
+    def _run(self, statements: Sequence[Any], max_rows: int | None) -> Result:
         try:
             for statement in statements[:-1]:
                 self._con.execute(statement)

@@ -31,7 +31,7 @@ if not os.path.exists(CHROMIUM):
 TOKEN = "dashboard-test-token-0123456789abcdef"
 FLOW_RUN = "run_deterministic_72ca609c"
 SHOTS = Path(__file__).resolve().parent.parent / "test-results" / "dashboard"
-PAGES = ("health", "tail", "traces", "robot", "runs", "serving", "flow")
+PAGES = ("health", "tail", "traces", "robot", "runs", "serving", "flow", "sql")
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +157,74 @@ def test_pages_show_what_the_query_apis_give(page: Any, served: Serve, demo_data
     assert page.get_attribute("figure[data-heatmap]", "data-drawn") not in (None, "0")
     assert str(demo_data) not in page.content()  # no paths anywhere in the UI
     assert page.errors == []
+
+
+def test_sql_console_gives_the_python_api_result_downloads_it_and_refuses_writes(
+    page: Any, served: Serve, demo_data: Path, tmp_path: Path
+) -> None:
+    """The SQL page's table is otel_tele.sql's answer, its CSV and Parquet downloads are the whole
+    result, a write is refused with a message, a long result says it was truncated."""
+    from urllib.parse import urlencode
+
+    import pyarrow.parquet as pq
+
+    from otel_tele import sql
+
+    query = (
+        "SELECT c.joint_id, count(*) AS commands, max(w.n) AS web_requests FROM robot_dds_commands c, "
+        "(SELECT count(*) AS n FROM robot_web_requests) w GROUP BY c.joint_id ORDER BY c.joint_id"
+    )
+    with sql.open_catalog(demo_data) as catalog:
+        expected = catalog.query(query)
+    assert expected.num_rows > 0
+    page.goto("/ui/sql")
+    page.fill("textarea[name=q]", query)
+    page.click("form.sql button[type=submit]")
+    page.wait_for_selector("table.sql-result")
+    assert _cells(page, "table.sql-result") == [
+        [str(v) for v in row.values()] for row in expected.to_pylist()
+    ]
+    assert page.get_attribute("[data-sql-rows]", "data-sql-rows") == str(expected.num_rows)
+    assert page.query_selector("[data-truncated]") is None
+
+    with page.expect_download() as csv_download:
+        page.click("a:text-is('CSV')")
+    assert Path(csv_download.value.path()).read_bytes() == sql.to_csv(expected)
+    with page.expect_download() as parquet_download:
+        page.click("a:text-is('Parquet')")
+    assert pq.read_table(parquet_download.value.path()).equals(expected)
+
+    target = tmp_path / "written.csv"
+    for write in ("DROP VIEW spans", f"COPY (SELECT 1) TO '{target}'", "SELECT 1; DROP VIEW spans"):
+        page.goto("/ui/sql?" + urlencode({"q": write}))
+        assert "read-only" in page.text_content("[data-sql-error]")
+    page.goto("/ui/sql?" + urlencode({"q": "SELECT * FROM read_csv('/etc/passwd')"}))
+    assert "disabled by configuration" in page.text_content("[data-sql-error]")
+    assert not target.exists()
+
+    page.goto("/ui/sql?" + urlencode({"q": "SELECT range AS i FROM range(2500)"}))
+    assert page.get_attribute("[data-sql-rows]", "data-sql-rows") == "1000"
+    assert page.query_selector("[data-truncated]") is not None
+    assert len(_cells(page, "table.sql-result")) == 1000
+    runs = 'SELECT mode, count(DISTINCT run_id) AS runs, count(*) AS iterations, min("E") AS best_e\n'
+    page.goto("/ui/sql?" + urlencode({"q": runs + "FROM fda_telemetry GROUP BY mode ORDER BY mode"}))
+    page.wait_for_selector("table.sql-result")
+    _shot(page, "sql")
+    assert page.errors == []
+
+    download = httpx.get(
+        f"{served.url}/ui/sql/download", params={"format": "csv", "q": "SELECT 1"}, timeout=10
+    )
+    assert download.status_code == 401  # no token: nothing, like every page
+    signed = {"Authorization": f"Bearer {TOKEN}"}
+    bad = httpx.get(
+        f"{served.url}/ui/sql/download", params={"format": "xml", "q": "SELECT 1"}, headers=signed
+    )
+    assert bad.status_code == 400
+    refused = httpx.get(
+        f"{served.url}/ui/sql/download", params={"format": "csv", "q": "DROP VIEW spans"}, headers=signed
+    )
+    assert refused.status_code == 400 and "read-only" in refused.text
 
 
 def test_health_books_match_the_pipeline(page: Any, served: Serve) -> None:

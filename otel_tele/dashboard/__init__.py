@@ -2,7 +2,8 @@
 
 Mounted by ``otel-tele serve --http`` under ``/ui/`` (behind serve's Host allow-list and token), and
 by ``otel-tele ui`` over a data directory alone. Each registered domain adds its page through its
-registry entry (``Domain.dashboard``); the core pages are the pipeline's health. Charts are drawn
+registry entry (``Domain.dashboard``); the core pages are the pipeline's health, the live tail and
+the SQL console (:mod:`otel_tele.sql`). Charts are drawn
 by uPlot (vendored in ``static/`` with its licence: small, fast on 100k-point series, no
 dependencies); pages work without JavaScript except for the charts. Nothing is fetched from a CDN.
 
@@ -33,6 +34,12 @@ from .._settings import resolve
 from ._health import BooksHistory, health_page
 from ._page import Page, PageError, esc
 from ._tail import LiveTail, tail_page
+
+try:
+    from .. import sql as _sql_api
+    from . import _sql
+except ImportError:  # pragma: no cover - a build without duckdb/pyarrow: no SQL page
+    _sql = _sql_api = None  # type: ignore[assignment]
 
 __all__ = ["Page", "PageError", "dashboard_router"]
 
@@ -121,6 +128,9 @@ def dashboard_router(
     if telemetry is not None:
         telemetry.logger_provider.add_log_record_processor(tail)
     core_pages = [health_page(telemetry, root, history, settings), tail_page(telemetry)]
+    sql_settings = settings if data_dir is None else resolve({"data_dir": data_dir})
+    if _sql is not None:
+        core_pages.append(_sql.sql_page(sql_settings))
     pages = sorted([*core_pages, *domain_pages(settings)], key=lambda p: p.order)
     by_slug = {page.slug: page for page in pages}
     router = APIRouter(tags=["dashboard"])
@@ -170,6 +180,24 @@ def dashboard_router(
     def tail_stream() -> Any:
         return StreamingResponse(
             tail.stream(), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-store"}
+        )
+
+    @router.get("/ui/sql/download", include_in_schema=False)
+    def sql_download(request: Request) -> Any:
+        if _sql is None:
+            return PlainTextResponse("SQL needs duckdb and pyarrow in this build", 404, headers=headers)
+        try:
+            body, media_type, name = _sql.download(sql_settings, request.query_params)
+        except (PageError, _sql_api.SqlError) as exc:
+            return PlainTextResponse(str(exc), status_code=400, headers=headers)
+        return Response(
+            body,
+            media_type=media_type,
+            headers={
+                **headers,
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "Cache-Control": "no-store",
+            },
         )
 
     @router.get("/ui/static/{name}", include_in_schema=False)
