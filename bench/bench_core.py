@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 import otel_tele
 from bench._harness import Report, median_ratio, median_round, per_call_ns, throughput
 from otel_tele import Sink, SinkLogExporter
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele._settings import Settings, resolve
 
 QUIET = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none", "sinks": "none"}
@@ -72,7 +72,7 @@ class NullSink(Sink):
 
 
 def bench_overhead(report: Report, calls: int) -> None:
-    ours = Telemetry(
+    ours = Pipeline(
         resolve(QUIET),
         local=True,
         extra_exporters={"traces": [NoopSpanExporter()], "metrics": [InMemoryMetricReader()]},
@@ -123,7 +123,7 @@ def _add_fn(meter: Any) -> Any:
 
 
 def bench_fast_path(report: Report, calls: int) -> None:
-    telemetry = Telemetry(resolve(QUIET), local=True, extra_exporters={"logs": [SinkLogExporter(NullSink())]})
+    telemetry = Pipeline(resolve(QUIET), local=True, extra_exporters={"logs": [SinkLogExporter(NullSink())]})
     events = telemetry.events
     ours = per_call_ns(lambda i: events.emit("robot.dds.command", dict(ATTRS)), calls)
     telemetry.force_flush(60_000)
@@ -164,7 +164,7 @@ def bench_fast_path(report: Report, calls: int) -> None:
 
 
 def bench_end_to_end(report: Report, events_total: int) -> None:
-    telemetry = Telemetry(
+    telemetry = Pipeline(
         resolve({**QUIET, "event_queue_size": events_total}),
         local=True,
         extra_exporters={"logs": [SinkLogExporter(NullSink())]},

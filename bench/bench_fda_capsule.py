@@ -30,7 +30,7 @@ from ._harness import Report
 from .bench_fda_recorder import CORE
 
 
-def pipeline(data_dir: Path, **options: Any) -> otel_tele.Telemetry:
+def pipeline(data_dir: Path, **options: Any) -> otel_tele.Pipeline:
     return otel_tele.setup(
         local=True,
         sinks=["capsule"],

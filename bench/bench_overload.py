@@ -68,7 +68,7 @@ def caller_costs(fn: Callable[[int], Any], n: int) -> dict[str, Any]:
     }
 
 
-def dropped_of(telemetry: otel_tele.Telemetry, sink: str) -> int:
+def dropped_of(telemetry: otel_tele.Pipeline, sink: str) -> int:
     return sum(s.dropped for s in telemetry.sink_stats() if s.sink in ("events", sink))
 
 

@@ -10,7 +10,7 @@ Example::
 from __future__ import annotations
 
 from ._events import DomainEvents
-from ._pipeline import Telemetry
+from ._pipeline import Pipeline, Telemetry
 from ._setup import get_telemetry, setup, shutdown
 from ._sink import RetryPolicy, Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, Written
 from ._stats import StatsSnapshot
@@ -18,13 +18,14 @@ from ._version import __version__
 
 __all__ = [
     "DomainEvents",
+    "Pipeline",
     "RetryPolicy",
     "Sink",
     "SinkLogExporter",
     "SinkMetricExporter",
     "SinkSpanExporter",
     "StatsSnapshot",
-    "Telemetry",
+    "Telemetry",  # deprecated name of Pipeline
     "Written",
     "__version__",
     "get_telemetry",

@@ -707,7 +707,7 @@ class DomainEvents:
                 self._abandoned = True
                 self.stats.finished(dropped=in_flight)
         if left + in_flight:
-            # Telemetry.shutdown() reports every part's losses in one summary line.
+            # Pipeline.shutdown() reports every part's losses in one summary line.
             _log.debug("events: %s; %d events not handed on dropped", why, left + in_flight)
         with self._progress:
             self._done += left + in_flight

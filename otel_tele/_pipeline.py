@@ -128,8 +128,8 @@ def _readable(record: Any) -> ReadableLogRecord:
     )
 
 
-class Telemetry:
-    """The handle ``setup()`` returns: providers, the domain-event path, and the lifecycle.
+class Pipeline:
+    """The telemetry pipeline ``setup()`` returns: providers, the domain-event path, and the lifecycle.
 
     Example::
 
@@ -739,7 +739,7 @@ def _shutdown_summary(
     return head + what + parts_left
 
 
-class DisabledTelemetry(Telemetry):
+class DisabledPipeline(Pipeline):
     """``OTEL_SDK_DISABLED=true``: the same handle over no-op providers."""
 
     def __init__(self, settings: Settings, *, local: bool = False) -> None:
@@ -777,3 +777,8 @@ def _domain_views(settings: Settings) -> list[View]:
             with guard(f"metric views of domain {domain.name}"):
                 views.extend(load(domain.views)(settings))
     return views
+
+
+#: The handle's name before it was called what it is (``otel_tele.Telemetry``); deprecated, kept so
+#: code written against it runs on. New code says :class:`Pipeline`.
+Telemetry = Pipeline

@@ -320,7 +320,7 @@ class BatchingProcessor(Generic[T]):
                 self.stats.finished(dropped=left + in_flight)
             self._cond.notify_all()
         if left + in_flight:
-            _log.debug(  # Telemetry.shutdown() reports every part's losses in one summary line
+            _log.debug(  # Pipeline.shutdown() reports every part's losses in one summary line
                 "%s/%s: %s; %d unexported records dropped",
                 self.stats.sink,
                 self.stats.signal,

@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from . import _otlp_decode as decode
 from ._internal import fork_safe, guard
-from ._pipeline import Telemetry
+from ._pipeline import Pipeline
 from ._registry import WAIT
 from ._sink import count_points
 from ._stats import SinkStats
@@ -137,7 +137,7 @@ class OtlpIngest:
 
     def __init__(
         self,
-        telemetry: Telemetry,
+        telemetry: Pipeline,
         *,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
@@ -237,7 +237,7 @@ class OtlpGrpcReceiver:
 
     def __init__(
         self,
-        telemetry: Telemetry,
+        telemetry: Pipeline,
         address: str,
         *,
         max_workers: int = 4,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele.exporters.sqlite import schema
 from otel_tele.semconv.robot import EventType
 
@@ -91,7 +91,7 @@ def _decode(payload: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in payload.items() if value is not None}
 
 
-def for_telemetry(telemetry: Telemetry) -> Reader:
+def for_telemetry(telemetry: Pipeline) -> Reader:
     """A reader of the database ``telemetry``'s ``sqlite`` sink writes (empty without one): what the
     robot domain registers as its reader (``Domain.reader``)."""
     sink = telemetry.sinks.get(SINK)

@@ -127,7 +127,7 @@ def _vocabulary_keys() -> frozenset[str]:
 
 
 class Scrubber:
-    """Configured once per pipeline (``Telemetry.scrubber``); thread-safe, never raises outward."""
+    """Configured once per pipeline (``Pipeline.scrubber``); thread-safe, never raises outward."""
 
     def __init__(
         self,

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from ._internal import fork_safe
-from ._pipeline import DisabledTelemetry, Telemetry
+from ._pipeline import DisabledPipeline, Pipeline
 from ._scrub import default_header_sanitizing
 from ._settings import resolve
 
 _log = logging.getLogger("otel_tele")
 _lock = fork_safe(threading.Lock())
-_global: Telemetry | None = None
+_global: Pipeline | None = None
 
 
 def setup(
@@ -39,8 +39,8 @@ def setup(
     postgres_dsn: str | None = None,
     sink_options: Mapping[str, Mapping[str, Any]] | None = None,
     **options: Any,
-) -> Telemetry:
-    """Build the OTel providers, exporters and our sinks; return the :class:`Telemetry` handle.
+) -> Pipeline:
+    """Build the OTel providers, exporters and our sinks; return the :class:`Pipeline` handle.
 
     Every option is keyword-only and falls back to its environment variable, then to its default
     (``otel-tele doctor`` prints them all). A bad argument raises ``ValueError``; a bad environment
@@ -78,10 +78,10 @@ def setup(
     if settings.scrub:
         default_header_sanitizing()  # before any HTTP instrumentor reads its capture-headers settings
 
-    def build(local: bool = False) -> Telemetry:
+    def build(local: bool = False) -> Pipeline:
         if settings.disabled:
-            return DisabledTelemetry(settings, local=local)
-        return Telemetry(settings, local=local, sink_options=sink_options)
+            return DisabledPipeline(settings, local=local)
+        return Pipeline(settings, local=local, sink_options=sink_options)
 
     if local:
         return build(local=True)
@@ -98,7 +98,7 @@ def setup(
         return _global
 
 
-def get_telemetry() -> Telemetry | None:
+def get_telemetry() -> Pipeline | None:
     """The global pipeline, if ``setup()`` has built one."""
     return _global
 

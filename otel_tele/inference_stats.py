@@ -51,7 +51,7 @@ from .exporters.postgres.schema import (
 from .semconv import inference as inf
 
 if TYPE_CHECKING:
-    from ._pipeline import Telemetry
+    from ._pipeline import Pipeline
 
 _log = logging.getLogger("otel_tele.inference")
 _M = {m.name: i for i, m in enumerate(MEASURES)}
@@ -247,7 +247,7 @@ class InferenceStats:
         return cls(store, config=config, **kwargs)
 
     @classmethod
-    def for_telemetry(cls, telemetry: Telemetry | None) -> InferenceStats:
+    def for_telemetry(cls, telemetry: Pipeline | None) -> InferenceStats:
         """The query API over the store a pipeline's settings name, with the pipeline's events (for
         the footprint, trend and alert events) and its ``postgres`` sink's thresholds when it has one.
         What the ``inference`` domain registers as the reader of ``TelemetryLogger``."""

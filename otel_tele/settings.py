@@ -8,10 +8,12 @@ and reads one option typed (``settings.get(MY_OPTION)``). ``setup()`` builds a s
 
 Example::
 
+    from otel_tele.plugin import Option, parse_str
     from otel_tele.settings import resolve
 
+    MY_DB_NAME = Option("my_db_name", "OTEL_TELE_MY_DB_NAME", parse_str, "my.db", "the sink's file")
     settings = resolve({})                      # OTEL_TELE_* from the environment, else defaults
-    db = settings.data_dir / settings.get(MY_DB_NAME)
+    db = settings.data_dir / settings.get(MY_DB_NAME)   # a registered domain's option, typed
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from opentelemetry.util._once import Once
 
 from . import _setup, _sink
 from ._internal import raise_internal_errors
-from ._pipeline import Telemetry
+from ._pipeline import Pipeline
 from ._settings import resolve
 
 __all__ = ["Capture", "capture", "raise_internal_errors", "reset"]
@@ -43,7 +43,7 @@ class Capture:
         self.span_exporter = InMemorySpanExporter()
         self.log_exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         self.metric_reader = InMemoryMetricReader()
-        self.telemetry = Telemetry(
+        self.telemetry = Pipeline(
             resolve(options),
             local=True,
             extra_exporters={

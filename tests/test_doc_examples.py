@@ -21,6 +21,8 @@ PUBLIC_MODULES = (
     "otel_tele._events",
     "otel_tele.testing",
     "otel_tele.semconv",
+    "otel_tele.plugin",
+    "otel_tele.settings",
 )
 
 

@@ -17,7 +17,7 @@ Usage::
 or, in process::
 
     sink = CaptureSink(data_dir, grid=Grid(bins=12, bin_size=5, bin_unit="minutes"))
-    telemetry = Telemetry(resolve({"sinks": "none"}), local=True,
+    telemetry = Pipeline(resolve({"sinks": "none"}), local=True,
                           extra_exporters={"metrics": [CaptureMetricExporter(sink)]})
 
 Durability: the open window is rewritten at bin boundaries (at most every ``checkpoint_interval_s`` of

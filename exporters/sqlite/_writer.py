@@ -79,7 +79,7 @@ class SqliteSink(Sink):
     Example::
 
         sink = SqliteSink("data/telemetry.db")
-        telemetry = otel_tele.Telemetry(settings, local=True,
+        telemetry = otel_tele.Pipeline(settings, local=True,
                                         extra_exporters={"logs": [SqliteLogExporter(sink)]})
     """
 

@@ -36,7 +36,7 @@ _REQUIRED = v.REQUIRED_CALLER_FIELDS
 _lock = fork_safe(threading.Lock())
 _last_second = ""
 _issued: set[str] = set()
-_default: otel_tele.Telemetry | None = None
+_default: otel_tele.Pipeline | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -58,7 +58,7 @@ def new_run_id(now: datetime | None = None) -> str:
         return run_id
 
 
-def default_telemetry() -> otel_tele.Telemetry:
+def default_telemetry() -> otel_tele.Pipeline:
     """The global pipeline, or a private one with only the capsule sink (built once per process)."""
     global _default
     telemetry = otel_tele.get_telemetry()
@@ -82,7 +82,7 @@ class Run:
 
     def __init__(
         self,
-        telemetry: otel_tele.Telemetry,
+        telemetry: otel_tele.Pipeline,
         flow_name: str,
         *,
         mode: str,
@@ -338,7 +338,7 @@ def run(
     sample_every: int = 10,
     timeout_s: float | None = None,
     retention_days: int | None = None,
-    telemetry: otel_tele.Telemetry | None = None,
+    telemetry: otel_tele.Pipeline | None = None,
     flush_timeout_millis: float = 30_000,
 ) -> Iterator[Run]:
     """Record one solver run; see the module documentation. Names are validated (``ValueError``)

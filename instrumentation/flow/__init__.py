@@ -59,7 +59,7 @@ _OVERFLOW: dict[str, Any] = {flow.OVERFLOW_ATTRIBUTE: True}
 class FlowMeters:
     """The six flow instruments of one meter; ``node(id)`` gives a cheap per-node handle.
 
-    ``source`` is a :class:`otel_tele.Telemetry`, an OTel ``Meter``, or ``None`` for the global
+    ``source`` is a :class:`otel_tele.Pipeline`, an OTel ``Meter``, or ``None`` for the global
     meter provider.
     """
 

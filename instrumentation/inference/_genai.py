@@ -12,14 +12,14 @@ from typing import Any
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_tele._internal import fork_safe
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele.semconv import inference as inf
 
 
 class GenAIMetrics:
     """The GenAI client and server histograms of one pipeline (advisory buckets from the conventions)."""
 
-    def __init__(self, telemetry: Telemetry) -> None:
+    def __init__(self, telemetry: Pipeline) -> None:
         meter = telemetry.meter("otel_tele.inference")
 
         def seconds(name: str, description: str, buckets: tuple[float, ...]) -> Any:
@@ -83,11 +83,11 @@ class GenAIMetrics:
 
 #: One set of instruments per pipeline, shared by every logger over it (a logger made per request
 #: would otherwise create five histograms each time); gone with the pipeline.
-_metrics_of: weakref.WeakKeyDictionary[Telemetry, GenAIMetrics] = weakref.WeakKeyDictionary()
+_metrics_of: weakref.WeakKeyDictionary[Pipeline, GenAIMetrics] = weakref.WeakKeyDictionary()
 _metrics_lock = fork_safe(threading.Lock())
 
 
-def pipeline_metrics(telemetry: Telemetry) -> GenAIMetrics:
+def pipeline_metrics(telemetry: Pipeline) -> GenAIMetrics:
     metrics = _metrics_of.get(telemetry)
     if metrics is None:
         with _metrics_lock:
@@ -98,7 +98,7 @@ def pipeline_metrics(telemetry: Telemetry) -> GenAIMetrics:
 
 
 def past_span(
-    telemetry: Telemetry,
+    telemetry: Pipeline,
     operation: str,
     model: str,
     seconds: float,

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from otel_tele._internal import fork_safe
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele._setup import get_telemetry, on_reset
 
 from ._async_api import AsyncInterface
@@ -49,7 +49,7 @@ class TelemetryLogger(AsyncInterface):
 
     def __init__(
         self,
-        telemetry: Telemetry | None = None,
+        telemetry: Pipeline | None = None,
         *,
         stats: Reader | None = None,
         reader: ReaderFactory | None = None,
@@ -62,7 +62,7 @@ class TelemetryLogger(AsyncInterface):
         self.flush_timeout_millis = flush_timeout_millis
 
     @property
-    def telemetry(self) -> Telemetry | None:
+    def telemetry(self) -> Pipeline | None:
         return self._telemetry if self._telemetry is not None else get_telemetry()
 
     # -- the spec's timer ------------------------------------------------------------------------

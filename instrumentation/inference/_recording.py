@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele.semconv import inference as inf
 
 from . import _records as records
@@ -46,10 +46,10 @@ class RecordingCalls:
 
     provider: str | None
     _warned_no_pipeline = False
-    _metrics: tuple[Telemetry, GenAIMetrics] | None = None
+    _metrics: tuple[Pipeline, GenAIMetrics] | None = None
 
     @property
-    def telemetry(self) -> Telemetry | None:
+    def telemetry(self) -> Pipeline | None:
         raise NotImplementedError
 
     @_never_raises("log")
@@ -187,7 +187,7 @@ class RecordingCalls:
         else:
             _log.warning("TelemetryLogger.%s: not recorded (%s)", api, type(exc).__name__)
 
-    def _genai_metrics(self, telemetry: Telemetry) -> GenAIMetrics:
+    def _genai_metrics(self, telemetry: Pipeline) -> GenAIMetrics:
         cached = self._metrics
         if cached is None or cached[0] is not telemetry:
             cached = self._metrics = (telemetry, pipeline_metrics(telemetry))

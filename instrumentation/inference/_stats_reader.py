@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from otel_tele._internal import fork_safe
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele._registry import domains, load
 
 
@@ -26,10 +26,10 @@ class Reader(Protocol):
 
 
 #: Opens a :class:`Reader` over the store a pipeline's inference sink writes (None: the global setup).
-ReaderFactory = Callable[[Telemetry | None], Reader]
+ReaderFactory = Callable[[Pipeline | None], Reader]
 
 
-def registered_reader(telemetry: Telemetry | None) -> Reader:
+def registered_reader(telemetry: Pipeline | None) -> Reader:
     """The reader the inference domain registers (``Domain.reader``): instrumentation names no query
     module, the registry wires it."""
     target = next((d.reader for d in domains() if d.name == "inference" and d.reader), None)
@@ -46,10 +46,10 @@ class StatsReaders:
     def __init__(self, given: Reader | None, factory: ReaderFactory | None) -> None:
         self._given = given
         self._factory = factory or registered_reader
-        self._owned: tuple[Telemetry | None, Reader] | None = None  # (pipeline, the reader we opened)
+        self._owned: tuple[Pipeline | None, Reader] | None = None  # (pipeline, the reader we opened)
         self._lock = fork_safe(threading.Lock())
 
-    def for_pipeline(self, telemetry: Telemetry | None) -> Reader:
+    def for_pipeline(self, telemetry: Pipeline | None) -> Reader:
         if self._given is not None:
             return self._given
         with self._lock:

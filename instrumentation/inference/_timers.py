@@ -25,14 +25,14 @@ from otel_tele._internal import guard
 from otel_tele.semconv import inference as inf
 
 if TYPE_CHECKING:
-    from otel_tele._pipeline import Telemetry
+    from otel_tele._pipeline import Pipeline
 
 
 class Recorder(Protocol):
     """What a timer records through (``TelemetryLogger`` is one)."""
 
     @property
-    def telemetry(self) -> Telemetry | None: ...
+    def telemetry(self) -> Pipeline | None: ...
 
     def record_load(
         self,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_tele._internal import fork_safe
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 
 from ._collector_pipeline import CollectorPipeline
 from ._collector_reads import CollectorReads, ReaderFactory, registered_reader
@@ -61,7 +61,7 @@ class TelemetryCollector(TypedCalls, EventBus):
         batch_size: int = 50,
         flush_interval_s: float = 0.1,
         *,
-        telemetry: Telemetry | None = None,
+        telemetry: Pipeline | None = None,
         retention_days: float | None = None,
         maxlen: int = DEFAULT_MAXLEN,
         reader: ReaderFactory | None = None,
@@ -78,7 +78,7 @@ class TelemetryCollector(TypedCalls, EventBus):
         self._bind_records(self._records)
 
     @property
-    def telemetry(self) -> Telemetry:
+    def telemetry(self) -> Pipeline:
         """The pipeline this collector emits through."""
         return self._pipeline.telemetry
 
@@ -87,7 +87,7 @@ class TelemetryCollector(TypedCalls, EventBus):
         """The database its records go to (None: a shared pipeline without an ``sqlite`` sink)."""
         return self._pipeline.db_path
 
-    def rebind(self, telemetry: Telemetry) -> None:
+    def rebind(self, telemetry: Pipeline) -> None:
         """Emit through ``telemetry`` from now on (closing a private pipeline after flushing it)."""
         with self._lock:
             if self._pipeline.rebind(telemetry):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from otel_tele._internal import safe_str
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele._setup import setup
 from otel_tele._sink import Sink, close_once
 
@@ -36,7 +36,7 @@ class CollectorPipeline:
         batch_size: int,
         flush_interval_s: float,
         retention_days: float | None,
-        telemetry: Telemetry | None,
+        telemetry: Pipeline | None,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -90,16 +90,16 @@ class CollectorPipeline:
         self._sink = sink
         self._set(telemetry)
 
-    def _bind(self, telemetry: Telemetry) -> None:
+    def _bind(self, telemetry: Pipeline) -> None:
         sink = telemetry.sinks.get(SINK)
         self.db_path = Path(sink.location()) if sink is not None else None
         self._set(telemetry)
 
-    def _set(self, telemetry: Telemetry) -> None:
+    def _set(self, telemetry: Pipeline) -> None:
         self.telemetry = telemetry
         self.closed = False
 
-    def rebind(self, telemetry: Telemetry) -> bool:
+    def rebind(self, telemetry: Pipeline) -> bool:
         """Use ``telemetry`` from now on (closing a private pipeline after flushing it); False if it
         already was."""
         if telemetry is self.telemetry:
@@ -129,7 +129,7 @@ class CollectorPipeline:
         remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
         return self.telemetry.flush_sink(SINK, timeout_millis=remaining_ms) and ok
 
-    def for_read(self) -> Telemetry:
+    def for_read(self) -> Pipeline:
         """The pipeline, with what was emitted before the call in its database: this collector's
         sink only, never a collector or another sink (a dead one would cost every read its timeout)."""
         if not self.closed:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from otel_tele import _registry
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 
 from ._events import EventType, TelemetryEvent, event_type_of, is_stored
 
@@ -24,10 +24,10 @@ RATE_WINDOW_S = 10.0
 
 #: Opens a reader of what a pipeline stored: ``reader(telemetry)`` → a context manager with
 #: ``events``, ``correlated`` and ``stats`` (``otel_tele._robot_legacy.Reader``).
-ReaderFactory = Callable[[Telemetry], Any]
+ReaderFactory = Callable[[Pipeline], Any]
 
 
-def registered_reader(telemetry: Telemetry) -> Any:
+def registered_reader(telemetry: Pipeline) -> Any:
     """The reader the robot domain registers (``Domain.reader``): instrumentation names no query
     module, the registry does."""
     target = next((d.reader for d in _registry.domains() if d.name == "robot" and d.reader), None)

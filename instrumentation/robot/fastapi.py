@@ -29,7 +29,7 @@ import logging
 import os
 from typing import Any
 
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele._scrub import default_header_sanitizing
 from otel_tele._setup import get_telemetry
 
@@ -60,7 +60,7 @@ def _use_stable_http_semconv() -> None:
         stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING[http] = _semconv._StabilityMode.HTTP
 
 
-def _providers(telemetry: Telemetry | None) -> Telemetry:
+def _providers(telemetry: Pipeline | None) -> Pipeline:
     if telemetry is not None:
         return telemetry
     found = get_telemetry()
@@ -72,7 +72,7 @@ def _providers(telemetry: Telemetry | None) -> Telemetry:
 def instrument_app(
     app: FastAPI,
     *,
-    telemetry: Telemetry | None = None,
+    telemetry: Pipeline | None = None,
     prefix: str = "/api/",
     excluded_urls: str | None = None,
 ) -> FastAPI:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import otel_tele
 from otel_tele import bundles
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele._settings import resolve
 from otel_tele.exporters.capture import CaptureMetricExporter, CaptureSink, Grid
 from otel_tele.instrumentation.flow import FlowMeters, NodeMeters
@@ -97,16 +97,14 @@ def _step(rng: random.Random, t: int, stations: dict[str, Station], nodes: dict[
         station.totals["peak"] = max(station.totals["peak"], station.queue)
 
 
-def run(
-    telemetry: otel_tele.Telemetry, data_dir: pathlib.Path, *, seconds: float, seed: int = 7
-) -> list[str]:
+def run(telemetry: otel_tele.Pipeline, data_dir: pathlib.Path, *, seconds: float, seed: int = 7) -> list[str]:
     """Simulate one hour of the network over about ``seconds``; return summary lines with the bundle."""
     start_ns = time.time_ns() // 3_600_000_000_000 * 3_600_000_000_000
     clock = [start_ns]
     sink = CaptureSink(
         data_dir, grid=GRID, clock=lambda: clock[0], key_prefix="queueing-demo", classes=CLASSES
     )
-    capture = Telemetry(
+    capture = Pipeline(
         resolve(
             {
                 "sinks": "none",

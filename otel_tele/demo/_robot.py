@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele.instrumentation.robot import CameraHealthReporter, SmootherSampler, TelemetryCollector
 
 from ._commands import command
@@ -159,7 +159,7 @@ def _cli(db: Path, *command: str) -> list[str]:
     return out.getvalue().rstrip().splitlines()
 
 
-def run(telemetry: Telemetry, data_dir: Path, *, seconds: float) -> list[str]:
+def run(telemetry: Pipeline, data_dir: Path, *, seconds: float) -> list[str]:
     """Drive the simulated arm for about ``seconds``; return what the query CLI says about it."""
     tc = TelemetryCollector(telemetry=telemetry)
     counts = _simulate(tc, max(0.5, seconds), random.Random(4))

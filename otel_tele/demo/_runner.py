@@ -58,7 +58,7 @@ def _drive_traffic(port: int, requests: int) -> dict[int, int]:
     return statuses
 
 
-def _instrument(app: Any, telemetry: otel_tele.Telemetry) -> str:
+def _instrument(app: Any, telemetry: otel_tele.Pipeline) -> str:
     try:
         from otel_tele.instrumentation.robot.fastapi import instrument_app
     except ImportError:
@@ -72,7 +72,7 @@ def _instrument(app: Any, telemetry: otel_tele.Telemetry) -> str:
     return "otel_tele.instrumentation.robot.fastapi.instrument_app"
 
 
-def _metrics_excerpt(telemetry: otel_tele.Telemetry) -> list[str]:
+def _metrics_excerpt(telemetry: otel_tele.Pipeline) -> list[str]:
     if telemetry.prometheus_address is None:
         return ["(Prometheus endpoint not running)"]
     host, port = telemetry.prometheus_address

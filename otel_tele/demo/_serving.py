@@ -12,7 +12,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from otel_tele._pipeline import Telemetry
+from otel_tele._pipeline import Pipeline
 from otel_tele.cli._output import print_table
 from otel_tele.instrumentation.inference import TelemetryLogger
 
@@ -57,7 +57,7 @@ def _simulate(logger: TelemetryLogger, rng: random.Random, seconds: float) -> in
     return requests
 
 
-def run(telemetry: Telemetry, data_dir: pathlib.Path, *, seconds: float) -> list[str]:
+def run(telemetry: Pipeline, data_dir: pathlib.Path, *, seconds: float) -> list[str]:
     """Drive the simulation for about ``seconds``; return the efficiency ranking as printable lines."""
     import io
 

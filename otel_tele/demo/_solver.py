@@ -112,7 +112,7 @@ def solve(run: fda.Run, prob: dict[str, Any], *, lam: float, iterations: int) ->
     return e_prev
 
 
-def run(telemetry: otel_tele.Telemetry, data_dir: pathlib.Path, *, seconds: float) -> list[str]:
+def run(telemetry: otel_tele.Pipeline, data_dir: pathlib.Path, *, seconds: float) -> list[str]:
     """Production, dev and tuner runs of the solver for about ``seconds``; summary lines to print."""
     from ..runs import Runs
 
@@ -146,6 +146,6 @@ def run(telemetry: otel_tele.Telemetry, data_dir: pathlib.Path, *, seconds: floa
     return lines
 
 
-def _root(telemetry: otel_tele.Telemetry, data_dir: pathlib.Path) -> pathlib.Path:
+def _root(telemetry: otel_tele.Pipeline, data_dir: pathlib.Path) -> pathlib.Path:
     sink = telemetry.sinks.get("capsule")
     return pathlib.Path(sink.root) if sink is not None else data_dir / "telematry_cfs"  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ def ping(
     latency_ms: float | None = None,
     note: str | None = None,
     ok: bool = True,
-    telemetry: otel_tele.Telemetry | None = None,
+    telemetry: otel_tele.Pipeline | None = None,
 ) -> bool:
     """Emit one ``toy.ping`` event (a deque append; the telemetry thread types and routes it).
 
