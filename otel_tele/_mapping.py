@@ -1,8 +1,11 @@
-"""Declarative record → row translation, shared by every sink.
+"""Record → row translation, shared by every sink that writes rows.
 
-A sink declares :class:`Table` entries (which records, which columns from which attributes, what
-type); :class:`RowMapper` turns a batch of OTel log records or spans into rows grouped by table.
-A new table is a new entry, not new code. The same mapper serves records decoded from OTLP.
+A sink declares its tables once, as :class:`~otel_tele._columns.StoredTable` (column types from the
+vocabulary); :meth:`~otel_tele._columns.StoredTable.mapping` derives the :class:`Table` entries here
+(which records, which columns from which attributes, what row type), and :class:`RowMapper` turns a
+batch of OTel log records or spans into rows grouped by table, through row functions it generates
+from them. A new table is a new declaration, not new code. The same mapper serves records decoded
+from OTLP.
 
 Column ``source`` is an attribute key, or one of the record fields:
 ``@ts`` (event time, epoch seconds), ``@ts_ns``, ``@observed_ts``, ``@event_name``, ``@severity``,

@@ -15,8 +15,12 @@ from otel_tele.semconv import fda as v
 from . import schema
 
 ARTIFACTS = "artifacts"  # not a table: each record is a file copied into the run (_artifacts)
-#: Which records this sink takes, and where each goes.
-TABLE_OF = {v.ITERATION: "telemetry", v.RUN_EVENT: "events", v.ARTIFACT: ARTIFACTS}
+#: Which records this sink takes, and where each goes: the events feeding each declared table, and
+#: artifacts.
+TABLE_OF: dict[str, str] = {
+    **{event: name for name, table in schema.TABLES.items() for event in table.events},
+    v.ARTIFACT: ARTIFACTS,
+}
 
 
 class Batch:

@@ -73,7 +73,7 @@ TABLE_BYTES = "inference.telemetry.size"
 TABLE_ROWS = "inference.telemetry.rows"
 EFFICIENCY_CHANGE = "inference.efficiency.change"
 
-# Statuses written to the ``status`` column
+# Values of :data:`STATUS`
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_NO_TOKENS = (

@@ -1,6 +1,6 @@
 """Robot-arm control vocabulary (spec 004): DDS commands and feedback, smoother, web, cameras, system.
 
-One event per row of the spec's SQLite schema (the SQLite sink maps them by name); ``/api/`` requests
+One event per kind of record the spec keeps (how a sink stores them is the sink's); ``/api/`` requests
 are HTTP server spans under the OTel HTTP semantic conventions (``http.route``,
 ``http.request.method``, ``http.response.status_code``, ``http.server.request.duration``) carrying
 :data:`PARAMS_JSON` and :data:`CORRELATION_ID`; ``log_web_request`` emits :data:`WEB_REQUEST` with the
