@@ -88,3 +88,14 @@ def test_the_generated_row_functions_serve_every_table_an_event_feeds() -> None:
     """The fast path is kept: a row function is generated for every event-fed table."""
     assert set(sqlite_mapping.MAPPER._typed_rows) == {t.events[0] for t in sqlite.TABLES.values()}
     assert set(postgres_rows.MAPPER._typed_rows) == set(postgres.ROW_EVENTS)
+
+
+def test_a_run_folders_own_files_are_never_artifact_names() -> None:
+    """The capsule sink owns its file names; the vocabulary's artifact-name rule, which the recorder
+    applies before emitting, must refuse each of them."""
+    own = [*capsule.RUN_FOLDER_FILES, *(f"{table}{capsule.JOURNAL_SUFFIX}" for table in capsule.TABLES)]
+    for name in own:
+        assert capsule.is_run_file(name)
+        with pytest.raises(ValueError):
+            semconv.fda.check_artifact_name(name)
+    assert not capsule.is_run_file("checkpoint_0001.pkl")

@@ -30,7 +30,7 @@ from otel_tele.semconv import fda as v
 from . import _flow as flows
 from .schema import ARTIFACT_INDEX as INDEX
 from .schema import ARTIFACT_PART_PREFIX as PART_PREFIX
-from .schema import ARTIFACTS_DIR
+from .schema import ARTIFACTS_DIR, is_run_file
 from .schema import artifact_listing as listing
 
 _log = logging.getLogger("otel_tele")
@@ -126,7 +126,7 @@ def clean(folder: Path, *, drop_unlisted: bool = False) -> None:
         listed = listing(folder)
         for path in folder.iterdir():
             name = path.name
-            if name in listed or name in v.RESERVED_ARTIFACT_NAMES or name.endswith(".arrows"):
+            if name in listed or is_run_file(name):
                 continue
             try:
                 v.check_artifact_name(name)

@@ -23,9 +23,9 @@ import pyarrow as pa
 from .._files import pid_alive as pid_alive  # re-exported: maintenance finds dead writers with it
 from . import _flow as flows
 from . import schema
+from .schema import JOURNAL_SUFFIX as JOURNAL_SUFFIX  # re-exported: the writers name journals with it
 
 _log = logging.getLogger("otel_tele")
-JOURNAL_SUFFIX = ".arrows"
 #: In a temp folder's name instead of the pid: its writer gave up on it (a failed publication).
 ABANDONED = "abandoned"
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")

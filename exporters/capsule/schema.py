@@ -72,6 +72,15 @@ MODES: tuple[str, ...] = ("dev", "tuner")
 ARTIFACTS_DIR = "artifacts"  #: a flow's artifact folders, ``flows/<flow>/artifacts/<run_id>/``
 ARTIFACT_INDEX = "artifacts.jsonl"  #: one JSON line per stored artifact (name, kind, size, sha256)
 ARTIFACT_PART_PREFIX = ".part-"  #: an artifact copy in progress (never listed)
+JOURNAL_SUFFIX = ".arrows"  #: a production run's journal of each table while it runs: ``<table>.arrows``
+#: The files a run folder holds itself (never artifacts: the vocabulary's artifact-name rule refuses
+#: every one, checked by ``tests/test_columns.py``), besides its journals.
+RUN_FOLDER_FILES: frozenset[str] = frozenset({MANIFEST, ARTIFACT_INDEX, *RUN_FILES.values()})
+
+
+def is_run_file(name: str) -> bool:
+    """Whether ``name`` is one of a run folder's own files (manifest, tables, index, journals)."""
+    return name in RUN_FOLDER_FILES or name.endswith(JOURNAL_SUFFIX)
 
 
 def file_name(mode: str, table: str) -> str:

@@ -209,7 +209,8 @@ def check_name(kind: str, value: object) -> str:
     return value
 
 
-#: File names a run folder uses itself: an artifact may not take them.
+#: Names an artifact may not take, so that a run folder's own files (the capsule sink's layout,
+#: ``otel_tele.exporters.capsule.schema``) are never overwritten; the recorder refuses them before emitting.
 RESERVED_ARTIFACT_NAMES: frozenset[str] = frozenset(
     {"manifest.toml", "telemetry.parquet", "events.parquet", "artifacts.jsonl"}
 )
