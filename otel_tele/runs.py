@@ -30,7 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ._internal import ForkGate, abandon_inherited, at_fork_in_child, fork_safe
+from ._duckdb import SharedDatabase
+from ._internal import fork_safe
 from ._settings import resolve
 from .exporters.capsule import schema
 from .exporters.capsule.schema import NewerSchemaError
@@ -112,50 +113,38 @@ def _signature(root: Path) -> tuple[tuple[str, int, int], ...] | None:
 
 
 class _Catalogs:
-    """One in-memory DuckDB database per capsule root (at most :attr:`MAX`), shared by the process:
-    opening DuckDB, checking the files' schema versions and defining the views cost more than a
-    page's queries, so they are paid again only when the root's folders change (:func:`_signature`).
-    Parquet footers are cached by DuckDB (``parquet_metadata_cache``, checked against each file's
-    modification time). Each call gets its own cursor: threads query side by side.
-
-    Fork safety: a child never uses (nor closes) the parent's databases — they are abandoned there
-    and the child opens its own; the process forks only between two calls into DuckDB (a
-    :class:`~otel_tele._internal.ForkGate`), so no DuckDB-internal lock is held by a thread the
-    child lacks."""
+    """One shared in-memory DuckDB database per capsule root (at most :attr:`MAX`): opening DuckDB,
+    checking the files' schema versions and defining the views cost more than a page's queries, so
+    they are paid again only when the root's folders change (:func:`_signature`). Each call gets its
+    own cursor (threads query side by side); fork safety is :class:`SharedDatabase`'s."""
 
     MAX = 8
 
     def __init__(self) -> None:
         self._lock = fork_safe(threading.Lock())
-        self._gate = ForkGate(timeout_s=5.0, what="a runs query (DuckDB)")
-        self._open: OrderedDict[Path, tuple[Any, Any]] = OrderedDict()  # root → (connection, signature)
-        at_fork_in_child(self._after_fork)
-
-    def _after_fork(self) -> None:
-        for con, _signature in self._open.values():
-            abandon_inherited(con)
-        self._open = OrderedDict()
+        self._open: OrderedDict[Path, tuple[SharedDatabase, list[Any]]] = OrderedDict()
 
     @contextmanager
     def cursor(self, root: Path) -> Iterator[Any]:
-        with self._gate:
-            key = root.resolve()
+        key = root.resolve()
+        with self._lock:
+            entry = self._open.pop(key, None)
+            if entry is None:
+                entry = (SharedDatabase(f"runs under {key.name}"), [None, None])
+            database, known = entry  # the connection and signature the views were defined for
+            self._open[key] = (database, known)
+            while len(self._open) > self.MAX:  # the oldest goes; cursors still open keep it alive
+                self._open.popitem(last=False)
+
+        def refresh(con: Any) -> None:  # under the database's lock: one redefinition at a time
             signature = _signature(key)
-            with self._lock:
-                con, known = self._open.pop(key, (None, None))
-                if con is None:
-                    con = duckdb.connect()
-                    con.execute("SET parquet_metadata_cache = true")
-                if signature is None or signature != known:
-                    schema.define_views(con, key)  # raises NewerSchemaError as a fresh connection does
-                self._open[key] = (con, signature)
-                while len(self._open) > self.MAX:  # the oldest goes; cursors still open keep it alive
-                    self._open.popitem(last=False)
-                cursor = con.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
+            # A new connection (a forked child's) has no views yet, whatever the folders say.
+            if known[0] is not con or signature is None or signature != known[1]:
+                schema.define_views(con, key)  # raises NewerSchemaError as a fresh connection does
+            known[:] = [con, signature]
+
+        with database.cursor(refresh) as cursor:
+            yield cursor
 
 
 _CATALOGS = _Catalogs()

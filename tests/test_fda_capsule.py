@@ -143,6 +143,47 @@ def test_list_and_show_summarise_runs(telemetry: otel_tele.Telemetry, tmp_path: 
         api.show("fda_run_x' OR '1'='1")
 
 
+def test_the_shared_catalog_sees_new_runs_and_serves_a_forked_child(
+    telemetry: otel_tele.Telemetry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """list/show share one DuckDB catalog per root: a run published later is listed (its folder
+    changed the root's signature), even when every folder is older than the settle time; a forked
+    child lists the same runs through its own database."""
+    import otel_tele.runs as runs_module
+
+    first = record_run(telemetry, "production")
+    api = Runs(root_of(tmp_path))
+    assert [row["run_id"] for row in api.list()] == [first.run_id]
+    monkeypatch.setattr(runs_module, "_SETTLE_S", 0.0)  # trust mtimes at once: the signature decides
+    time.sleep(0.01)  # a new mtime tick for the runs/ folder (file-system clock granularity)
+    second = record_run(telemetry, "production")
+    assert {row["run_id"] for row in api.list()} == {first.run_id, second.run_id}
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a DuckDB of its own, never the parent's
+        code = 1
+        try:
+            code = (
+                0
+                if {row["run_id"] for row in Runs(root_of(tmp_path)).list()}
+                == {
+                    first.run_id,
+                    second.run_id,
+                }
+                else 2
+            )
+        finally:
+            os.write(write_fd, str(code).encode())
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.read(read_fd, 16) == b"0" and os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(read_fd)
+    assert len(api.list()) == 2  # the parent's catalog still works after the fork
+
+
 def test_query_binds_parameters_instead_of_splicing(telemetry: otel_tele.Telemetry, tmp_path: Path) -> None:
     """A hostile value passed as a parameter is data, not SQL."""
     record_run(telemetry)

@@ -24,7 +24,16 @@ from typing import Any
 
 from otel_tele.semconv import flow
 
-from ._format import atomic_write, discard, dump_json, encode_csv, safe_file_name, stage, unique_names
+from ._format import (
+    atomic_write,
+    discard,
+    dump_json,
+    encode_csv,
+    safe_file_name,
+    stage,
+    unique_names,
+    write_new,
+)
 from ._gaps import GapOptions, handle, inject
 from .schema import (
     AUTOCAPTURE,
@@ -206,7 +215,12 @@ def write_bundle(
     captured_at: str | None = None,
     progress: Progress | None = None,
 ) -> WrittenBundle:
-    """Write the CSVs, then ``manifest.json``, into ``directory`` (created; other files are kept)."""
+    """Write the CSVs, then ``manifest.json``, into ``directory`` (created; other files are kept).
+
+    Into a directory this call creates, each CSV is written under its own name at once (nothing there
+    to keep intact, and without a manifest the directory is not a bundle yet); into an existing one,
+    each is staged beside its final name and renamed into place once every series was read.
+    """
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     files: list[PlannedFile] = []
@@ -219,14 +233,20 @@ def write_bundle(
         for done, (planned, values, found) in enumerate(_planned(source, options or GapOptions()), start=1):
             data = encode_csv(values, planned.class_id)
             del values  # one series in memory at a time
-            staged.append((stage(directory / planned.path, data), directory / planned.path))
+            final = directory / planned.path
+            if created:
+                write_new(final, data)
+                staged.append((str(final), final))  # renamed onto itself: a no-op, removed on failure
+            else:
+                staged.append((stage(final, data), final))
             hashes.append(sha256_of(data))
             files.append(planned)
             warnings.extend(found)
             if progress is not None:
                 progress(done, total)
         for placed, (temporary, final) in enumerate(staged, start=1):
-            os.replace(temporary, final)
+            if temporary != str(final):
+                os.replace(temporary, final)
             renamed = placed
     except BaseException:
         for temporary, _final in staged[renamed:]:

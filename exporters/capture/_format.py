@@ -210,7 +210,11 @@ def inside(root: Path, parts: Sequence[str]) -> Path:
         path = path / part
         if path.is_symlink():
             raise UnsafePath("the path goes through a symbolic link")
-    if not path.resolve().is_relative_to(root.resolve()):
+    # On POSIX no ``resolve()`` check is needed: every part is one plain name (no separator, no
+    # ``..``) and none that exists is a link, so the path is ``root``'s resolution joined with the
+    # parts, by construction (two resolves per file were ~8 % of a 200-series capture). Windows
+    # also has drive-relative names (``C:x``), so there the check stays.
+    if os.name == "nt" and not path.resolve().is_relative_to(root.resolve()):
         raise UnsafePath("the path leaves its root directory")
     return path
 
@@ -260,6 +264,18 @@ def stage(path: Path, data: bytes) -> str:
         discard(tmp)
         raise
     return tmp
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """``data`` as the new file ``path`` (never an existing file or a link; mode 0600, as a staged
+    file gets)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except BaseException:
+        discard(str(path))
+        raise
 
 
 def discard(temporary: str) -> None:
