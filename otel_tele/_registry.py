@@ -10,10 +10,12 @@ Descriptors hold import strings, not modules: reading the registry imports no do
 domain whose optional dependencies are missing still shows up (its parts fail to load with a hint
 naming the extra).
 
+The public face of this module (and of :mod:`otel_tele._options`) is :mod:`otel_tele.plugin`.
+
 Example::
 
-    from otel_tele._registry import domains
-    [domain.name for domain in domains()]          # ['robot', 'fda', 'inference', 'flow']
+    from otel_tele.plugin import domains
+    [domain.name for domain in domains()]          # ['robot', 'fda', 'inference', 'flow', 'store']
 """
 
 from __future__ import annotations

@@ -112,6 +112,24 @@ def test_core_names_no_domain_event_or_policy() -> None:
     assert not named, "core modules naming a domain's event, attribute or policy:\n" + "\n".join(named)
 
 
+#: The specs' public classes (their names are what users know) are façades over parts with one job
+#: each (docs/architecture.md): their own bodies stay small, the work lives in the parts.
+FACADES = {
+    "otel_tele.instrumentation.robot._collector": "TelemetryCollector",
+    "otel_tele.robot_query": "TelemetryQuery",
+    "otel_tele.instrumentation.inference._logger": "TelemetryLogger",
+}
+FACADE_MAX_LINES = 120
+
+
+@pytest.mark.parametrize(("module", "name"), sorted(FACADES.items()))
+def test_the_spec_classes_stay_thin_facades(module: str, name: str) -> None:
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    found = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    lines = (found.end_lineno or found.lineno) - found.lineno + 1
+    assert lines <= FACADE_MAX_LINES, f"{name} is {lines} lines: move the work into a part of its own"
+
+
 def _domain_prefixes(domain: Domain) -> tuple[str, ...]:
     names = (domain.name, *(spec.name for spec in domain.sinks))
     return tuple(f"{name}_" for name in names)

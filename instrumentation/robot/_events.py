@@ -13,6 +13,8 @@ from typing import Any
 
 from otel_tele.semconv.robot import EventType as EventType
 
+from ._records import RobotRecords
+
 _BY_VALUE: dict[str, EventType] = {member.value: member for member in EventType}
 
 
@@ -95,7 +97,9 @@ def _angles(payload: Mapping[str, Any]) -> Any:
 
 # Each route stores one emitted event with the record time ``ts_ns`` that emit() also gave the event it
 # returned: the collector matches stored rows to the events it remembers by that time.
-def _command(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
+def _command(
+    records: RobotRecords, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int
+) -> None:
     records.command(
         p.get("seq"),
         _get(p, "funcode", 0),
@@ -108,11 +112,13 @@ def _command(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: An
     )
 
 
-def _feedback(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
+def _feedback(
+    records: RobotRecords, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int
+) -> None:
     records.feedback(p.get("seq"), _get(p, "funcode", 0), _angles(p), p.get("status"), ts_ns=ts_ns)
 
 
-def _web(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
+def _web(records: RobotRecords, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
     # The request has only been sent: its response time and status are not known yet.
     params = p.get("params", {k: v for k, v in p.items() if k not in ("endpoint", "method")})
     records.web_request(
@@ -127,12 +133,14 @@ def _web(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, t
     )
 
 
-def _camera(records: Any, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int) -> None:
+def _camera(
+    records: RobotRecords, source: str, kind: Any, p: Mapping[str, Any], cid: Any, ts_ns: int
+) -> None:
     records.camera_health(str(_get(p, "camera_id", "")), p, ts_ns=ts_ns)
 
 
 def system_route(
-    records: Any, source: str, kind: EventType | str, p: Mapping[str, Any], cid: Any, ts_ns: int
+    records: RobotRecords, source: str, kind: EventType | str, p: Mapping[str, Any], cid: Any, ts_ns: int
 ) -> None:
     """ERROR, STATE_UPDATE, CMD_ACK, CMD_EXEC, WS_RECEIVE and unknown types → ``system_events``."""
     name = kind.value if isinstance(kind, EventType) else kind
@@ -142,7 +150,7 @@ def system_route(
     )
 
 
-Route = Callable[[Any, str, Any, Mapping[str, Any], Any, int], None]
+Route = Callable[[RobotRecords, str, Any, Mapping[str, Any], Any, int], None]
 
 #: How ``emit()`` stores each event type (spec 004, "Internal design"); any other type, including
 #: unknown strings, becomes a system event. ``None``: not stored.
