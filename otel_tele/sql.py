@@ -154,7 +154,7 @@ class Catalog:
         self._loaded: set[str] = set()
         self._con = duckdb.connect(":memory:", config=dict(_CONNECT_CONFIG))
         try:
-            self._types = {name: self._duck_types(view) for name, view in self._views.items()}
+            self._types = self._duck_types()
             for view in self._views.values():
                 self._define(view)
             self._lock_down()
@@ -163,15 +163,25 @@ class Catalog:
             raise
 
     # -- building ---------------------------------------------------------------------------------
-    def _duck_types(self, view: SqlView) -> tuple[tuple[str, str], ...]:
-        relation = self._con.from_arrow(view.schema.empty_table())
-        return tuple((name, str(kind)) for name, kind in zip(relation.columns, relation.types, strict=True))
+    def _duck_types(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Each view's columns with their DuckDB types: every declared schema registered as an empty
+        table (a Python-read view reads it until a query names it), then one catalog query."""
+        for view in self._views.values():
+            self._con.register(_ROWS_PREFIX + view.name, view.schema.empty_table())
+        found: dict[str, list[tuple[str, str]]] = {name: [] for name in self._views}
+        rows = self._con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE starts_with(table_name, ?) ORDER BY table_name, column_index",
+            [_ROWS_PREFIX],
+        ).fetchall()
+        for table_name, column, kind in rows:
+            found[table_name.removeprefix(_ROWS_PREFIX)].append((column, kind))
+        return {name: tuple(columns) for name, columns in found.items()}
 
     def _define(self, view: SqlView) -> None:
         name = _quote(view.name)
         if view.rows is not None:
             # Rows are read when a query names the view (see _load): an empty table until then.
-            self._con.register(_ROWS_PREFIX + view.name, view.schema.empty_table())
             self._con.execute(f"CREATE VIEW {name} AS SELECT * FROM {_quote(_ROWS_PREFIX + view.name)}")
             return
         assert view.select is not None
@@ -180,7 +190,6 @@ class Catalog:
         except Exception as exc:
             raise SqlError(f"view {view.name}: {_one_line(exc)}") from None
         if select is None:
-            self._con.register(_ROWS_PREFIX + view.name, view.schema.empty_table())
             select = f"SELECT * FROM {_quote(_ROWS_PREFIX + view.name)}"
         columns = ", ".join(
             f"CAST({_quote(column)} AS {kind}) AS {_quote(column)}" for column, kind in self._types[view.name]
