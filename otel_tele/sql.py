@@ -152,11 +152,16 @@ class Catalog:
         self._views = {view.name: view for _, view in pairs}
         self._domains = {view.name: domain for domain, view in pairs}
         self._loaded: set[str] = set()
+        self._broken: dict[str, str] = {}
         self._con = duckdb.connect(":memory:", config=dict(_CONNECT_CONFIG))
         try:
             self._types = self._duck_types()
             for view in self._views.values():
-                self._define(view)
+                try:
+                    self._define(view)
+                except SqlError as exc:  # e.g. a corrupt Parquet file: this view only, the rest answer
+                    self._broken[view.name] = str(exc)
+                    self.unavailable[view.name] = str(exc)
             self._lock_down()
         except BaseException:
             self._con.close()
@@ -217,6 +222,8 @@ class Catalog:
                 named |= {name.lower().rpartition(".")[2] for name in duckdb.get_table_names(statement.query)}
         except duckdb.Error as exc:
             raise SqlError(_one_line(exc)) from None
+        for name in sorted(named & set(self._broken)):
+            raise SqlError(f"{self._broken[name]} (the other views still answer)")
         for name in sorted(named & set(self._views) - self._loaded):
             view = self._views[name]
             if view.rows is None:
@@ -230,7 +237,8 @@ class Catalog:
 
     # -- reading ----------------------------------------------------------------------------------
     def views(self) -> tuple[ViewInfo, ...]:
-        """Every view: name, domain, what a row is, how it is read, columns and DuckDB types."""
+        """Every view: name, domain, what a row is, how it is read, columns and DuckDB types.
+        :attr:`unavailable` names (by domain, or by view) what could not be set up, and why."""
         return tuple(
             ViewInfo(name, self._domains[name], view.description, view.reader, self._types[name])
             for name, view in self._views.items()

@@ -278,6 +278,28 @@ def test_extensions_never_come_from_the_network() -> None:
                 catalog.query("INSTALL httpfs")
 
 
+def test_a_corrupt_file_costs_only_its_view(robot_data: Path) -> None:
+    """A garbage Parquet part in the store: spans is unavailable (said so), every other view answers;
+    a corrupt telemetry.db fails only the query naming a robot view."""
+    (robot_data / "store" / "spans" / "date=2026-01-01").mkdir(parents=True, exist_ok=True)
+    (robot_data / "store" / "spans" / "date=2026-01-01" / "p-0-0-0.parquet").write_bytes(b"not parquet")
+    with open_catalog(robot_data) as catalog:
+        assert "spans" in catalog.unavailable
+        assert catalog.query("SELECT count(*) AS n FROM robot_dds_commands").to_pylist() == [{"n": 3}]
+        with pytest.raises(SqlError, match="spans"):
+            catalog.query("SELECT count(*) FROM spans")
+    (robot_data / "telemetry.db").write_bytes(b"garbage" * 1000)
+    for suffix in ("-wal", "-shm"):
+        (robot_data / f"telemetry.db{suffix}").unlink(missing_ok=True)
+    with open_catalog(robot_data) as catalog:
+        with pytest.raises(SqlError, match="robot_dds_commands") as caught:
+            catalog.query("SELECT * FROM robot_dds_commands")
+        assert "\n" not in str(caught.value)
+        assert catalog.query(
+            "SELECT count(*) AS n FROM logs WHERE event_name = 'robot.dds.command'"
+        ).to_pylist() == [{"n": 3}]
+
+
 def test_allow_writes_runs_ddl_and_copy(tmp_path: Path) -> None:
     """With the explicit flag, DDL and COPY TO run (the flag is the only way)."""
     out = tmp_path / "out.csv"
