@@ -114,24 +114,21 @@ class StoredTable:
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
 
-    def storage_types(self, types: Mapping[AttrType, Any], *, until: int | None = None) -> tuple[Any, ...]:
-        """Each column's storage type: its ``storage`` if it has one, else ``types`` of its type (only
-        columns added at schema version ``until`` or before, when given)."""
+    def storage_types(self, types: Mapping[AttrType, Any]) -> tuple[Any, ...]:
+        """Each column's storage type (an Arrow type, say): its ``storage`` if it has one, else
+        ``types`` of its type."""
         return tuple(
             column.storage if column.storage is not None else types[kind]
             for column, kind in zip(self.columns, self.types, strict=True)
-            if until is None or column.since <= until
         )
 
-    def sql_columns(
-        self, types: Mapping[Any, str], *, since: int | None = None, until: int | None = None
-    ) -> tuple[str, ...]:
+    def sql_columns(self, types: Mapping[Any, str], *, since: int | None = None) -> tuple[str, ...]:
         """``name TYPE`` per column, for DDL: TYPE is ``types`` of its type, plus ``NOT NULL`` when it
         is required; a column's ``storage`` spells it whole instead (a key of ``types``, or the SQL
-        itself). ``since``/``until`` pick the columns a schema version added (or all up to it)."""
+        itself). With ``since``, only the columns that schema version added (for its migration)."""
         out = []
         for column, kind in zip(self.columns, self.types, strict=True):
-            if (since is not None and column.since != since) or (until is not None and column.since > until):
+            if since is not None and column.since != since:
                 continue
             if column.storage is not None:
                 spelled = types.get(column.storage, column.storage)

@@ -54,12 +54,15 @@ def test_a_key_no_feeding_event_declares_is_refused_with_its_name() -> None:
     assert StoredTable("t", (r.DDS_COMMAND,), (Col("x", "other", AttrType.STR),)).types == (AttrType.STR,)
 
 
-def test_columns_added_by_a_schema_version_are_picked_by_since_and_until() -> None:
+def test_the_columns_a_schema_version_added_are_its_migration() -> None:
     table = postgres.ROW_TABLE
     types = {AttrType.STR: "text", AttrType.FLOAT: "real", AttrType.JSON: "jsonb", "ts": "timestamptz"}
     assert table.sql_columns(types, since=3) == ("trace_id text", "span_id text")
-    assert len(table.sql_columns(types, until=1)) == len(table.columns) - 2
-    assert len(table.storage_types(types, until=2)) == len(table.columns) - 2
+    assert len(table.sql_columns(types, since=1)) == len(table.columns) - 2
+    assert [statement for statement, _ in postgres.MIGRATIONS[2]("postgresql")] == [
+        "ALTER TABLE {t} ADD COLUMN trace_id text",
+        "ALTER TABLE {t} ADD COLUMN span_id text",
+    ]
 
 
 def test_every_sink_table_is_typed_as_the_vocabulary_says() -> None:
