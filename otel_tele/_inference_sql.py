@@ -11,12 +11,12 @@ read-only session), else from the embedded ``inference.db`` (Python sqlite3, rea
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from pathlib import Path
 
 import pyarrow as pa
 
 from otel_tele._settings import Settings
-from otel_tele._sql_view import SQLITE_READER, SqlView, sqlite_table
+from otel_tele._sql_view import SQLITE_READER, SqliteSource, SqlView
 from otel_tele.domains.inference import POSTGRES_DSN
 from otel_tele.exporters.postgres import schema
 from otel_tele.semconv import AttrType
@@ -76,8 +76,14 @@ _READ_SCHEMA = EVENTS_SCHEMA.set(
 )
 
 
-def _sqlite_rows(db: Any, select: str, read: pa.Schema, final: pa.Schema) -> pa.Table:
-    return sqlite_table(db, select, read).cast(final)
+def _sqlite_source(db: Path, table: str) -> SqliteSource:
+    """The embedded table, read column by column; ``system_telemetry``'s timestamp (epoch seconds)
+    and ids (lowercase) spelled as the view has them."""
+    if table != schema.TABLE:
+        return SqliteSource(db, table)
+    expressions = {name: f'lower("{name}")' for name in _LOWER}
+    expressions["timestamp"] = _EXPRESSIONS["sqlite"]["timestamp"]
+    return SqliteSource(db, table, expressions, {"timestamp": pa.int64()})
 
 
 def _pg_rows(dsn: str, table: str, select: str, read: pa.Schema, final: pa.Schema) -> pa.Table:
@@ -128,7 +134,7 @@ def sql_views(settings: Settings) -> tuple[SqlView, ...]:
     for name, table, description, read, final, select in tables:
         if dsn:
             rows = partial(_pg_rows, dsn, table, select or _events_select("postgresql"), read, final)
+            views.append(SqlView(name, final, description, reader, rows=rows))
         else:
-            rows = partial(_sqlite_rows, db, select or _events_select("sqlite"), read, final)
-        views.append(SqlView(name, final, description, reader, rows=rows))
+            views.append(SqlView(name, final, description, reader, sqlite=_sqlite_source(db, table)))
     return tuple(views)

@@ -8,12 +8,10 @@ server span carries as the attribute ``robot.correlation_id``.
 
 from __future__ import annotations
 
-from functools import partial
-
 import pyarrow as pa
 
 from otel_tele._settings import Settings
-from otel_tele._sql_view import SQLITE_READER, SqlView, sqlite_table
+from otel_tele._sql_view import SQLITE_READER, SqliteSource, SqlView
 from otel_tele.exporters.sqlite import schema
 from otel_tele.semconv import AttrType
 
@@ -49,14 +47,13 @@ def sql_views(settings: Settings) -> tuple[SqlView, ...]:
     views = []
     for table in schema.TABLE_NAMES:
         columns = arrow_schema(table)
-        select = f"SELECT {', '.join(columns.names)} FROM {table}"
         views.append(
             SqlView(
                 f"robot_{table}",
                 columns,
                 _DESCRIPTIONS.get(table, table),
                 f"{SQLITE_READER}: {schema.DB_NAME}",
-                rows=partial(sqlite_table, db, select, columns),
+                sqlite=SqliteSource(db, table),
             )
         )
     return tuple(views)

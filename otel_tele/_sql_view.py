@@ -1,11 +1,12 @@
-"""One view of the SQL catalog (``otel-tele sql``), as a domain declares it: part of the plug-in interface.
+"""One view of the SQL catalog (``otel-tele sql``), as a domain declares it (public as ``otel_tele.sql``).
 
 A domain names a factory in ``Domain.sql_views`` (``"module:factory"``, called with the resolved
 :class:`~otel_tele._settings.Settings`) returning its :class:`SqlView` s. A view declares its columns
 once, as an Arrow schema taken from the domain's storage declaration (so the catalog, its README
-section and the rows cannot disagree), and how its rows are read: either a DuckDB ``SELECT`` over
-files (read lazily by DuckDB at query time), or a Python function returning an Arrow table (for a
-store DuckDB cannot scan offline, e.g. SQLite or PostgreSQL without a pinned scanner extension).
+section and the rows cannot disagree), and how its rows are read: a DuckDB ``SELECT`` over files
+(read lazily by DuckDB at query time), a SQLite table (:class:`SqliteSource`: Python's sqlite3 reads
+the columns a query uses), or a Python function returning an Arrow table (any other store DuckDB
+cannot scan offline, e.g. PostgreSQL without a pinned scanner extension).
 
 A view with a trace id names the column ``trace_id`` and holds lowercase hex (32 characters), so any
 two views join on it.
@@ -13,21 +14,20 @@ two views join on it.
 Example (a plug-in's query module)::
 
     import pyarrow as pa
-    from otel_tele._sql_view import SqlView, sqlite_table
+    from otel_tele.sql import SqliteSource, SqlView
 
     SCHEMA = pa.schema([("ts_ns", pa.int64()), ("seq", pa.int64())])
 
     def sql_views(settings):
-        db = settings.data_dir / "beacons.db"
-        return (SqlView("beacons", SCHEMA, "one row per beacon", "Python sqlite3 -> Arrow",
-                        rows=lambda: sqlite_table(db, "SELECT ts_ns, seq FROM beacons", SCHEMA)),)
+        source = SqliteSource(settings.data_dir / "beacons.db", "beacons")
+        return (SqlView("beacons", SCHEMA, "one row per beacon", "Python sqlite3 -> Arrow", sqlite=source),)
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,50 @@ SQLITE_READER = "Python sqlite3 -> Arrow (not DuckDB's sqlite_scanner)"
 
 
 @dataclass(frozen=True)
+class SqliteSource:
+    """A view's rows are table ``table`` of the SQLite file ``path``: the catalog reads only the
+    columns a query uses. ``expressions`` spells a column that is not stored as is (column -> SQLite
+    expression); ``read_types`` gives the Arrow type it is read as when that is not the view's (the
+    catalog casts it to the view's type, e.g. epoch microseconds to a timestamp)."""
+
+    path: Path
+    table: str
+    expressions: Mapping[str, str] = field(default_factory=dict)
+    read_types: Mapping[str, Any] = field(default_factory=dict)
+
+    def read(self, schema: Any, columns: Sequence[str]) -> Any:
+        """Every row as an Arrow table of ``schema``: the ``columns`` read, every other column null
+        (a query that names none of them, ``count(*)``, reads only the number of rows)."""
+        import pyarrow as pa
+
+        wanted = [f for f in schema if f.name in set(columns)]
+        if wanted:
+            read = pa.schema([pa.field(f.name, self.read_types.get(f.name, f.type)) for f in wanted])
+            parts = [self.expressions.get(f.name, _quote(f.name)) for f in wanted]
+            got = sqlite_table(self.path, f"SELECT {', '.join(parts)} FROM {_quote(self.table)}", read)
+            got = got.cast(pa.schema(wanted))
+            rows = got.num_rows
+        else:
+            counted = sqlite_table(
+                self.path, f"SELECT count(*) FROM {_quote(self.table)}", pa.schema([("n", pa.int64())])
+            )
+            rows = counted.column(0)[0].as_py() if counted.num_rows else 0
+        arrays = [got.column(f.name) if f in wanted else pa.nulls(rows, f.type) for f in schema]
+        return pa.table(arrays, schema=schema)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
 class SqlView:
     """One catalog view: its name, columns (an Arrow schema), what a row is, and how rows are read.
 
     Exactly one of ``select`` (returns a DuckDB ``SELECT`` over files under ``paths``, or None when
-    there is no file yet) and ``rows`` (returns the rows as an Arrow table) is given. The catalog
-    casts what either yields to ``schema``.
+    there is no file yet), ``sqlite`` (a SQLite table, read column by column as queries need) and
+    ``rows`` (returns the rows as an Arrow table) is given. The catalog casts what it reads to
+    ``schema``.
     """
 
     name: str
@@ -50,11 +88,12 @@ class SqlView:
     reader: str
     select: Callable[[], str | None] | None = None
     rows: Callable[[], Any] | None = None  # () -> pyarrow.Table
+    sqlite: SqliteSource | None = None
     paths: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
-        if (self.select is None) == (self.rows is None):
-            raise ValueError(f"view {self.name!r}: give exactly one of select= and rows=")
+        if sum(part is not None for part in (self.select, self.rows, self.sqlite)) != 1:
+            raise ValueError(f"view {self.name!r}: give exactly one of select=, sqlite= and rows=")
         if not self.name.isidentifier() or self.name != self.name.lower():
             raise ValueError(f"view {self.name!r}: a view name is a lowercase SQL identifier")
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from ._registry import domains, load
 from ._settings import Settings, resolve
-from ._sql_view import SQLITE_READER, SqlView, sqlite_table
+from ._sql_view import SQLITE_READER, SqliteSource, SqlView, sqlite_table
 
 try:
     import duckdb
@@ -52,6 +52,7 @@ __all__ = [
     "Result",
     "SqlError",
     "SqlView",
+    "SqliteSource",
     "ViewInfo",
     "open_catalog",
     "sqlite_table",
@@ -151,7 +152,8 @@ class Catalog:
         pairs, self.unavailable = collect_views(settings)
         self._views = {view.name: view for _, view in pairs}
         self._domains = {view.name: domain for domain, view in pairs}
-        self._loaded: set[str] = set()
+        #: Python-read views whose rows are registered: None = every column, else the columns read.
+        self._loaded: dict[str, frozenset[str] | None] = {}
         self._broken: dict[str, str] = {}
         self._con = duckdb.connect(":memory:", config=dict(_CONNECT_CONFIG))
         try:
@@ -185,7 +187,7 @@ class Catalog:
 
     def _define(self, view: SqlView) -> None:
         name = _quote(view.name)
-        if view.rows is not None:
+        if view.rows is not None or view.sqlite is not None:
             # Rows are read when a query names the view (see _load): an empty table until then.
             self._con.execute(f"CREATE VIEW {name} AS SELECT * FROM {_quote(_ROWS_PREFIX + view.name)}")
             return
@@ -215,25 +217,65 @@ class Catalog:
         self._con.execute("SET lock_configuration = true")
 
     def _load(self, statements: Sequence[Any]) -> None:
-        """Read the rows of every Python-read view the statements name (once per catalog)."""
-        named: set[str] = set()
-        try:
-            for statement in statements:
-                named |= {name.lower().rpartition(".")[2] for name in duckdb.get_table_names(statement.query)}
-        except duckdb.Error as exc:
-            raise SqlError(_one_line(exc)) from None
+        """Read the rows of every Python-read view the statements name: a SQLite view only the
+        columns they need (more on a later query that needs more), any other view once."""
+        named, needed = self._references(statements)
         for name in sorted(named & set(self._broken)):
             raise SqlError(f"{self._broken[name]} (the other views still answer)")
-        for name in sorted(named & set(self._views) - self._loaded):
+        for name in sorted(named & set(self._views)):
             view = self._views[name]
-            if view.rows is None:
+            if view.rows is not None and name not in self._loaded:
+                try:
+                    table = view.rows().cast(view.schema)
+                except Exception as exc:
+                    raise SqlError(f"view {name}: could not read its rows: {_one_line(exc)}") from None
+                self._con.register(_ROWS_PREFIX + name, table)
+                self._loaded[name] = None
+            elif view.sqlite is not None:
+                self._load_sqlite(view, needed)
+
+    def _references(self, statements: Sequence[Any]) -> tuple[set[str], frozenset[str]]:
+        """The tables the statements name, and every name a column reference in them uses
+        (over-counting is harmless) — or ``{"*"}``, every column, when they could use any: ``*``,
+        ``COLUMNS(…)``, a positional reference, a table name or alias used as a value (a whole-row
+        struct), or a statement DuckDB's parser cannot give as JSON (only SELECT is)."""
+        tables: set[str] = set()
+        names: set[str] = set()
+        everything = False
+        for statement in statements:
+            text = self._con.execute("SELECT json_serialize_sql(?)", [statement.query]).fetchall()
+            tree = json.loads(text[0][0]) if text else {"error": True}
+            if tree.get("error"):
+                everything = True
+                try:
+                    found = duckdb.get_table_names(statement.query)
+                except duckdb.Error:
+                    found = set(self._views)
+                tables |= {name.lower().rpartition(".")[2] for name in found}
                 continue
-            try:
-                table = view.rows().cast(view.schema)
-            except Exception as exc:
-                raise SqlError(f"view {name}: could not read its rows: {_one_line(exc)}") from None
-            self._con.register(_ROWS_PREFIX + name, table)
-            self._loaded.add(name)
+            here: set[str] = set()
+            refs: list[list[str]] = []
+            _walk(tree, here, refs, names)
+            tables |= here
+            everything = everything or "*" in names or any(len(r) == 1 and r[0].lower() in here for r in refs)
+            names.update(part.lower() for ref in refs for part in ref)
+        return tables, frozenset({"*"}) if everything else frozenset(names)
+
+    def _load_sqlite(self, view: SqlView, needed: frozenset[str]) -> None:
+        """Read the columns of ``view`` a query needs that are not loaded yet (all of them with ``*``)."""
+        assert view.sqlite is not None
+        everything = set(view.schema.names)
+        want = everything if "*" in needed else {c for c in view.schema.names if c.lower() in needed}
+        have = self._loaded.get(view.name, frozenset())
+        if have is None or (view.name in self._loaded and want <= have):
+            return
+        columns = frozenset(want | (have or frozenset()))
+        try:
+            table = view.sqlite.read(view.schema, sorted(columns))
+        except Exception as exc:
+            raise SqlError(f"view {view.name}: could not read its rows: {_one_line(exc)}") from None
+        self._con.register(_ROWS_PREFIX + view.name, table)
+        self._loaded[view.name] = None if columns >= everything else columns
 
     # -- reading ----------------------------------------------------------------------------------
     def views(self) -> tuple[ViewInfo, ...]:
@@ -321,6 +363,24 @@ class Catalog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _walk(node: Any, tables: set[str], refs: list[list[str]], flags: set[str]) -> None:
+    """Collect, from DuckDB's JSON form of a statement, the table names and aliases it reads, its
+    column references, and ``*`` in ``flags`` for anything that can reach every column."""
+    if isinstance(node, dict):
+        kind = node.get("class") or node.get("type")
+        if kind in ("STAR", "POSITIONAL_REFERENCE", "COLUMNS"):
+            flags.add("*")
+        elif kind == "COLUMN_REF":
+            refs.append([str(part) for part in node.get("column_names", ())])
+        elif kind == "BASE_TABLE":
+            tables.update(str(node[key]).lower() for key in ("table_name", "alias") if node.get(key))
+        for value in node.values():
+            _walk(value, tables, refs, flags)
+    elif isinstance(node, list):
+        for value in node:
+            _walk(value, tables, refs, flags)
 
 
 def _arrow_reader(relation: Any) -> pa.RecordBatchReader:

@@ -153,6 +153,44 @@ def test_every_view_has_its_declared_columns(robot_data: Path, tmp_path: Path) -
                 assert tuple(described) == view.columns, view.name
 
 
+PRUNED = [
+    ("SELECT joint_id, count(*) AS n FROM robot_dds_commands GROUP BY joint_id ORDER BY n, joint_id", 1),
+    ("SELECT count(*) AS n FROM robot_dds_commands", 0),
+    ("SELECT robot_dds_commands.target_value FROM robot_dds_commands ORDER BY 1", 1),
+    ("SELECT list_transform([1, 2], lambda v: v + joint_id) AS l FROM robot_dds_commands ORDER BY id", 2),
+    ("SELECT c FROM robot_dds_commands c ORDER BY c.id", None),  # the whole row as a struct
+    ("SELECT to_json(robot_dds_commands) AS j FROM robot_dds_commands ORDER BY id", None),
+    ("SELECT COLUMNS('.*_id') FROM robot_dds_commands ORDER BY 1", None),
+    ("SELECT joint_id FROM robot_dds_commands ORDER BY #1", None),  # positional: every column
+    ("SELECT * FROM robot_dds_commands c JOIN robot_dds_commands d USING (id) ORDER BY id", None),
+    ("SELECT (SELECT max(seq) FROM robot_dds_commands) AS s, count(*) AS n FROM robot_dds_commands", 1),
+    ("WITH x AS (SELECT * EXCLUDE (data_json) FROM robot_dds_commands) SELECT x FROM x ORDER BY x.id", None),
+    ("SELECT max(correlation_id) AS m FROM (SELECT * FROM robot_dds_commands) s", None),
+    ("SELECT * FROM robot_dds_commands ORDER BY id", None),
+]
+
+
+@pytest.mark.parametrize(("query", "read"), PRUNED)
+def test_sqlite_views_read_only_the_columns_a_query_needs(
+    robot_data: Path, query: str, read: int | None
+) -> None:
+    """A pruned read answers exactly as a full one; whatever can reach every column reads them all."""
+    with open_catalog(robot_data) as full:
+        full.query("SELECT * FROM robot_dds_commands")
+        expected = full.query(query)
+    with open_catalog(robot_data) as pruned:
+        assert pruned.query(query).equals(expected)
+        loaded = pruned._loaded["robot_dds_commands"]
+        assert (loaded is None) if read is None else (loaded is not None and len(loaded) == read)
+        # a later query needing other columns reads them too
+        again = pruned.query("SELECT seq, raw_len FROM robot_dds_commands ORDER BY id")
+        full_again = open_catalog(robot_data)
+        try:
+            assert again.equals(full_again.query("SELECT seq, raw_len FROM robot_dds_commands ORDER BY id"))
+        finally:
+            full_again.close()
+
+
 def test_fda_views_are_the_runs_views(tmp_path: Path) -> None:
     """fda_telemetry / fda_events hold what otel_tele.runs reads (the same capsule views)."""
     data_dir = tmp_path / "telemetry"
@@ -329,6 +367,7 @@ def test_a_row_cap_says_it_truncated(tmp_path: Path) -> None:
     with open_catalog(tmp_path) as catalog:
         capped = catalog.query_limited("SELECT * FROM range(100000)", 10)
         whole = catalog.query_limited("SELECT * FROM range(10)", 10)
+        assert catalog.query("SELECT 42 AS x").to_pylist() == [{"x": 42}]  # the cut result let go
     assert capped.table.num_rows == 10 and capped.truncated
     assert whole.table.num_rows == 10 and not whole.truncated
 

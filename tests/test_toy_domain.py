@@ -37,7 +37,7 @@ N = 50
 PLUGIN_API: dict[str, set[str]] = {
     "otel_tele.plugin": {"DROP", "WAIT", "Domain", "OverloadPolicy", "SinkSpec", "Option"},
     "otel_tele.settings": {"Settings", "resolve"},
-    "otel_tele.sql": {"SQLITE_READER", "SqlView", "sqlite_table"},
+    "otel_tele.sql": {"SQLITE_READER", "SqliteSource", "SqlView"},
 }
 PUBLIC_API: dict[str, set[str]] = {
     "otel_tele": set(otel_tele.__all__),

@@ -11,12 +11,11 @@ Example::
 from __future__ import annotations
 
 import sqlite3
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from otel_tele.settings import Settings
-from otel_tele.sql import SQLITE_READER, SqlView, sqlite_table
+from otel_tele.sql import SQLITE_READER, SqliteSource, SqlView
 
 from .exporter.options import TOY_DB_NAME
 from .exporter.schema import COLUMN_NAMES, COLUMNS, TABLE
@@ -63,13 +62,12 @@ def sql_views(settings: Settings) -> tuple[SqlView, ...]:
     arrow = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
     columns = pa.schema([(name, arrow[kind.split()[0]]) for name, kind in COLUMNS])
     db = settings.data_dir / settings.get(TOY_DB_NAME)
-    select = f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE}"
     return (
         SqlView(
             "toy_pings",
             columns,
             "one row per toy ping",
             f"{SQLITE_READER}: {settings.get(TOY_DB_NAME)}",
-            rows=partial(sqlite_table, db, select, columns),
+            sqlite=SqliteSource(db, TABLE),
         ),
     )
