@@ -326,6 +326,10 @@ def test_a_corrupt_file_costs_only_its_view(robot_data: Path) -> None:
         assert catalog.query("SELECT count(*) AS n FROM robot_dds_commands").to_pylist() == [{"n": 3}]
         with pytest.raises(SqlError, match="spans"):
             catalog.query("SELECT count(*) FROM spans")
+    listed = _cli("--data-dir", str(robot_data), "--catalog")
+    assert listed.returncode == 0 and any(
+        line.startswith("spans ") and "unavailable" in line for line in listed.stdout.splitlines()
+    )
     (robot_data / "telemetry.db").write_bytes(b"garbage" * 1000)
     for suffix in ("-wal", "-shm"):
         (robot_data / f"telemetry.db{suffix}").unlink(missing_ok=True)

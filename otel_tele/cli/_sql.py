@@ -167,7 +167,7 @@ def _print_catalog(catalog: Any, args: argparse.Namespace) -> int:
             for v in views
         ]
         rows += [
-            {"view": "-", "domain": d, "columns": None, "read by": f"unavailable: {r}"}
+            {"view": d, "domain": "", "columns": None, "read by": f"unavailable: {r}"}
             for d, r in catalog.unavailable.items()
         ]
         _emit_text(_render((rows, ["view", "domain", "columns", "read by"])), args.output)
