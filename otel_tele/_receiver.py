@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from . import _otlp_decode as decode
 from ._internal import fork_safe, guard
+from ._otlp_dedup import RecentRequests, digest
 from ._pipeline import Pipeline
 from ._registry import WAIT
 from ._sink import count_points
@@ -101,6 +102,7 @@ class ByteBudget:
 class _Admitted:
     request: Any
     size: int
+    key: bytes | None = None  # the request's digest, when re-sent requests are recognised
 
 
 @dataclass
@@ -141,8 +143,11 @@ class OtlpIngest:
         *,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
+        recent: RecentRequests | None = None,
     ) -> None:
         self.telemetry = telemetry
+        #: Requests taken lately (``_otlp_dedup``): a re-sent one is answered, not stored again.
+        self.recent = recent
         self.max_message_bytes = max_message_bytes
         self.budget = ByteBudget(max(max_inflight_bytes, max_message_bytes))
         #: Per signal: records decoded and handed on (``exported``) or not decodable (``failed``); also
@@ -150,11 +155,43 @@ class OtlpIngest:
         self.stats = {signal: SinkStats("otlp-receiver", signal) for signal, *_ in SERVICES}
         telemetry._stats.extend(self.stats.values())
 
+    def key(self, signal: str, body: bytes) -> bytes | None:
+        """The digest a re-sent twin of this request body would have; ``None`` without a window."""
+        return digest(signal, body) if self.recent is not None else None
+
     def ingest(
-        self, signal: str, request: Any, failed_already: int = 0, reasons: list[str] | None = None
+        self,
+        signal: str,
+        request: Any,
+        failed_already: int = 0,
+        reasons: list[str] | None = None,
+        *,
+        key: bytes | None = None,
     ) -> Outcome:
         """Decode ``request`` and hand its records over; ``failed_already`` records (and their
-        ``reasons``) were left out by the transport's own parsing (OTLP/JSON)."""
+        ``reasons``) were left out by the transport's own parsing (OTLP/JSON). ``key`` (from
+        :meth:`key`): a request taken before under the same key is answered as it was then and
+        not ingested again."""
+        recent = self.recent if key is not None else None
+        if recent is None or key is None:
+            return self._ingest(signal, request, failed_already, reasons)
+        twin = recent.begin(key, signal)
+        if twin is not None:
+            if not twin.done.is_set():
+                return Outcome(retry=True, message="the same request is still being taken; retry later")
+            return Outcome(twin.rejected, twin.message)
+        try:
+            outcome = self._ingest(signal, request, failed_already, reasons)
+        except BaseException:
+            recent.forget(key)
+            raise
+        if outcome.retry:
+            recent.forget(key)  # nothing was taken: its retry must be
+        else:
+            recent.finish(key, outcome.rejected, outcome.message)
+        return outcome
+
+    def _ingest(self, signal: str, request: Any, failed_already: int, reasons: list[str] | None) -> Outcome:
         reasons = list(reasons or ())
         dropped = decoded = 0
         failed = failed_already
@@ -265,7 +302,7 @@ class OtlpGrpcReceiver:
                     {
                         "Export": grpc.unary_unary_rpc_method_handler(
                             self._handler(signal, response),
-                            request_deserializer=self._deserializer(request),
+                            request_deserializer=self._deserializer(signal, request),
                             response_serializer=response.SerializeToString,
                         )
                     },
@@ -284,14 +321,15 @@ class OtlpGrpcReceiver:
             raise OSError(f"cannot listen on {address}")
         self.server.start()
 
-    def _deserializer(self, request_type: Any) -> Callable[[bytes], Any]:
+    def _deserializer(self, signal: str, request_type: Any) -> Callable[[bytes], Any]:
         def parse(data: bytes) -> Any:
             # Admission happens here, on wire bytes, before the protobuf objects exist.
             if not self.budget.try_take(len(data)):
                 return _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, BUDGET_FULL)
             try:
                 # Our parser: a request with bad UTF-8 is repaired, not refused as a whole.
-                return _Admitted(decode.parse(request_type, data), len(data))
+                request = decode.parse(request_type, data)
+                return _Admitted(request, len(data), self.ingest.key(signal, data))
             except message.DecodeError as exc:
                 self.budget.give_back(len(data))
                 return _Refused(
@@ -310,7 +348,7 @@ class OtlpGrpcReceiver:
                     _retry_info(context, request.status, RETRY_AFTER_S["budget"])
                 context.abort(request.status, request.message)
             try:
-                outcome = self.ingest.ingest(signal, request.request)
+                outcome = self.ingest.ingest(signal, request.request, key=request.key)
             finally:
                 request.request = None
                 self.budget.give_back(request.size)

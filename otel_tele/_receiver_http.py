@@ -140,6 +140,7 @@ class OtlpHttpApp:
 
     def _decode_and_ingest(self, signal: str, body: bytes, as_json: bool) -> Outcome:
         request_class = REQUESTS[signal]
+        key = self.ingest.key(signal, body)  # a retry repeats these bytes
         reasons: list[str] = []
         failed = 0
         try:
@@ -151,7 +152,7 @@ class OtlpHttpApp:
             encoding = "JSON" if as_json else "protobuf"
             raise HttpRefusal(400, f"not a valid OTLP {encoding} request ({exc})") from None
         del body
-        return self.ingest.ingest(signal, request, failed, reasons)
+        return self.ingest.ingest(signal, request, failed, reasons, key=key)
 
 
 def _too_large(limit: int) -> HttpRefusal:

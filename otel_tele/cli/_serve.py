@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import socket
@@ -83,6 +84,15 @@ def register(subparsers: Any) -> None:
         help="OTLP bytes decoded at once, both transports together; beyond it requests get "
         "RESOURCE_EXHAUSTED (gRPC) or 429 (HTTP) and clients retry (default 16 MiB; decoding memory "
         "stays under ~33x this)",
+    )
+    parser.add_argument(
+        "--otlp-dedup-window",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a request re-sent within this many seconds (a collector retrying after a timeout) is "
+        "acknowledged, not stored again; the window is kept in the data folder across clean "
+        "restarts (default 600; 0: off)",
     )
     parser.add_argument(
         "--token-file",
@@ -217,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import otel_tele
 
+    from .._otlp_dedup import DEFAULT_WINDOW_S, FILE_NAME, RecentRequests
     from .._receiver import OtlpGrpcReceiver, OtlpIngest
     from .._receiver_http import OtlpHttpApp
 
@@ -233,6 +244,10 @@ def _run(args: argparse.Namespace) -> int:
         tls = _tls_files(args.tls_cert, args.tls_key)
     except AccessError as exc:
         print(f"otel-tele serve: {exc}", file=sys.stderr)
+        return 2
+    window = DEFAULT_WINDOW_S if args.otlp_dedup_window is None else args.otlp_dedup_window
+    if not math.isfinite(window) or window < 0:
+        print("otel-tele serve: --otlp-dedup-window must be 0 or more seconds", file=sys.stderr)
         return 2
     if grpc_port:  # probe first: grpc's own bind failure also prints a C-core log line
         _bind("--otlp-grpc", grpc_host, grpc_port).close()
@@ -257,13 +272,16 @@ def _run(args: argparse.Namespace) -> int:
         "max_message_bytes": args.otlp_max_message_bytes,
         "max_inflight_bytes": args.otlp_max_inflight_bytes,
     }
+    recent = (
+        RecentRequests(window, path=Path(telemetry.settings.data_dir) / FILE_NAME) if window > 0 else None
+    )
     servers: list[Any] = []
     receiver = None
     try:
         if "prometheus" in telemetry.settings.metrics_exporter and telemetry.prometheus_address is None:
             raise ServeError("the Prometheus endpoint could not start (OTEL_EXPORTER_PROMETHEUS_PORT)")
         # One ingest for both transports: one memory budget, one set of books.
-        ingest = OtlpIngest(telemetry, **{k: v for k, v in limits.items() if v is not None})
+        ingest = OtlpIngest(telemetry, recent=recent, **{k: v for k, v in limits.items() if v is not None})
         try:
             receiver = OtlpGrpcReceiver(
                 telemetry,
@@ -299,6 +317,8 @@ def _run(args: argparse.Namespace) -> int:
         if receiver is not None:
             receiver.stop(grace_s=0.5)
         telemetry.shutdown()
+        if recent is not None:
+            recent.save()  # after the sinks drained: what it names is stored
     return 0
 
 

@@ -1,0 +1,236 @@
+"""Re-sent OTLP requests are acknowledged, not stored again (issue 15 §1: collectors retry after
+timeouts). The same protobuf bytes over OTLP/HTTP and OTLP/gRPC, a gzip twin, a real OTLP/HTTP
+exporter whose first reply a proxy throws away (it retries), and a re-send after a clean restart of
+``otel-tele serve``: every row exists once in the robot SQLite tables and in the general store, and
+the books stay exact."""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pyarrow.dataset as ds
+import pytest
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from otel_tele.exporters.store.schema import with_int_times
+
+import otel_tele
+from otel_tele._otlp_dedup import RecentRequests, digest
+from otel_tele._receiver import OtlpIngest
+
+from ._lossy_proxy import LossyProxy
+from ._serve import Serve, serve_process
+from .test_sink_contract import stats_of
+
+PROTOBUF = {"content-type": "application/x-protobuf"}
+GRPC_PATHS = {
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+}
+#: Now-ish (the robot tables' retention would remove rows from years ago at the next start).
+T0 = time.time_ns()
+HTTP_PATHS = {"logs": "/v1/logs", "traces": "/v1/traces", "metrics": "/v1/metrics"}
+
+
+def _commands(seqs: range) -> bytes:
+    """robot.dds.command event records (one ``dds_commands`` row each), as protobuf bytes."""
+    request = logs_service_pb2.ExportLogsServiceRequest()
+    rl = request.resource_logs.add()
+    rl.resource.attributes.add(key="service.name").value.string_value = "arm"
+    records = rl.scope_logs.add().log_records
+    for seq in seqs:
+        record = records.add(time_unix_nano=T0 + seq, event_name="robot.dds.command")
+        for key, value in (("robot.dds.seq", seq), ("robot.dds.funcode", 1), ("robot.joint.id", 2)):
+            record.attributes.add(key=key).value.int_value = value
+    return request.SerializeToString()
+
+
+def _span(name: str) -> bytes:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    span = (
+        request.resource_spans.add()
+        .scope_spans.add()
+        .spans.add(
+            name=name,
+            start_time_unix_nano=1_700_000_000_000_000_000,
+            end_time_unix_nano=1_700_000_001_000_000_000,
+        )
+    )
+    span.trace_id = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+    span.span_id = bytes.fromhex("eee19b7ec3c1b174")
+    return request.SerializeToString()
+
+
+def _sum(name: str) -> bytes:
+    request = metrics_service_pb2.ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name=name, unit="1")
+    metric.sum.aggregation_temporality = 2
+    metric.sum.is_monotonic = True
+    metric.sum.data_points.add(time_unix_nano=1_700_000_000_000_000_000, as_int=5)
+    return request.SerializeToString()
+
+
+def _post(serve: Serve, signal: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    reply = httpx.post(
+        serve.otlp_http_url + HTTP_PATHS[signal],
+        content=body,
+        headers={**PROTOBUF, **(headers or {})},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    return reply
+
+
+def _grpc(serve: Serve, signal: str, body: bytes) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{serve.grpc_port}") as channel:
+        call = channel.unary_unary(GRPC_PATHS[signal])  # raw bytes in, raw bytes out
+        call(body, timeout=60)
+
+
+def _seqs(data_dir: Path) -> list[int]:
+    with sqlite3.connect(data_dir / "telemetry.db") as conn:
+        return [row[0] for row in conn.execute("SELECT seq FROM dds_commands ORDER BY seq")]
+
+
+def _store(data_dir: Path, dataset: str) -> list[dict[str, Any]]:
+    folder = data_dir / "store" / dataset
+    if not folder.exists():
+        return []
+    return with_int_times(ds.dataset(folder, format="parquet", partitioning="hive").to_table()).to_pylist()
+
+
+def _ours(data_dir: Path, dataset: str) -> list[dict[str, Any]]:
+    """The rows the test sent (serve keeps its own telemetry in the store too)."""
+    rows = _store(data_dir, dataset)
+    if dataset == "logs":
+        return [r for r in rows if r["event_name"] == "robot.dds.command"]
+    return [r for r in rows if r["name"].startswith("arm.")]
+
+
+def test_re_sent_requests_are_stored_once_across_transports_and_restarts(tmp_path: Path) -> None:
+    logs_a, logs_b = _commands(range(0, 3)), _commands(range(3, 5))
+    span, point = _span("arm.move"), _sum("arm.moves")
+    with serve_process(tmp_path, sinks="sqlite,store") as serve:
+        for _ in range(2):  # the same bytes twice over each transport, and across transports
+            _post(serve, "logs", logs_a)
+            _grpc(serve, "logs", logs_a)
+            _post(serve, "traces", span)
+            _grpc(serve, "traces", span)
+            _grpc(serve, "metrics", point)
+            _post(serve, "metrics", point)
+        # A gzip twin: the identity is the inflated body, whatever the compressor made of it.
+        _post(serve, "logs", logs_b)
+        _post(serve, "logs", gzip.compress(logs_b, mtime=int(time.time())), {"content-encoding": "gzip"})
+        # A real exporter whose first reply is lost after serve took the request: it sends again.
+        with LossyProxy(serve.otlp_http_port, drop=1) as proxy:
+            provider = LoggerProvider()
+            exporter = OTLPLogExporter(endpoint=f"http://127.0.0.1:{proxy.port}/v1/logs", timeout=30)
+            provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+            otel_tele_logger = provider.get_logger("arm")
+            from opentelemetry._logs import LogRecord
+
+            otel_tele_logger.emit(
+                LogRecord(
+                    event_name="robot.dds.command",
+                    attributes={"robot.dds.seq": 9, "robot.dds.funcode": 1, "robot.joint.id": 1},
+                )
+            )
+            provider.shutdown()
+            assert (proxy.forwarded, proxy.dropped) == (2, 1), "the exporter re-sent the request"
+    assert serve.service.process.returncode == 0, serve.service.log_text()
+    assert _seqs(serve.data_dir) == [0, 1, 2, 3, 4, 9]
+    assert [r["name"] for r in _ours(serve.data_dir, "spans")] == ["arm.move"]
+    assert [(r["name"], r["value_int"]) for r in _ours(serve.data_dir, "metrics")] == [("arm.moves", 5)]
+    assert len(_ours(serve.data_dir, "logs")) == 6
+    assert (serve.data_dir / "otlp-recent-requests.jsonl").exists()
+
+    # A clean restart keeps the window: a retry arriving after it is still recognised.
+    with serve_process(tmp_path, sinks="sqlite,store") as serve:
+        _post(serve, "logs", logs_a)
+        _grpc(serve, "traces", span)
+        _post(serve, "logs", _commands(range(5, 6)))  # new: stored
+    assert _seqs(serve.data_dir) == [0, 1, 2, 3, 4, 5, 9]
+    assert len(_ours(serve.data_dir, "spans")) == 1
+    assert len(_ours(serve.data_dir, "logs")) == 7
+
+    # Off: the same bytes are a new request.
+    with serve_process(tmp_path, "--otlp-dedup-window", "0", sinks="sqlite,store") as serve:
+        _post(serve, "logs", _commands(range(5, 6)))
+    assert _seqs(serve.data_dir) == [0, 1, 2, 3, 4, 5, 5, 9]
+
+
+def test_books_stay_exact_when_a_request_is_re_sent(tmp_path: Path) -> None:
+    telemetry = otel_tele.setup(
+        local=True,
+        sinks=["sqlite", "store"],
+        data_dir=tmp_path,
+        traces_exporter="none",
+        logs_exporter="none",
+        metrics_exporter="none",
+    )
+    try:
+        ingest = OtlpIngest(telemetry, recent=RecentRequests(60))
+        body = _commands(range(4))
+        request = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
+        first = ingest.ingest("logs", request, key=ingest.key("logs", body))
+        again = ingest.ingest("logs", request, key=ingest.key("logs", body))
+        assert first == again and first.rejected == 0
+        assert telemetry.force_flush(10_000)
+        assert ingest.recent is not None and ingest.recent.duplicates == {"logs": 1}
+        for sink in ("otlp-receiver", "sqlite", "store"):
+            books = stats_of(telemetry, sink, "logs")
+            assert books.emitted == books.exported == 4, books
+    finally:
+        telemetry.shutdown(10_000)
+    assert _seqs(tmp_path) == [0, 1, 2, 3]
+
+
+def test_window_expiry_bounds_persistence_and_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "recent.jsonl"
+    recent = RecentRequests(60, max_entries=3, path=path)
+    keys = [digest("logs", bytes([i])) for i in range(5)]
+    for key in keys:
+        assert recent.begin(key) is None
+        recent.finish(key, 1, "one refused")
+    assert len(recent) == 3  # the oldest forgotten first
+    assert recent.begin(keys[0]) is None  # forgotten: taken again
+    recent.forget(keys[0])  # … and refused as a whole (e.g. queues full): its retry must be taken
+    assert recent.begin(keys[0]) is None
+    recent.forget(keys[0])
+    twin = recent.begin(keys[4], "logs")
+    assert twin is not None and (twin.rejected, twin.message) == (1, "one refused")
+    recent.save()
+    path.write_text(path.read_text() + 'not json\n{"d": "zz"}\n')  # damage is skipped
+    reloaded = RecentRequests(60, path=path)
+    assert len(reloaded) == 3 and reloaded.begin(keys[4]) is not None
+    assert len(RecentRequests(60, path=tmp_path / "missing.jsonl")) == 0
+    # Past the window, an entry is gone (loaded or live).
+    aged = RecentRequests(0.0, path=path)
+    assert len(aged) == 0
+
+
+@pytest.mark.parametrize("window", ["-1", "nan"])
+def test_a_bad_window_is_refused(tmp_path: Path, window: str) -> None:
+    import subprocess
+    import sys
+
+    cli = str(Path(sys.executable).parent / "otel-tele")
+    done = subprocess.run(
+        [cli, "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-dedup-window", window],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"OTEL_TELE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2 and "--otlp-dedup-window" in done.stderr
