@@ -197,6 +197,8 @@ class Event:
     coercers: Mapping[str, tuple[type | None, Callable[[Any], Any]]] = field(
         init=False, repr=False, compare=False
     )
+    #: ASCII key → native type: the keys ``coerce_attributes`` can pass at a glance
+    natives: Mapping[str, type] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attributes_by_key", {attr.key: attr for attr in self.attributes})
@@ -204,6 +206,15 @@ class Event:
             self,
             "coercers",
             {attr.key: (_NATIVE.get(attr.type), COERCERS[attr.type]) for attr in self.attributes},
+        )
+        object.__setattr__(
+            self,
+            "natives",
+            {
+                attr.key: _NATIVE[attr.type]
+                for attr in self.attributes
+                if attr.type in _NATIVE and type(attr.key) is str and attr.key.isascii()
+            },
         )
 
 
@@ -233,14 +244,22 @@ def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tup
     """
     problems: list[str] = []
     declared = event.coercers if event is not None else _NO_COERCERS
+    natives = event.natives if event is not None else _NO_NATIVES
     changes: list[tuple[Any, Any, Any]] | None = None  # (old key, new key, new value or _DROP)
     for key, value in attributes.items():
+        value_type = type(value)
+        # Hottest path, one lookup: a declared ASCII key whose value already has its type.
+        if (
+            value_type is natives.get(key)
+            and type(key) is str
+            and (value_type is float or (value.isascii() if value_type is str else value in _INT64))
+        ):
+            continue
         if value is None:
             changes = changes or []
             changes.append((key, key, _DROP))
             continue
         entry = declared.get(key)
-        value_type = type(value)
         # Hot path: a value that already has its type (a str only if plainly encodable).
         if type(key) is str and key.isascii():
             if entry is not None:
@@ -296,6 +315,7 @@ def _already_plain(value: Any, value_type: type) -> bool:
 
 
 _NO_COERCERS: Mapping[str, tuple[type | None, Callable[[Any], Any]]] = {}
+_NO_NATIVES: Mapping[str, type] = {}
 
 
 def _plain_value(value: Any) -> Any:
