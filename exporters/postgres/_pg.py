@@ -2,7 +2,7 @@
 Reads are the schema's :class:`~otel_tele.exporters.postgres.schema.PgReader` (on this pool).
 
 One batch is one transaction: its id goes into ``system_telemetry_batches`` first (a batch retried
-after an ambiguous commit is skipped, not duplicated), the rows go in with ``COPY``, the rollup
+after an ambiguous commit is skipped, not duplicated), the rows go in with a binary ``COPY``, the rollup
 increments with ``INSERT … ON CONFLICT`` in key order (so concurrent writers cannot deadlock on them).
 Identifiers are composed only with ``psycopg.sql.Identifier``; every value is a bound parameter.
 Pruning deletes in small batches, each in its own transaction under a short ``lock_timeout``, so it
@@ -17,7 +17,9 @@ from typing import Any
 
 try:
     import psycopg
-    from psycopg import errors
+    from psycopg import errors, postgres
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"{exc}; the PostgreSQL inference store needs pip install 'otel-tele[postgres]'"
@@ -49,6 +51,22 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: The raw row's column types, in ``ROW_COLUMNS`` order, for a binary ``COPY``: no value is
+#: formatted as text on our side nor parsed on the server's.
+_COPY_TYPES: tuple[str, ...] = ("text", "text", "float8", "jsonb", "text", "timestamptz", "text", "text")
+
+
+class _JsonTextBinaryDumper(Dumper):
+    """``metadata`` in a binary ``COPY``: JSON text we already encoded (``_rows``), sent as jsonb's
+    binary form (version byte 1, then the text), so it is neither decoded nor encoded again."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + obj.encode()
+
+
 class PgStore(PgReader):
     # SQLSTATE class 22 (data exception): a value the server will not store (out of range, invalid
     # text representation, …), or one a trigger or constraint refuses with such a code.
@@ -74,7 +92,7 @@ class PgStore(PgReader):
             connect_timeout_s=connect_timeout_s,
             getconn_timeout_s=getconn_timeout_s,
         )
-        self._copy = _ident(f"COPY {{t}} ({', '.join(ROW_COLUMNS)}) FROM STDIN", t=TABLE)
+        self._copy = _ident(f"COPY {{t}} ({', '.join(ROW_COLUMNS)}) FROM STDIN (FORMAT BINARY)", t=TABLE)
         upsert = upsert_template("pyformat", least="LEAST", greatest="GREATEST")
         self._upserts = {r.table: _ident(upsert, t=r.table) for r in ROLLUPS}
 
@@ -154,9 +172,12 @@ class PgStore(PgReader):
             if cur.fetchone() is None:
                 _log.info("inference batch %s was already committed; not writing it twice", batch_id)
                 return
+            cur.adapters.register_dumper(None, _JsonTextBinaryDumper)
             with cur.copy(self._copy) as copy:
+                copy.set_types(_COPY_TYPES)
+                write_row, when = copy.write_row, datetime.fromtimestamp
                 for row in batch.rows:
-                    copy.write_row((*row[:5], datetime.fromtimestamp(row[5], UTC), row[6], row[7]))
+                    write_row((*row[:5], when(row[5], UTC), row[6], row[7]))
             for table, deltas in batch.rollups.items():
                 cur.executemany(self._upserts[table], rollup_rows(deltas))
 
