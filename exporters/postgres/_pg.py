@@ -64,7 +64,8 @@ class _JsonTextBinaryDumper(Dumper):
     oid = postgres.types["jsonb"].oid
 
     def dump(self, obj: Any) -> bytes:
-        return b"\x01" + obj.encode()
+        text: bytes = obj.encode()
+        return b"\x01" + text
 
 
 class PgStore(PgReader):
