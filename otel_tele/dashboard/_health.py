@@ -4,7 +4,6 @@ soon as anything was dropped or failed."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import threading
@@ -99,28 +98,28 @@ def footprint(data_dir: Path) -> list[tuple[str, int, int]]:
 
 def storage_states(settings: Any, timeout_s: float = STATE_TIMEOUT_S) -> list[tuple[str, Any]]:
     """(sink, :class:`StorageState` or a short reason it could not be read) for every registered
-    sink that reports one (``SinkSpec.state``), read side by side, waiting at most ``timeout_s``."""
+    sink that reports one (``SinkSpec.state``), read side by side on daemon threads (a database
+    that never answers holds neither the page past ``timeout_s`` nor the process at exit)."""
     specs = [spec for spec in sink_specs().values() if spec.state]
-    if not specs:
-        return []
-    pool = concurrent.futures.ThreadPoolExecutor(len(specs), thread_name_prefix="otel-tele-ui-state")
-    try:
-        futures = [pool.submit(_state_of, spec.state, settings) for spec in specs]
-        concurrent.futures.wait(futures, timeout=timeout_s)
-        out: list[tuple[str, Any]] = []
-        for spec, future in zip(specs, futures, strict=True):
-            if not future.done():
-                out.append((spec.name, f"not read within {timeout_s:g} s"))
-            elif future.exception() is not None:
-                error = future.exception()
-                assert error is not None
-                _log.info("otel-tele ui: retention state of %s: %s", spec.name, type(error).__name__)
-                out.append((spec.name, f"not read: {error_summary(error)}"))
-            else:
-                out.append((spec.name, future.result()))
-        return out
-    finally:
-        pool.shutdown(wait=False)
+    results: dict[str, Any] = {}
+
+    def read(name: str, target: str) -> None:
+        try:
+            results[name] = _state_of(target, settings)
+        except Exception as exc:  # a store that cannot be read: say so in its row
+            _log.info("otel-tele ui: retention state of %s: %s", name, type(exc).__name__)
+            results[name] = f"not read: {error_summary(exc)}"
+
+    threads = [
+        threading.Thread(target=read, args=(spec.name, spec.state), name="otel-tele-ui-state", daemon=True)
+        for spec in specs
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [(spec.name, results.get(spec.name, f"not read within {timeout_s:g} s")) for spec in specs]
 
 
 def _state_of(target: str, settings: Any) -> Any:
