@@ -33,6 +33,7 @@ A run directory, from the CLI (``otel-tele capture --run-dir DIR``) or in proces
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import math
@@ -42,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricsData
 
@@ -56,9 +57,32 @@ from . import schema
 from ._bundle import BundleSource, PlannedFile, Provenance, SeriesInput, write_bundle
 from ._gaps import GapInjection, GapMode, GapOptions, load_injections
 from ._live import Binner, Point, WindowSeries, iso_utc
-from ._run import CaptureResult, capture_run, default_output, gap_options
-from ._rundir import CaptureError, RunNotFound
+
+if TYPE_CHECKING:
+    from ._run import CaptureResult, capture_run, default_output, gap_options
+    from ._rundir import CaptureError, RunNotFound
 from .schema import MANIFEST, CaptureWarning, Grid, class_alias, series_file_name
+
+#: The run-directory capture loads on first use of one of its names, and PyYAML with it (the model
+#: is YAML): the live sink, which ``setup()`` attaches, needs neither.
+_LAZY = {
+    "CaptureError": "._rundir",
+    "CaptureResult": "._run",
+    "RunNotFound": "._rundir",
+    "capture_run": "._run",
+    "default_output": "._run",
+    "gap_options": "._run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CaptureError",

@@ -22,6 +22,11 @@ from typing import Any
 
 from otel_tele.semconv import flow
 
+try:  # the run-directory reader's own dependency (the [capture] extra), loaded with it
+    import yaml
+except ImportError:  # pragma: no cover - depends on the installation
+    yaml = None
+
 from . import schema
 from ._bundle import BundleSource, Provenance, SeriesInput, autocapture_document
 from ._format import (
@@ -73,8 +78,8 @@ class RunInfo:
 
 @functools.cache
 def _yaml_loader() -> Any:
-    import yaml
-
+    if yaml is None:
+        raise ImportError("capturing a run directory needs PyYAML: pip install 'otel-tele[capture]'")
     # libyaml's parser when PyYAML was built with it: the same safe constructor and resolvers, parsing
     # at C speed (the pure-Python parser was ~15 % of a 200-series capture).
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -113,14 +118,13 @@ def _json(run_dir: Path, relative: str, *, required: bool = True) -> Any:
 
 
 def _model(run_dir: Path) -> Mapping[str, Any]:
-    import yaml
-
+    loader = _yaml_loader()
     for relative in ("spec.yaml", "model/model.yaml"):
         data = _read(run_dir, relative, required=False)
         if data is None:
             continue
         try:
-            model = yaml.load(data.decode("utf-8-sig"), Loader=_yaml_loader())
+            model = yaml.load(data.decode("utf-8-sig"), Loader=loader)
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise CaptureError(f"{relative}: not a valid YAML model ({type(exc).__name__})") from None
         if not isinstance(model, Mapping):
