@@ -3,11 +3,14 @@
 Both producers feed it — the run-directory reader (spec 001 FR1) and the live capture sink — so a
 bundle looks the same whichever way it was made. It mirrors FlowTime's ``TelemetryCapture``: gap
 handling per series, one CSV per node x metric x class, then ``manifest.json`` (written last, so a
-directory with a manifest is a complete bundle). Every file is written temp-then-rename.
+directory with a manifest is a complete bundle). The manifest is written temp-then-rename; so are
+the CSVs of a directory that already existed (a live window's checkpoint, a re-capture), while into a
+directory this writer creates each CSV is written under its name at once.
 
 Series stream: a run directory's series is read only when its turn comes and dropped once its CSV is
 on disk, so memory does not grow with the number of series. The CSVs are renamed into place only once
-every series has been read, so a series that cannot be read leaves the output directory as it was.
+every series has been read, so a series that cannot be read leaves the output directory as it was
+(a directory the writer created is removed again).
 
 Same inputs and options give byte-identical files; only ``provenance.capturedAtUtc`` differs.
 """
