@@ -11,7 +11,9 @@ bad bytes are kept visible as escapes (a lone surrogate as ``\\udXXX``) and ever
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
@@ -26,6 +28,9 @@ from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Buckets,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
     Gauge,
     Histogram,
     HistogramDataPoint,
@@ -64,6 +69,20 @@ def any_value(value: AnyValue) -> Any:
     if kind in _SCALARS:
         return getattr(value, kind)
     return _COMPOSITES[kind](value)
+
+
+def body_value(value: AnyValue) -> Any:
+    """A log body as itself: a kvlist is a ``dict``, an array a ``list``, bytes stay ``bytes``
+    (attribute values cannot be maps, so :func:`any_value` turns a kvlist into JSON text; a body can)."""
+    kind = value.WhichOneof("value")
+    if kind == "kvlist_value":
+        out: dict[str, Any] = {}
+        for kv in value.kvlist_value.values:
+            out[kv.key] = body_value(kv.value)
+        return out
+    if kind == "array_value":
+        return [body_value(v) for v in value.array_value.values]
+    return getattr(value, kind) if kind else None
 
 
 def _array(value: AnyValue) -> tuple[Any, ...]:
@@ -197,11 +216,13 @@ def log_records(request: Any, reasons: list[str] | None = None) -> tuple[list[Re
                 context=_trace_context(pb.trace_id, pb.span_id, pb.flags, contexts),
                 severity_text=pb.severity_text or None,
                 severity_number=_severity(pb.severity_number),
-                body=any_value(pb.body) if pb.HasField("body") else None,
+                body=body_value(pb.body) if pb.HasField("body") else None,
                 attributes=attrs,
                 event_name=name,
             )
-            return _EventLogRecord(record, resource, scope, _LIMITS)
+            out = ReceivedLogRecord(record, resource, scope, _LIMITS)
+            out.received_dropped_attributes = pb.dropped_attributes_count
+            return out
 
         failed += _each(pbs, decode, "log record", records, reasons)
     return records, failed
@@ -232,10 +253,69 @@ def _span_context(
     )
 
 
+class ReceivedLogRecord(_EventLogRecord):
+    """A received log record: also carries the sender's count of attributes it dropped."""
+
+    received_dropped_attributes = 0
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self.received_dropped_attributes or super().dropped_attributes
+
+
+class ReceivedEvent(SpanEvent):
+    """A received span event and the sender's count of attributes it dropped."""
+
+    def __init__(self, name: str, attrs: dict[str, Any], timestamp: int, dropped: int) -> None:
+        super().__init__(name, attrs, timestamp)
+        self.received_dropped_attributes = dropped
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self.received_dropped_attributes
+
+
+class ReceivedLink(trace_api.Link):
+    """A received span link and the sender's count of attributes it dropped."""
+
+    def __init__(self, context: trace_api.SpanContext, attrs: dict[str, Any], dropped: int) -> None:
+        super().__init__(context, attrs)
+        self.received_dropped_attributes = dropped
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self.received_dropped_attributes
+
+
+class ReceivedSpan(ReadableSpan):
+    """A received span and the sender's counts of what it dropped (attributes, events, links): the
+    SDK's own spans count those in their bounded containers, which a decoded span does not have."""
+
+    received_dropped: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self.received_dropped[0]
+
+    @property
+    def dropped_events(self) -> int:
+        return self.received_dropped[1]
+
+    @property
+    def dropped_links(self) -> int:
+        return self.received_dropped[2]
+
+
+def _event(pb: Any) -> ReceivedEvent:
+    return ReceivedEvent(pb.name, attributes(pb.attributes), pb.time_unix_nano, pb.dropped_attributes_count)
+
+
 def _links(pbs: Iterable[Any]) -> list[trace_api.Link]:
     return [
-        trace_api.Link(
-            _span_context(pb.trace_id, pb.span_id, pb.flags, pb.trace_state), attributes(pb.attributes)
+        ReceivedLink(
+            _span_context(pb.trace_id, pb.span_id, pb.flags, pb.trace_state),
+            attributes(pb.attributes),
+            pb.dropped_attributes_count,
         )
         for pb in pbs
     ]
@@ -248,13 +328,18 @@ def spans(request: Any, reasons: list[str] | None = None) -> tuple[list[Readable
     for resource, scope, pbs in _groups(request.resource_spans, "scope_spans", "spans"):
 
         def decode(pb: Any, resource: Resource = resource, scope: InstrumentationScope = scope) -> Any:
-            return ReadableSpan(
+            span = ReceivedSpan(
                 name=pb.name,
                 context=_span_context(pb.trace_id, pb.span_id, pb.flags, pb.trace_state),
                 parent=_span_context(pb.trace_id, pb.parent_span_id) if pb.parent_span_id else None,
                 resource=resource,
                 attributes=attributes(pb.attributes),
-                events=[SpanEvent(e.name, attributes(e.attributes), e.time_unix_nano) for e in pb.events],
+                events=[
+                    ReceivedEvent(
+                        e.name, attributes(e.attributes), e.time_unix_nano, e.dropped_attributes_count
+                    )
+                    for e in pb.events
+                ],
                 links=_links(pb.links),
                 kind=_SPAN_KINDS.get(pb.kind, trace_api.SpanKind.INTERNAL),
                 status=Status(_STATUS.get(pb.status.code, StatusCode.UNSET), pb.status.message or None),
@@ -262,6 +347,10 @@ def spans(request: Any, reasons: list[str] | None = None) -> tuple[list[Readable
                 end_time=pb.end_time_unix_nano,
                 instrumentation_scope=scope,
             )
+            dropped = (pb.dropped_attributes_count, pb.dropped_events_count, pb.dropped_links_count)
+            if any(dropped):
+                span.received_dropped = dropped
+            return span
 
         failed += _each(pbs, decode, "span", out, reasons)
     return out, failed
@@ -325,12 +414,72 @@ def _metric_data(pb: Any) -> Any:
             for p in pb.histogram.data_points
         ]
         return Histogram(points, _temporality(pb.histogram.aggregation_temporality))
-    # Refused (and so reported to the sender), not silently ignored: no sink stores them yet.
-    raise ValueError(f"{kind or 'metric without data'} is not stored by otel-tele")
+    if kind == "exponential_histogram":
+        return ExponentialHistogram(
+            [
+                ExponentialHistogramDataPoint(
+                    attributes(p.attributes),
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                    p.count,
+                    p.sum,
+                    p.scale,
+                    p.zero_count,
+                    Buckets(p.positive.offset, list(p.positive.bucket_counts)),
+                    Buckets(p.negative.offset, list(p.negative.bucket_counts)),
+                    p.flags,
+                    p.min,
+                    p.max,
+                    _exemplars(p),
+                )
+                for p in pb.exponential_histogram.data_points
+            ],
+            _temporality(pb.exponential_histogram.aggregation_temporality),
+        )
+    if kind == "summary":
+        return Summary(
+            [
+                SummaryDataPoint(
+                    attributes(p.attributes),
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                    p.count,
+                    p.sum,
+                    tuple((q.quantile, q.value) for q in p.quantile_values),
+                )
+                for p in pb.summary.data_points
+            ]
+        )
+    raise ValueError("a metric without data")  # refused and reported to the sender, never guessed
+
+
+@dataclass(frozen=True)
+class SummaryDataPoint:
+    """One point of an OTLP summary (the SDK has no type for it: its own instruments never make
+    one; older Prometheus-style clients and collectors send them). ``quantile_values``: (quantile,
+    value) pairs, quantile in [0, 1]."""
+
+    attributes: Any
+    start_time_unix_nano: int
+    time_unix_nano: int
+    count: int
+    sum: float
+    quantile_values: tuple[tuple[float, float], ...] = ()
+    exemplars: Sequence[Exemplar] = dataclasses.field(
+        default_factory=tuple
+    )  # summaries carry none; for readers
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A received OTLP summary metric's data (see :class:`SummaryDataPoint`)."""
+
+    data_points: Sequence[SummaryDataPoint]
 
 
 def metrics_data(request: Any, reasons: list[str] | None = None) -> tuple[MetricsData, int]:
-    """An ``ExportMetricsServiceRequest`` as SDK ``MetricsData`` (sum, gauge, histogram), and how many
+    """An ``ExportMetricsServiceRequest`` as SDK ``MetricsData`` (sum, gauge, histogram, exponential
+    histogram; a summary as :class:`Summary`), and how many
     data points could not be decoded (a metric that fails is left out with its points)."""
     resource_metrics = []
     failed = 0

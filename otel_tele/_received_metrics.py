@@ -9,9 +9,13 @@ Series are keyed by metric name, ``service_name`` (the sender's ``service.name``
 attributes; at most ``max_series`` are kept (more are counted in ``dropped_series`` and left out), so
 a sender with unbounded label values cannot grow memory without bound. A received name in the
 pipeline's own namespace (``otel_tele_*``: another otel-tele process's self-metrics) is shown as
-``received_otel_tele_*``, so it never collides with serve's own family of the same name. Names are
-the OTel names in Prometheus' alphabet (``.`` → ``_``), without the unit suffix the SDK's own
-Prometheus exporter adds.
+``received_otel_tele_*``, so it never collides with serve's own family of the same name. Names follow
+the OpenTelemetry → Prometheus compatibility specification as the SDK's own Prometheus exporter
+applies it (its unit mapping is used): the OTel name in Prometheus' alphabet (``.`` → ``_``), then the
+unit as a suffix unless the name ends with it already (``s`` → ``_seconds``, ``By`` → ``_bytes``,
+``m/s`` → ``_meters_per_second``, ``{request}`` and ``1`` → none), then ``_total`` for a monotonic
+sum. Summaries are Prometheus summaries (``{quantile="…"}``, ``_sum``, ``_count``); exponential
+histograms are kept in the general store only (Prometheus' text format has no native histograms).
 
 Example::
 
@@ -29,7 +33,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.exporter.prometheus._mapping import map_unit
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Gauge, Histogram, MetricsData, Sum
+
+from ._otlp_decode import Summary
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
@@ -47,6 +54,18 @@ def prometheus_name(name: str) -> str:
     return f"received_{cleaned}" if cleaned.startswith(RESERVED_PREFIXES) else cleaned
 
 
+def family_name(name: str, unit: str | None, counter: bool = False) -> tuple[str, str]:
+    """(the Prometheus family name before ``_total``, its unit): ``http.server.duration``, ``s`` →
+    ``http_server_duration_seconds``, ``seconds``."""
+    base = prometheus_name(name)
+    if counter and base.endswith("_total"):  # the unit goes before it
+        base = base[: -len("_total")]
+    suffix = map_unit(unit or "")
+    if suffix and not base.endswith("_" + suffix):
+        base = f"{base}_{suffix}"
+    return base, suffix
+
+
 def _label(key: str) -> str:
     cleaned = _INVALID_LABEL.sub("_", key)
     return f"_{cleaned}" if cleaned[:1].isdigit() or not cleaned else cleaned
@@ -60,8 +79,9 @@ def _label_value(value: Any) -> str:
 
 @dataclass
 class _Family:
-    kind: str  # counter, gauge, histogram
+    kind: str  # counter, gauge, histogram, summary
     description: str
+    unit: str
     series: dict[tuple[tuple[str, str], ...], Any] = field(default_factory=dict)
 
 
@@ -89,16 +109,18 @@ class ReceivedMetrics:
         data = metric.data
         if isinstance(data, Histogram):
             kind = "histogram"
+        elif isinstance(data, Summary):
+            kind = "summary"
         elif isinstance(data, Sum) and data.is_monotonic:
             kind = "counter"
         elif isinstance(data, Sum | Gauge):
             kind = "gauge"
         else:
-            return  # exponential histograms: not decoded by the receiver
-        name = prometheus_name(metric.name)
+            return  # exponential histograms: in the general store only (see the module docs)
+        name, unit = family_name(metric.name, metric.unit, kind == "counter")
         family = self._families.get(name)
         if family is None:
-            family = self._families[name] = _Family(kind, metric.description or metric.name)
+            family = self._families[name] = _Family(kind, metric.description or metric.name, unit)
         elif family.kind != kind:
             return  # one name, two kinds from two senders: the first one keeps the name
         delta = getattr(data, "aggregation_temporality", None) == AggregationTemporality.DELTA
@@ -120,6 +142,8 @@ class ReceivedMetrics:
                 else:
                     total = point.sum
                 family.series[labels] = (counts, bounds, total)
+            elif kind == "summary":
+                family.series[labels] = (point.count, point.sum, tuple(point.quantile_values))
             else:
                 value = float(point.value)
                 if delta and kind == "counter":
@@ -129,16 +153,23 @@ class ReceivedMetrics:
                 self._count += 1
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+            Metric,
+        )
 
         with self._lock:
-            snapshot = {name: (f.kind, f.description, dict(f.series)) for name, f in self._families.items()}
-        for name, (kind, description, series) in snapshot.items():
+            snapshot = {
+                name: (f.kind, f.description, f.unit, dict(f.series)) for name, f in self._families.items()
+            }
+        for name, (kind, description, unit, series) in snapshot.items():
             if not series:
                 continue  # every series of it was over the bound
             label_names = sorted({key for labels in series for key, _ in labels})
             if kind == "histogram":
-                family: Any = HistogramMetricFamily(name, description, labels=label_names)
+                family: Any = HistogramMetricFamily(name, description, labels=label_names, unit=unit)
                 for labels, (counts, bounds, total) in series.items():
                     values = _values(labels, label_names)
                     cumulative, buckets = 0, []
@@ -146,12 +177,20 @@ class ReceivedMetrics:
                         cumulative += count
                         buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
                     family.add_metric(values, buckets, total)
+            elif kind == "summary":
+                family = Metric(name, description, "summary", unit)
+                for labels, (count, total, quantiles) in series.items():
+                    present = dict(zip(label_names, _values(labels, label_names), strict=True))
+                    for quantile, value in quantiles:
+                        family.add_sample(name, {**present, "quantile": repr(float(quantile))}, value)
+                    family.add_sample(name + "_count", present, count)
+                    family.add_sample(name + "_sum", present, total)
             elif kind == "counter":
-                family = CounterMetricFamily(name, description, labels=label_names)
+                family = CounterMetricFamily(name, description, labels=label_names, unit=unit)
                 for labels, value in series.items():
                     family.add_metric(_values(labels, label_names), value)
             else:
-                family = GaugeMetricFamily(name, description, labels=label_names)
+                family = GaugeMetricFamily(name, description, labels=label_names, unit=unit)
                 for labels, value in series.items():
                     family.add_metric(_values(labels, label_names), value)
             yield family

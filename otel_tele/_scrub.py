@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -244,7 +245,10 @@ class Scrubber:
         if isinstance(value, list | tuple):
             return type(value)(self.structure(item, depth + 1, url=url) for item in value)
         if isinstance(value, bytes | bytearray):
-            return self._string(bytes(value).decode("utf-8", "replace"), depth, url)
+            # Bytes stay bytes (a binary log body is stored as such) unless a secret was in them.
+            text = bytes(value).decode("utf-8", "replace")
+            scrubbed = self._string(text, depth, url)
+            return value if scrubbed == text else scrubbed
         return value
 
     def _string(self, value: str, depth: int, url: bool) -> str:
@@ -326,13 +330,22 @@ class Scrubber:
         if attributes is not None:
             span._attributes = attributes
         if span._events:
-            span._events = [
-                SpanEvent(event.name, self.attributes(event.attributes) or event.attributes, event.timestamp)
-                for event in span._events
-            ]
+            span._events = [self._event(event) for event in span._events]
         description = span._status.description
         if description:
             span._status = Status(span._status.status_code, self.text(description))
+
+    def _event(self, event: Any) -> Any:
+        """``event`` itself, or a copy with its attributes scrubbed: a copy, not a new ``Event``,
+        keeps what its class carries besides (a received event's dropped-attribute count)."""
+        attributes = self.attributes(event.attributes)
+        if attributes is None:
+            return event
+        if type(event) is SpanEvent:
+            return SpanEvent(event.name, attributes, event.timestamp)
+        clone = copy.copy(event)
+        clone._attributes = attributes
+        return clone
 
     def _log_record(self, item: Any) -> None:
         record = getattr(item, "log_record", item)

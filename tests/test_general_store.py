@@ -175,7 +175,7 @@ def test_every_field_sent_over_otlp_is_stored_and_reads_back_with_pyarrow_and_du
     assert parent["date"] == str(parent["date"])  # the hive partition, a day
 
     logs = {row["body_type"]: row for row in _rows(root, "logs", service)}
-    text, structured = logs["string"], logs["json"]
+    text, structured = logs["string"], logs["array"]  # the OTLP kind of the body (schema 2)
     assert text["body"] == "hello store" and json.loads(structured["body"]) == ["structured", 2]
     assert (text["severity_number"], text["severity_text"]) == (SeverityNumber.WARN.value, "WARN")
     assert structured["severity_number"] == SeverityNumber.INFO.value

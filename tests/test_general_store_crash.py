@@ -177,6 +177,7 @@ def _table(seqs: range) -> pa.Table:
             None,
             None,
             json.dumps({"seq": s}),
+            0,  # dropped_attributes_count
             None,
             None,
             "t",

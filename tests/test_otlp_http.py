@@ -228,7 +228,8 @@ def _bad_spans() -> trace_service_pb2.ExportTraceServiceRequest:
 
 
 def _bad_metrics() -> metrics_service_pb2.ExportMetricsServiceRequest:
-    """A good sum (2 points), a sum without temporality (3 points), a summary (1 point)."""
+    """A good sum (2 points), a sum without temporality (3 points), a metric without data (counted
+    as 1 point). (Summaries were refused here until the store kept them: test_otlp_metric_kinds.)"""
     request = metrics_service_pb2.ExportMetricsServiceRequest()
     metrics = request.resource_metrics.add().scope_metrics.add().metrics
     good = metrics.add(name="good")
@@ -238,7 +239,7 @@ def _bad_metrics() -> metrics_service_pb2.ExportMetricsServiceRequest:
         good.sum.data_points.add(as_int=1, time_unix_nano=5)
     for _ in range(3):
         unspecified.sum.data_points.add(as_int=1, time_unix_nano=5)
-    metrics.add(name="a_summary").summary.data_points.add(count=1, time_unix_nano=5)
+    metrics.add(name="no_data")
     return request
 
 

@@ -3,7 +3,8 @@
 Beside the domain sinks (which keep only the records of their vocabulary), the ``store`` sink keeps
 everything that reaches the pipeline: spans with ids, parent, kind, status, timing, attributes,
 events, links, resource and scope; log records with body, severity, event name, attributes and trace
-context; metric points (sums, gauges, histograms with bucket counts and bounds, exemplars). The layout
+context; metric points (sums, gauges, histograms with bucket counts and bounds, exponential
+histograms, summaries, exemplars). The layout
 and columns are declared in :mod:`otel_tele.exporters.store.schema`; read it with DuckDB or pyarrow,
 no otel-tele needed.
 

@@ -7,14 +7,16 @@ once per batch (every record of a request shares the same objects).
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
+from opentelemetry.sdk.metrics.export import ExponentialHistogram, Gauge, Histogram, MetricsData, Sum
 
 from otel_tele._internal import bad_input_log, describe_error, encodable
+from otel_tele._otlp_decode import Summary
 from otel_tele.semconv import to_json
 
 from .schema import SCHEMAS
@@ -97,7 +99,14 @@ def span_row(span: Any, origins: _Origins) -> tuple[Any, ...]:
     for event in span.events:
         attrs = _json(event.attributes)
         nested += len(event.name) + len(attrs or "")
-        events.append({"time": event.timestamp, "name": event.name, "attributes": attrs})
+        events.append(
+            {
+                "time": event.timestamp,
+                "name": event.name,
+                "attributes": attrs,
+                "dropped_attributes_count": _dropped(event),
+            }
+        )
     links = []
     for link in span.links:
         attrs = _json(link.attributes)
@@ -109,6 +118,7 @@ def span_row(span: Any, origins: _Origins) -> tuple[Any, ...]:
                 "span_id": _hex(link.context.span_id, 16),
                 "trace_state": state.to_header() if state else None,
                 "attributes": attrs,
+                "dropped_attributes_count": _dropped(link),
             }
         )
     state = ctx.trace_state
@@ -129,21 +139,55 @@ def span_row(span: Any, origins: _Origins) -> tuple[Any, ...]:
             _json(span.attributes),
             events,
             links,
+            span.dropped_attributes,
+            span.dropped_events,
+            span.dropped_links,
             *origins.of(span.resource, span.instrumentation_scope),
         ),
         nested,
     )
 
 
+def _dropped(item: Any) -> int:
+    """An event's or link's dropped-attribute count (the SDK's, or the sender's for a received one)."""
+    return int(getattr(item, "dropped_attributes", 0) or 0)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with bytes as base64 text (how OTLP/JSON writes bytes), for a JSON body."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def body_columns(body: Any) -> tuple[str | None, str | None]:
+    """A log body as (``body``, ``body_type``): see ``schema.BODY_TYPES`` for the encoding."""
+    if body is None:
+        return None, None
+    if isinstance(body, str):
+        return str.__str__(body), "string"
+    if isinstance(body, bool):
+        return to_json(bool(body)), "bool"
+    if isinstance(body, int):
+        return to_json(int(body)), "int"
+    if isinstance(body, float):
+        return to_json(float(body)), "double"
+    if isinstance(body, bytes | bytearray):
+        return base64.b64encode(body).decode("ascii"), "bytes"
+    if isinstance(body, Mapping):
+        return to_json(_plain(dict(body))), "kvlist"
+    if isinstance(body, list | tuple):
+        return to_json(_plain(body)), "array"
+    return to_json(body), "json"  # a local record's body of no OTLP kind: its JSON text
+
+
 def log_row(record: Any, origins: _Origins) -> tuple[Any, ...]:
     lr = record.log_record
-    body = lr.body
-    if body is None:
-        text, kind = None, None
-    elif type(body) is str:
-        text, kind = body, "string"
-    else:
-        text, kind = to_json(body), "json"
+    text, kind = body_columns(lr.body)
     severity = lr.severity_number
     return _check_size(
         (
@@ -158,6 +202,7 @@ def log_row(record: Any, origins: _Origins) -> tuple[Any, ...]:
             _hex(lr.span_id, 16),
             int(lr.trace_flags) if lr.trace_flags is not None and lr.trace_id else None,
             _json(lr.attributes),
+            record.dropped_attributes,
             *origins.of(record.resource, record.instrumentation_scope),
         )
     )
@@ -186,7 +231,7 @@ def metric_rows(
     data: MetricsData, on_error: Callable[[BaseException], None]
 ) -> tuple[list[tuple[Any, ...]], int]:
     """One row per data point, and how many points are of a kind the store has no columns for
-    (exponential histograms: not routed). A point that cannot be read calls ``on_error``."""
+    (none of OTLP's five: a foreign type only). A point that cannot be read calls ``on_error``."""
     origins = _Origins()
     rows: list[tuple[Any, ...]] = []
     not_routed = 0
@@ -220,15 +265,31 @@ def _metric_head(metric: Any) -> tuple[Any, ...]:
         kind, temporality, monotonic = "gauge", None, None
     elif isinstance(data, Histogram):
         kind, temporality, monotonic = "histogram", data.aggregation_temporality.name.lower(), None
+    elif isinstance(data, ExponentialHistogram):
+        kind, temporality, monotonic = (
+            "exponential_histogram",
+            data.aggregation_temporality.name.lower(),
+            None,
+        )
+    elif isinstance(data, Summary):
+        kind, temporality, monotonic = "summary", None, None
     else:
         raise LookupError(type(data).__name__)
     return (metric.name, metric.description or None, metric.unit or None, kind, temporality, monotonic)
 
 
+_NO_EXPONENTIAL = (None,) * 6
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _point(head: tuple[Any, ...], point: Any) -> tuple[Any, ...]:
     times = (point.time_unix_nano or None, point.start_time_unix_nano or None)
     attrs = _json(point.attributes)
-    if head[3] == "histogram":
+    kind = head[3]
+    if kind == "histogram":
         return (
             *times,
             *head,
@@ -236,12 +297,54 @@ def _point(head: tuple[Any, ...], point: Any) -> tuple[Any, ...]:
             None,
             point.count,
             float(point.sum),
-            None if point.min is None else float(point.min),
-            None if point.max is None else float(point.max),
+            _float(point.min),
+            _float(point.max),
             list(point.bucket_counts),
             [float(b) for b in point.explicit_bounds],
             _exemplars(point),
             attrs,
+            *_NO_EXPONENTIAL,
+            None,
+        )
+    if kind == "exponential_histogram":
+        positive, negative = point.positive, point.negative
+        return (
+            *times,
+            *head,
+            None,
+            None,
+            point.count,
+            float(point.sum),
+            _float(point.min),
+            _float(point.max),
+            None,
+            None,
+            _exemplars(point),
+            attrs,
+            point.scale,
+            point.zero_count,
+            positive.offset,
+            list(positive.bucket_counts),
+            negative.offset,
+            list(negative.bucket_counts),
+            None,
+        )
+    if kind == "summary":
+        return (
+            *times,
+            *head,
+            None,
+            None,
+            point.count,
+            float(point.sum),
+            None,
+            None,
+            None,
+            None,
+            [],
+            attrs,
+            *_NO_EXPONENTIAL,
+            [{"quantile": float(q), "value": float(v)} for q, v in point.quantile_values],
         )
     return (
         *times,
@@ -255,6 +358,8 @@ def _point(head: tuple[Any, ...], point: Any) -> tuple[Any, ...]:
         None,
         _exemplars(point),
         attrs,
+        *_NO_EXPONENTIAL,
+        None,
     )
 
 

@@ -41,8 +41,11 @@ from otel_tele._settings import Settings
 from otel_tele._sql_view import SqlView
 from otel_tele.domains.store import STORE_DIR
 
-#: Bump when a column changes meaning; files carry it in their key-value metadata.
-SCHEMA_VERSION = 1
+#: Bump when a column changes meaning; files carry it in their key-value metadata. 2: dropped
+#: counts, exponential histograms and summaries, and ``body_type`` names the body's OTLP kind (1
+#: wrote ``json`` for every non-string body). Columns are only ever added: read parts of both
+#: versions together with ``union_by_name = true`` (DuckDB) or the current schema (pyarrow).
+SCHEMA_VERSION = 2
 VERSION_KEY = b"otel_tele.store.schema_version"
 SIGNAL_KEY = b"otel_tele.store.signal"
 DEFAULT_DIR_NAME = "store"
@@ -59,10 +62,26 @@ _ORIGIN = (
     pa.field("scope_version", pa.string()),
     pa.field("scope_attributes", JSON),
 )
-_EVENT = pa.struct([("time", TS), ("name", pa.string()), ("attributes", JSON)])
-_LINK = pa.struct(
-    [("trace_id", pa.string()), ("span_id", pa.string()), ("trace_state", pa.string()), ("attributes", JSON)]
+#: How many attributes (events, links) the sender dropped at its limits: OTLP's ``dropped_*_count``.
+DROPPED = pa.int64()
+_EVENT = pa.struct(
+    [("time", TS), ("name", pa.string()), ("attributes", JSON), ("dropped_attributes_count", DROPPED)]
 )
+_LINK = pa.struct(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("trace_state", pa.string()),
+        ("attributes", JSON),
+        ("dropped_attributes_count", DROPPED),
+    ]
+)
+_QUANTILE = pa.struct([("quantile", pa.float64()), ("value", pa.float64())])
+#: A log body's OTLP kind (``body_type``): its ``body`` text is the string itself (``string``), the
+#: bytes in base64 (``bytes``), or JSON text (the rest; bytes nested in an array or kvlist as base64
+#: strings, as OTLP/JSON writes them); ``json``: a local record's body of no OTLP kind (and, in files
+#: of schema version 1, any non-string body).
+BODY_TYPES = ("string", "bool", "int", "double", "bytes", "array", "kvlist", "json")
 _EXEMPLAR = pa.struct(
     [
         ("time", TS),
@@ -92,6 +111,9 @@ COLUMNS: Mapping[str, tuple[pa.Field, ...]] = {
         pa.field("attributes", JSON),
         pa.field("events", pa.list_(_EVENT)),
         pa.field("links", pa.list_(_LINK)),
+        pa.field("dropped_attributes_count", DROPPED),
+        pa.field("dropped_events_count", DROPPED),
+        pa.field("dropped_links_count", DROPPED),
         *_ORIGIN,
     ),
     "logs": (
@@ -99,13 +121,14 @@ COLUMNS: Mapping[str, tuple[pa.Field, ...]] = {
         pa.field("observed_time", TS),
         pa.field("severity_number", pa.int32()),
         pa.field("severity_text", pa.string()),
-        pa.field("body", pa.string()),  # a string body as is; any other body as JSON text
-        pa.field("body_type", pa.string()),  # "string", "json" (any other value) or null (no body)
+        pa.field("body", pa.string()),  # a string as is, bytes in base64, any other body as JSON text
+        pa.field("body_type", pa.string()),  # one of BODY_TYPES, or null (no body)
         pa.field("event_name", pa.string()),
         pa.field("trace_id", pa.string()),
         pa.field("span_id", pa.string()),
         pa.field("trace_flags", pa.int32()),
         pa.field("attributes", JSON),
+        pa.field("dropped_attributes_count", DROPPED),
         *_ORIGIN,
     ),
     "metrics": (
@@ -114,19 +137,28 @@ COLUMNS: Mapping[str, tuple[pa.Field, ...]] = {
         pa.field("name", pa.string()),
         pa.field("description", pa.string()),
         pa.field("unit", pa.string()),
-        pa.field("type", pa.string()),  # sum, gauge, histogram
+        pa.field("type", pa.string()),  # sum, gauge, histogram, exponential_histogram, summary
         pa.field("temporality", pa.string()),  # delta, cumulative; null for a gauge
         pa.field("is_monotonic", pa.bool_()),  # sums only
         pa.field("value_double", pa.float64()),  # sum/gauge of a double
         pa.field("value_int", pa.int64()),  # sum/gauge of an integer
-        pa.field("count", pa.int64()),  # histogram fields below
+        pa.field("count", pa.int64()),  # histograms and summaries: count and sum
         pa.field("sum", pa.float64()),
-        pa.field("min", pa.float64()),
+        pa.field("min", pa.float64()),  # histograms (both kinds)
         pa.field("max", pa.float64()),
         pa.field("bucket_counts", pa.list_(pa.int64())),  # len(explicit_bounds) + 1 buckets
         pa.field("explicit_bounds", pa.list_(pa.float64())),
         pa.field("exemplars", pa.list_(_EXEMPLAR)),
         pa.field("attributes", JSON),  # the data point's attributes
+        # Exponential histograms: bucket i of a side counts values in (base^(offset+i), base^(offset+i+1)],
+        # base = 2^(2^-scale); zero_count counts values of magnitude at most the zero threshold.
+        pa.field("scale", pa.int32()),
+        pa.field("zero_count", pa.int64()),
+        pa.field("positive_offset", pa.int32()),
+        pa.field("positive_bucket_counts", pa.list_(pa.int64())),
+        pa.field("negative_offset", pa.int32()),
+        pa.field("negative_bucket_counts", pa.list_(pa.int64())),
+        pa.field("quantile_values", pa.list_(_QUANTILE)),  # summaries: (quantile in [0, 1], value)
         *_ORIGIN,
     ),
 }
