@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+import pytest
 import rotel
 
 
@@ -78,9 +80,15 @@ def rotel_agent() -> str:
 
 
 def start_rotel(
-    log_dir: Path, *, forward_to: str, name: str = "rotel", extra: list[str] | None = None
+    log_dir: Path,
+    *,
+    forward_to: str,
+    name: str = "rotel",
+    extra: list[str] | None = None,
+    protocol: str = "grpc",
 ) -> tuple[Service, int, int]:
-    """A rotel collector receiving OTLP gRPC + HTTP, forwarding everything over OTLP/gRPC."""
+    """A rotel collector receiving OTLP gRPC + HTTP, forwarding everything over OTLP/``protocol``
+    (``grpc`` or ``http``: protobuf to ``<forward_to>/v1/<signal>``)."""
     grpc_port, http_port = free_port(), free_port()
     argv = [
         rotel_agent(),
@@ -94,7 +102,7 @@ def start_rotel(
         "--otlp-exporter-endpoint",
         forward_to,
         "--otlp-exporter-protocol",
-        "grpc",
+        protocol,
         "--batch-timeout",
         "50ms",
         *(extra or []),
@@ -108,3 +116,28 @@ def prometheus_binary() -> str | None:
     return shutil.which("prometheus") or (
         "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
     )
+
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+#: Skip the Node.js clients' tests only where node/npm are missing and CI is not set (.ci/dev check).
+needs_node = pytest.mark.skipif(
+    (NODE is None or NPM is None) and not os.environ.get("CI"), reason="node/npm not installed"
+)
+
+
+def node_clients() -> Path:
+    """``tests/node`` with its npm packages (the OpenTelemetry JS SDK and its OTLP exporters),
+    installed from the npm registry (``npm ci``: the versions ``package-lock.json`` pins) on first use,
+    or when ``package.json`` names a package the folder lacks; kept there for the next run."""
+    wanted = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]
+    if not all((NODE_DIR / "node_modules" / name).is_dir() for name in wanted):
+        subprocess.run(
+            [NPM or "npm", "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return NODE_DIR

@@ -4,7 +4,6 @@ in the sinks through the same mapping."""
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,9 +15,7 @@ import otel_tele
 from otel_tele._components import ComponentUnavailable, load_sink_class
 from otel_tele._receiver import OtlpGrpcReceiver
 
-from ._services import Service, free_port
-
-NODE_DIR = Path(__file__).resolve().parent / "node"
+from ._services import NODE, NODE_DIR, Service, free_port, needs_node, node_clients
 
 
 @pytest.fixture
@@ -78,23 +75,10 @@ def test_python_otlp_into_receiver_reaches_sqlite(tmp_path: Path, sqlite_sink_av
     assert rows == [(seq, 1, seq % 7, seq / 2) for seq in range(100)]
 
 
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
-
-
-@pytest.mark.skipif(
-    (NODE is None or NPM is None) and not os.environ.get("CI"), reason="node/npm not installed"
-)
+@needs_node
 def test_foreign_js_sdk_through_otel_tele_serve(tmp_path: Path, sqlite_sink_available: None) -> None:
     """The OpenTelemetry JS SDK sends to `otel-tele serve`; its event records become sqlite rows."""
-    if not (NODE_DIR / "node_modules").exists():
-        subprocess.run(
-            [NPM or "npm", "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+    node_clients()
     port = free_port()
     cli = str(Path(sys.executable).parent / "otel-tele")
     serve = Service(
