@@ -417,7 +417,7 @@ def _metric_data(pb: Any) -> Any:
     if kind == "exponential_histogram":
         return ExponentialHistogram(
             [
-                ExponentialHistogramDataPoint(
+                ReceivedExponentialPoint(
                     attributes(p.attributes),
                     p.start_time_unix_nano,
                     p.time_unix_nano,
@@ -431,6 +431,7 @@ def _metric_data(pb: Any) -> Any:
                     p.min,
                     p.max,
                     _exemplars(p),
+                    p.zero_threshold,
                 )
                 for p in pb.exponential_histogram.data_points
             ],
@@ -451,6 +452,14 @@ def _metric_data(pb: Any) -> Any:
             ]
         )
     raise ValueError("a metric without data")  # refused and reported to the sender, never guessed
+
+
+@dataclass(frozen=True)
+class ReceivedExponentialPoint(ExponentialHistogramDataPoint):
+    """An exponential histogram point with OTLP's ``zero_threshold`` (the SDK's own points have none:
+    its aggregation's zero bucket holds exact zeros only)."""
+
+    zero_threshold: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import message
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -154,6 +155,19 @@ class OtlpIngest:
         #: in ``telemetry.sink_stats()``.
         self.stats = {signal: SinkStats("otlp-receiver", signal) for signal, *_ in SERVICES}
         telemetry._stats.extend(self.stats.values())
+        if recent is not None:
+            with guard("the receiver's duplicate-request counter"):
+                telemetry.meter("otel_tele").create_observable_counter(
+                    "otel_tele.receiver.duplicates",
+                    callbacks=[self._observe_duplicates],
+                    unit="{request}",
+                    description="re-sent OTLP requests answered from the recent window, not stored again",
+                )
+
+    def _observe_duplicates(self, _options: CallbackOptions) -> list[Observation]:
+        recent = self.recent
+        seen = dict(recent.duplicates) if recent is not None else {}
+        return [Observation(count, {"otel_tele.signal": signal}) for signal, count in seen.items()]
 
     def key(self, signal: str, body: bytes) -> bytes | None:
         """The digest a re-sent twin of this request body would have; ``None`` without a window."""

@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from otel_tele.exporters.store.schema import with_int_times
+from prometheus_client.parser import text_string_to_metric_families
 
 import otel_tele
 from otel_tele._otlp_dedup import RecentRequests, digest
@@ -30,6 +31,7 @@ from otel_tele._receiver import OtlpIngest
 
 from ._lossy_proxy import LossyProxy
 from ._serve import Serve, serve_process
+from ._services import free_port
 from .test_sink_contract import stats_of
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -121,7 +123,9 @@ def _ours(data_dir: Path, dataset: str) -> list[dict[str, Any]]:
 def test_re_sent_requests_are_stored_once_across_transports_and_restarts(tmp_path: Path) -> None:
     logs_a, logs_b = _commands(range(0, 3)), _commands(range(3, 5))
     span, point = _span("arm.move"), _sum("arm.moves")
-    with serve_process(tmp_path, sinks="sqlite,store") as serve:
+    prometheus = free_port()
+    env = {"OTEL_METRICS_EXPORTER": "", "OTEL_EXPORTER_PROMETHEUS_PORT": str(prometheus)}
+    with serve_process(tmp_path, sinks="sqlite,store", env=env) as serve:
         for _ in range(2):  # the same bytes twice over each transport, and across transports
             _post(serve, "logs", logs_a)
             _grpc(serve, "logs", logs_a)
@@ -148,6 +152,14 @@ def test_re_sent_requests_are_stored_once_across_transports_and_restarts(tmp_pat
             )
             provider.shutdown()
             assert (proxy.forwarded, proxy.dropped) == (2, 1), "the exporter re-sent the request"
+        scraped = httpx.get(f"http://127.0.0.1:{prometheus}/metrics", timeout=10).text
+        duplicates = {
+            sample.labels["otel_tele_signal"]: sample.value
+            for family in text_string_to_metric_families(scraped)
+            for sample in family.samples
+            if sample.name == "otel_tele_receiver_duplicates_total"
+        }
+        assert duplicates == {"logs": 5.0, "traces": 3.0, "metrics": 3.0}
     assert serve.service.process.returncode == 0, serve.service.log_text()
     assert _seqs(serve.data_dir) == [0, 1, 2, 3, 4, 9]
     assert [r["name"] for r in _ours(serve.data_dir, "spans")] == ["arm.move"]
@@ -188,6 +200,7 @@ def test_books_stay_exact_when_a_request_is_re_sent(tmp_path: Path) -> None:
         assert first == again and first.rejected == 0
         assert telemetry.force_flush(10_000)
         assert ingest.recent is not None and ingest.recent.duplicates == {"logs": 1}
+        assert ingest._observe_duplicates(None)[0].value == 1  # type: ignore[arg-type]  # on /metrics
         for sink in ("otlp-receiver", "sqlite", "store"):
             books = stats_of(telemetry, sink, "logs")
             assert books.emitted == books.exported == 4, books

@@ -46,6 +46,7 @@ def _metrics() -> bytes:
         sum=3.5,
         scale=3,
         zero_count=1,
+        zero_threshold=0.001,
         min=0.0,
         max=2.0,
     )
@@ -184,7 +185,7 @@ def test_every_otlp_shape_is_stored_and_exposed(tmp_path: Path) -> None:
     expo = metrics["rpc.duration"]
     assert (expo["type"], expo["temporality"], expo["unit"]) == ("exponential_histogram", "cumulative", "s")
     assert (expo["count"], expo["sum"], expo["min"], expo["max"]) == (7, 3.5, 0.0, 2.0)
-    assert (expo["scale"], expo["zero_count"]) == (3, 1)
+    assert (expo["scale"], expo["zero_count"], expo["zero_threshold"]) == (3, 1, 0.001)
     assert (expo["positive_offset"], expo["positive_bucket_counts"]) == (-2, [1, 2, 3])
     assert (expo["negative_offset"], expo["negative_bucket_counts"]) == (1, [0])
     assert json.loads(expo["attributes"]) == {"rpc.method": "get"}

@@ -278,7 +278,7 @@ def _metric_head(metric: Any) -> tuple[Any, ...]:
     return (metric.name, metric.description or None, metric.unit or None, kind, temporality, monotonic)
 
 
-_NO_EXPONENTIAL = (None,) * 6
+_NO_EXPONENTIAL = (None,) * 7
 
 
 def _float(value: Any) -> float | None:
@@ -323,6 +323,7 @@ def _point(head: tuple[Any, ...], point: Any) -> tuple[Any, ...]:
             attrs,
             point.scale,
             point.zero_count,
+            float(getattr(point, "zero_threshold", 0.0)),
             positive.offset,
             list(positive.bucket_counts),
             negative.offset,

@@ -151,9 +151,10 @@ COLUMNS: Mapping[str, tuple[pa.Field, ...]] = {
         pa.field("exemplars", pa.list_(_EXEMPLAR)),
         pa.field("attributes", JSON),  # the data point's attributes
         # Exponential histograms: bucket i of a side counts values in (base^(offset+i), base^(offset+i+1)],
-        # base = 2^(2^-scale); zero_count counts values of magnitude at most the zero threshold.
+        # base = 2^(2^-scale); zero_count counts the values of magnitude up to zero_threshold.
         pa.field("scale", pa.int32()),
         pa.field("zero_count", pa.int64()),
+        pa.field("zero_threshold", pa.float64()),  # values of magnitude up to it count as zero
         pa.field("positive_offset", pa.int32()),
         pa.field("positive_bucket_counts", pa.list_(pa.int64())),
         pa.field("negative_offset", pa.int32()),
