@@ -95,11 +95,16 @@ _VALUE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )  # fmt: skip
 _CARD = re.compile(r"(?<![\d.])[2-6](?:[ -]?\d){12,18}(?![\d.])")
 _PATH_TOKEN = re.compile(r"(?<=/)(?=[^/?#]*\d)(?=[^/?#]*[A-Za-z])[A-Za-z0-9_\-~.]{20,}(?=[/?#]|$)")
-#: Cheap pre-check: a string with none of these cannot match any rule, so most values cost one search.
-_TRIGGER = re.compile(
-    r"[=:@]|-----BEGIN|eyJ|AKIA|ASIA|AIza|gh[pousr]_|github_pat|xox|_live_|_test_|\d{4}[ -]?\d{4}[ -]?\d{4}"
+#: What every rule but the card rule needs somewhere in the text (pairs need ``=`` or ``:``) …
+_RULES_TRIGGER = (
+    r"[=:@]|-----BEGIN|eyJ|A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)|AIza|gh[pousr]_|github_pat|xox|_live_|_test_"
     r"|(?i:bearer|basic|digest|token|negotiate|apikey)\s"
 )
+#: … and what the card rule needs: cheap pre-checks, so most values cost one search, and a string
+#: with only a run of digits (an id, a sequence number) costs the card rule alone.
+_CARD_TRIGGER = r"\d{4}[ -]?\d{4}[ -]?\d{4}"
+_TRIGGER = re.compile(f"{_RULES_TRIGGER}|{_CARD_TRIGGER}")
+_RULES_ONLY_TRIGGER = re.compile(_RULES_TRIGGER)
 
 
 _CACHED_STRING_CHARS = 256
@@ -194,9 +199,10 @@ class Scrubber:
         if not self.enabled or not value:
             return value
         if _TRIGGER.search(value) is not None:
-            for pattern, replacement in _VALUE_RULES:
-                value = pattern.sub(replacement, value)
-            value = self._pairs(value)
+            if _RULES_ONLY_TRIGGER.search(value) is not None:
+                for pattern, replacement in _VALUE_RULES:
+                    value = pattern.sub(replacement, value)
+                value = self._pairs(value)
             value = _CARD.sub(_card, value)
         for pattern in self._extra:
             value = pattern.sub(REDACTED, value)
