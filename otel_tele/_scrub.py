@@ -103,8 +103,8 @@ _RULES_TRIGGER = (
 #: … and what the card rule needs: cheap pre-checks, so most values cost one search, and a string
 #: with only a run of digits (an id, a sequence number) costs the card rule alone.
 _CARD_TRIGGER = r"\d{4}[ -]?\d{4}[ -]?\d{4}"
-_TRIGGER = re.compile(f"{_RULES_TRIGGER}|{_CARD_TRIGGER}")
 _RULES_ONLY_TRIGGER = re.compile(_RULES_TRIGGER)
+_CARD_ONLY_TRIGGER = re.compile(_CARD_TRIGGER)
 
 
 _CACHED_STRING_CHARS = 256
@@ -198,11 +198,12 @@ class Scrubber:
         """``value`` with every secret the value rules find replaced."""
         if not self.enabled or not value:
             return value
-        if _TRIGGER.search(value) is not None:
-            if _RULES_ONLY_TRIGGER.search(value) is not None:
-                for pattern, replacement in _VALUE_RULES:
-                    value = pattern.sub(replacement, value)
-                value = self._pairs(value)
+        if _RULES_ONLY_TRIGGER.search(value) is not None:
+            for pattern, replacement in _VALUE_RULES:
+                value = pattern.sub(replacement, value)
+            value = self._pairs(value)
+            value = _CARD.sub(_card, value)
+        elif _CARD_ONLY_TRIGGER.search(value) is not None:
             value = _CARD.sub(_card, value)
         for pattern in self._extra:
             value = pattern.sub(REDACTED, value)
