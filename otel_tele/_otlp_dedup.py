@@ -39,7 +39,6 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._internal import fork_safe
@@ -58,14 +57,24 @@ def digest(signal: str, body: bytes) -> bytes:
     return hashlib.sha256(signal.encode() + b"\0" + body).digest()
 
 
-@dataclass
 class Answer:
-    """What a request was answered: its refused-record count and message."""
+    """What a request was answered: its refused-record count and message. ``done`` is the event its
+    twins wait on while it is in flight, and ``None`` once it finished (an event per remembered
+    request would cost ~1.5 kB each: 150 MB for a full window instead of ~25 MB)."""
 
-    rejected: int = 0
-    message: str = ""
-    at: float = 0.0  # wall-clock seconds when it was taken
-    done: threading.Event = field(default_factory=threading.Event)
+    __slots__ = ("at", "done", "message", "rejected")
+
+    def __init__(
+        self, rejected: int = 0, message: str = "", at: float = 0.0, *, finished: bool = False
+    ) -> None:
+        self.rejected = rejected
+        self.message = message
+        self.at = at  # wall-clock seconds when it was taken
+        self.done: threading.Event | None = None if finished else threading.Event()
+
+    @property
+    def finished(self) -> bool:
+        return self.done is None
 
 
 class RecentRequests:
@@ -90,7 +99,7 @@ class RecentRequests:
 
     def begin(self, key: bytes, signal: str = "") -> Answer | None:
         """``None``: a new request, now marked in flight (call :meth:`finish` or :meth:`forget`).
-        Otherwise the answer its earlier twin got (``done`` unset: the twin is still in flight and
+        Otherwise the answer its earlier twin got (not ``finished``: the twin is still in flight and
         did not finish within the wait; answer retry-later)."""
         with self._lock:
             self._expire(time.time())
@@ -98,13 +107,14 @@ class RecentRequests:
             if answer is None:
                 self._entries[key] = Answer()
                 return None
-        if not answer.done.is_set():
-            answer.done.wait(TWIN_WAIT_S)
+        event = answer.done
+        if event is not None:
+            event.wait(TWIN_WAIT_S)
         with self._lock:
-            if answer.done.is_set() and self._entries.get(key) is answer:
+            if answer.finished and self._entries.get(key) is answer:
                 self.duplicates[signal] = self.duplicates.get(signal, 0) + 1
                 return answer
-            if answer.done.is_set():  # the twin was forgotten (refused as a whole): take this one
+            if event is None or event.is_set():  # the twin was forgotten (refused as a whole): take this
                 self._entries[key] = Answer()
                 return None
         return answer
@@ -115,17 +125,19 @@ class RecentRequests:
             answer = self._entries.get(key)
             if answer is None:
                 answer = self._entries[key] = Answer()
-            answer.rejected, answer.message, answer.at = rejected, message, time.time()
+            answer.rejected, answer.message, answer.at = rejected, message or "", time.time()
+            event, answer.done = answer.done, None
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        answer.done.set()
+        if event is not None:
+            event.set()
 
     def forget(self, key: bytes) -> None:
         """The request of ``key`` was not taken (refused as a whole): its retry must be ingested."""
         with self._lock:
             answer = self._entries.pop(key, None)
-        if answer is not None:
+        if answer is not None and answer.done is not None:
             answer.done.set()
 
     def _expire(self, now: float) -> None:
@@ -133,7 +145,7 @@ class RecentRequests:
         entries = self._entries
         while entries:
             key, answer = next(iter(entries.items()))
-            if not answer.done.is_set() or answer.at >= cutoff:
+            if not answer.finished or answer.at >= cutoff:
                 return
             del entries[key]
 
@@ -151,7 +163,7 @@ class RecentRequests:
             lines = [
                 json.dumps({"d": key.hex(), "t": a.at, "r": a.rejected, "m": a.message}) + "\n"
                 for key, a in self._entries.items()
-                if a.done.is_set()
+                if a.finished
             ]
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         try:
@@ -182,11 +194,10 @@ class RecentRequests:
             try:
                 item = json.loads(line)
                 key = bytes.fromhex(item["d"])
-                answer = Answer(int(item["r"]), str(item["m"]), float(item["t"]))
+                answer = Answer(int(item["r"]), str(item["m"]), float(item["t"]), finished=True)
             except (ValueError, KeyError, TypeError):
                 continue
             if len(key) == 32 and answer.at >= cutoff:
-                answer.done.set()
                 loaded.append((answer.at, key, answer))
         loaded.sort(key=lambda item: item[0])
         for _at, key, answer in loaded[-self.max_entries :]:

@@ -191,7 +191,7 @@ class OtlpIngest:
             return self._ingest(signal, request, failed_already, reasons)
         twin = recent.begin(key, signal)
         if twin is not None:
-            if not twin.done.is_set():
+            if not twin.finished:
                 return Outcome(retry=True, message="the same request is still being taken; retry later")
             return Outcome(twin.rejected, twin.message)
         try:

@@ -247,3 +247,28 @@ def test_a_bad_window_is_refused(tmp_path: Path, window: str) -> None:
         env={"OTEL_TELE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 2 and "--otlp-dedup-window" in done.stderr
+
+
+@pytest.mark.parametrize("taken", [True, False])
+def test_a_twin_in_flight_waits_for_the_first(taken: bool) -> None:
+    """A retry that arrives while the first copy is still being ingested gets the first's answer
+    (taken), or is ingested itself when the first was refused as a whole."""
+    import threading
+
+    recent = RecentRequests(60)
+    key = digest("traces", b"request")
+    assert recent.begin(key, "traces") is None  # the first copy, in flight
+    got: list[object] = []
+    twin = threading.Thread(target=lambda: got.append(recent.begin(key, "traces")))
+    twin.start()
+    if taken:
+        recent.finish(key, 2, "two refused")
+    else:
+        recent.forget(key)
+    twin.join(60)
+    (answer,) = got
+    if taken:
+        assert answer is not None and (answer.rejected, answer.message) == (2, "two refused")  # type: ignore[attr-defined]
+        assert recent.duplicates == {"traces": 1}
+    else:
+        assert answer is None and recent.duplicates == {}
