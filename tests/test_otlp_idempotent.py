@@ -272,3 +272,35 @@ def test_a_twin_in_flight_waits_for_the_first(taken: bool) -> None:
         assert recent.duplicates == {"traces": 1}
     else:
         assert answer is None and recent.duplicates == {}
+
+
+def test_compaction_keeps_one_copy_of_a_span_stored_twice(tmp_path: Path) -> None:
+    """The crash case the window cannot cover (a retry after kill -9 is stored again): spans carry an
+    identity (trace_id, span_id), and a compaction keeps the first row of each."""
+    from otel_tele.exporters.store import _parts, _rows, maintain
+    from otel_tele.exporters.store.schema import SCHEMAS
+
+    from otel_tele import _otlp_decode as decode
+
+    def part(*names: str) -> None:
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        spans = request.resource_spans.add().scope_spans.add().spans
+        for name in names:
+            span = spans.add(name=name, start_time_unix_nano=T0, end_time_unix_nano=T0 + 1)
+            span.trace_id = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+            span.span_id = (int(name.rsplit("-", 1)[1]) + 1).to_bytes(8, "big")
+        decoded, failed = decode.spans(request)
+        rows, failed_rows = _rows.convert(decoded, _rows.span_row, "span")
+        assert failed == failed_rows == 0
+        _parts.publish(root, "spans", [_rows.table_of("spans", rows)], fsync=False)
+
+    root = tmp_path / "store"
+    part("a-0", "a-1")
+    part("a-1", "a-2")  # a-1 again: the re-sent request, after the window was lost
+    part("a-2", "a-3")
+    report = maintain(root, retention_days=30, min_parts=2, target_bytes=1 << 30, fsync=False)
+    assert report["spans"]["duplicates"] == 2 and report["spans"]["rows"] == 4
+    table = ds.dataset(
+        root / "spans", format="parquet", partitioning="hive", schema=SCHEMAS["spans"]
+    ).to_table()
+    assert sorted(table.column("name").to_pylist()) == ["a-0", "a-1", "a-2", "a-3"]
