@@ -1,4 +1,5 @@
-"""The PostgreSQL store's binary ``COPY`` stores exactly what a text ``COPY`` of the same rows stores:
+"""The PostgreSQL store's write (one statement over binary arrays, ``_arrays``) stores exactly what a
+text ``COPY`` of the same rows stores:
 awkward values included (integers in the float column, NaN and infinities, no value, non-ASCII and
 astral text, nested JSON, timestamps on half microseconds, no trace context)."""
 
@@ -34,7 +35,7 @@ def test_binary_copy_stores_what_text_copy_stores(clean_pg: str, tmp_path: Path)
     try:
         batch = prepare(ROWS)
         assert len(batch.rows) == len(ROWS)
-        env.sink.store.write(batch, "binary-copy-test")  # ours: binary COPY
+        env.sink.store.write(batch, "binary-copy-test")  # ours: binary arrays, one statement
         columns = ", ".join(ROW_COLUMNS)
         with psycopg.connect(clean_pg) as conn:
             conn.execute(

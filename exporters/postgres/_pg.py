@@ -1,9 +1,13 @@
-"""The PostgreSQL inference store: psycopg 3, a connection pool, COPY batches, write-time rollups.
+"""The PostgreSQL inference store: psycopg 3, a connection pool, one statement per batch, write-time
+rollups.
 Reads are the schema's :class:`~otel_tele.exporters.postgres.schema.PgReader` (on this pool).
 
-One batch is one transaction: its id goes into ``system_telemetry_batches`` first (a batch retried
-after an ambiguous commit is skipped, not duplicated), the rows go in with a binary ``COPY``, the rollup
-increments with ``INSERT … ON CONFLICT`` in key order (so concurrent writers cannot deadlock on them).
+One batch is one statement, so one transaction and one round trip: its id goes into
+``system_telemetry_batches`` first (a batch retried after an ambiguous commit is skipped, not
+duplicated), the rows and the rollup increments (computed in memory per batch, ``_rows``) go in from
+arrays the server unnests — the increments with ``INSERT … ON CONFLICT`` in key order (so concurrent
+writers cannot deadlock on them). A COPY would take a round trip of its own, plus BEGIN, the batch id
+and the COMMIT: under load every round trip is a wait for the GIL on the way back.
 Identifiers are composed only with ``psycopg.sql.Identifier``; every value is a bound parameter.
 Pruning deletes in small batches, each in its own transaction under a short ``lock_timeout``, so it
 never holds ingest up for long.
@@ -12,23 +16,25 @@ never holds ingest up for long.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 try:
     import psycopg
-    from psycopg import errors, postgres
-    from psycopg.adapt import Dumper
-    from psycopg.pq import Format
+    from psycopg import errors
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"{exc}; the PostgreSQL inference store needs pip install 'otel-tele[postgres]'"
     ) from exc
 
-from ._rows import Batch, prepare, rollup_rows
+from ._arrays import Encoded, encode, register
+from ._rows import Batch, RollupKey, Row, prepare, rollup_rows
 from ._store import PruneResult, upsert_template
 from .schema import (
     BATCH_TABLE,
+    KEY_COLUMNS,
+    MEASURES,
     MIGRATIONS,
     ROLLUPS,
     ROLLUPS_ADDED_AT,
@@ -36,6 +42,7 @@ from .schema import (
     SCHEMA_VERSION,
     TABLE,
     VERSION_TABLE,
+    Measure,
     PgReader,
 )
 from .schema import pg_sql as _ident
@@ -51,21 +58,78 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-#: The raw row's column types, in ``ROW_COLUMNS`` order, for a binary ``COPY``: no value is
-#: formatted as text on our side nor parsed on the server's.
-_COPY_TYPES: tuple[str, ...] = ("text", "text", "float8", "jsonb", "text", "timestamptz", "text", "text")
+#: ``system_telemetry``'s columns as typed arrays for ``unnest`` (metadata arrives as JSON text we
+#: already encoded in ``_rows``; the server parses it once, as a COPY of jsonb would).
+_ROW_ARRAYS: tuple[str, ...] = ("text", "text", "float8", "text", "text", "timestamptz", "text", "text")
+_SQL_TYPES = {"int8": "bigint"}
+_CASTS = {"metadata": "::jsonb"}
 
 
-class _JsonTextBinaryDumper(Dumper):
-    """``metadata`` in a binary ``COPY``: JSON text we already encoded (``_rows``), sent as jsonb's
-    binary form (version byte 1, then the text), so it is neither decoded nor encoded again."""
+def _write_statement() -> str:
+    """One batch as one statement (its own transaction in autocommit): the batch id first — a batch
+    already committed inserts nothing — then the raw rows and both rollups' increments, each from
+    arrays unnested on the server (one round trip per batch, no per-row statement). Rollup rows go in
+    key order, so concurrent writers lock them in one order and cannot deadlock."""
+    row_args = ", ".join(f"%s::{_SQL_TYPES.get(t, t)}[]" for t in _ROW_ARRAYS)
+    row_select = ", ".join(f"u.{c}{_CASTS.get(c, '')}" for c in ROW_COLUMNS)
+    parts = [
+        "WITH b AS (INSERT INTO {batches} (batch_id, row_count) VALUES (%s, %s) "
+        "ON CONFLICT DO NOTHING RETURNING 1)",
+        f"r AS (INSERT INTO {{t}} ({', '.join(ROW_COLUMNS)}) SELECT {row_select} "
+        f"FROM unnest({row_args}) AS u({', '.join(ROW_COLUMNS)}) WHERE EXISTS (SELECT FROM b))",
+    ]
+    columns = (*KEY_COLUMNS, *(m.name for m in MEASURES))
+    types = ("bigint", "text", "text", *("bigint" if m.integer else "float8" for m in MEASURES))
+    sets = ", ".join(_merge_set(m) for m in MEASURES)
+    for i in range(len(ROLLUPS)):
+        parts.append(
+            f"r{i} AS (INSERT INTO {{m{i}}} AS x ({', '.join(columns)}) "
+            f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in types)}) AS u({', '.join(columns)}) "
+            f"WHERE EXISTS (SELECT FROM b) ORDER BY {', '.join(KEY_COLUMNS)} "
+            f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {sets})"
+        )
+    return ",\n".join(parts) + "\nSELECT count(*) FROM b"
 
-    format = Format.BINARY
-    oid = postgres.types["jsonb"].oid
 
-    def dump(self, obj: Any) -> bytes:
-        text: bytes = obj.encode()
-        return b"\x01" + text
+def _merge_set(m: Measure) -> str:
+    if m.merge == "sum":
+        return f"{m.name} = x.{m.name} + excluded.{m.name}"
+    return f"{m.name} = {'LEAST' if m.merge == 'min' else 'GREATEST'}(x.{m.name}, excluded.{m.name})"
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (what the statement's arrays are made of)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+_MEASURE_ELEMENTS = tuple("int8" if m.integer else "float8" for m in MEASURES)
+
+
+def _row_arrays(rows: Sequence[Row]) -> list[Encoded]:
+    """The raw rows as the statement's arrays, one per column: values as float (what a COPY of the
+    float column sends for an int), timestamps as the UTC datetimes a COPY would send."""
+    columns = _columns(rows, len(ROW_COLUMNS))
+    columns[2] = [None if v is None else float(v) for v in columns[2]]
+    when = datetime.fromtimestamp
+    columns[5] = [when(ts, UTC) for ts in columns[5]]
+    return [encode(column, element) for column, element in zip(columns, _ROW_ARRAYS, strict=True)]
+
+
+def _rollup_arrays(rollup: Mapping[RollupKey, Sequence[float]]) -> list[Encoded]:
+    """A rollup's increments as the statement's arrays: the key columns, then each measure typed by
+    its column (an unknown min/max, NaN in memory, is NULL)."""
+    keys = sorted(rollup)
+    arrays = [
+        encode([k[0] for k in keys], "int8"),
+        encode([k[1] for k in keys], "text"),
+        encode([k[2] for k in keys], "text"),
+    ]
+    for i, element in enumerate(_MEASURE_ELEMENTS):
+        if element == "float8":
+            arrays.append(encode([None if (v := rollup[k][i]) != v else float(v) for k in keys], element))
+        else:
+            arrays.append(encode([int(rollup[k][i]) for k in keys], element))
+    return arrays
 
 
 class PgStore(PgReader):
@@ -93,7 +157,8 @@ class PgStore(PgReader):
             connect_timeout_s=connect_timeout_s,
             getconn_timeout_s=getconn_timeout_s,
         )
-        self._copy = _ident(f"COPY {{t}} ({', '.join(ROW_COLUMNS)}) FROM STDIN (FORMAT BINARY)", t=TABLE)
+        rollups = {f"m{i}": r.table for i, r in enumerate(ROLLUPS)}
+        self._write_batch = _ident(_write_statement(), t=TABLE, batches=BATCH_TABLE, **rollups)
         upsert = upsert_template("pyformat", least="LEAST", greatest="GREATEST")
         self._upserts = {r.table: _ident(upsert, t=r.table) for r in ROLLUPS}
 
@@ -161,26 +226,14 @@ class PgStore(PgReader):
     def write(self, batch: Batch, batch_id: str) -> None:
         if not self._migrated:
             self.migrate()
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute(
-                _ident(
-                    "INSERT INTO {t} (batch_id, row_count) VALUES (%s, %s) ON CONFLICT DO NOTHING "
-                    "RETURNING 1",
-                    t=BATCH_TABLE,
-                ),
-                (batch_id, len(batch.rows)),
-            )
-            if cur.fetchone() is None:
-                _log.info("inference batch %s was already committed; not writing it twice", batch_id)
-                return
-            cur.adapters.register_dumper(None, _JsonTextBinaryDumper)
-            with cur.copy(self._copy) as copy:
-                copy.set_types(_COPY_TYPES)
-                write_row, when = copy.write_row, datetime.fromtimestamp
-                for row in batch.rows:
-                    write_row((*row[:5], when(row[5], UTC), row[6], row[7]))
-            for table, deltas in batch.rollups.items():
-                cur.executemany(self._upserts[table], rollup_rows(deltas))
+        params: list[Any] = [batch_id, len(batch.rows), *_row_arrays(batch.rows)]
+        for rollup in ROLLUPS:
+            params.extend(_rollup_arrays(batch.rollups[rollup.table]))
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            register(cur.adapters)
+            row = cur.execute(self._write_batch, params, binary=True).fetchone()
+        if not row or not row[0]:
+            _log.info("inference batch %s was already committed; not writing it twice", batch_id)
 
     # -- retention ---------------------------------------------------------------------------------
     def prune(
