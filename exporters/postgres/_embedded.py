@@ -24,6 +24,7 @@ from ._rows import Batch, prepare, rollup_rows
 from ._store import PruneResult, upsert_template
 from .schema import (
     BATCH_TABLE,
+    MEASURES,
     MIGRATIONS,
     ROLLUPS,
     ROLLUPS_ADDED_AT,
@@ -58,12 +59,15 @@ class SqliteStore(SqliteReader):
             t=TABLE,
         )
         upsert = upsert_template("named", least="min", greatest="max")
-        # SQLite's two-argument min()/max() return NULL if either side is NULL: fall back to the other.
-        for measure in ("value_min", "value_max"):
-            fn = "min" if measure == "value_min" else "max"
+        # SQLite's two-argument min()/max() return NULL if either side is NULL: fall back to the other
+        # (every min/max measure: ttft_max was once left out and kept NULL after a bucket's first row).
+        for measure in MEASURES:
+            if measure.merge == "sum":
+                continue
+            name, fn = measure.name, measure.merge
             upsert = upsert.replace(
-                f"{fn}(r.{measure}, excluded.{measure})",
-                f"coalesce({fn}(r.{measure}, excluded.{measure}), r.{measure}, excluded.{measure})",
+                f"{fn}(r.{name}, excluded.{name})",
+                f"coalesce({fn}(r.{name}, excluded.{name}), r.{name}, excluded.{name})",
             )
         self._upserts = {r.table: _fmt(upsert, t=r.table) for r in ROLLUPS}
 
