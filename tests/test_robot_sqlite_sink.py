@@ -153,13 +153,13 @@ def test_no_argument_exporter_reads_environment(tmp_path: Path, monkeypatch: pyt
 
 
 def test_bulk_insert_stores_exactly_what_executemany_stores(tmp_path: Path) -> None:
-    """Batches go in as one JSON statement; every value must come back as ``executemany`` stores it:
-    floats bit-exact, ±inf, NaN (as NULL), NUL and non-ASCII text, big integers, booleans."""
+    """Batches go in as multi-row INSERT statements; every value must come back as ``executemany``
+    stores it: floats bit-exact, ±inf, NaN (as NULL), NUL and non-ASCII text, big integers, booleans."""
     import math
     import random
     import struct
 
-    from otel_tele.exporters.sqlite._writer import _json_rows
+    from otel_tele.exporters.sqlite._writer import ROWS_PER_STATEMENT
     from otel_tele.exporters.sqlite.schema import INSERTS
 
     rng = random.Random(7)
@@ -168,16 +168,16 @@ def test_bulk_insert_stores_exactly_what_executemany_stores(tmp_path: Path) -> N
     floats += [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 1 / 3, -0.0, 1e23]
     text = 'é😀\u2028"\\'
     plain = [(f, f / 3, i, i % 8, 2**63 - 1 - i, f / 7, text, None, True) for i, f in enumerate(floats)]
-    assert _json_rows(plain) is not None  # the bulk path really is taken for ordinary rows
     special = [
         (1.0, 2.0, 1, 1, 1, math.inf, "a\x00b", "x", 3),
         (1.0, 2.0, 2, 1, 1, -math.inf, None, None, 3),
         (1.0, 2.0, 3, 1, 1, math.nan, None, None, 3),
     ]
-    assert _json_rows(special[:1]) is None and _json_rows(special[2:]) is None
     stored = {}
     for name, insert in (("bulk", SqliteSink._insert), ("many", None)):
         conn = init_db(tmp_path / f"{name}.db")
+        inserts: list[str] = []
+        conn.set_trace_callback(lambda sql: inserts.append(sql) if sql.startswith("INSERT") else None)  # noqa: B023
         for batch in (plain, special):
             conn.execute("BEGIN IMMEDIATE")
             if insert is None:
@@ -185,6 +185,8 @@ def test_bulk_insert_stores_exactly_what_executemany_stores(tmp_path: Path) -> N
             else:
                 assert insert(conn, "dds_commands", batch) == 0
             conn.execute("COMMIT")
+        if insert is not None:  # the bulk path really is taken: one statement per ROWS_PER_STATEMENT rows
+            assert len(inserts) == -(-len(plain) // ROWS_PER_STATEMENT) + 1
         stored[name] = conn.execute(
             "SELECT ts, ts_mono, seq, funcode, joint_id, target_value, data_json, correlation_id, raw_len,"
             " typeof(target_value), typeof(raw_len) FROM dds_commands ORDER BY id"
@@ -206,4 +208,14 @@ def test_bulk_insert_refused_row_is_isolated(tmp_path: Path) -> None:
     conn.execute("COMMIT")
     assert rejected == 1
     assert conn.execute("SELECT count(*) FROM dds_commands").fetchone()[0] == 2
+    # A batch of several statements: the refused row is in the last one; none of the earlier
+    # statements' rows may stay twice.
+    from otel_tele.exporters.sqlite._writer import ROWS_PER_STATEMENT
+
+    bad = (None, 2.0, 2, 1, 1, 0.5, None, None, 3)
+    conn.execute("BEGIN IMMEDIATE")
+    rejected = SqliteSink._insert(conn, "dds_commands", [good] * (ROWS_PER_STATEMENT + 5) + [bad])
+    conn.execute("COMMIT")
+    assert rejected == 1
+    assert conn.execute("SELECT count(*) FROM dds_commands").fetchone()[0] == 2 + ROWS_PER_STATEMENT + 5
     conn.close()

@@ -2,15 +2,15 @@
 
 The sink maps robot log records (``robot.*`` events) and HTTP server spans of ``/api/`` requests to
 the spec's six tables (declared in ``schema``, mapped by ``_mapping``) and writes each export batch in one
-``BEGIN IMMEDIATE`` transaction with one bulk ``INSERT … SELECT … FROM json_each(?)`` per table
-(``executemany`` for a batch JSON cannot carry exactly, see ``_json_rows``), so a batch is either
-wholly on disk or not at all — even if the process is killed mid-write.
+``BEGIN IMMEDIATE`` transaction with one multi-row ``INSERT … VALUES (…), (…), …`` per table and
+:data:`ROWS_PER_STATEMENT` rows (see ``SqliteSink._insert``), so a batch is either wholly on disk or
+not at all — even if the process is killed mid-write.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import itertools
 import logging
 import os
 import sqlite3
@@ -25,34 +25,25 @@ from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkSpanExporter, Written
 from otel_tele.domains.robot import SQLITE_RETENTION_DAYS
-from otel_tele.semconv import encoder_function
 
 from .._sqlite_wal import close_checkpointed
 from ._db import init_db
 from ._digest import Digest
 from ._mapping import MAPPER
 from .maintenance import Retention, retention_days_from_env
-from .schema import BULK_INSERTS, BUSY_TIMEOUT_MS, DB_NAME, INSERTS, SCHEMA_VERSION, connect_read_only
+from .schema import BUSY_TIMEOUT_MS, DB_NAME, INSERTS, SCHEMA_VERSION, bulk_insert, connect_read_only
 
 _log = logging.getLogger("otel_tele")
-_encode_rows = encoder_function(
-    json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":"))
-)
-
-
-def _json_rows(values: list[tuple[Any, ...]]) -> str | None:
-    """The batch as one JSON array for ``BULK_INSERTS``, or ``None`` where JSON would not carry it
-    exactly (NaN/inf, bytes, NUL in text): those batches take ``executemany``.
-
-    Why: ``executemany`` releases and re-takes the GIL around every row, and with the telemetry
-    threads busy each re-take can wait a whole switch interval — one statement per batch takes it
-    twice. SQLite's JSON reader round-trips ``repr(float)`` exactly (``tests/test_robot_sqlite_sink.py``).
-    """
-    try:
-        text = _encode_rows(values)
-    except (TypeError, ValueError):
-        return None
-    return None if "\\u0000" in text else text
+#: Rows per multi-row INSERT. Its parameters are bound in C from one flat tuple and its rows are
+#: inserted in one ``sqlite3_step`` (the GIL is released once, not once per row as ``executemany``
+#: does). Measured on the robot table, CPU per row at batch 50 / 2,048: 4.1 / 2.0 µs against 5.5 /
+#: 4.1 for ``executemany`` and 8.6 / 7.5 for the JSON bulk insert this replaced (``json_each`` with
+#: ``value->>i``: SQLite 3.40 re-parses every row once per column). The statement of each row count
+#: is prepared once and kept by the connection's statement cache; preparing one costs ~2 µs a row, so
+#: a batch is cut into statements of at most this many rows, and only a batch's last statement has a
+#: count of its own.
+ROWS_PER_STATEMENT = 256
+_chain = itertools.chain.from_iterable
 
 
 #: What one row can raise that is about that row (``OperationalError`` is the database's: transient).
@@ -189,25 +180,27 @@ class SqliteSink(Sink):
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, table: str, values: list[tuple[Any, ...]]) -> int:
-        batch = _json_rows(values)
-        if batch is not None:
-            try:
-                # One statement, atomic on its own: a refused row undoes only this statement.
-                conn.execute(BULK_INSERTS[table], (batch,))
-                return 0
-            except _ROW_ERRORS:  # a refused row, a lone surrogate: let the row-by-row path sort it out
-                pass
-        sql = INSERTS[table]
-        conn.execute("SAVEPOINT batch")
+        width = len(values[0]) if values else 1
+        # An SQLite built with a lower limit on parameters (999 before 3.32) takes fewer rows.
+        per = max(1, min(ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+        many = len(values) > per
+        if many:  # a failure must undo every statement of the batch, not only its own
+            conn.execute("SAVEPOINT bulk")
         try:
-            conn.executemany(sql, values)
-            conn.execute("RELEASE batch")
+            for start in range(0, len(values), per):
+                part = values[start : start + per]
+                # Bound exactly as executemany binds each row (floats bit for bit, NaN as NULL).
+                conn.execute(bulk_insert(table, len(part)), tuple(_chain(part)))
+            if many:
+                conn.execute("RELEASE bulk")
             return 0
-        except _ROW_ERRORS:
-            conn.execute("ROLLBACK TO batch")
-            conn.execute("RELEASE batch")
+        except _ROW_ERRORS:  # a refused row, a lone surrogate: let the row-by-row path sort it out
+            if many:
+                conn.execute("ROLLBACK TO bulk")
+                conn.execute("RELEASE bulk")
         # A row the schema or the driver refuses must not sink its neighbours: isolate it, inside the
         # same transaction; text that cannot be encoded is escaped first (lone surrogates → \\udXXX).
+        sql = INSERTS[table]
         rejected = 0
         for row in values:
             try:

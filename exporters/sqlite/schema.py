@@ -3,7 +3,7 @@
 Every column of the six tables is spelled here only, as a :class:`~otel_tele._columns.Col`: where its
 value comes from (a key of the robot vocabulary ``otel_tele.semconv.robot``, or a record field such as
 ``@ts``) and its constraints; its type is the vocabulary's, stored as :data:`SQL_TYPES` says. From
-this one declaration come the DDL (:data:`DDL`), the inserts (:data:`INSERTS`, :data:`BULK_INSERTS`),
+this one declaration come the DDL (:data:`DDL`), the inserts (:data:`INSERTS`, :func:`bulk_insert`),
 the sink's row mapping (``_mapping``) and what readers name (:data:`TABLE_NAMES`, :func:`columns`).
 The layout of the digest sidecar ``telemetry.digest.db`` (pre-aggregated counts and latency
 histograms the sink keeps beside the database) is declared here too, for its writer and its readers.
@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 from collections.abc import Mapping
@@ -190,16 +191,17 @@ def _insert(spec: StoredTable) -> str:
     return f"INSERT INTO {spec.name} ({names}) VALUES ({', '.join('?' * len(spec.columns))})"
 
 
-def _bulk_insert(spec: StoredTable) -> str:
-    """One statement inserting a whole batch passed as a JSON array of rows (see ``SqliteSink``)."""
-    names = ", ".join(spec.column_names)
-    values = ", ".join(f"value->>{i}" for i in range(len(spec.columns)))
-    return f"INSERT INTO {spec.name} ({names}) SELECT {values} FROM json_each(?)"
+@functools.lru_cache(maxsize=256)
+def bulk_insert(table: str, rows: int) -> str:
+    """One statement inserting ``rows`` rows of ``table`` (``INSERT … VALUES (…), (…), …``), its
+    parameters the rows' values one after another (see ``SqliteSink``)."""
+    spec = TABLES[table]
+    one = f"({', '.join('?' * len(spec.columns))})"
+    return f"INSERT INTO {spec.name} ({', '.join(spec.column_names)}) VALUES {', '.join([one] * rows)}"
 
 
 #: One INSERT per table, its values in :attr:`StoredTable.columns` order.
 INSERTS: Mapping[str, str] = {name: _insert(spec) for name, spec in TABLES.items()}
-BULK_INSERTS: Mapping[str, str] = {name: _bulk_insert(spec) for name, spec in TABLES.items()}
 
 
 def connect_read_only(db_path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
