@@ -100,11 +100,14 @@ _RULES_TRIGGER = (
     r"[=:@]|-----BEGIN|eyJ|A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)|AIza|gh[pousr]_|github_pat|xox|_live_|_test_"
     r"|(?i:bearer|basic|digest|token|negotiate|apikey)\s"
 )
-#: … and what the card rule needs: cheap pre-checks, so most values cost one search, and a string
-#: with only a run of digits (an id, a sequence number) costs the card rule alone.
-_CARD_TRIGGER = r"\d{4}[ -]?\d{4}[ -]?\d{4}"
+#: … and what the card rule needs (the start of every ``_CARD`` match: a 2-6 and 12 more digits,
+#: spaced or not). Cheap pre-checks: most values cost one search (both triggers in one pattern), and
+#: a string with a run of digits (an id, a sequence number) costs the card rule alone.
+_CARD_TRIGGER = r"[2-6](?:[ -]?\d){12}"
 _RULES_ONLY_TRIGGER = re.compile(_RULES_TRIGGER)
 _CARD_ONLY_TRIGGER = re.compile(_CARD_TRIGGER)
+_ANY_TRIGGER = re.compile(f"{_RULES_TRIGGER}|{_CARD_TRIGGER}")
+_JSON_STARTS = ("{", "[")
 
 
 _CACHED_STRING_CHARS = 256
@@ -198,7 +201,9 @@ class Scrubber:
         """``value`` with every secret the value rules find replaced."""
         if not self.enabled or not value:
             return value
-        if _RULES_ONLY_TRIGGER.search(value) is not None:
+        if _ANY_TRIGGER.search(value) is None:
+            pass  # most values: no rule can match
+        elif _RULES_ONLY_TRIGGER.search(value) is not None:
             for pattern, replacement in _VALUE_RULES:
                 value = pattern.sub(replacement, value)
             value = self._pairs(value)
@@ -278,22 +283,71 @@ class Scrubber:
             except (ValueError, RecursionError):
                 parsed = None
             if isinstance(parsed, dict | list):
+                if self._unchanged(parsed, depth + 1):
+                    return value
                 cleaned = self.structure(parsed, depth + 1)
                 return value if cleaned == parsed else to_json(cleaned)
         return self.text(value, url=url)
+
+    def _unchanged(self, value: Any, depth: int) -> bool:
+        """Whether ``structure(value, depth)`` of parsed JSON gives back an equal value, found without
+        building the copy (a data dict of plain names and numbers costs a walk, not a rebuild).
+        False only sends the value the whole way: it never decides what is redacted."""
+        if depth > _MAX_DEPTH:
+            return False
+        kind = type(value)
+        if kind is str:
+            return bool(self._string(value, depth, False) == value)
+        if kind is dict:
+            plain_keys = self._plain_keys
+            for key, item in value.items():
+                plain = plain_keys.get(key)
+                if not (plain or (plain is None and self._is_plain_key(key))):
+                    return False  # a secret name, or a URL's: its value may change
+                item_kind = type(item)
+                if item_kind is int or item_kind is float or item_kind is bool or item is None:
+                    if depth + 1 > _MAX_DEPTH:
+                        return False
+                elif not self._unchanged(item, depth + 1):
+                    return False
+            return True
+        if kind is list:
+            return all(self._unchanged(item, depth + 1) for item in value)
+        return kind is int or kind is float or kind is bool or value is None
 
     def attributes(self, attributes: Attributes | None) -> dict[str, Any] | None:
         """A scrubbed copy of ``attributes``, or ``None`` when nothing needed to change."""
         if not attributes or not self.enabled:
             return None
         out: dict[str, Any] | None = None
-        plain_keys, strings = self._plain_keys, self._string_cache
+        plain_keys, strings, no_trigger = self._plain_keys, self._string_cache, _ANY_TRIGGER.search
         value: Any
         for key, value in attributes.items():
             # The common case first, without a call: a number, or a string already found clean,
             # under a name that is neither secret nor a URL's holds nothing to scrub.
             kind = type(value)
-            if kind is float or kind is int or kind is bool or (kind is str and strings.get(value) is value):
+            if (
+                kind is float
+                or kind is int
+                or kind is bool
+                # a string found clean before (an equal one: JSON text is encoded afresh per record)
+                or (
+                    kind is str
+                    and ((seen := strings.get(value)) is value or (seen is not None and seen == value))
+                )
+            ):
+                plain = plain_keys.get(key)
+                if plain or (plain is None and self._is_plain_key(key)):
+                    continue
+            elif (
+                kind is str
+                and no_trigger(value) is None  # no value rule can match (``text``'s own pre-check) …
+                and value[:1] not in _JSON_STARTS  # … nor is it JSON text (``_scrub_string``'s path)
+                and not value[:1].isspace()
+                and not self._extra
+            ):
+                # Not remembered: most such strings are ids seen once (correlation ids), which would
+                # only push the repeating ones out of the cache.
                 plain = plain_keys.get(key)
                 if plain or (plain is None and self._is_plain_key(key)):
                     continue

@@ -38,3 +38,37 @@ def test_pre_checks_change_nothing_but_the_work() -> None:
     assert scrubber.text("cmd-000000000123") == "cmd-000000000123"
     assert "4111" not in scrubber.text("order 4111111111111111 paid")
     assert "ANPA1234567890ABCDEF" not in scrubber.text("ANPA1234567890ABCDEF 000011112222")
+
+
+class _EveryPath(Scrubber):
+    """The scrubber without its shortcuts for JSON text that needs no change."""
+
+    def _unchanged(self, value: object, depth: int) -> bool:
+        return False
+
+
+ATTRIBUTE_SAMPLES = [
+    {"robot.data_json": '{"id":3,"angle":48.0,"speed":30}', "robot.correlation_id": "cmd-000000000123"},
+    {"robot.data_json": '{"id":3,"password":"x"}', "k": "cmd-4111111111111111"},
+    {"robot.data_json": ' {"token":1}', "robot.correlation_id": "a=b"},
+    {"robot.data_json": '[{"a":{"b":["postgres://u:p@h/db", 1.5, null, true]}}]'},
+    {"robot.data_json": '{"url.full":"https://x/aaaaaaaaaaaaaaaaaaaaaa1234"}', "x": "{not json"},
+    {"robot.data_json": "[" * 40 + "1" + "]" * 40, "y": '["plain", {"nested": "{\\"apikey\\":\\"k\\"}"}]'},
+    {"robot.data_json": '{"a":NaN,"b":Infinity,"c":"Bearer abcdefghijklmnop"}', "z": ""},
+    {"secret": "plain", "url.full": "https://h/p/aaaaaaaaaaaaaaaaaaaaaa1234", "n": 5, "f": 1.5},
+]
+
+
+def test_attribute_shortcuts_change_nothing_but_the_work() -> None:
+    """``attributes`` (strings without a trigger, JSON text walked instead of rebuilt, clean strings
+    remembered) gives what every value passed through every rule gives, first time and repeated."""
+    scrubber, reference = Scrubber(), _EveryPath()
+    for attributes in ATTRIBUTE_SAMPLES * 2:
+        expected = {key: reference.value(key, value) for key, value in attributes.items()}
+        got = scrubber.attributes(attributes)
+        assert (got if got is not None else attributes) == expected, attributes
+    assert scrubber.attributes(ATTRIBUTE_SAMPLES[0]) is None  # nothing to scrub: no copy
+    extra = Scrubber(extra_patterns=[r"cmd-\d+"])
+    assert extra.attributes({"robot.correlation_id": "cmd-000000000123"}) == {
+        "robot.correlation_id": "[REDACTED]"
+    }
