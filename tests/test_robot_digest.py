@@ -322,3 +322,62 @@ def test_kill_during_writes_leaves_a_usable_digest(tmp_path: Path, no_exact_shor
     sink.open()
     sink.close()
     check_windows(db, [(None, None), (NOW - 1800, NOW)])
+
+
+def test_counts_from_written_rows_equal_a_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sink counts ``dds_*`` rows from the rows it wrote (no read-back) only when they are the
+    rows above the watermark: with foreign rows in between, odd times (NaN, ±inf, negative, -0.0,
+    past the last unit, integers) and a refused row, the counts equal those rebuilt from the table."""
+    from otel_tele.exporters.sqlite import _digest
+
+    from otel_tele._mapping import Rows
+
+    counted_from_rows = []
+    units = _digest._units
+    monkeypatch.setattr(_digest, "_units", lambda *a: counted_from_rows.append(1) or units(*a))
+
+    db = tmp_path / "telemetry.db"
+    sink = SqliteSink(db, retention_days=0)
+    sink.open()
+    rng = random.Random(3)
+    odd = [math.nan, math.inf, -math.inf, -5.0, -0.0, 0.0, 16.0 * 2.0**42, 16.0 * 2.0**42 - 1, 15.999, 16]
+
+    def command(ts: Any) -> tuple[Any, ...]:
+        return (ts, 1.0, 1, 1, 1, 0.5, None, None, 3)
+
+    def feedback(ts: Any) -> tuple[Any, ...]:
+        return (ts, 1.0, 1, 1, *([0.5] * 7), None, None, None, None, None)
+
+    for batch in range(40):
+        rows = Rows()
+        times = [NOW - rng.uniform(0, 86400) for _ in range(rng.randint(1, 60))]
+        if batch % 5 == 0:
+            times += odd
+        rows.by_table["dds_commands"] = [command(ts) for ts in times]
+        rows.by_table["dds_feedback"] = [feedback(ts) for ts in times[:7]]
+        if batch % 7 == 3:
+            rows.by_table["dds_commands"].append(command(None))  # NOT NULL: refused alone
+        if batch % 4 == 1:  # a foreign writer's rows between two batches
+            conn = init_db(db)
+            conn.executemany(INSERT_COMMAND, [command(NOW - i) for i in range(3)])
+            conn.close()
+        sink._write(rows)
+    sink.close()
+    counts = "SELECT series, unit, n FROM counts WHERE n != 0 ORDER BY series, unit"
+    with sqlite3.connect(digest_path(db)) as conn:
+        incremental = conn.execute(counts).fetchall()
+    digest_path(db).unlink()
+    rebuilt = SqliteSink(db, retention_days=0)
+    rebuilt.open()
+    rebuilt.close()
+    assert rebuilt.digest.rebuilds == 1
+    with sqlite3.connect(digest_path(db)) as conn:
+        assert conn.execute(counts).fetchall() == incremental
+    assert {series for series, _, _ in incremental} == {"dds_commands", "dds_feedback"}
+    assert 40 < len(counted_from_rows) < 80  # taken for most batches, not where foreign rows came
+
+
+INSERT_COMMAND = (
+    "INSERT INTO dds_commands (ts, ts_mono, seq, funcode, joint_id, target_value, data_json, "
+    "correlation_id, raw_len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .schema import (
     BIN_OFFSET,
@@ -26,6 +28,7 @@ from .schema import (
     INF_BIN,
     LEVELS,
     LN_GAMMA,
+    TABLES,
     TS_END,
     UNIT_S,
     digest_path,
@@ -50,6 +53,37 @@ _LEVELS_CTE = f"WITH RECURSIVE lv(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM lv
 def _rows_sql(table: str, source: str) -> str:
     """The main table's rows ``source`` selects (a condition on ``id``), inside the unit range."""
     return f"FROM main.{table} WHERE {source} AND {_IN_UNITS}"
+
+
+#: Tables whose every count series is unconditional and which keep no latencies: their counts can be
+#: taken from the rows written (see ``Digest.after_insert``): table → (position of ``ts`` in its
+#: insert columns, its series).
+_FROM_ROWS: dict[str, tuple[int, tuple[str, ...]]] = {
+    table: (
+        TABLES[table].column_names.index("ts"),
+        tuple(series for series, (owner, _) in COUNT_SERIES.items() if owner == table),
+    )
+    for table in COVERED
+    if table != "web_requests"
+    and all(condition == "" for owner, condition in COUNT_SERIES.values() if owner == table)
+}
+
+
+def _units(rows: Sequence[tuple[Any, ...]], ts_at: int) -> dict[int, int] | None:
+    """Rows per unit, as ``_add`` counts them (``CAST(floor(ts / UNIT_S) AS INTEGER)`` of the rows
+    with ``0 <= ts < TS_END``; NaN is stored as NULL, in no unit); None for a ``ts`` that is not a
+    plain number (then SQL counts)."""
+    units: dict[int, int] = {}
+    floor = math.floor
+    for row in rows:
+        ts = row[ts_at]
+        kind = type(ts)
+        if kind is not float and kind is not int:
+            return None
+        if 0 <= ts < TS_END:
+            unit = floor(ts / UNIT_S)
+            units[unit] = units.get(unit, 0) + 1
+    return units
 
 
 class Digest:
@@ -175,8 +209,18 @@ class Digest:
         )
 
     # -- keeping up (inside the sink's transaction) ---------------------------------------------
-    def after_insert(self, conn: sqlite3.Connection, tables: Iterable[str]) -> None:
-        """Fold every row above each written table's watermark in (whoever wrote it)."""
+    def after_insert(
+        self,
+        conn: sqlite3.Connection,
+        tables: Iterable[str],
+        written: Mapping[str, Sequence[tuple[Any, ...]]] | None = None,
+    ) -> None:
+        """Fold every row above each written table's watermark in (whoever wrote it).
+
+        ``written``: per table, the rows the caller has just inserted, every one of them (in column
+        order). When they are exactly the rows above the watermark, a table whose counts need only
+        ``ts`` is counted from them (an upsert of a few units) instead of reading them back
+        (measured at batch 50: ~1 µs a row less)."""
         for table in tables:
             if table not in COVERED:
                 continue
@@ -187,7 +231,21 @@ class Digest:
             new = conn.execute(f"SELECT max(id), min(ts) FROM main.{table} WHERE id > ?", (mark,)).fetchone()
             if new[0] is None:
                 continue
-            self._add(conn, (table,), f"id > {int(mark)}")
+            plan = _FROM_ROWS.get(table)
+            rows = written.get(table) if written is not None and plan is not None else None
+            # Our rows took consecutive ids just now: if as many ids as rows lie above the mark, the
+            # rows above it are exactly ours.
+            units = _units(rows, plan[0]) if rows and plan and new[0] - mark == len(rows) else None
+            if units is None or plan is None:
+                self._add(conn, (table,), f"id > {int(mark)}")
+            elif units:
+                pairs = json.dumps(list(units.items()))
+                for series in plan[1]:
+                    conn.execute(
+                        f"INSERT INTO {SCHEMA}.counts (series, unit, n) SELECT ?, value->>0, value->>1 "
+                        "FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                        (series, pairs),
+                    )
             lowest = new[1] if min_ts is None else min(min_ts, new[1])
             conn.execute(
                 f"INSERT OR REPLACE INTO {SCHEMA}.watermark VALUES (?, ?, ?)", (table, new[0], lowest)

@@ -143,9 +143,13 @@ class SqliteSink(Sink):
         with self._transaction_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                whole = {}  # the tables every row of which went in: the digest may count them
                 for table, values in rows.by_table.items():
-                    rejected += self._insert(conn, table, values)
-                self._in_digest(conn, self.digest.after_insert, rows.by_table)
+                    refused = self._insert(conn, table, values)
+                    rejected += refused
+                    if not refused:
+                        whole[table] = values
+                self._in_digest(conn, self.digest.after_insert, rows.by_table, whole)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
