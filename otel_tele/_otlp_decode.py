@@ -195,6 +195,34 @@ def _groups(
             yield resource, _scope(scoped.scope, scoped.schema_url), getattr(scoped, items)
 
 
+def _log_record(
+    pb: Any,
+    resource: Resource,
+    scope: InstrumentationScope,
+    contexts: dict[tuple[bytes, bytes, int], Context],
+) -> ReceivedLogRecord:
+    name = pb.event_name or None
+    raw = attributes(pb.attributes)
+    if name is None and isinstance(raw.get(LEGACY_EVENT_NAME), str) and raw[LEGACY_EVENT_NAME]:
+        name = raw.pop(LEGACY_EVENT_NAME)  # senders from before the event_name field
+    attrs, problems = semconv.coerce_attributes(semconv.EVENTS.get(name or ""), raw)
+    if problems:
+        attrs["otel_tele.invalid_attributes"] = semconv.to_json(problems)
+    record = LogRecord(
+        timestamp=pb.time_unix_nano or None,
+        observed_timestamp=pb.observed_time_unix_nano or None,
+        context=_trace_context(pb.trace_id, pb.span_id, pb.flags, contexts),
+        severity_text=pb.severity_text or None,
+        severity_number=_severity(pb.severity_number),
+        body=body_value(pb.body) if pb.HasField("body") else None,
+        attributes=attrs,
+        event_name=name,
+    )
+    out = ReceivedLogRecord(record, resource, scope, _LIMITS)
+    out.received_dropped_attributes = pb.dropped_attributes_count
+    return out
+
+
 def log_records(request: Any, reasons: list[str] | None = None) -> tuple[list[ReadWriteLogRecord], int]:
     """An ``ExportLogsServiceRequest`` as SDK log records, and how many records could not be decoded."""
     records: list[ReadWriteLogRecord] = []
@@ -203,29 +231,37 @@ def log_records(request: Any, reasons: list[str] | None = None) -> tuple[list[Re
     for resource, scope, pbs in _groups(request.resource_logs, "scope_logs", "log_records"):
 
         def decode(pb: Any, resource: Resource = resource, scope: InstrumentationScope = scope) -> Any:
-            name = pb.event_name or None
-            raw = attributes(pb.attributes)
-            if name is None and isinstance(raw.get(LEGACY_EVENT_NAME), str) and raw[LEGACY_EVENT_NAME]:
-                name = raw.pop(LEGACY_EVENT_NAME)  # senders from before the event_name field
-            attrs, problems = semconv.coerce_attributes(semconv.EVENTS.get(name or ""), raw)
-            if problems:
-                attrs["otel_tele.invalid_attributes"] = semconv.to_json(problems)
-            record = LogRecord(
-                timestamp=pb.time_unix_nano or None,
-                observed_timestamp=pb.observed_time_unix_nano or None,
-                context=_trace_context(pb.trace_id, pb.span_id, pb.flags, contexts),
-                severity_text=pb.severity_text or None,
-                severity_number=_severity(pb.severity_number),
-                body=body_value(pb.body) if pb.HasField("body") else None,
-                attributes=attrs,
-                event_name=name,
-            )
-            out = ReceivedLogRecord(record, resource, scope, _LIMITS)
-            out.received_dropped_attributes = pb.dropped_attributes_count
-            return out
+            return _log_record(pb, resource, scope, contexts)
 
         failed += _each(pbs, decode, "log record", records, reasons)
     return records, failed
+
+
+def log_records_at(request: Any, positions: Iterable[tuple[int, int, int]]) -> list[ReadWriteLogRecord]:
+    """The log records of ``request`` at ``positions`` ((resource, scope, record) indexes, in
+    order) as SDK log records: the few a domain sink wants of a request otherwise stored as rows
+    (``_otlp_columns``). One that cannot be decoded is left out (and logged)."""
+    records: list[ReadWriteLogRecord] = []
+    contexts: dict[tuple[bytes, bytes, int], Context] = {}
+    origins: dict[tuple[int, int], tuple[Resource, InstrumentationScope]] = {}
+    groups = request.resource_logs
+    resources: dict[int, Resource] = {}
+    for g, s, r in positions:
+        origin = origins.get((g, s))
+        if origin is None:
+            group = groups[g]
+            resource = resources.get(g)
+            if resource is None:
+                resource = resources[g] = _resource(group.resource, group.schema_url)
+            scoped = group.scope_logs[s]
+            origin = origins[(g, s)] = (resource, _scope(scoped.scope, scoped.schema_url))
+        pb = groups[g].scope_logs[s].log_records[r]
+
+        def one(pb: Any, origin: tuple[Resource, InstrumentationScope] = origin) -> ReceivedLogRecord:
+            return _log_record(pb, origin[0], origin[1], contexts)
+
+        _each([pb], one, "log record", records)
+    return records
 
 
 _SEVERITIES = {severity.value: severity for severity in SeverityNumber}

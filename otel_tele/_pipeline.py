@@ -388,6 +388,11 @@ class Pipeline:
         else:
             self.logger_provider.add_log_record_processor(LogBatchProcessor(batcher))
 
+    def attach_batcher(self, batcher: BatchingProcessor[Any]) -> None:
+        """A queue fed from outside the providers (the OTLP receiver's rows for a sink: see
+        ``_otlp_columns``), flushed and shut down with the sinks' own; its books are its sink's."""
+        self._batchers.append(batcher)
+
     def _add_reader(
         self, readers: list[MetricReader], exporter: MetricExporter, name: str, interval: float | None = None
     ) -> None:

@@ -31,7 +31,9 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from . import _otlp_decode as decode
+from . import _otlp_raw
 from ._internal import fork_safe, guard
+from ._otlp_columns import ColumnRoute
 from ._otlp_dedup import RecentRequests, digest
 from ._pipeline import Pipeline
 from ._registry import WAIT
@@ -145,8 +147,18 @@ class OtlpIngest:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
         recent: RecentRequests | None = None,
+        rows: bool = True,
     ) -> None:
         self.telemetry = telemetry
+        #: Per signal, the path straight into a sink's rows, taken while its consumers allow it
+        #: (``_otlp_columns``); ``rows=False`` keeps every signal on the generic path.
+        self.routes: dict[str, ColumnRoute] = {}
+        if rows:
+            for signal in ("logs", "traces"):
+                with guard(f"the row path for OTLP {signal}"):
+                    route = ColumnRoute.of(telemetry, signal)
+                    if route is not None:
+                        self.routes[signal] = route
         #: Requests taken lately (``_otlp_dedup``): a re-sent one is answered, not stored again.
         self.recent = recent
         self.max_message_bytes = max_message_bytes
@@ -168,6 +180,15 @@ class OtlpIngest:
         recent = self.recent
         seen = dict(recent.duplicates) if recent is not None else {}
         return [Observation(count, {"otel_tele.signal": signal}) for signal, count in seen.items()]
+
+    def parse(self, signal: str, data: bytes) -> Any:
+        """A protobuf request body of ``signal``, parsed as its consumers need it: with attributes
+        as wire bytes for a row path (``_otlp_raw``), else the real message. Bad UTF-8 is repaired;
+        other damage raises ``DecodeError``."""
+        route = self.routes.get(signal)
+        if route is not None and route.active():
+            return _otlp_raw.parse(signal, data)
+        return decode.parse(REQUESTS[signal], data)
 
     def key(self, signal: str, body: bytes) -> bytes | None:
         """The digest a re-sent twin of this request body would have; ``None`` without a window."""
@@ -209,8 +230,15 @@ class OtlpIngest:
         reasons = list(reasons or ())
         dropped = decoded = 0
         failed = failed_already
+        route = self.routes.get(signal)
+        if route is not None and not route.active():
+            request = _otlp_raw.real(signal, request)  # parsed while the row path applied
+            route = None
         with guard(f"OTLP {signal} ingest"):
-            if signal == "logs":
+            if route is not None:
+                taken = route.ingest(request, reasons)
+                decoded, bad, dropped = taken.decoded, taken.failed, taken.dropped
+            elif signal == "logs":
                 records, bad = decode.log_records(request, reasons)
                 dropped = self.telemetry.ingest_logs(records) if records else 0
                 decoded = len(records)
@@ -342,7 +370,7 @@ class OtlpGrpcReceiver:
                 return _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, BUDGET_FULL)
             try:
                 # Our parser: a request with bad UTF-8 is repaired, not refused as a whole.
-                request = decode.parse(request_type, data)
+                request = self.ingest.parse(signal, data)
                 return _Admitted(request, len(data), self.ingest.key(signal, data))
             except message.DecodeError as exc:
                 self.budget.give_back(len(data))

@@ -29,7 +29,6 @@ import zlib
 from google.protobuf import message
 from google.rpc import status_pb2
 
-from . import _otlp_decode as decode
 from ._http_guard import Access
 from ._http_limits import Receive, Scope, Send, header_map
 from ._otlp_json import parse_json, to_json
@@ -147,7 +146,7 @@ class OtlpHttpApp:
             if as_json:
                 request, failed = parse_json(request_class, body, reasons)
             else:
-                request = decode.parse(request_class, body)
+                request = self.ingest.parse(signal, body)
         except (message.DecodeError, ValueError) as exc:
             encoding = "JSON" if as_json else "protobuf"
             raise HttpRefusal(400, f"not a valid OTLP {encoding} request ({exc})") from None

@@ -38,7 +38,7 @@ from otel_tele._settings import Settings
 from otel_tele._sink import Sink, SinkLogExporter, SinkMetricExporter, SinkSpanExporter, Written
 from otel_tele.domains import store as options
 
-from . import _parts, _rows
+from . import _otlp_rows, _parts, _rows
 from .schema import SIGNALS, store_root
 
 __all__ = ["StoreLogExporter", "StoreMetricExporter", "StoreSink", "StoreSpanExporter", "maintain"]
@@ -90,6 +90,7 @@ class StoreSink(Sink):
         self._maintained_at = 0.0
         self.parts_written = 0
         self.last_maintenance: dict[str, Any] = {}
+        self._attribute_cache: tuple[Any, _otlp_rows.Attributes] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -111,6 +112,34 @@ class StoreSink(Sink):
     def write_logs(self, records: Sequence[Any]) -> Written:
         rows, failed = _rows.convert(records, _rows.log_row, "log record")
         return self._add("logs", rows, failed, 0)
+
+    # -- received OTLP, as rows (otel-tele serve's hot path: ``_otlp_rows``) ------------------------
+    #: The signals whose OTLP requests :meth:`otlp_rows` turns into rows (the receiver asks this).
+    row_signals: ClassVar[frozenset[str]] = frozenset({"traces", "logs"})
+
+    def otlp_rows(
+        self, signal: str, request: Any, scrubber: Any, reasons: list[str] | None = None
+    ) -> tuple[list[tuple[Any, ...]], int, list[tuple[int, int, int]]]:
+        """An OTLP export request of ``signal`` (parsed by ``otel_tele._otlp_raw``) as rows for
+        :meth:`write_rows`: (rows, records that could not be decoded, positions of the log records
+        that carry an event name). Runs on the receiver's threads, outside the write lock; the
+        pipeline's ``scrubber`` applies as it would on export."""
+        cache = self._attribute_cache
+        if cache is None or cache[0] is not scrubber:
+            cache = self._attribute_cache = (scrubber, _otlp_rows.Attributes(scrubber))
+        if signal == "logs":
+            return _otlp_rows.log_rows(request, cache[1], reasons)
+        rows, failed = _otlp_rows.span_rows(request, cache[1], reasons)
+        return rows, failed, []
+
+    def write_rows(self, signal: str, rows: Sequence[tuple[Any, ...]]) -> Written:
+        """Store rows made by :meth:`otlp_rows` (the caller holds ``write_lock``, as for ``write_*``);
+        a row over the size limit or refused by Arrow fails alone."""
+        if signal == "traces":
+            kept, failed = _rows.convert(rows, _rows.checked_span, "span")
+        else:
+            kept, failed = _rows.convert(rows, _rows.checked_log, "log record")
+        return self._add(signal, kept, failed, 0)
 
     def write_metrics(self, data: Any) -> Written:
         errors: list[BaseException] = []
