@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._harness import Report
 from bench.bench_otlp_transports import cpu_s
-from tests._services import Service, free_port
+from tests._services import Service, free_port, rotel_agent
 
 SIGNALS = ("logs", "spans")
 TRANSPORTS = ("grpc", "http")
@@ -93,65 +94,129 @@ def stored_rows(root: Path, dataset: str) -> int:
     return total
 
 
-def serve_round(signal: str, transport: str, sinks: str, bodies: list[bytes], records: int) -> dict[str, Any]:
-    """One fresh serve process: send every body, wait until every row is on disk (store)."""
-    import grpc
-    import httpx
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set of ``pid`` in MB, from /proc."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        grpc_port, http_port = free_port(), free_port()
+
+class _Sender:
+    """One client connection (gRPC channel or HTTP client) that sends a body and, like a collector,
+    retries it after a "full" reply (RESOURCE_EXHAUSTED / UNAVAILABLE, 429 / 503), counting retries."""
+
+    def __init__(self, signal: str, transport: str, grpc_port: int, http_port: int) -> None:
+        import grpc
+        import httpx
+
+        self.retries = 0
+        self._grpc = grpc
+        self._channel = self._client = None
+        if transport == "grpc":
+            self._channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+            self._call = self._channel.unary_unary(_SERVICES[signal])
+        else:
+            self._client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=120)
+            self._path = _PATHS[signal]
+
+    def send(self, body: bytes) -> None:
+        for attempt in range(1000):
+            if self._channel is not None:
+                try:
+                    self._call(body, timeout=120)
+                    return
+                except self._grpc.RpcError as exc:
+                    full = (self._grpc.StatusCode.RESOURCE_EXHAUSTED, self._grpc.StatusCode.UNAVAILABLE)
+                    if exc.code() not in full:
+                        raise
+            else:
+                assert self._client is not None
+                reply = self._client.post(
+                    self._path, content=body, headers={"content-type": "application/x-protobuf"}
+                )
+                if reply.status_code == 200:
+                    return
+                if reply.status_code not in (429, 503):
+                    raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:200]}")
+            self.retries += 1
+            time.sleep(min(0.5, 0.01 * 2**attempt))  # the bench is the client here, backing off
+        raise RuntimeError("still refused after 1000 tries")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._channel is not None:
+            self._channel.close()
+
+
+def _start(path: str, tmp: Path) -> tuple[Service, int, int, Path]:
+    """The receiving process of ``path``: serve with the store, serve with no sink, or rotel."""
+    data = tmp / "data"
+    grpc_port, http_port = free_port(), free_port()
+    if path == "rotel blackhole":
+        argv = [rotel_agent(), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}"]
+        argv += ["--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--exporter", "blackhole"]
+        service = Service("rotel", argv, tmp)
+    else:
         cli = str(Path(sys.executable).parent / "otel-tele")
         service = Service(
             "serve",
             [cli, "serve", "--otlp-grpc", f"127.0.0.1:{grpc_port}", "--otlp-http", f"127.0.0.1:{http_port}"],
-            Path(tmp),
+            tmp,
             env={
                 "OTEL_TELE_DATA_DIR": str(data),
-                "OTEL_TELE_SINKS": sinks,
+                "OTEL_TELE_SINKS": "store" if path == "store" else "none",
                 "OTEL_METRICS_EXPORTER": "none",
                 "OTEL_TELE_STORE_FLUSH_SECONDS": "0.2",
                 "OTEL_BSP_SCHEDULE_DELAY": "200",
             },
         )
-        channel = client = None
+    service.wait_ready(grpc_port, http_port)
+    return service, grpc_port, http_port, data
+
+
+def serve_round(
+    signal: str, transport: str, path: str, bodies: list[bytes], records: int, clients: int = 1
+) -> dict[str, Any]:
+    """One fresh receiving process: ``clients`` connections send the bodies in two halves (the RSS
+    after each half shows whether memory settles; distinct records, as the store drops re-sent
+    ones), each half waiting until every row is on disk (store)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        service, grpc_port, http_port, data = _start(path, Path(tmp))
+        senders = [_Sender(signal, transport, grpc_port, http_port) for _ in range(clients)]
         try:
-            service.wait_ready(grpc_port, http_port)
-            if transport == "grpc":
-                channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-                call = channel.unary_unary(_SERVICES[signal])
-
-                def send(body: bytes) -> None:
-                    call(body, timeout=120)
-            else:
-                client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=120)
-
-                def send(body: bytes) -> None:
-                    reply = client.post(
-                        _PATHS[signal], content=body, headers={"content-type": "application/x-protobuf"}
-                    )
-                    if reply.status_code != 200:
-                        raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:200]}")
-
             pid = service.process.pid
             cpu0, t0 = cpu_s(pid), time.perf_counter()
-            for body in bodies:
-                send(body)
-            expected = len(bodies) * records
-            if sinks == "store":
-                deadline = time.monotonic() + 300
-                while stored_rows(data / "store", signal) < expected:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("rows never reached the store")
-                    time.sleep(0.02)
+            rss: list[float] = []
+            expected = 0
+            for half in (bodies[: len(bodies) // 2], bodies[len(bodies) // 2 :]):
+                with ThreadPoolExecutor(clients) as pool:
+                    shares = [(sender, half[i::clients]) for i, sender in enumerate(senders)]
+                    list(pool.map(lambda share: [share[0].send(b) for b in share[1]], shares))
+                expected += len(half) * records
+                if path == "store":
+                    deadline = time.monotonic() + 300
+                    while stored_rows(data / "store", signal) < expected:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("rows never reached the store")
+                        time.sleep(0.02)
+                rss.append(_rss_mb(pid)[0])
             seconds, cpu = time.perf_counter() - t0, cpu_s(pid) - cpu0
-            stored = stored_rows(data / "store", signal) if sinks == "store" else 0
-            return {"records": expected, "stored": stored, "wall_s": seconds, "cpu_s": cpu}
+            stored = stored_rows(data / "store", signal) if path == "store" else 0
+            return {
+                "records": expected,
+                "stored": stored,
+                "wall_s": seconds,
+                "cpu_s": cpu,
+                "rss_half_mb": rss[0],
+                "rss_end_mb": rss[1],
+                "peak_rss_mb": _rss_mb(pid)[1],
+                "retries": sum(sender.retries for sender in senders),
+            }
         finally:
-            if client is not None:
-                client.close()
-            if channel is not None:
-                channel.close()
+            for sender in senders:
+                sender.close()
             service.stop()
 
 
@@ -167,7 +232,7 @@ if signal == "logs":
     rows = [
         (T + i, T + i, 9, None, f"request 0 record {i} handled", "string", None,
          "000102030405060708090a0b0c0d0e0f", "0001020304050607", 1,
-         json.dumps({"http.route": "/items/{id}", "user.id": f"u{i % 97}", "bytes": i}),
+         json.dumps({"http.route": "/items/{id}", "user.id": f"u{i % 97}", "bytes": i}), 0,
          resource, "bench", None, None, None)
         for i in range(n)
     ]
@@ -177,7 +242,7 @@ else:
          format(i + 2, "016x"), None, 1, "GET /items/{id}", "SERVER", "UNSET", None,
          json.dumps({"http.route": "/items/{id}", "http.method": "GET", "http.status_code": 200}),
          [{"time": T + 10 + i, "name": "cache.miss", "attributes": json.dumps({"key": f"k{i}"})}],
-         [], resource, "bench", None, None, None)
+         [], 0, 0, 0, resource, "bench", None, None, None)
         for i in range(n)
     ]
 dataset = schema.SIGNALS["traces" if signal == "spans" else "logs"]
@@ -199,60 +264,76 @@ def pyarrow_round(signal: str, records: int) -> dict[str, Any]:
     return {"records": records, "stored": records, **json.loads(out.stdout)}
 
 
+#: (path, clients) of every receiving process measured per signal and transport.
+CASES = (("store", 1), ("store", 4), ("receiver only", 1), ("rotel blackhole", 1), ("rotel blackhole", 4))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=100, help="requests per half round")
     parser.add_argument("--records", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    bodies = {signal: build_requests(signal, args.requests, args.records) for signal in SIGNALS}
-    total = args.requests * args.records
-    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    bodies = {signal: build_requests(signal, 2 * args.requests, args.records) for signal in SIGNALS}
+    results: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for repeat in range(args.repeats):
         for signal in SIGNALS:
             for transport in TRANSPORTS:
-                for sinks in ("store", "none"):
-                    key = (f"{signal} {transport}", "store" if sinks == "store" else "receiver only")
-                    result = serve_round(signal, transport, sinks, bodies[signal], args.records)
-                    results.setdefault(key, []).append(result)
-            results.setdefault((signal, "pyarrow write"), []).append(pyarrow_round(signal, total))
+                for path, clients in CASES:
+                    result = serve_round(signal, transport, path, bodies[signal], args.records, clients)
+                    results.setdefault((f"{signal} {transport}", path, clients), []).append(result)
+            total = 2 * args.requests * args.records
+            results.setdefault((signal, "pyarrow write", 1), []).append(pyarrow_round(signal, total))
         print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
 
     report = Report(
         "general_store",
-        "log records and spans stored by otel-tele serve (OTLP/gRPC, OTLP/HTTP) per serve CPU-second, "
-        "against the receiver alone and a plain pyarrow write of the same rows",
+        "log records and spans stored by otel-tele serve (OTLP/gRPC, OTLP/HTTP) per CPU-second of the "
+        "receiving process, 1 and 4 clients, against the receiver alone, rotel's blackhole exporter and a "
+        "plain pyarrow write of the same rows",
     )
 
     def per_cpu(rounds: list[dict[str, Any]]) -> list[float]:
         return sorted(r["records"] / r["cpu_s"] for r in rounds if r["cpu_s"] > 0)
 
-    medians: dict[tuple[str, str], float] = {}
-    for (what, how), rounds in results.items():
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    for (what, path, clients), rounds in results.items():
         figures = per_cpu(rounds)
-        medians[(what, how)] = figures[len(figures) // 2]
-        store_cost = ""
-        if how == "store":
-            alone = per_cpu(results[(what, "receiver only")])
-            extra_us = 1e6 / figures[len(figures) // 2] - 1e6 / alone[len(alone) // 2]
-            store_cost = round(extra_us, 1)
-        report.add(
-            records=what,
-            path=how,
-            records_per_cpu_s_min=round(figures[0]),
-            records_per_cpu_s_median=round(figures[len(figures) // 2]),
-            records_per_cpu_s_max=round(figures[-1]),
-            store_us_per_record=store_cost,
-            stored=sum(r["stored"] for r in rounds),
-            wall_s_median=round(sorted(r.get("wall_s", 0.0) for r in rounds)[len(rounds) // 2], 2),
-        )
+        row: dict[str, Any] = {
+            "records": what,
+            "path": path,
+            "clients": clients,
+            "records_per_cpu_s_min": round(figures[0]),
+            "records_per_cpu_s_median": round(median(figures)),
+            "records_per_cpu_s_max": round(figures[-1]),
+        }
+        rotel = results.get((what, "rotel blackhole", clients))
+        if path == "store" and rotel:
+            row["vs_rotel_median"] = round(median(figures) / median(per_cpu(rotel)), 3)
+            alone = per_cpu(results[(what, "receiver only", 1)])
+            row["store_us_per_record"] = round(1e6 / median(figures) - 1e6 / median(alone), 1)
+        if path != "pyarrow write":
+            row["records_per_s_wall_median"] = round(median([r["records"] / r["wall_s"] for r in rounds]))
+            row["rss_half_mb_max"] = round(max(r["rss_half_mb"] for r in rounds), 1)
+            row["rss_end_mb_max"] = round(max(r["rss_end_mb"] for r in rounds), 1)
+            row["retries"] = sum(r["retries"] for r in rounds)
+        row["stored"] = sum(r["stored"] for r in rounds)
+        row["sent"] = sum(r["records"] for r in rounds)
+        report.add(**row)
     for signal in SIGNALS:
-        pyarrow_us = 1e6 / medians[(signal, "pyarrow write")]
+        pyarrow_us = 1e6 / median(per_cpu(results[(signal, "pyarrow write", 1)]))
         report.note(f"{signal}: pyarrow write alone costs {pyarrow_us:.1f} us per record (CPU)")
     report.note(
-        f"{args.requests} requests x {args.records} records per round; {args.repeats} repeats, each a fresh "
-        "serve process per row (min/median/max over repeats); store_us_per_record = serve CPU per record "
-        "with the store minus without it (median rounds); OTEL_TELE_STORE_FLUSH_SECONDS=0.2"
+        f"a round = 2 x {args.requests} requests x {args.records} records sent by the clients (two "
+        f"halves; rss_half/rss_end: the receiver's RSS after each half); {args.repeats} repeats, a fresh "
+        "receiving process per round, interleaved (min/median/max over repeats); CPU = the receiving "
+        "process's user+sys from /proc, from the first request until every row is on disk (store); "
+        "store_us_per_record = serve CPU per record with the store minus without it; vs_rotel = store "
+        "records per CPU-s / rotel blackhole's, same transport and clients; retries = requests refused "
+        "as full (429/503, RESOURCE_EXHAUSTED/UNAVAILABLE) and sent again; OTEL_TELE_STORE_FLUSH_SECONDS=0.2"
     )
     report.finish()
 

@@ -68,6 +68,7 @@ class Scrub:
         self.on = bool(getattr(scrubber, "enabled", False))
         self.attributes: Callable[[Any], dict[str, Any] | None] = scrubber.attributes
         self.structure: Callable[[Any], Any] = scrubber.structure
+        self.leaves_alone: Callable[[str], bool] = scrubber.leaves_alone
         self.text: Callable[[str], str] = scrubber.text
         self.name: Callable[[str], str] = lambda name: scrubber._string(name, 0, True)
 
@@ -166,6 +167,7 @@ def log_rows(
     now = time.time_ns()  # the receive time, for a record without an observed time (as the SDK)
     coerce, events, legacy = semconv.coerce_attributes, semconv.EVENTS, decode.LEGACY_EVENT_NAME
     entries_of, json_of, severities = cache.entries, cache.json, _SEVERITIES
+    leaves_alone = scrub.leaves_alone
     for g, group in enumerate(request.resource_logs):
         resource = decode._resource(group.resource, group.schema_url)
         for s, scoped in enumerate(group.scope_logs):
@@ -197,7 +199,7 @@ def log_rows(
                         flags = (pb.flags & 0xFF or 1) if trace_hex else None
                     else:
                         trace_hex = span_hex = flags = None
-                    if body is not None and scrub.on:
+                    if body is not None and scrub.on and not (type(body) is str and leaves_alone(body)):
                         body = scrub.structure(body)
                     text, kind = body_columns(body)
                     rows.append(
