@@ -111,6 +111,7 @@ _ANY_TRIGGER = re.compile(f"{_RULES_TRIGGER}|{_CARD_TRIGGER}")
 #: the regex engine skips ahead to it instead of trying a dozen alternatives at every position.
 _CLOUD_KEY_TRIGGER = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA|Iza)")
 _GITHUB_TRIGGER = re.compile(r"g(?:h[pousr]_|ithub_pat)")
+_DIGITS = b"0123456789"
 _SCHEME_TRIGGER = re.compile(r"(?i:bearer|basic|digest|token|negotiate|apikey)\s")
 
 
@@ -144,7 +145,12 @@ def _may_trigger(value: str) -> bool:
         or "apikey" in lowered
     ) and _SCHEME_TRIGGER.search(value) is not None:
         return True
-    return len(value) >= 13 and _CARD_ONLY_TRIGGER.search(value) is not None
+    # The card rule needs 13 digits: counted in C (bytes.translate) before the regex is tried.
+    return (
+        len(value) >= 13
+        and len(value) - len(value.encode().translate(None, _DIGITS)) >= 13
+        and _CARD_ONLY_TRIGGER.search(value) is not None
+    )
 
 
 _JSON_STARTS = ("{", "[")
