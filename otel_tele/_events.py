@@ -278,15 +278,19 @@ class _EventMetrics:
                 continue
             column = columns.get(labels)
             if column is None:
-                keys = (
-                    list(zip(*[map(dict.get, batch, repeat(label)) for label in labels], strict=True))
-                    if labels
-                    else [()] * len(batch)
-                )
-                column = columns[labels] = (keys, dict.fromkeys(keys))  # label sets, first seen first
+                by_label = [list(map(dict.get, batch, repeat(label))) for label in labels]
+                if all(values_.count(values_[0]) == len(values_) for values_ in by_label):
+                    # One label set (a run's rows): no tuple per event.
+                    only = tuple(values_[0] for values_ in by_label)
+                    column = columns[labels] = ([only] * len(batch), {only: None})
+                else:
+                    keys = list(zip(*by_label, strict=True))
+                    column = columns[labels] = (keys, dict.fromkeys(keys))  # label sets, first seen first
             keys, distinct = column
             if value_key is None:  # an event count per label set
-                counts: dict[tuple[Any, ...], Any] = collections.Counter(keys)
+                counts: dict[tuple[Any, ...], Any] = (
+                    {keys[0]: len(keys)} if len(distinct) == 1 else collections.Counter(keys)
+                )
             else:  # the latest number per label set (absent, not a number and NaN skipped)
                 latest: dict[tuple[Any, ...], Any] = {}
                 for i in range(len(batch) - 1, -1, -1):
