@@ -233,3 +233,38 @@ def test_a_consumer_attached_mid_run_takes_the_record_path_in_order(
     assert pa.compute.all(
         pa.compute.greater(table.column("ts").slice(1), table.column("ts").slice(0, 5999))
     ).as_py()
+
+
+def test_columns_only_for_values_the_vocabulary_keeps_as_they_are() -> None:
+    """A batch goes column-wise only when typing it record by record would change nothing;
+    otherwise (``None``) it takes the record path."""
+    from otel_tele import semconv
+    from otel_tele._event_rows import TS_COLUMN, exact_columns
+    from otel_tele._scrub import Scrubber
+
+    spec, scrubber = semconv.EVENTS["fda.iteration"], Scrubber()
+
+    def batch(*rows: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {**row, _events._TS_KEY: 1_700_000_000_000_000_000 + i, _events._NAME_KEY: "fda.iteration"}
+            for i, row in enumerate(rows)
+        ]
+
+    plain = {"iter": 1, "E": 1.5, "phase": "GREEN", "fda.run_id": "fda_run_x"}
+    first = {**plain, "notes": "token=abc"}
+    columns = exact_columns(spec, batch(first, {**plain, "E": None}, plain), scrubber)
+    assert columns is not None
+    assert columns["E"] == [1.5, None, 1.5] and columns[TS_COLUMN][0] == 1_700_000_000_000_000_000
+    assert columns["notes"] == ["token=[REDACTED]", None, None]  # scrubbed; absent where not given
+    assert exact_columns(spec, batch(plain, first), scrubber) is None  # a key the first row lacks
+    for odd in (
+        {"E": np.float64(1.5)},  # not the native type
+        {"E": 1},  # an int where a float is declared
+        {"iter": 2**63},  # past 64 bits
+        {"phase": "grün"},  # non-ASCII text
+        {"lambda_j": "[1]"},  # no native type (JSON)
+        {"not.declared": 1.0},
+        {"iter": True},
+    ):
+        assert exact_columns(spec, batch(plain, {**plain, **odd}), scrubber) is None, odd
+    assert exact_columns(spec, batch({**plain, "iter": 1.0}), scrubber) is None
