@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -34,6 +34,17 @@ from . import _overload, semconv
 from ._internal import at_fork_in_child, bad_input_log, describe_error, guard, thread_death_log
 from ._stats import SinkStats, StatsSnapshot
 
+
+class RowRoute(Protocol):
+    """The row path into a sink, as the telemetry thread uses it (``_event_rows.EventRoute``)."""
+
+    names: frozenset[str]
+
+    def active(self) -> bool: ...
+
+    def put(self, items: list[Any]) -> int: ...
+
+
 _log = logging.getLogger("otel_tele")
 _get_context = otel_context.get_current
 _time_ns = time.time_ns
@@ -42,7 +53,7 @@ _MAX_BATCH = 4096
 _WAKE_AT = 1024  # queue length at which the caller nudges the telemetry thread
 #: Where a queued event's own time and name ride in its attribute dict (see ``DomainEvents.emit``).
 _TS_KEY = "otel_tele.event.queued_ts_ns"
-_NAME_KEY = "otel_tele.event.queued_name"
+_NAME_KEY = _overload.QUEUED_NAME_KEY
 
 
 @dataclass
@@ -267,15 +278,19 @@ class _EventMetrics:
                 continue
             column = columns.get(labels)
             if column is None:
-                keys = (
-                    list(zip(*[map(dict.get, batch, repeat(label)) for label in labels], strict=True))
-                    if labels
-                    else [()] * len(batch)
-                )
-                column = columns[labels] = (keys, dict.fromkeys(keys))  # label sets, first seen first
+                by_label = [list(map(dict.get, batch, repeat(label))) for label in labels]
+                if all(values_.count(values_[0]) == len(values_) for values_ in by_label):
+                    # One label set (a run's rows): no tuple per event.
+                    only = tuple(values_[0] for values_ in by_label)
+                    column = columns[labels] = ([only] * len(batch), {only: None})
+                else:
+                    keys = list(zip(*by_label, strict=True))
+                    column = columns[labels] = (keys, dict.fromkeys(keys))  # label sets, first seen first
             keys, distinct = column
             if value_key is None:  # an event count per label set
-                counts: dict[tuple[Any, ...], Any] = collections.Counter(keys)
+                counts: dict[tuple[Any, ...], Any] = (
+                    {keys[0]: len(keys)} if len(distinct) == 1 else collections.Counter(keys)
+                )
             else:  # the latest number per label set (absent, not a number and NaN skipped)
                 latest: dict[tuple[Any, ...], Any] = {}
                 for i in range(len(batch) - 1, -1, -1):
@@ -375,6 +390,8 @@ class DomainEvents:
         self.overload = overload or _overload.Overload()
         self._drop_lock = threading.Lock()
         self.stats = EventStageStats(lambda: len(self._queue))
+        #: The row path into a sink (set by the pipeline; see ``_event_rows``), or ``None``.
+        self.route: RowRoute | None = None
         self._start()
         at_fork_in_child(self._reinit_after_fork)
 
@@ -519,10 +536,18 @@ class DomainEvents:
             exported, dying = 0, False
             try:
                 self._resource = self._logger.resource  # changes after a fork (process.pid)
+                route = self.route
+                direct = False
+                if route is not None:
+                    with guard("event route"):
+                        direct = route.active()
                 with self._metrics.lock:
-                    records = self._records(batch)
+                    records = self._direct(batch, route.names) if direct and route else self._records(batch)
                 with guard("log record processors"):
-                    self._emit_batch(records)
+                    if direct and route is not None:
+                        route.put(records)
+                    else:
+                        self._emit_batch(records)
                 exported = len(records)
             except BaseException:
                 dying = True
@@ -581,6 +606,36 @@ class DomainEvents:
             thread = threading.Thread(target=self._run, name="otel-tele-events", daemon=True)
             thread.start()
             self._thread = thread
+
+    def _direct(self, batch: list[tuple[Any, ...] | dict[str, Any]], names: frozenset[str]) -> list[Any]:
+        """``batch`` for the row path (the caller holds the metrics lock): events named in
+        ``names`` stay the queued dicts they are (the sink's queue types them, feeds their metrics
+        and scrubs them a column at a time); every other event becomes its record, order kept."""
+        out: list[Any] = []
+        others: list[tuple[Any, ...] | dict[str, Any]] = []
+        for item in batch:
+            if type(item) is not dict:
+                # Emitted inside a span (an fda.run): the trace context is what only a record
+                # carries, and no consumer of records is attached. Plain values only.
+                timestamp, _ctx, name, attributes, severity = item
+                if severity is not None or name not in names or type(attributes) is not dict:
+                    others.append(item)
+                    continue
+                if _NAME_KEY in attributes:  # the dict is queued once more: this event gets a copy
+                    attributes = {k: v for k, v in attributes.items() if k != _TS_KEY and k != _NAME_KEY}
+                attributes[_TS_KEY] = timestamp
+                attributes[_NAME_KEY] = name
+                item = attributes
+            elif item[_NAME_KEY] not in names:
+                others.append(item)
+                continue
+            if others:
+                out += self._records(others)
+                others = []
+            out.append(item)
+        if others:
+            out += self._records(others)
+        return out
 
     def _records(self, batch: list[tuple[Any, ...] | dict[str, Any]]) -> list[ReadWriteLogRecord]:
         """The log records of ``batch``; an event that cannot become one is logged and left out

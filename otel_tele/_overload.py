@@ -193,7 +193,14 @@ def domain_of(name: Any, attributes: Any) -> str:
     return chosen if type(chosen) is str and chosen in rule.keys else rule.default
 
 
+#: Where a queued domain event's name rides in its attribute dict (``DomainEvents.emit``); such a
+#: dict also travels as itself to a sink that takes events as rows (``_event_rows``).
+QUEUED_NAME_KEY = "otel_tele.event.queued_name"
+
+
 def _record_domain(record: Any) -> str:
+    if type(record) is dict:  # a queued event dict (see QUEUED_NAME_KEY)
+        return domain_of(record.get(QUEUED_NAME_KEY), record)
     lr = getattr(record, "log_record", record)
     return domain_of(getattr(lr, "event_name", None), getattr(lr, "attributes", None))
 

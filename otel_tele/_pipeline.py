@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from . import _components as components
 from . import _overload
+from ._event_rows import EventRoute
 from ._events import BatchingMultiProcessor, DomainEvents, NoopDomainEvents
 from ._internal import (
     Incomplete,
@@ -224,6 +225,7 @@ class Pipeline:
             metric_cardinality_limit=settings.metric_cardinality_limit,
         )
         self._stats.append(self.events.stats)
+        self.events.route = EventRoute.of(self)
         self._register_self_metrics(meter)
         if not local:
             trace.set_tracer_provider(self.tracer_provider)
@@ -626,13 +628,14 @@ class Pipeline:
             telemetry.flush_sink("sqlite", timeout_millis=5_000)  # now in telemetry.db
         """
         deadline = time.monotonic() + timeout_millis / 1000
-        batchers = [batcher for batcher in self._batchers if batcher.stats.sink == name]
 
         def remaining_ms() -> float:
             return max(0.0, (deadline - time.monotonic()) * 1000)
 
         def flush() -> None:
             ok = self.events.force_flush(remaining_ms())
+            # Looked up after the event stage: it may have started a queue of the sink's (_event_rows).
+            batchers = [batcher for batcher in self._batchers if batcher.stats.sink == name]
             for batcher in batchers:
                 ok = batcher.force_flush(remaining_ms()) and ok
             if not ok:

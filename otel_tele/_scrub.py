@@ -224,6 +224,12 @@ class Scrubber:
                 self._secret_cache[name] = cached
         return cached
 
+    def is_plain_key(self, key: Any) -> bool:
+        """Whether ``attributes`` leaves a number under ``key`` alone (the name is neither secret
+        nor a URL's); remembered per key."""
+        plain = self._plain_keys.get(key)
+        return plain if plain is not None else self._is_plain_key(key)
+
     def _is_plain_key(self, key: Any) -> bool:
         """Whether a value under ``key`` is scrubbed by its content alone (the name is neither
         secret nor a URL's); remembered per key, bounded like the other caches."""

@@ -175,3 +175,31 @@ def test_kill_9_during_an_open_production_run_loses_nothing_booked_exported(tmp_
         assert telemetry.num_rows + manifest["events"] >= exported, (telemetry.num_rows, exported)
         assert telemetry.column("iter").to_pylist() == list(range(telemetry.num_rows))
         assert list((root / "runs").glob(".tmp-*")) == []
+
+
+def test_a_manifest_cut_off_by_a_kill_is_not_published(tmp_path: Path) -> None:
+    """A writer killed while writing its manifest (before the temp file's rename) leaves the temp
+    file in its folder: recovery publishes the run from its journals without it."""
+    root = tmp_path / "telematry_cfs"
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            _open_run_child(tmp_path, write_fd)
+        finally:
+            os._exit(1)
+    os.close(write_fd)
+    buffer = b""
+    while not any(int(x) >= 100 for x in buffer.split(b"\n")[:-1]):  # rows in the journal
+        ready, _, _ = select.select([read_fd], [], [], 60)
+        assert ready, "child made no progress"
+        buffer += os.read(read_fd, 65536)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(read_fd)
+    (folder,) = (root / "runs").glob(".tmp-fda_run_*[0-9]")
+    (folder / f".tmp-manifest.toml-{pid}").write_bytes(b'schema_version = 3\nrun_id = "fda_run_')
+    (recovered,) = maintenance.consolidate(root)["recovered"]
+    names = {p.name for p in (root / "runs" / recovered).iterdir()}
+    assert names == {"manifest.toml", "telemetry.parquet", "events.parquet"}

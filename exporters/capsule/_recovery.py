@@ -51,6 +51,9 @@ def recover_runs(root: Path, *, fsync: bool = True) -> list[str]:
 def _recover(root: Path, tmp: Path, *, fsync: bool) -> Path | None:
     journals = [tmp / f"{table}{JOURNAL_SUFFIX}" for table in schema.TABLES]
     manifest_path = tmp / schema.MANIFEST
+    # A manifest the kill cut off before its rename (``write_manifest``'s temp file): never published.
+    for partial in tmp.glob(f".tmp-{schema.MANIFEST}-*"):
+        partial.unlink(missing_ok=True)
     if manifest_path.exists():  # whole: the writer died between its manifest and its rename
         run_id = str(schema.read_manifest(manifest_path)["run_id"])
         for journal in journals:

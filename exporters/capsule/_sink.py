@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import pyarrow as pa
+
 from otel_tele import Sink, SinkLogExporter, Written
 from otel_tele._internal import abandon_inherited, bad_input_log, describe_error, quiesce_for_fork
 from otel_tele._settings import Settings
@@ -47,6 +49,9 @@ class CapsuleSink(Sink):
 
     name = "capsule"
     signals: ClassVar[frozenset[str]] = frozenset({"logs"})
+    #: Events this sink takes as columns when it is the only log consumer (``otel_tele._event_rows``):
+    #: the solver's iterations, the bulk of a run.
+    event_rows: ClassVar[frozenset[str]] = frozenset({v.ITERATION})
 
     def __init__(
         self,
@@ -91,7 +96,50 @@ class CapsuleSink(Sink):
         batch = split(records)
         ledger = Ledger()
         for run_id, tables in batch.runs.items():
-            batch.rejected += self._write_run(run_id, tables, batch.ends.get(run_id), ledger)
+            first = next(iter(tables.values()))[0][1]
+            batch.rejected += self._write_run(run_id, tables, batch.ends.get(run_id), ledger, first)
+        return self._settle_write(ledger, batch.rejected, batch.not_routed)
+
+    def write_event_rows(self, name: str, timestamps: list[int], columns: dict[str, list[Any]]) -> Written:
+        """Iterations handed over as columns (attribute key → values, typed and scrubbed; see
+        ``otel_tele._event_rows``): the same rows, books and files as ``write_logs`` of their records."""
+        ledger = Ledger()
+        rejected = 0
+        count = len(timestamps)
+        runs = columns.get(v.RUN_ID) or [None] * count
+        first_run = runs[0]
+        if runs.count(first_run) == count:
+            groups: dict[Any, list[int] | None] = {first_run: None}  # None: every row
+        else:
+            groups = {}
+            for index, run_id in enumerate(runs):
+                rows = groups.setdefault(run_id, [])
+                assert rows is not None
+                rows.append(index)
+        for run_id, rows in groups.items():
+            if not isinstance(run_id, str):
+                rejected += count if rows is None else len(rows)
+                continue
+            if rows is None:
+                stamps, cols = timestamps, columns
+            else:
+                stamps = [timestamps[i] for i in rows]
+                cols = {key: [column[i] for i in rows] for key, column in columns.items()}
+            first = {key: cols[key][0] for key in (v.FLOW_NAME, v.MODE, v.TRIAL_ID) if key in cols}
+            try:
+                data: pa.Table | list[tuple[int, Mapping[str, Any]]] = schema.from_columns(
+                    "telemetry", stamps, cols
+                )
+            except Exception:  # the record path decides row by row (never expected: values are typed)
+                keys = list(cols)
+                data = [
+                    (stamp, dict(zip(keys, values, strict=True)))
+                    for stamp, *values in zip(stamps, *cols.values(), strict=True)
+                ]
+            rejected += self._write_run(run_id, {"telemetry": data}, None, ledger, first)
+        return self._settle_write(ledger, rejected, 0)
+
+    def _settle_write(self, ledger: Ledger, rejected: int, not_routed: int) -> Written:
         self._flush_due(ledger)
         # This batch's rows settle after the rows already pending (oldest first): those are re-booked
         # now, the rest of what became durable or was lost is this batch's.
@@ -103,23 +151,25 @@ class CapsuleSink(Sink):
         self.stats["logs"].settled(exported=old_durable, failed=old_lost)
         self._pending = held
         return Written(
-            failed=batch.rejected + ledger.lost - old_lost,
+            failed=rejected + ledger.lost - old_lost,
             pending=ledger.accepted - (durable - old_durable) - (ledger.lost - old_lost),
-            not_routed=batch.not_routed,
+            not_routed=not_routed,
         )
 
     def _write_run(
         self,
         run_id: str,
-        tables: dict[str, list[tuple[int, Mapping[str, Any]]]],
+        tables: Mapping[str, list[tuple[int, Mapping[str, Any]]] | pa.Table],
         end: str | None,
         ledger: Ledger,
+        first: Mapping[str, Any],
     ) -> int:
-        """Write one run's records of this batch; returns how many were rejected."""
+        """Write one run's records of this batch (or rows already made Arrow: ``write_event_rows``);
+        returns how many were rejected. ``first``: a record's attributes (the run's identity)."""
         count = sum(len(records) for records in tables.values())
         writer = self._open.get(run_id)
         if writer is None:
-            writer = self._start(run_id, tables)
+            writer = self._start(run_id, first)
             if writer is None:
                 return count
         added = rejected = 0
@@ -133,17 +183,21 @@ class CapsuleSink(Sink):
             }
         try:
             for table, records in tables.items():
-                if not records:
+                if not len(records):
                     continue
                 if table == ARTIFACTS:
                     stored = self._attach(run_id, writer, records)
                     rejected += len(records) - stored
                     ledger.accepted += stored  # durable once stored: never pending
                     continue
-                if table == "events" and end is not None:
-                    records = [with_row_books(item, rows_written(writer)) for item in records]
-                data, kept = to_arrow_alone(table, records)
-                rejected += len(records) - len(kept)
+                kept: list[tuple[int, Mapping[str, Any]]] = []
+                if isinstance(records, pa.Table):
+                    data = records
+                else:
+                    if table == "events" and end is not None:
+                        records = [with_row_books(item, rows_written(writer)) for item in records]
+                    data, kept = to_arrow_alone(table, records)
+                    rejected += len(records) - len(kept)
                 if data is not None:
                     writer.add(table, data)
                     added += data.num_rows
@@ -200,7 +254,7 @@ class CapsuleSink(Sink):
             kept,
         )
 
-    def _start(self, run_id: str, tables: dict[str, list[tuple[int, Mapping[str, Any]]]]) -> Writer | None:
+    def _start(self, run_id: str, first: Mapping[str, Any]) -> Writer | None:
         if run_id in self._refused:
             return None
         if len(self._open) >= self.max_open_runs:
@@ -208,7 +262,6 @@ class CapsuleSink(Sink):
             self.runs_refused += 1
             self._refuse(run_id, f"{self.max_open_runs} runs already open (OTEL_TELE_CAPSULE_MAX_OPEN_RUNS)")
             return None
-        first = next(iter(tables.values()))[0][1]
         try:
             info = RunInfo(
                 v.check_name("run_id", run_id),

@@ -49,6 +49,7 @@ from otel_tele.semconv._types import COERCERS
 
 try:
     import pyarrow as pa
+    import pyarrow.compute as pc
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(f"FDA capsules need pyarrow: pip install 'otel-tele[capsule]' ({exc})") from exc
 
@@ -165,6 +166,23 @@ def to_arrow(table: str, records: Sequence[tuple[int, Mapping[str, Any]]]) -> pa
             arrays.append(columns[col.source])
         else:
             arrays.append(_array([attrs.get(col.source) for attrs in dicts], kind, arrow))
+    return pa.Table.from_arrays(arrays, schema=SCHEMAS[table])
+
+
+def from_columns(table: str, timestamps: Sequence[int], columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """Timestamps (ns) and typed attribute columns (attribute key → values, ``None`` for absent) → an
+    Arrow table of ``table``'s schema: what :func:`to_arrow` makes of the same records. Raises when a
+    column does not convert to its type as it stands."""
+    declared = TABLES[table]
+    count = len(timestamps)
+    arrays = []
+    for col, arrow in zip(declared.columns, ARROW_TYPES[table], strict=True):
+        if col.source == TS_SOURCE:
+            arrays.append(pc.divide(pa.array(timestamps, pa.int64()), 1000).cast(TS_TYPE))  # ns → µs
+        elif col.source in columns:
+            arrays.append(pa.array(columns[col.source], arrow))
+        else:
+            arrays.append(pa.nulls(count, arrow))
     return pa.Table.from_arrays(arrays, schema=SCHEMAS[table])
 
 

@@ -1,0 +1,256 @@
+"""Domain events straight into the one sink that stores them as rows: the FDA recorder's hot path
+(issue 14).
+
+The event path (``_events``) makes an OTel log record of every event and hands it to every log
+processor; a sink then reads each record's attributes back into its columns. When a sink can take
+an event's attribute dicts as columns itself (the capsule sink: ``event_rows``/``write_event_rows``)
+and that sink's queue is the only consumer of log records, building those records is most of the
+cost of a solver run. :class:`EventRoute` decides, for the consumers attached at each batch of the
+telemetry thread, whether that holds, and then:
+
+- events of the sink's ``event_rows`` names go to a queue of the sink's own as the attribute dicts
+  the caller handed over (no record, no per-record scrubbing); every other event still becomes an
+  ordinary record, in the same queue, so the sink sees everything in emission order;
+- that queue (a :class:`BatchingProcessor`: the same bound, overload policy and books as the sink's
+  record queue, its counts the sink's ``stats``) takes a batch's dicts a column at a time: typed,
+  scrubbed and fed to the event's metrics per column, exactly as the record path would per record
+  (a batch whose values are not already what the vocabulary's typing would make of them — a numpy
+  number, a non-ASCII string, an undeclared key — takes the record path, record by record).
+
+Any other log consumer (an OTLP or console exporter, a user's processor, the dashboard's live tail,
+another sink) turns the route off from the next batch: every event is an ordinary OTel log record
+for it. Switching either way first drains the queue used so far, so the sink's order is kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import semconv
+from ._events import _NAME_KEY, _TS_KEY
+from ._internal import guard
+from ._processor import BatchingProcessor, LogBatchProcessor
+from ._sink import Sink, Written, booking_of
+from ._stats import Booking
+
+if TYPE_CHECKING:
+    from ._events import DomainEvents
+
+_log = logging.getLogger("otel_tele")
+_NONE = type(None)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_TIMESTAMP_NS = 2**63
+_SWITCH_FLUSH_MS = 30_000  # draining the other queue when the route turns on or off
+
+
+class RowSink(Protocol):
+    """What a sink offers to take events as columns (see ``CapsuleSink.write_event_rows``)."""
+
+    name: str
+    event_rows: frozenset[str]
+
+    def write_event_rows(
+        self, name: str, timestamps: list[int], columns: dict[str, list[Any]]
+    ) -> int | Written | None: ...
+
+    def write_logs(self, records: Sequence[Any]) -> int | Written | None: ...
+
+
+class EventRoute:
+    """The row path of domain events into one sink. :meth:`of` finds the sink; :meth:`active`
+    says, for the log consumers attached at this moment, whether the path applies."""
+
+    def __init__(self, telemetry: Any, sink: Sink) -> None:
+        self.telemetry = telemetry
+        self.sink = sink
+        self.rows: RowSink = sink  # type: ignore[assignment]
+        self.names: frozenset[str] = frozenset(self.rows.event_rows)
+        self._seen: object = None  # the consumers ``active`` last looked at
+        self._active = False
+        self._own: list[LogBatchProcessor] = []  # the sink's record queue (drained on a switch)
+        self._feed: BatchingProcessor[Any] | None = None
+
+    @classmethod
+    def of(cls, telemetry: Any) -> EventRoute | None:
+        """The row path when exactly one sink takes events as rows, else ``None``. ``telemetry``:
+        the :class:`~otel_tele.Pipeline` (not imported: it imports this module)."""
+        sinks = [
+            sink
+            for sink in telemetry.sinks.values()
+            if getattr(sink, "event_rows", None) and "logs" in sink.signals
+        ]
+        return cls(telemetry, sinks[0]) if len(sinks) == 1 else None
+
+    def active(self) -> bool:
+        """Whether the sink's record queue is the only log consumer now. Called by the telemetry
+        thread before each batch; a change drains the queue used so far first."""
+        consumers = tuple(self.telemetry._log_processors._log_record_processors)
+        if consumers is not self._seen and consumers != self._seen:
+            self._seen = consumers
+            active = (
+                len(consumers) == 1
+                and isinstance(consumers[0], LogBatchProcessor)
+                and consumers[0].batching.stats.sink == self.sink.name
+            )
+            if active != self._active:
+                with guard("event route switch"):
+                    self._drain(to_rows=active)
+            self._active = active
+            self._own = [
+                c
+                for c in consumers
+                if isinstance(c, LogBatchProcessor) and c.batching.stats.sink == self.sink.name
+            ]
+        return self._active
+
+    def _drain(self, *, to_rows: bool) -> None:
+        """Before switching: what the sink's other queue holds is written first (order kept)."""
+        if to_rows:
+            for processor in self._own:
+                processor.batching.force_flush(_SWITCH_FLUSH_MS)
+        elif self._feed is not None:
+            self._feed.force_flush(_SWITCH_FLUSH_MS)
+
+    @property
+    def feed(self) -> BatchingProcessor[Any]:
+        """The sink's queue of events, built on first use (the bound, delay and batch size of its
+        record queue)."""
+        feed = self._feed
+        if feed is None:
+            settings = self.telemetry.settings
+            feed = self._feed = BatchingProcessor(
+                self._export,
+                self.sink.stats["logs"],
+                max_queue_size=settings.blrp_max_queue_size,
+                schedule_delay_millis=settings.blrp_schedule_delay_millis,
+                max_export_batch_size=settings.blrp_max_export_batch_size,
+                overload=self.telemetry.overload,
+            )
+            self.telemetry.attach_batcher(feed)
+        return feed
+
+    def put(self, items: list[Any]) -> int:
+        """Queue a batch of the telemetry thread (event dicts and records, in order); returns how
+        many did not fit (booked dropped by the queue, each under its own overload domain)."""
+        return self.feed.put_many(items)
+
+    # -- the sink's worker ----------------------------------------------------------------------
+    def _export(self, batch: list[Any]) -> Booking:
+        sink = self.sink
+        total = Booking(0, 0)
+        with sink.write_lock:
+            try:
+                for name, segment in itertools.groupby(batch, _kind):
+                    items = list(segment)
+                    booking = self._write(name, items)
+                    total = Booking(*(a + b for a, b in zip(total, booking, strict=True)))
+            except Exception as exc:  # no transient errors to retry: the capsule sink has none
+                _log.exception("sink %s: %d logs could not be written", sink.name, len(batch))
+                sink.stats["logs"].export_failed(exc)
+                return Booking(total.exported, len(batch) - total.exported, total.pending, total.not_routed)
+        if total.failed:
+            sink.stats["logs"].note_error(f"{total.failed} of {len(batch)} logs rejected as unusable")
+        return total
+
+    def _write(self, name: str | None, items: list[Any]) -> Booking:
+        scrubber = self.telemetry.scrubber
+        events: DomainEvents = self.telemetry.events
+        columns = None if name is None else exact_columns(semconv.EVENTS.get(name), items, scrubber)
+        if columns is None:
+            records = items
+            if name is not None:  # dicts the vocabulary must type: the record path, as it would be
+                with events._metrics.lock:
+                    records = events._records(items)
+            scrubber.log_records(records)
+            booking = booking_of(self.rows.write_logs(records) if records else 0, len(records))
+            lost = len(items) - len(records)  # events that could not become records
+            return booking._replace(failed=booking.failed + lost) if lost else booking
+        assert name is not None
+        with events._metrics.lock:
+            events._metrics.update_batch(name, items)
+        timestamps = columns.pop(TS_COLUMN)
+        return booking_of(self.rows.write_event_rows(name, timestamps, columns), len(items))
+
+
+TS_COLUMN = "@ts_ns"
+
+
+def _kind(item: Any) -> str | None:
+    """A queued event dict's name (see ``DomainEvents.emit``); ``None`` for a record."""
+    return item[_NAME_KEY] if type(item) is dict else None
+
+
+def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[str, list[Any]] | None:
+    """``rows`` (queued event dicts of one event) as columns — the timestamps under
+    :data:`TS_COLUMN` — scrubbed; or ``None`` unless every value is already what
+    ``coerce_attributes`` would keep unchanged (a declared ASCII key, its native type, a string only
+    if ASCII, an integer in 64 bits; ``None`` stands for absent) and the scrubber leaves every
+    number alone: then typing, scrubbing and metrics per column equal the record path's per record.
+    """
+    if spec is None or not rows:
+        return None
+    natives = spec.natives
+    count = len(rows)
+    timestamps: list[Any] = list(map(dict.get, rows, repeat(_TS_KEY)))
+    if set(map(type, timestamps)) != {int} or min(timestamps) <= 0 or max(timestamps) >= _MAX_TIMESTAMP_NS:
+        return None
+    columns: dict[str, list[Any]] = {TS_COLUMN: timestamps}
+    keys_seen = 2 * count  # the queued time and name of every row
+    scrub = scrubber.enabled
+    for key in rows[0]:  # a call site passes the same keys: the first row's, checked below
+        if key in (_TS_KEY, _NAME_KEY):
+            continue
+        native = natives.get(key)
+        if native is None:
+            return None
+        column: list[Any] = list(map(dict.get, rows, repeat(key), repeat(_ABSENT)))
+        kinds = set(map(type, column))
+        if _Absent in kinds:
+            kinds.discard(_Absent)
+            missing = sum(1 for value in column if value is _ABSENT)
+            column = [None if value is _ABSENT else value for value in column]
+        else:
+            missing = 0
+        keys_seen += count - missing
+        has_none = _NONE in kinds
+        kinds.discard(_NONE)
+        if not kinds:
+            columns[key] = column
+            continue
+        if kinds != {native}:
+            return None
+        if native is str:
+            distinct = set(column)
+            distinct.discard(None)
+            if not all(map(str.isascii, distinct)):
+                return None
+            if scrub:
+                changed = {}
+                for text in distinct:
+                    new = scrubber.value(key, text)
+                    if new is not text and new != text:
+                        changed[text] = new
+                if changed:
+                    column = [changed.get(text, text) for text in column]
+        else:
+            if native is int:
+                present = [value for value in column if value is not None] if has_none else column
+                if min(present) < _INT64_MIN or max(present) > _INT64_MAX:
+                    return None
+            if scrub and not scrubber.is_plain_key(key):
+                return None
+        columns[key] = column
+    if sum(map(len, rows)) != keys_seen:  # a row holds a key the first one lacks
+        return None
+    return columns
+
+
+class _Absent:
+    """A key a row lacks (``None`` may be a value the caller passed)."""
+
+
+_ABSENT = _Absent()
