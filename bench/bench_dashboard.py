@@ -32,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._harness import Report
+from bench._store_data import write_spans
 
 #: (name, path) of every page measured; ``{trace}`` is a trace of the data set, where it has one.
 PAGES = (
@@ -143,82 +144,11 @@ def _robot_data(tmp: Path, rows: int) -> Path:
 def _store_data(tmp: Path, rows: int, *, days: int = 7, part_rows: int = 1_000_000) -> tuple[Path, str]:
     """``rows`` spans over the last ``days`` days as compacted parts of the general store under a
     data folder; returns the folder and the id of a recent trace (the permalink measured)."""
-
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from otel_tele.exporters.store.schema import (
-        COMPACTED_ROW_GROUP_ROWS,
-        DEFAULT_DIR_NAME,
-        PARTITION,
-        SCHEMAS,
-        WRITE_OPTIONS,
-    )
+    from otel_tele.exporters.store.schema import DEFAULT_DIR_NAME
 
     folder = tmp / "store-10m"
-    spans = folder / DEFAULT_DIR_NAME / "spans"
-    schema = SCHEMAS["spans"]
-    per_trace, day_ns = 10, 86_400 * 10**9
-    rng = np.random.default_rng(1)
-    first = time.time_ns() - days * day_ns
-    step = days * day_ns / rows
-    services = np.array([f"svc-{i}" for i in range(8)], dtype=object)
-    names = np.array([f"GET /api/item/{i}" for i in range(50)], dtype=object)
-    ts = pa.timestamp("ns", tz="UTC")
-    trace, written, n = "", 0, 0
-    while written < rows:  # a part at a time: memory stays at one part
-        count = min(part_rows, rows - written)
-        idx = np.arange(written, written + count)
-        start = (first + idx * step).astype("int64")
-        duration = rng.integers(10_000, 50_000_000, count)
-        trace_hex = rng.bytes(16 * -(-count // per_trace)).hex()
-        trace_ids = [trace_hex[32 * (i // per_trace) : 32 * (i // per_trace) + 32] for i in range(count)]
-        span_hex = rng.bytes(8 * count).hex()
-        span_ids = [span_hex[16 * i : 16 * i + 16] for i in range(count)]
-        service = services[(idx // per_trace) % len(services)]
-        columns = {
-            "start_time": pa.array(start, ts),
-            "end_time": pa.array(start + duration, ts),
-            "duration_ns": pa.array(duration, pa.int64()),
-            "trace_id": pa.array(trace_ids, pa.string()),
-            "span_id": pa.array(span_ids, pa.string()),
-            "parent_span_id": pa.array(
-                [None if i % per_trace == 0 else span_ids[i - i % per_trace] for i in range(count)],
-                pa.string(),
-            ),
-            "trace_state": pa.nulls(count, pa.string()),
-            "trace_flags": pa.array(np.ones(count, dtype="int32")),
-            "name": pa.array(names[idx % len(names)], pa.string()),
-            "kind": pa.array(
-                np.where(idx % per_trace == 0, "SERVER", "INTERNAL").astype(object), pa.string()
-            ),
-            "status_code": pa.array(np.where(rng.random(count) < 0.01, "ERROR", "UNSET").astype(object)),
-            "status_message": pa.nulls(count, pa.string()),
-            "attributes": pa.array([f'{{"http.route": "/api/item", "item.id": {i % 997}}}' for i in idx]),
-            "events": pa.array([[]] * count, schema.field("events").type),
-            "links": pa.array([[]] * count, schema.field("links").type),
-            "resource": pa.array([f'{{"service.name": "{name}"}}' for name in service]),
-            "service_name": pa.array(service, pa.string()),
-            "scope_name": pa.array(["bench"] * count, pa.string()),
-            "scope_version": pa.nulls(count, pa.string()),
-            "scope_attributes": pa.nulls(count, pa.string()),
-        }
-        table = pa.table(columns, schema=schema)
-        day_of = start // day_ns
-        for day in np.unique(day_of):  # rows are in time order: one slice per UTC day
-            where = np.flatnonzero(day_of == day)
-            part = spans / f"{PARTITION}={time.strftime('%Y-%m-%d', time.gmtime(int(day) * 86_400))}"
-            part.mkdir(parents=True, exist_ok=True)
-            n += 1
-            pq.write_table(
-                table.slice(int(where[0]), len(where)),
-                part / f"c-{time.time_ns()}-{os.getpid()}-{n}.parquet",
-                row_group_size=COMPACTED_ROW_GROUP_ROWS,
-                **WRITE_OPTIONS,
-            )
-        trace = trace_ids[-3 * per_trace]
-        written += count
-    return folder, trace
+    data = write_spans(folder / DEFAULT_DIR_NAME, rows, days=days, part_rows=part_rows, prefix="c")
+    return folder, data.recent
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -207,6 +207,9 @@ class Catalog:
             raise SqlError(f"view {view.name}: {_one_line(exc)}") from None
 
     def _lock_down(self) -> None:
+        # Parquet footers read once are kept (an entry is checked against its file's modification
+        # time): a second query of a view skips re-reading every file's metadata.
+        self._con.execute("SET parquet_metadata_cache = true")
         if not self.allow_writes:
             folders = sorted(
                 {str(path.resolve()) for view in self._views.values() for path in view.paths if path.is_dir()}

@@ -11,11 +11,18 @@ finishes an interrupted one: inputs of a renamed output are removed, an intent w
 dropped (inputs untouched). So a row is never lost, and never kept twice once a compaction ends.
 A span stored twice (re-sent after a crash took the receiver's memory of it) is kept once in the
 merged file: the first row of each (trace_id, span_id) among the merged parts.
+
+A merged spans file is ordered by (trace_id, start_time) (``schema.SORT_KEYS``), in row groups of
+``SORTED_ROW_GROUP_ROWS`` with a Bloom filter of trace_id each: a lookup of one trace reads at most one
+row group of the file. Memory stays bounded: the key columns of every input are read and sorted; the
+rows themselves are written in passes of about ``MERGE_MEMORY_BYTES``, each reading every input again
+and keeping its own rows. Logs and metrics keep the order their parts were written in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import json
 import logging
@@ -33,7 +40,14 @@ import pyarrow.parquet as pq
 
 from .._files import fsync_path as _fsync
 from .._files import locked, pid_alive
-from .schema import COMPACTED_ROW_GROUP_ROWS, PARTITION, SCHEMAS, WRITE_OPTIONS
+from .schema import (
+    COMPACTED_ROW_GROUP_ROWS,
+    PARTITION,
+    SCHEMAS,
+    SORT_KEYS,
+    SORTED_ROW_GROUP_ROWS,
+    WRITE_OPTIONS,
+)
 
 _log = logging.getLogger("otel_tele")
 _seq = itertools.count(1)
@@ -196,13 +210,23 @@ def compact_partition(
 #: same merge is the same record stored twice (a span re-sent after a crash lost the receiver's
 #: window) and is left out. Spans only: log records and metric points carry no identity of their own.
 IDENTITY: dict[str, tuple[str, ...]] = {"spans": ("trace_id", "span_id")}
+#: Arrow bytes of rows a sorted merge holds at once (estimated from its largest input read whole): a
+#: merge of more is written in passes, each pass reading every input again and keeping only its rows.
+MERGE_MEMORY_BYTES = 256 * 1024 * 1024
 
 
-def _first_of_each(inputs: list[Path], columns: tuple[str, ...]) -> list[pa.ChunkedArray | pa.Array] | None:
-    """Per input, a keep-mask: False for a row whose identity (every column set) an earlier row of
-    the inputs has. None when nothing repeats (the common case: nothing to filter)."""
-    keys = pa.concat_tables([pq.read_table(path, columns=list(columns)) for path in inputs])
-    keys = keys.append_column("__row", pa.array(range(keys.num_rows), pa.int64()))
+def _keys(inputs: list[Path], columns: list[str]) -> tuple[pa.Table, list[int]]:
+    """The ``columns`` of every input, one table (``__row``: the row's place among all inputs), and
+    where each input's rows start in it."""
+    tables = [pq.read_table(path, columns=columns) for path in inputs]
+    starts = list(itertools.accumulate((t.num_rows for t in tables), initial=0))
+    keys = pa.concat_tables(tables).combine_chunks()
+    return keys.append_column("__row", pa.array(range(keys.num_rows), pa.int64())), starts
+
+
+def _repeated(keys: pa.Table, columns: tuple[str, ...]) -> pa.Array | None:
+    """The ``__row`` of each row whose identity (every column set) an earlier row of ``keys`` has;
+    None when nothing repeats (the common case: nothing to filter)."""
     valid = pc.is_valid(keys[columns[0]])
     for column in columns[1:]:
         valid = pc.and_(valid, pc.is_valid(keys[column]))
@@ -211,14 +235,108 @@ def _first_of_each(inputs: list[Path], columns: tuple[str, ...]) -> list[pa.Chun
     if first.num_rows == identified.num_rows:
         return None
     repeated = pc.invert(pc.is_in(identified["__row"], value_set=first["__row_min"]))
-    dropped = pc.filter(identified["__row"], repeated)
+    return pc.filter(identified["__row"], repeated).combine_chunks()
+
+
+def _first_of_each(inputs: list[Path], columns: tuple[str, ...]) -> list[pa.ChunkedArray | pa.Array] | None:
+    """Per input, a keep-mask: False for a row whose identity an earlier row of the inputs has.
+    None when nothing repeats."""
+    keys, starts = _keys(inputs, list(columns))
+    dropped = _repeated(keys, columns)
+    if dropped is None:
+        return None
     keep = pc.invert(pc.is_in(keys["__row"], value_set=dropped))
-    masks, offset = [], 0
-    for path in inputs:
-        count = pq.ParquetFile(path).metadata.num_rows
-        masks.append(keep.slice(offset, count))
-        offset += count
-    return masks
+    return [keep.slice(start, end - start) for start, end in itertools.pairwise(starts)]
+
+
+def _arrow_bytes_per_row(inputs: list[Path]) -> float:
+    """Bytes a row of the inputs takes in Arrow, by reading the largest input (a flushed part is
+    small): Parquet's own sizes undercount dictionary-encoded text, which Arrow holds expanded."""
+    largest = max(inputs, key=lambda path: path.stat().st_size)
+    table = pq.read_table(largest)
+    return float(table.nbytes) / max(1, int(table.num_rows))
+
+
+def _sorted_options(dataset: str) -> dict[str, Any]:
+    """Writer options of a sorted dataset's merged file: the order declared in its metadata, and a
+    Bloom filter of the first sort key per row group (where pyarrow writes them: >= 21), so a
+    lookup of a key in no row group of a file reads no data of it either."""
+    keys = SORT_KEYS.get(dataset)
+    if not keys:
+        return {}
+    options: dict[str, Any] = {
+        "sorting_columns": [pq.SortingColumn(SCHEMAS[dataset].get_field_index(key)) for key in keys],
+    }
+    if _WRITES_BLOOM_FILTERS:
+        options["bloom_filter_options"] = {keys[0]: {"ndv": SORTED_ROW_GROUP_ROWS // 2, "fpp": 0.01}}
+    return options
+
+
+_WRITES_BLOOM_FILTERS = "bloom_filter_options" in inspect.signature(pq.ParquetWriter.__init__).parameters
+
+
+def _write_sorted(writer: pq.ParquetWriter, dataset: str, inputs: list[Path], report: dict[str, int]) -> int:
+    """Write the rows of ``inputs`` ordered by ``SORT_KEYS[dataset]`` (ties: in the inputs' order),
+    a repeated identity left out; at most about ``MERGE_MEMORY_BYTES`` of rows held at once (plus
+    the key columns of every row). Returns the rows written."""
+    sort_keys = SORT_KEYS[dataset]
+    identity = IDENTITY.get(dataset, ())
+    keys, starts = _keys(inputs, list(dict.fromkeys((*sort_keys, *identity))))
+    total = keys.num_rows
+    dropped = _repeated(keys, identity) if identity else None
+    if dropped is not None:
+        keys = keys.filter(pc.invert(pc.is_in(keys["__row"], value_set=dropped)))
+        report["duplicates"] += total - keys.num_rows
+    order = [(column, "ascending") for column in sort_keys] + [("__row", "ascending")]
+    ordered = pc.take(keys["__row"], pc.sort_indices(keys, sort_keys=order))
+    del keys
+    rows = len(ordered)
+    group_rows = SORTED_ROW_GROUP_ROWS
+    per_row = _arrow_bytes_per_row(inputs)
+    pass_rows = max(group_rows, int(MERGE_MEMORY_BYTES / max(per_row, 1.0)) // group_rows * group_rows)
+    for first in range(0, rows, pass_rows):
+        wanted = ordered.slice(first, pass_rows)  # this pass's rows, in output order
+        picked = []
+        for path, (start, end) in zip(inputs, itertools.pairwise(starts), strict=True):
+            mine = pc.filter(wanted, pc.and_(pc.greater_equal(wanted, start), pc.less(wanted, end)))
+            if len(mine):  # this input's rows of the pass, in output order
+                picked.append(pq.read_table(path, schema=SCHEMAS[dataset]).take(pc.subtract(mine, start)))
+        # Input by input, each in output order: a stable sort by the keys gives the output order
+        # (rows of equal keys stay in the inputs' order, as in the whole merge's order).
+        held = pa.concat_tables(picked)
+        del picked
+        order_of_held = pc.sort_indices(held, sort_keys=[(c, "ascending") for c in sort_keys])
+        for offset in range(0, held.num_rows, group_rows):  # a row group's copy at a time
+            writer.write_table(held.take(order_of_held.slice(offset, group_rows)), row_group_size=group_rows)
+        del held
+    return rows
+
+
+def _write_in_order(
+    writer: pq.ParquetWriter, dataset: str, inputs: list[Path], report: dict[str, int]
+) -> int:
+    """Write the rows of ``inputs`` as they are, a repeated identity left out, a row group at a time."""
+    identity = IDENTITY.get(dataset)
+    masks = _first_of_each(inputs, identity) if identity else None
+    rows = 0
+    held: list[pa.Table] = []
+    held_rows = 0
+    for index, path in enumerate(inputs):
+        data = pq.read_table(path, schema=SCHEMAS[dataset])
+        if masks is not None:
+            before = data.num_rows
+            data = data.filter(masks[index])
+            report["duplicates"] += before - data.num_rows
+        held.append(data)
+        held_rows += data.num_rows
+        if held_rows >= COMPACTED_ROW_GROUP_ROWS:
+            writer.write_table(pa.concat_tables(held), row_group_size=COMPACTED_ROW_GROUP_ROWS)
+            rows += held_rows
+            held, held_rows = [], 0
+    if held:
+        writer.write_table(pa.concat_tables(held), row_group_size=COMPACTED_ROW_GROUP_ROWS)
+        rows += held_rows
+    return rows
 
 
 def _merge(folder: Path, dataset: str, inputs: list[Path], *, fsync: bool, report: dict[str, int]) -> None:
@@ -226,28 +344,12 @@ def _merge(folder: Path, dataset: str, inputs: list[Path], *, fsync: bool, repor
         return
     name = f"c-{_token()}.parquet"
     tmp = folder / _temp_name(name)
-    rows = 0
-    identity = IDENTITY.get(dataset)
-    masks = _first_of_each(inputs, identity) if identity else None
     try:
-        with pq.ParquetWriter(tmp, SCHEMAS[dataset], **WRITE_OPTIONS) as writer:
-            held: list[pa.Table] = []
-            held_rows = 0
-            for index, path in enumerate(inputs):
-                data = pq.read_table(path, schema=SCHEMAS[dataset])
-                if masks is not None:
-                    before = data.num_rows
-                    data = data.filter(masks[index])
-                    report["duplicates"] += before - data.num_rows
-                held.append(data)
-                held_rows += data.num_rows
-                if held_rows >= COMPACTED_ROW_GROUP_ROWS:
-                    writer.write_table(pa.concat_tables(held), row_group_size=COMPACTED_ROW_GROUP_ROWS)
-                    rows += held_rows
-                    held, held_rows = [], 0
-            if held:
-                writer.write_table(pa.concat_tables(held), row_group_size=COMPACTED_ROW_GROUP_ROWS)
-                rows += held_rows
+        with pq.ParquetWriter(tmp, SCHEMAS[dataset], **WRITE_OPTIONS, **_sorted_options(dataset)) as writer:
+            if dataset in SORT_KEYS:
+                rows = _write_sorted(writer, dataset, inputs, report)
+            else:
+                rows = _write_in_order(writer, dataset, inputs, report)
         if fsync:
             _fsync(tmp)
         intent = folder / f"{INTENT_PREFIX}{name}.json"

@@ -4,7 +4,8 @@ Under the store root (``<data_dir>/store`` or ``OTEL_TELE_STORE_DIR``), one hive
 dataset per signal::
 
     spans/date=2026-12-01/p-<unix_ns>-<pid>-<n>.parquet     a flushed part (small)
-    spans/date=2026-12-01/c-<unix_ns>-<pid>-<n>.parquet     parts compacted into one (large row groups)
+    spans/date=2026-12-01/c-<unix_ns>-<pid>-<n>.parquet     parts compacted into one (large row groups;
+                                                            spans sorted by trace_id, start_time)
     logs/date=…/…
     metrics/date=…/…                                        one row per data point
     .tmp-*, .compacting-*                                   work in progress (never ``*.parquet``)
@@ -176,6 +177,12 @@ SCHEMAS: Mapping[str, pa.Schema] = {name: _schema(name) for name in COLUMNS}
 #: Parquet writer options: flushed parts and compacted files alike.
 WRITE_OPTIONS: Mapping[str, Any] = {"compression": "zstd", "compression_level": 3}
 COMPACTED_ROW_GROUP_ROWS = 256 * 1024
+#: Per dataset, the order of the rows in a compacted (``c-``) file. Spans by trace: the row groups'
+#: min/max statistics of ``trace_id`` then do not overlap, so a lookup of one trace reads one row
+#: group of each compacted file (DuckDB and pyarrow skip the others by their statistics).
+SORT_KEYS: Mapping[str, tuple[str, ...]] = {"spans": ("trace_id", "start_time")}
+#: Rows per row group of a sorted compacted file: what a lookup of one trace reads of each file.
+SORTED_ROW_GROUP_ROWS = 64 * 1024
 
 
 def store_root(settings: Settings) -> Path:
