@@ -121,16 +121,7 @@ class EventRoute:
         record queue)."""
         feed = self._feed
         if feed is None:
-            settings = self.telemetry.settings
-            feed = self._feed = BatchingProcessor(
-                self._export,
-                self.sink.stats["logs"],
-                max_queue_size=settings.blrp_max_queue_size,
-                schedule_delay_millis=settings.blrp_schedule_delay_millis,
-                max_export_batch_size=settings.blrp_max_export_batch_size,
-                overload=self.telemetry.overload,
-            )
-            self.telemetry.attach_batcher(feed)
+            feed = self._feed = self.telemetry.attach_feed("logs", self._export, self.sink.stats["logs"])
         return feed
 
     def put(self, items: list[Any]) -> int:

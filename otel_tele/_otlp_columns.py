@@ -126,17 +126,8 @@ class ColumnRoute:
         its record queue for the signal)."""
         feed = self._feed
         if feed is None:
-            settings = self.telemetry.settings
-            prefix = "bsp" if self.signal == "traces" else "blrp"
-            feed = self._feed = BatchingProcessor(
-                self._export,
-                self.sink.stats[self.signal],
-                max_queue_size=getattr(settings, f"{prefix}_max_queue_size"),
-                schedule_delay_millis=getattr(settings, f"{prefix}_schedule_delay_millis"),
-                max_export_batch_size=getattr(settings, f"{prefix}_max_export_batch_size"),
-                overload=self.telemetry.overload,
-            )
-            self.telemetry.attach_batcher(feed)
+            stats = self.sink.stats[self.signal]
+            feed = self._feed = self.telemetry.attach_feed(self.signal, self._export, stats)
         return feed
 
     def ingest(self, request: Any, reasons: list[str] | None) -> Taken:

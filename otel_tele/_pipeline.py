@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -127,6 +127,12 @@ def _readable(record: Any) -> ReadableLogRecord:
         instrumentation_scope=record.instrumentation_scope,
         limits=record.limits,
     )
+
+
+class _QueueOptions(TypedDict):
+    max_queue_size: int
+    schedule_delay_millis: float
+    max_export_batch_size: int
 
 
 class Pipeline:
@@ -369,16 +375,13 @@ class Pipeline:
         overload: bool = False,
         remote: bool = False,
     ) -> None:
-        prefix = "bsp" if signal == "traces" else "blrp"
         batcher: BatchingProcessor[Any] = BatchingProcessor(
             export,
             stats,
             on_shutdown=on_shutdown,
             prepare=self.scrubber.spans if signal == "traces" else self.scrubber.log_records,
-            max_queue_size=getattr(self.settings, f"{prefix}_max_queue_size"),
-            schedule_delay_millis=getattr(self.settings, f"{prefix}_schedule_delay_millis"),
-            max_export_batch_size=getattr(self.settings, f"{prefix}_max_export_batch_size"),
             overload=self.overload if overload else None,
+            **self._queue_options(signal),
         )
         self._batchers.append(batcher)
         if remote:
@@ -390,10 +393,25 @@ class Pipeline:
         else:
             self.logger_provider.add_log_record_processor(LogBatchProcessor(batcher))
 
-    def attach_batcher(self, batcher: BatchingProcessor[Any]) -> None:
-        """A queue fed from outside the providers (the OTLP receiver's rows for a sink: see
-        ``_otlp_columns``), flushed and shut down with the sinks' own; its books are its sink's."""
+    def _queue_options(self, signal: str) -> _QueueOptions:
+        """The bound, delay and batch size of a sink's queue for ``signal`` (``OTEL_BSP_*``,
+        ``OTEL_BLRP_*``)."""
+        prefix = "bsp" if signal == "traces" else "blrp"
+        return _QueueOptions(
+            max_queue_size=getattr(self.settings, f"{prefix}_max_queue_size"),
+            schedule_delay_millis=getattr(self.settings, f"{prefix}_schedule_delay_millis"),
+            max_export_batch_size=getattr(self.settings, f"{prefix}_max_export_batch_size"),
+        )
+
+    def attach_feed(self, signal: str, export: ExportFn, stats: SinkStats) -> BatchingProcessor[Any]:
+        """A sink's queue fed from outside the providers (rows of received OTLP, a domain's event
+        dicts: ``_otlp_columns``, ``_event_rows``): the options and overload policy of the sink's
+        record queue for ``signal``, flushed and shut down with the sinks' own; its books ``stats``."""
+        batcher: BatchingProcessor[Any] = BatchingProcessor(
+            export, stats, overload=self.overload, **self._queue_options(signal)
+        )
         self._batchers.append(batcher)
+        return batcher
 
     def _add_reader(
         self, readers: list[MetricReader], exporter: MetricExporter, name: str, interval: float | None = None

@@ -28,6 +28,7 @@ from otel_tele.cli._serve import build_http_app
 from otel_tele.runs import Runs
 from otel_tele.semconv import fda as v
 
+from ._fork import forked
 from .sink_samples.capsule import CORE
 from .test_fda_capsule import root_of, telemetry
 from .test_fda_crash import _pipeline
@@ -352,20 +353,6 @@ def test_a_100_mb_artifact_streams_without_growing_memory(tmp_path: Path) -> Non
     assert manifest["artifacts"]["checkpoint.bin"]["sha256"] == sha256(source) == sha256(stored)
 
 
-def _forked(child: Any, *args: Any) -> tuple[int, int]:
-    """Fork ``child(*args, write_fd)``; returns its pid and the read end of its pipe."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        try:
-            child(*args, write_fd)
-        finally:
-            os._exit(1)
-    os.close(write_fd)
-    return pid, read_fd
-
-
 def _attach_then_hang(data_dir: Path, source: Path, write_fd: int) -> None:
     """Child: a production run with one artifact stored, then a second one whose copy stops after
     its first chunk (says so on the pipe, then waits to be killed)."""
@@ -399,7 +386,7 @@ def test_kill_9_during_an_attach_publishes_an_interrupted_run_with_only_whole_ar
     source = tmp_path / "checkpoint.bin"
     source.write_bytes(os.urandom(4 * artifacts.CHUNK_BYTES))
     data_dir = tmp_path / "data"
-    pid, read_fd = _forked(_attach_then_hang, data_dir, source)
+    pid, read_fd = forked(_attach_then_hang, data_dir, source)
     try:
         assert os.read(read_fd, 64) == b"copying\n"  # blocks until the copy is under way
         root = data_dir / "telematry_cfs"
@@ -531,7 +518,7 @@ def test_kill_9_at_random_points_of_attaching_runs_leaves_every_folder_matching_
     root = tmp_path / "telematry_cfs"
     finished: set[str] = set()
     for seed in range(8):
-        pid, read_fd = _forked(_attach_forever, tmp_path, source)
+        pid, read_fd = forked(_attach_forever, tmp_path, source)
         buffer = b""
         while b"\n" not in buffer:  # one run finished: kill somewhere after it
             ready, _, _ = select.select([read_fd], [], [], 60)

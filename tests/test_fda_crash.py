@@ -17,6 +17,7 @@ from otel_tele.instrumentation import fda
 
 import otel_tele
 
+from ._fork import forked
 from .sink_samples.capsule import CORE
 
 KILLS = 20
@@ -142,15 +143,7 @@ def test_kill_9_during_an_open_production_run_loses_nothing_booked_exported(tmp_
     with at least every row the books had called exported, iterations contiguous from 0."""
     root = tmp_path / "telematry_cfs"
     for seed in range(5):
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            try:
-                _open_run_child(tmp_path, write_fd)
-            finally:
-                os._exit(1)
-        os.close(write_fd)
+        pid, read_fd = forked(_open_run_child, tmp_path)
         buffer, exported = b"", 0
         rng = random.Random(seed)
         target = rng.randint(1_000, 5_000)
@@ -181,15 +174,7 @@ def test_a_manifest_cut_off_by_a_kill_is_not_published(tmp_path: Path) -> None:
     """A writer killed while writing its manifest (before the temp file's rename) leaves the temp
     file in its folder: recovery publishes the run from its journals without it."""
     root = tmp_path / "telematry_cfs"
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        try:
-            _open_run_child(tmp_path, write_fd)
-        finally:
-            os._exit(1)
-    os.close(write_fd)
+    pid, read_fd = forked(_open_run_child, tmp_path)
     buffer = b""
     while not any(int(x) >= 100 for x in buffer.split(b"\n")[:-1]):  # rows in the journal
         ready, _, _ = select.select([read_fd], [], [], 60)

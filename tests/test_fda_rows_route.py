@@ -91,18 +91,23 @@ def rows(n: int) -> Iterator[dict[str, Any]]:
         yield fields
 
 
-def record(
-    reset: Callable[[], None], tmp: Path, mode: str, *, other: bool, n: int = 6000
-) -> tuple[otel_tele.Pipeline, Seen | None]:
-    reset()
-    telemetry = otel_tele.setup(
+def _capsule_only(data_dir: Path) -> otel_tele.Pipeline:
+    """A pipeline whose only log consumer is the capsule sink: the row path applies."""
+    return otel_tele.setup(
         local=True,
         sinks=["capsule"],
-        data_dir=tmp,
+        data_dir=data_dir,
         traces_exporter="none",
         metrics_exporter="none",
         logs_exporter="none",
     )
+
+
+def record(
+    reset: Callable[[], None], tmp: Path, mode: str, *, other: bool, n: int = 6000
+) -> tuple[otel_tele.Pipeline, Seen | None]:
+    reset()
+    telemetry = _capsule_only(tmp)
     seen = None
     if other:
         seen = Seen()
@@ -202,14 +207,7 @@ def test_a_consumer_attached_mid_run_takes_the_record_path_in_order(
     """Another processor attached during a run turns the row path off from the next batch; the rows
     written before and after keep their order and none is lost."""
     clocks()
-    telemetry = otel_tele.setup(
-        local=True,
-        sinks=["capsule"],
-        data_dir=tmp_path,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-    )
+    telemetry = _capsule_only(tmp_path)
     seen = Seen()
     try:
         with fda.run("flow_a", run_id="fda_run_same", telemetry=telemetry, **CERT) as run:
