@@ -186,7 +186,9 @@ def _store_rows(data: Path, dataset: str) -> list[dict[str, Any]]:
     return sorted(rows, key=repr)
 
 
-def _through(tmp: Path, *, rows: bool, signal: str, body: bytes, sinks: list[str]) -> tuple[Any, ...]:
+def _through(
+    tmp: Path, *, rows: bool, signal: str, body: bytes, sinks: list[str], scrub: bool = True
+) -> tuple[Any, ...]:
     telemetry = otel_tele.setup(
         local=True,
         data_dir=tmp,
@@ -194,6 +196,7 @@ def _through(tmp: Path, *, rows: bool, signal: str, body: bytes, sinks: list[str
         traces_exporter="none",
         logs_exporter="none",
         metrics_exporter="none",
+        scrub=scrub,
     )
     try:
         ingest = OtlpIngest(telemetry, rows=rows)
@@ -230,6 +233,146 @@ def test_the_row_path_stores_exactly_what_the_generic_path_stores(tmp_path: Path
             generic_books.exported,
             generic_books.failed,
         ), key
+
+
+def plain_log_request(records: int) -> ExportLogsServiceRequest:
+    """Records as most senders send them (the row path's column-wise case), every few of them an
+    irregular one (an event name, a bad severity, a secret to scrub, a kvlist body, one id only),
+    in two scopes: stored in the order sent, each irregular one as the generic path stores it."""
+    request = ExportLogsServiceRequest()
+    group = request.resource_logs.add()
+    _attrs(group.resource.attributes, {"service.name": "plain"})
+    for s in range(2):
+        out = group.scope_logs.add().log_records
+        for i in range(records):
+            seq = s * records + i
+            record = out.add(time_unix_nano=T0 + seq, observed_time_unix_nano=T0 + seq)
+            record.severity_number = (0, 9, 17)[i % 3]
+            record.severity_text = "INFO" if i % 3 == 1 else ""
+            if i % 4:
+                record.body.string_value = f"request {seq} handled in {i % 50} ms \u00e9"
+            if i % 5:
+                record.trace_id = bytes(16) if i % 5 == 1 else seq.to_bytes(16, "big")
+                record.span_id = bytes(8) if i % 5 == 2 else (seq + 1).to_bytes(8, "big")
+                record.flags = (0, 1, 0x301)[i % 3]
+            record.dropped_attributes_count = i % 2
+            if i % 6:
+                _attrs(record.attributes, {"http.route": "/items/{id}", "user.id": f"u{i % 7}", "n": i % 3})
+            if i % 11 == 3:
+                _attrs(record.attributes, {"password": "hunter2"})  # scrubbed: its own JSON
+            match i % 17:
+                case 5:
+                    record.event_name = "my.event"
+                case 7:
+                    record.severity_number = 99  # fails alone
+                case 9:
+                    record.body.string_value = "password=hunter2 card 4111 1111 1111 1111"
+                case 11:
+                    record.body.kvlist_value.values.add(key="k").value.int_value = seq
+                case 13:
+                    record.ClearField("span_id")  # a trace id alone: no trace context
+                case 15:
+                    record.body.string_value = ' {"token": "abc"}'
+    return request
+
+
+def plain_span_request(spans: int) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    group = request.resource_spans.add()
+    _attrs(group.resource.attributes, {"service.name": "plain"})
+    out = group.scope_spans.add().spans
+    for i in range(spans):
+        span = out.add(name=("GET /items/{id}", "GET /a?token=abc", f"op {i % 3}")[i % 3], kind=i % 6)
+        span.trace_id, span.span_id = (i + 1).to_bytes(16, "big"), (i + 1).to_bytes(8, "big")
+        if i % 4:
+            span.parent_span_id = bytes(8) if i % 4 == 1 else (i + 7).to_bytes(8, "big")
+        span.trace_state = "a=1" if i % 5 == 1 else ""
+        span.flags = (0, 1, 0x301)[i % 3]
+        span.start_time_unix_nano, span.end_time_unix_nano = T0 + i, T0 + 1000 + 3 * i
+        span.status.code = i % 3
+        span.status.message = "boom token=abc" if i % 9 == 2 else ""
+        if i % 6:
+            _attrs(span.attributes, {"http.route": "/items/{id}", "http.status_code": 200 + i % 2})
+        for e in range(i % 3):
+            event = span.events.add(name=f"e{e}", time_unix_nano=T0 + i + e)
+            _attrs(event.attributes, {"k": f"v{e}"} if e else {})
+        if i % 13 == 4:
+            span.links.add(trace_id=bytes(range(16)), span_id=bytes(range(8)))
+        if i % 19 == 6:
+            span.span_id = b"\x01" * 7  # fails alone
+    return request
+
+
+@pytest.mark.parametrize("scrub", [True, False], ids=["scrubbed", "not-scrubbed"])
+@pytest.mark.parametrize("signal", ["logs", "traces"])
+def test_plain_records_taken_a_column_at_a_time_store_what_the_generic_path_stores_in_order(
+    tmp_path: Path, signal: str, scrub: bool
+) -> None:
+    request = plain_log_request(120) if signal == "logs" else plain_span_request(200)
+    body, dataset = request.SerializeToString(), "logs" if signal == "logs" else "spans"
+    generic, fast = tmp_path / "generic", tmp_path / "rows"
+    outcome_generic, _ = _through(generic, rows=False, signal=signal, body=body, sinks=["store"], scrub=scrub)
+    outcome_fast, _ = _through(fast, rows=True, signal=signal, body=body, sinks=["store"], scrub=scrub)
+    expected = _store_rows(generic, dataset)
+    assert _store_rows(fast, dataset) == expected
+    assert outcome_fast.rejected == outcome_generic.rejected == (2 * 7 if signal == "logs" else 11)
+    assert len(expected) == (240 - 14 if signal == "logs" else 200 - 11)
+    (part,) = (fast / "store" / dataset).glob("*/*.parquet")
+    times = pq.read_table(part, columns=["time" if signal == "logs" else "start_time"]).column(0)
+    sent = times.cast("int64").to_pylist()
+    assert sent == sorted(sent)  # the order sent, irregular records in their place
+    if scrub:
+        assert not any("hunter2" in repr(row) or "4111" in repr(row) for row in expected)
+
+
+@pytest.mark.parametrize("signal", ["logs", "traces"])
+def test_attribute_bytes_that_are_not_protobuf_fail_their_record_alone(tmp_path: Path, signal: str) -> None:
+    from otel_tele import _otlp_raw
+
+    twin = _otlp_raw.RAW_REQUESTS[signal]()
+    if signal == "logs":
+        out = twin.resource_logs.add().scope_logs.add().log_records
+        for i in range(6):
+            record = out.add(time_unix_nano=T0 + i, observed_time_unix_nano=T0 + i)
+            record.attributes.append(b"\xff\xff\xff not a KeyValue" if i == 3 else b"\n\x01k\x12\x03\n\x01v")
+    else:
+        out = twin.resource_spans.add().scope_spans.add().spans
+        for i in range(6):
+            span = out.add(name="s", trace_id=(i + 1).to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"))
+            span.start_time_unix_nano = span.end_time_unix_nano = T0 + i
+            span.events.add(name="e").attributes.append(b"\xff\xff\xff" if i == 3 else b"\n\x01k")
+    outcome, books = _through(
+        tmp_path, rows=True, signal=signal, body=twin.SerializeToString(), sinks=["store"]
+    )
+    assert outcome.rejected == 1
+    assert len(_store_rows(tmp_path, "logs" if signal == "logs" else "spans")) == 5
+    assert books[("store", signal)].exported == 5
+
+
+def test_a_received_record_over_the_size_limit_fails_alone_on_the_row_path(tmp_path: Path) -> None:
+    from otel_tele.exporters.store._rows import MAX_RECORD_CHARS
+
+    logs = ExportLogsServiceRequest()
+    out = logs.resource_logs.add().scope_logs.add().log_records
+    for i in range(5):
+        out.add(time_unix_nano=T0 + i, observed_time_unix_nano=T0 + i).body.string_value = "x" * (
+            MAX_RECORD_CHARS + 1 if i == 2 else 10
+        )
+    traces = ExportTraceServiceRequest()
+    spans = traces.resource_spans.add().scope_spans.add().spans
+    for i in range(5):
+        span = spans.add(name="s", trace_id=(i + 1).to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"))
+        span.start_time_unix_nano = span.end_time_unix_nano = T0 + i
+        event = span.events.add(name="e", time_unix_nano=T0)
+        _attrs(event.attributes, {"big": "y" * (MAX_RECORD_CHARS if i == 3 else 1)})
+    for signal, request, dataset in (("logs", logs, "logs"), ("traces", traces, "spans")):
+        _, books = _through(
+            tmp_path / signal, rows=True, signal=signal, body=request.SerializeToString(), sinks=["store"],
+            scrub=False,
+        )  # fmt: skip
+        stored = _store_rows(tmp_path / signal, dataset)
+        assert len(stored) == 4, signal
+        assert (books[("store", signal)].exported, books[("store", signal)].failed) == (4, 1), signal
 
 
 @pytest.mark.parametrize("in_body", [True, False], ids=["body-and-attributes", "attributes-only"])

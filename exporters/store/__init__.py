@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import pyarrow as pa
+
 from otel_tele._internal import quiesce_for_fork
 from otel_tele._maintenance import record_run
 from otel_tele._settings import Settings
@@ -135,6 +137,11 @@ class StoreSink(Sink):
     def write_rows(self, signal: str, rows: Sequence[tuple[Any, ...]]) -> Written:
         """Store rows made by :meth:`otlp_rows` (the caller holds ``write_lock``, as for ``write_*``);
         a row over the size limit or refused by Arrow fails alone."""
+        dataset = SIGNALS[signal]
+        table, refused = _rows.to_table(dataset, list(rows), dataset[:-1])
+        if table is None or _rows.longest_row_text(table) <= _rows.MAX_RECORD_CHARS:
+            return self._add_table(signal, table, refused, 0)
+        # Some row may be over the limit: each is measured, and only those fail.
         if signal == "traces":
             kept, failed = _rows.convert(rows, _rows.checked_span, "span")
         else:
@@ -151,6 +158,9 @@ class StoreSink(Sink):
     def _add(self, signal: str, rows: list[tuple[Any, ...]], failed: int, not_routed: int) -> Written:
         dataset = SIGNALS[signal]
         table, refused = _rows.to_table(dataset, rows, dataset[:-1])
+        return self._add_table(signal, table, failed + refused, not_routed)
+
+    def _add_table(self, signal: str, table: pa.Table | None, failed: int, not_routed: int) -> Written:
         accepted = table.num_rows if table is not None else 0
         held = self._held[signal]
         if table is not None:
@@ -166,7 +176,7 @@ class StoreSink(Sink):
         new_lost = lost - old_lost
         self._pending[signal] = held.rows
         return Written(
-            failed=failed + refused + new_lost,
+            failed=failed + new_lost,
             pending=accepted - (durable - old_durable) - new_lost,
             not_routed=not_routed,
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from opentelemetry.sdk.metrics.export import ExponentialHistogram, Gauge, Histogram, MetricsData, Sum
 
 from otel_tele._internal import bad_input_log, describe_error, encodable
@@ -87,6 +88,25 @@ def _check_size(row: tuple[Any, ...], nested: int = 0) -> tuple[Any, ...]:
     if size > MAX_RECORD_CHARS:
         raise RecordTooLarge(f"a record of {size} characters, over the store's {MAX_RECORD_CHARS}")
     return row
+
+
+def longest_row_text(table: pa.Table) -> int:
+    """At least the text of any one row of ``table`` as :func:`_check_size` counts it, from Arrow's
+    own arrays (no Python per row): each string column's longest value, plus all the text nested
+    in list columns (events, links) of the whole table, in UTF-8 bytes (never fewer than
+    characters). Under ``MAX_RECORD_CHARS``, no row of the table can be over it."""
+    total = 0
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_string(kind):
+            longest = pc.max(pc.binary_length(column)).as_py()
+            total += longest or 0
+        elif pa.types.is_list(kind) and pa.types.is_struct(kind.value_type):
+            items = pc.list_flatten(column)
+            for field in kind.value_type:
+                if pa.types.is_string(field.type):
+                    total += pc.sum(pc.binary_length(pc.struct_field(items, field.name))).as_py() or 0
+    return total
 
 
 def checked_log(row: tuple[Any, ...], _origins: _Origins) -> tuple[Any, ...]:
