@@ -221,6 +221,9 @@ class Pipeline:
             shutdown_on_exit=False,
             views=_domain_views(settings),
         )
+        #: Whether a metric point recorded on this pipeline reaches anything (a reader: an exporter,
+        #: a sink, Prometheus). Fixed for the pipeline's life: the SDK takes readers only here.
+        self.metrics_observed = bool(self._push_readers or readers)
         meter = self.meter_provider.get_meter("otel_tele")
         self.events = DomainEvents(
             cast(SdkLogger, self.logger_provider.get_logger("otel_tele.events")),
@@ -562,6 +565,18 @@ class Pipeline:
             tracer = self._tracers[(name, version)] = self.tracer_provider.get_tracer(name, version)
         return tracer
 
+    def spans_observed(self) -> bool:
+        """Whether a span ended now would reach anything: a processor on the pipeline's tracer
+        provider (an exporter, a sink, the live tail, a user's processor). Asked per call, so a
+        processor added later counts from then on; a helper recording a span that already ended
+        need not build one nobody receives.
+
+        Example: ``if telemetry.spans_observed(): tracer.start_span(...).end(end_time=t)``."""
+        try:
+            return bool(self.tracer_provider._active_span_processor._span_processors)
+        except AttributeError:  # not the SDK's provider as we know it: assume someone listens
+            return True
+
     def meter(self, name: str, version: str | None = None) -> Meter:
         return self.meter_provider.get_meter(name, version)
 
@@ -781,8 +796,12 @@ class DisabledPipeline(Pipeline):
         self.tracer_provider = trace.NoOpTracerProvider()  # type: ignore[assignment]
         self._tracers = {}
         self.meter_provider = metrics.NoOpMeterProvider()  # type: ignore[assignment]
+        self.metrics_observed = False
         self.logger_provider = _logs.NoOpLoggerProvider()  # type: ignore[assignment]
         self.events = NoopDomainEvents()
+
+    def spans_observed(self) -> bool:
+        return False
 
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
         return True

@@ -283,3 +283,51 @@ def test_tracer_and_instruments_are_looked_up_once_per_pipeline(capture: testing
     capture.flush()
     assert len(capture.spans("text_completion m1")) == 2 and len(capture.spans("text_completion m2")) == 1
     assert capture.metric_value(inf.OPERATION_DURATION, **{inf.REQUEST_MODEL: "m2"}) is not None
+
+
+def test_with_nobody_listening_no_genai_span_or_point_is_built_and_a_listener_added_later_gets_them(
+    tmp_path: Any,
+) -> None:
+    """A pipeline with no span processor and no metric reader: the call still queues its event (the
+    sink's row), builds no span and records no histogram point (nothing would receive them); a span
+    processor added later receives the GenAI spans of the calls after it."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import otel_tele
+
+    telemetry = otel_tele.setup(
+        local=True, data_dir=tmp_path, sinks=["postgres"], traces_exporter="none", logs_exporter="none",
+        metrics_exporter="none",
+    )  # fmt: skip
+    try:
+        assert not telemetry.spans_observed() and not telemetry.metrics_observed
+        built: list[str] = []
+        start_span = telemetry.tracer("otel_tele.inference").start_span
+
+        def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+            built.append(name)
+            return start_span(name, *args, **kwargs)
+
+        telemetry.tracer("otel_tele.inference").start_span = counting  # type: ignore[method-assign]
+        logger = TelemetryLogger(telemetry)
+        assert logger.record_thought("m", 1.0, 10, 5) and logger.record_load("m", 2.0)
+        assert built == []
+        memory = InMemorySpanExporter()
+        telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(memory))
+        assert telemetry.spans_observed()
+        assert logger.record_thought("m", 1.0, 10, 5)
+        assert built == ["text_completion m"]
+        assert [span.name for span in memory.get_finished_spans()] == ["text_completion m"]
+        assert telemetry.force_flush(10_000)
+        stats = next(s for s in telemetry.sink_stats() if s.sink == "events")
+        assert stats.emitted == 3 and stats.dropped == stats.failed == 0
+    finally:
+        telemetry.shutdown(10_000)
+
+
+def test_a_pipeline_with_a_reader_records_the_genai_points(capture: testing.Capture) -> None:
+    assert capture.telemetry.metrics_observed and capture.telemetry.spans_observed()
+    TelemetryLogger(capture.telemetry).record_thought("m", 1.0, 10, 5)
+    capture.flush()
+    assert capture.metric_points(inf.OPERATION_DURATION) and capture.spans("text_completion m")

@@ -20,6 +20,8 @@ class GenAIMetrics:
     """The GenAI client and server histograms of one pipeline (advisory buckets from the conventions)."""
 
     def __init__(self, telemetry: Pipeline) -> None:
+        # With no reader on the pipeline a point goes nowhere: five SDK records a call (~20 µs) saved.
+        self.observed = telemetry.metrics_observed
         meter = telemetry.meter("otel_tele.inference")
 
         def seconds(name: str, description: str, buckets: tuple[float, ...]) -> Any:
@@ -61,6 +63,8 @@ class GenAIMetrics:
         error_type: str | None,
         time_to_first_token: float | None = None,
     ) -> None:
+        if not self.observed:
+            return
         labels = {inf.OPERATION_NAME: operation, inf.REQUEST_MODEL: model}
         if provider:
             labels[inf.PROVIDER_NAME] = provider
@@ -106,7 +110,10 @@ def past_span(
     error_type: str | None,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """A GenAI span for an operation measured by the caller (it ended now)."""
+    """A GenAI span for an operation measured by the caller (it ended now), when a span processor
+    would receive it (building one nobody receives is most of a recording call's cost)."""
+    if not telemetry.spans_observed():
+        return
     end = time.time_ns()
     attributes: dict[str, Any] = {inf.OPERATION_NAME: operation, inf.REQUEST_MODEL: model, **(extra or {})}
     if provider:
