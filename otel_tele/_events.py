@@ -377,6 +377,7 @@ class DomainEvents:
         metrics: Iterable[semconv.Metric] = semconv.METRICS,
         overload: _overload.Overload | None = None,
         metric_cardinality_limit: int = 2_000,
+        metrics_observed: bool = True,
     ) -> None:
         # Records go straight to the provider's processor chain (the one ``logger`` feeds): the SDK
         # Logger would re-validate attributes the vocabulary has already typed, at ~5 µs a record.
@@ -385,7 +386,11 @@ class DomainEvents:
         self._resource = logger.resource
         self._scope = logger.instrumentation_scope
         self._limits = LogRecordLimits()
-        self._metrics = _EventMetrics(meter, metrics, cardinality_limit=metric_cardinality_limit)
+        # With no metric reader on the pipeline (``metrics_observed``) nothing would ever read the
+        # events' metrics: none are kept, and folding an event into them costs nothing.
+        self._metrics = _EventMetrics(
+            meter, metrics if metrics_observed else (), cardinality_limit=metric_cardinality_limit
+        )
         self._max = queue_size
         self.overload = overload or _overload.Overload()
         self._drop_lock = threading.Lock()

@@ -232,6 +232,7 @@ class Pipeline:
             queue_size=settings.event_queue_size,
             overload=self.overload,
             metric_cardinality_limit=settings.metric_cardinality_limit,
+            metrics_observed=self.metrics_observed,
         )
         self._stats.append(self.events.stats)
         self.events.route = EventRoute.of(self)
