@@ -89,7 +89,7 @@ class Scrub:
 Entry = tuple[str, Any, str, bool, str]
 _CACHED_ENTRIES = 65_536
 _CACHED_BYTES = 512  # longer encodings are decoded every time: a flood of big values stays small
-_CACHED_SETS = 16_384
+_CACHED_SETS = 4_096  # per (vocabulary, scrub) mode: at most ~2 MB of keys each
 
 
 def _utf8(value: Any) -> bool:
