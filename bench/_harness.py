@@ -11,7 +11,9 @@ import gc
 import json
 import os
 import platform
+import queue
 import sys
+import threading
 import time
 import timeit
 from collections.abc import Callable
@@ -77,6 +79,70 @@ def repeated_throughput(run: Callable[[int], int], repeats: int) -> dict[str, An
     since one figure on a shared 2-core machine can be ±20 % off."""
     figures = sorted(throughput(functools.partial(run, attempt))["per_second"] for attempt in range(repeats))
     return {"per_second": figures[len(figures) // 2], "all_per_second": [round(f) for f in figures]}
+
+
+def queue_writer(
+    write_batch: Callable[[list[Any]], None], batch_size: int
+) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    """The specs' simple design: the caller puts each row on a ``queue.Queue``; one writer thread
+    takes up to ``batch_size`` rows at a time and hands them to ``write_batch`` (one transaction).
+    Returns ``(put, close)``; ``close`` returns once the writer has written the last row."""
+    rows: queue.Queue[Any] = queue.Queue()
+
+    def writer() -> None:
+        done = False
+        while not done:
+            batch = [rows.get()]
+            while len(batch) < batch_size:
+                try:
+                    batch.append(rows.get_nowait())
+                except queue.Empty:
+                    break
+            if batch[-1] is _END:
+                batch.pop()
+                done = True
+            if batch:
+                write_batch(batch)
+
+    thread = threading.Thread(target=writer, name="simple-design-writer")
+    thread.start()
+
+    def close() -> None:
+        rows.put(_END)
+        thread.join()
+
+    return rows.put, close
+
+
+_END = object()
+
+
+def versus_simple(
+    rows: int, runs: list[tuple[float, float]], simple: list[tuple[float, float]] | None
+) -> dict[str, Any]:
+    """A case's figures from its ``(wall s, CPU s)`` runs: rows/s min/median/max, CPU and wall
+    seconds per 1M rows (medians), and — given the simple design's runs, interleaved with these —
+    the throughput ratio to it, each run against the one beside it (min/median/max), and our CPU
+    over its (median)."""
+    per_s = sorted(rows / wall for wall, _ in runs)
+    row: dict[str, Any] = {
+        "rows": rows,
+        "rows_per_s_min": per_s[0],
+        "rows_per_s_median": per_s[len(per_s) // 2],
+        "rows_per_s_max": per_s[-1],
+        "cpu_s_per_1M_rows": sorted(cpu for _, cpu in runs)[len(runs) // 2] * 1e6 / rows,
+        "wall_s_per_1M_rows": sorted(wall for wall, _ in runs)[len(runs) // 2] * 1e6 / rows,
+    }
+    if simple is not None:
+        ratios = sorted(s_wall / o_wall for (o_wall, _), (s_wall, _) in zip(runs, simple, strict=True))
+        cpu_x = sorted(o_cpu / s_cpu for (_, o_cpu), (_, s_cpu) in zip(runs, simple, strict=True))
+        row.update(
+            ratio_min=ratios[0],
+            ratio_median=ratios[len(ratios) // 2],
+            ratio_max=ratios[-1],
+            cpu_x_simple=cpu_x[len(cpu_x) // 2],
+        )
+    return row
 
 
 def reference_loop_ns() -> float:

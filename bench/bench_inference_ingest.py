@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import resource
 import secrets
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,7 +42,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import otel_tele
 
-from ._harness import Report
+from ._harness import Report, queue_writer, versus_simple
 from .bench_inference_store import admin_dsn
 
 MODEL = "gemma2:27b"
@@ -114,36 +112,20 @@ def simple(dsn: str, rows: int) -> tuple[float, float]:
     sink.close()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE simple_copy (LIKE system_telemetry INCLUDING ALL)")
-    rows_q: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+    conn = psycopg.connect(dsn)
 
-    def writer() -> None:
-        with psycopg.connect(dsn) as conn:
-            done = False
-            while not done:
-                batch = [rows_q.get()]
-                while len(batch) < BATCH:
-                    try:
-                        batch.append(rows_q.get_nowait())
-                    except queue.Empty:
-                        break
-                if batch[-1] is None:
-                    batch.pop()
-                    done = True
-                if batch:
-                    with (
-                        conn.transaction(),
-                        conn.cursor() as cur,
-                        cur.copy(
-                            "COPY simple_copy (event_type, component, value, metadata, status) FROM STDIN"
-                        ) as copy,
-                    ):
-                        for row in batch:
-                            copy.write_row(row)
+    def write_batch(batch: list[tuple[Any, ...]]) -> None:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy("COPY simple_copy (event_type, component, value, metadata, status) FROM STDIN") as copy,
+        ):
+            for row in batch:
+                copy.write_row(row)
 
     cpu0, t0 = _cpu_s(), time.perf_counter()
-    thread = threading.Thread(target=writer)
-    thread.start()
-    put, dumps = rows_q.put, json.dumps
+    put, close = queue_writer(write_batch, BATCH)
+    dumps = json.dumps
     for i in range(rows):
         seconds, tokens, prompt = inference(i)
         ms = seconds * 1000
@@ -156,8 +138,8 @@ def simple(dsn: str, rows: int) -> tuple[float, float]:
             "latency_per_token_ms": ms / tokens,
         }
         put(("THOUGHT_LATENCY", MODEL, ms / tokens, dumps(metadata), "ok"))
-    put(None)
-    thread.join()
+    close()
+    conn.close()
     wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
     stored = _count(dsn, "simple_copy")
     assert stored == rows, (stored, rows)
@@ -188,28 +170,8 @@ def main(argv: list[str] | None = None) -> None:
             for case, run in CASES.items():
                 with fresh_database(admin) as dsn:
                     taken[case].append(run(dsn, args.rows))
-    base = taken[SIMPLE]
     for case, runs in taken.items():
-        per_s = sorted(args.rows / wall for wall, _ in runs)
-        row: dict[str, object] = {
-            "path": case,
-            "rows": args.rows,
-            "rows_per_s_min": per_s[0],
-            "rows_per_s_median": per_s[len(per_s) // 2],
-            "rows_per_s_max": per_s[-1],
-            "cpu_s_per_1M_rows": sorted(cpu for _, cpu in runs)[len(runs) // 2] * 1e6 / args.rows,
-            "wall_s_per_1M_rows": sorted(wall for wall, _ in runs)[len(runs) // 2] * 1e6 / args.rows,
-        }
-        if case != SIMPLE:
-            ratios = sorted(b_wall / o_wall for (o_wall, _), (b_wall, _) in zip(runs, base, strict=True))
-            cpu_x = sorted(o_cpu / b_cpu for (_, o_cpu), (_, b_cpu) in zip(runs, base, strict=True))
-            row.update(
-                ratio_min=ratios[0],
-                ratio_median=ratios[len(ratios) // 2],
-                ratio_max=ratios[-1],
-                cpu_x_simple=cpu_x[len(cpu_x) // 2],
-            )
-        report.add(**row)
+        report.add(path=case, **versus_simple(args.rows, runs, None if case == SIMPLE else taken[SIMPLE]))
     report.note(
         "payload per row: event_type THOUGHT_LATENCY, component (model), value = ms per token, status "
         "ok, metadata {model, inference_time_ms, tokens_generated, prompt_tokens, total_tokens, "
