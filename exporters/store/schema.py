@@ -3,9 +3,11 @@
 Under the store root (``<data_dir>/store`` or ``OTEL_TELE_STORE_DIR``), one hive-partitioned Parquet
 dataset per signal::
 
-    spans/date=2026-12-01/p-<unix_ns>-<pid>-<n>.parquet     a flushed part (small)
+    spans/date=2026-12-01/p-<unix_ns>-<pid>-<n>.parquet     a flushed part (small; rows in arrival
+                                                            order, a Bloom filter of trace_id)
     spans/date=2026-12-01/c-<unix_ns>-<pid>-<n>.parquet     parts compacted into one (large row groups;
-                                                            spans sorted by trace_id, start_time)
+                                                            spans sorted by trace_id, start_time; a
+                                                            Bloom filter of trace_id per row group)
     logs/date=…/…
     metrics/date=…/…                                        one row per data point
     .tmp-*, .compacting-*                                   work in progress (never ``*.parquet``)
@@ -183,6 +185,12 @@ COMPACTED_ROW_GROUP_ROWS = 256 * 1024
 SORT_KEYS: Mapping[str, tuple[str, ...]] = {"spans": ("trace_id", "start_time")}
 #: Rows per row group of a sorted compacted file: what a lookup of one trace reads of each file.
 SORTED_ROW_GROUP_ROWS = 64 * 1024
+#: Per dataset, the column every file (flushed part and compacted file alike) carries a Parquet
+#: Bloom filter of, per row group: DuckDB (>= 1.2) and other readers skip a row group whose filter
+#: rules a looked-up id out without reading its data — a flushed part's statistics cannot (its rows
+#: are in arrival order), and a compacted file's admit one row group for any id.
+BLOOM_KEYS: Mapping[str, str] = {"spans": "trace_id"}
+BLOOM_FPP = 0.01
 
 
 def store_root(settings: Settings) -> Path:
