@@ -8,9 +8,10 @@ trace, 8 services, 1 % errors: :mod:`bench._store_data`) written as the sink flu
 ``maintain`` (retention, then compaction, with the sink's defaults: 16 parts at least, 128 MB files),
 timed in a fresh process whose peak RSS is reported.
 
-Each of ``--repeats`` fresh processes per reader (catalog and baseline interleaved) opens its reader,
-runs the first trace lookup cold (file footers not read yet), then ``ROUNDS`` rounds of: a trace of
-each day, an id that is in no file, and the day's p95 by name (``quantile_cont`` and
+Each of ``--repeats`` fresh processes per reader (catalog and baseline interleaved) opens its reader
+(the catalog reads the spans footers then: its open time includes them; plain DuckDB reads them in
+its first query), runs the first trace lookup cold (the process's first), then ``ROUNDS`` rounds
+of: a trace of each day, an id that is in no file, and the day's p95 by name (``quantile_cont`` and
 ``approx_quantile``; ``WHERE start_time`` within the UTC day). Per process p50/p99/mean of the wall
 time of each query (result fetched as Arrow); reported: min/median/max of the p50s, the median p99
 and mean.
