@@ -268,9 +268,9 @@ def part_options(dataset: str) -> dict[str, Any]:
 
 
 def _bloom_options(dataset: str, group_rows: int) -> dict[str, Any]:
-    """The Bloom filter of ``schema.BLOOM_KEYS[dataset]``, sized for row groups of ``group_rows`` rows
-    of distinct values at most half of them (a trace has several spans; more only raises the false
-    positive rate), where pyarrow writes them (>= 21)."""
+    """The Bloom filter of ``schema.BLOOM_KEYS[dataset]`` per row group, where pyarrow writes them
+    (>= 21): for up to ``group_rows // 2`` distinct values (a trace has several spans; pyarrow sizes
+    each filter down to the values its row group holds, and more only raise its false positives)."""
     key = BLOOM_KEYS.get(dataset)
     if key is None or not _WRITES_BLOOM_FILTERS:
         return {}
