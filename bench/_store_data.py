@@ -49,7 +49,11 @@ def write_spans(
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from otel_tele.exporters.store._parts import part_options
     from otel_tele.exporters.store.schema import COMPACTED_ROW_GROUP_ROWS, PARTITION, SCHEMAS, WRITE_OPTIONS
+
+    # Parts as the sink's flush writes them (publish), or plain Parquet "as if compacted".
+    options = part_options("spans") if prefix == "p" else dict(WRITE_OPTIONS)
 
     data = StoreData(root / "spans")
     schema = SCHEMAS["spans"]
@@ -113,7 +117,7 @@ def write_spans(
                 table.slice(int(where[0]), len(where)),
                 folder / f"{prefix}-{time.time_ns()}-{os.getpid()}-{data.parts}.parquet",
                 row_group_size=COMPACTED_ROW_GROUP_ROWS,
-                **WRITE_OPTIONS,
+                **options,
             )
             middle = int(where[len(where) // 2])  # a trace of the day's first slice
             data.by_day.setdefault(name, trace_ids[middle - middle % PER_TRACE])

@@ -79,7 +79,9 @@ class SqlView:
     Exactly one of ``select`` (returns a DuckDB ``SELECT`` over files under ``paths``, or None when
     there is no file yet), ``sqlite`` (a SQLite table, read column by column as queries need) and
     ``rows`` (returns the rows as an Arrow table) is given. The catalog casts what it reads to
-    ``schema``.
+    ``schema``. ``prefetch`` (``select`` views): the catalog reads the files' Parquet footers when it
+    opens (DuckDB keeps them), so the first query of the view does not pay for them — for a view
+    queried for single rows (a trace by id), whose files are few.
     """
 
     name: str
@@ -90,6 +92,7 @@ class SqlView:
     rows: Callable[[], Any] | None = None  # () -> pyarrow.Table
     sqlite: SqliteSource | None = None
     paths: tuple[Path, ...] = ()
+    prefetch: bool = False
 
     def __post_init__(self) -> None:
         if sum(part is not None for part in (self.select, self.rows, self.sqlite)) != 1:

@@ -157,13 +157,20 @@ class Catalog:
         self._broken: dict[str, str] = {}
         self._con = duckdb.connect(":memory:", config=dict(_CONNECT_CONFIG))
         try:
+            # Parquet footers read once are kept (an entry is checked against its file's modification
+            # time): a query of a view skips re-reading every file's metadata, and so does the first
+            # one of a view whose footers were read here (defining it, or prefetch).
+            self._con.execute("SET parquet_metadata_cache = true")
             self._types = self._duck_types()
             for view in self._views.values():
                 try:
                     self._define(view)
+                    if view.prefetch:
+                        self._prefetch(view)
                 except SqlError as exc:  # e.g. a corrupt Parquet file: this view only, the rest answer
                     self._broken[view.name] = str(exc)
                     self.unavailable[view.name] = str(exc)
+            self._warm_up()
             self._lock_down()
         except BaseException:
             self._con.close()
@@ -206,10 +213,20 @@ class Catalog:
         except duckdb.Error as exc:
             raise SqlError(f"view {view.name}: {_one_line(exc)}") from None
 
+    def _prefetch(self, view: SqlView) -> None:
+        """Read the footers of the view's files now (its row count needs every one, and no data)."""
+        try:
+            self._con.execute(f"SELECT count(*) FROM {_quote(view.name)}").fetchall()
+        except duckdb.Error as exc:
+            raise SqlError(f"view {view.name}: {_one_line(exc)}") from None
+
+    def _warm_up(self) -> None:
+        """Run what every query runs once (parsing to JSON, a result as Arrow), so the first query
+        pays no one-time set-up of DuckDB's or Arrow's."""
+        self._references(duckdb.extract_statements("SELECT 1"))
+        _arrow_reader(self._con.sql("SELECT 1")).read_all()
+
     def _lock_down(self) -> None:
-        # Parquet footers read once are kept (an entry is checked against its file's modification
-        # time): a second query of a view skips re-reading every file's metadata.
-        self._con.execute("SET parquet_metadata_cache = true")
         if not self.allow_writes:
             folders = sorted(
                 {str(path.resolve()) for view in self._views.values() for path in view.paths if path.is_dir()}

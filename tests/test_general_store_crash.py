@@ -290,3 +290,25 @@ def test_compaction_sorts_spans_by_trace_so_row_groups_prune(
     text = " ".join(plan.replace("│", " ").split())
     if "Row Groups Scanned" in text:
         assert "Row Groups Scanned: 1 / 12" in text
+
+
+def test_a_flushed_spans_part_carries_a_trace_id_bloom_filter(tmp_path: Path) -> None:
+    """A part is in arrival order, so its trace_id statistics admit about any id: its Bloom filter is
+    what lets a lookup of a trace it does not hold skip it (a log part has none: nothing looks one up)."""
+    if not _parts._WRITES_BLOOM_FILTERS:
+        pytest.skip("this pyarrow writes no Bloom filters (< 21)")
+    root = tmp_path / "store"
+    rows = [{"trace_id": f"{n:032x}", "span_id": f"{n:016x}", "name": "s"} for n in range(0, 2_000, 2)]
+    spans = _parts.publish(
+        root, "spans", [pa.Table.from_pylist(rows, schema=schema.SCHEMAS["spans"])], fsync=False
+    )
+    logs = _parts.publish(root, "logs", [_table(range(3))], fsync=False)
+    filters = duckdb.sql(
+        "SELECT file_name, path_in_schema FROM parquet_metadata(?) WHERE bloom_filter_offset IS NOT NULL",
+        params=[[str(spans), str(logs)]],
+    ).fetchall()
+    assert filters == [(str(spans), "trace_id")]
+    # The filter rules out an id between two stored ones (the statistics cannot) and admits a stored one.
+    probe = "SELECT bloom_filter_excludes FROM parquet_bloom_probe(?, 'trace_id', ?)"
+    assert duckdb.sql(probe, params=[str(spans), f"{1:032x}"]).fetchall() == [(True,)]
+    assert duckdb.sql(probe, params=[str(spans), f"{42:032x}"]).fetchall() == [(False,)]

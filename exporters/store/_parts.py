@@ -41,6 +41,8 @@ import pyarrow.parquet as pq
 from .._files import fsync_path as _fsync
 from .._files import locked, pid_alive
 from .schema import (
+    BLOOM_FPP,
+    BLOOM_KEYS,
     COMPACTED_ROW_GROUP_ROWS,
     PARTITION,
     SCHEMAS,
@@ -112,7 +114,7 @@ def publish(root: Path, dataset: str, tables: list[pa.Table], *, fsync: bool = T
     tmp = folder / _temp_name(name)
     try:
         data = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        pq.write_table(data, tmp, row_group_size=COMPACTED_ROW_GROUP_ROWS, **WRITE_OPTIONS)
+        pq.write_table(data, tmp, row_group_size=COMPACTED_ROW_GROUP_ROWS, **part_options(dataset))
         if fsync:
             _fsync(tmp)
         os.rename(tmp, folder / name)
@@ -257,19 +259,35 @@ def _arrow_bytes_per_row(inputs: list[Path]) -> float:
     return float(table.nbytes) / max(1, int(table.num_rows))
 
 
+def part_options(dataset: str) -> dict[str, Any]:
+    """Writer options of a flushed part (``p-``): ``WRITE_OPTIONS`` and, for spans, a Bloom filter of
+    ``trace_id`` (``schema.BLOOM_KEYS``). A part's rows are in arrival order, so its ``trace_id``
+    statistics span about every id: without the filter a lookup of one trace reads every part of
+    today's partition whole (a part that does not hold the trace is skipped by its filter)."""
+    return {**WRITE_OPTIONS, **_bloom_options(dataset, COMPACTED_ROW_GROUP_ROWS)}
+
+
+def _bloom_options(dataset: str, group_rows: int) -> dict[str, Any]:
+    """The Bloom filter of ``schema.BLOOM_KEYS[dataset]`` per row group, where pyarrow writes them
+    (>= 21): for up to ``group_rows // 2`` distinct values (a trace has several spans; pyarrow sizes
+    each filter down to the values its row group holds, and more only raise its false positives)."""
+    key = BLOOM_KEYS.get(dataset)
+    if key is None or not _WRITES_BLOOM_FILTERS:
+        return {}
+    return {"bloom_filter_options": {key: {"ndv": max(1, group_rows // 2), "fpp": BLOOM_FPP}}}
+
+
 def _sorted_options(dataset: str) -> dict[str, Any]:
     """Writer options of a sorted dataset's merged file: the order declared in its metadata, and a
-    Bloom filter of the first sort key per row group (where pyarrow writes them: >= 21), so a
-    lookup of a key in no row group of a file reads no data of it either."""
+    Bloom filter of ``trace_id`` per row group, so a lookup of a key in no row group of a file reads
+    no data of it either."""
     keys = SORT_KEYS.get(dataset)
     if not keys:
         return {}
-    options: dict[str, Any] = {
+    return {
         "sorting_columns": [pq.SortingColumn(SCHEMAS[dataset].get_field_index(key)) for key in keys],
+        **_bloom_options(dataset, SORTED_ROW_GROUP_ROWS),
     }
-    if _WRITES_BLOOM_FILTERS:
-        options["bloom_filter_options"] = {keys[0]: {"ndv": SORTED_ROW_GROUP_ROWS // 2, "fpp": 0.01}}
-    return options
 
 
 _WRITES_BLOOM_FILTERS = "bloom_filter_options" in inspect.signature(pq.ParquetWriter.__init__).parameters

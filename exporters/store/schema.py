@@ -3,9 +3,11 @@
 Under the store root (``<data_dir>/store`` or ``OTEL_TELE_STORE_DIR``), one hive-partitioned Parquet
 dataset per signal::
 
-    spans/date=2026-12-01/p-<unix_ns>-<pid>-<n>.parquet     a flushed part (small)
+    spans/date=2026-12-01/p-<unix_ns>-<pid>-<n>.parquet     a flushed part (small; rows in arrival
+                                                            order, a Bloom filter of trace_id)
     spans/date=2026-12-01/c-<unix_ns>-<pid>-<n>.parquet     parts compacted into one (large row groups;
-                                                            spans sorted by trace_id, start_time)
+                                                            spans sorted by trace_id, start_time; a
+                                                            Bloom filter of trace_id per row group)
     logs/date=…/…
     metrics/date=…/…                                        one row per data point
     .tmp-*, .compacting-*                                   work in progress (never ``*.parquet``)
@@ -32,11 +34,12 @@ are kept as the literals ``NaN``/``Infinity`` (DuckDB's JSON reads them); a lone
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from otel_tele._settings import Settings
 from otel_tele._sql_view import SqlView
@@ -183,6 +186,12 @@ COMPACTED_ROW_GROUP_ROWS = 256 * 1024
 SORT_KEYS: Mapping[str, tuple[str, ...]] = {"spans": ("trace_id", "start_time")}
 #: Rows per row group of a sorted compacted file: what a lookup of one trace reads of each file.
 SORTED_ROW_GROUP_ROWS = 64 * 1024
+#: Per dataset, the column every file (flushed part and compacted file alike) carries a Parquet
+#: Bloom filter of, per row group: DuckDB (>= 1.2) and other readers skip a row group whose filter
+#: rules a looked-up id out without reading its data — a flushed part's statistics cannot (its rows
+#: are in arrival order), and a compacted file's admit one row group for any id.
+BLOOM_KEYS: Mapping[str, str] = {"spans": "trace_id"}
+BLOOM_FPP = 0.01
 
 
 def store_root(settings: Settings) -> Path:
@@ -230,11 +239,41 @@ SQL_VIEWS: Mapping[str, tuple[str, str]] = {
 
 
 def _select(root: Path, dataset: str) -> str | None:
-    if not any((root / dataset).glob(f"{PARTITION}=*/*.parquet")):
+    """The view's ``SELECT``: the declared columns of every file of the dataset.
+
+    What DuckDB does per file per query is what a trace lookup pays for each day kept, so the view
+    asks for no more than it needs: no hive partitioning (``date`` is not one of the view's columns)
+    and ``union_by_name`` only when a file of another schema version is there (it binds every file's
+    columns by name, about doubling that cost; files of one version have one schema, the first
+    file's). A file of an older version written after the catalog opened fails a query loudly
+    (DuckDB: schema mismatch), never silently."""
+    files = sorted((root / dataset).glob(f"{PARTITION}=*/*.parquet"))
+    if not files:
         return None
     names = ", ".join(f'"{field.name}"' for field in COLUMNS[dataset])
     pattern = dataset_glob(root, dataset).replace("'", "''")
-    return f"SELECT {names} FROM read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+    mixed = any(_schema_version(path) != SCHEMA_VERSION for path in files)
+    options = "hive_partitioning = false" + (", union_by_name = true" if mixed else "")
+    return f"SELECT {names} FROM read_parquet('{pattern}', {options})"
+
+
+def _schema_version(path: Path) -> int | None:
+    """The schema version a store file says it was written in (None: unreadable or unsaid)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _footer_version(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4096)
+def _footer_version(path: str, _mtime_ns: int, _size: int) -> int | None:
+    # Keyed by modification time and size too: a file is only ever replaced whole (renamed into place).
+    try:
+        found = (pq.read_schema(path).metadata or {}).get(VERSION_KEY)
+        return int(found) if found is not None else None
+    except (OSError, ValueError, pa.ArrowException):
+        return None
 
 
 def sql_views(settings: Settings) -> tuple[SqlView, ...]:
@@ -249,6 +288,7 @@ def sql_views(settings: Settings) -> tuple[SqlView, ...]:
             f"DuckDB read_parquet: {DEFAULT_DIR_NAME}/{dataset}/date=*/*.parquet",
             select=partial(_select, root, dataset),
             paths=(root,),
+            prefetch=True,  # a few files a day once compacted: their footers are read once, at open
         )
         for dataset, (view, description) in SQL_VIEWS.items()
     )
