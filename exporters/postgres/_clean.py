@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from json import scanner
+from operator import contains
 from typing import Any
 
 from .schema import MAX_KEY_CHARS, clean_text
@@ -84,23 +86,28 @@ def _parse(texts: Sequence[Any], doubtful: set[int]) -> list[dict[str, Any] | No
     joined = "\n".join(strings)  # no marker holds "\n": none can span two texts
     if not joined.isascii() or any(marker in joined for marker in SUSPECT):
         doubtful.update(i for i, t in enumerate(texts) if not valid_as_is(t))
-    try:
-        parsed: list[Any] = [_scan(t, 0) if i not in doubtful else None for i, t in enumerate(texts)]
-    except Exception:  # not JSON, leading whitespace (StopIteration), nested too deep: row by row
-        parsed = [_scan_one(t) if i not in doubtful else None for i, t in enumerate(texts)]
-    metas: list[dict[str, Any] | None] = []
-    for text, found in zip(texts, parsed, strict=True):
-        meta = None
-        if found is not None:
-            obj, end = found
-            if type(obj) is dict and end == len(text) and TRUNCATED not in obj:  # else re-serialised
-                meta = obj
-        metas.append(meta)
-    return metas
+    if not doubtful:
+        try:
+            parsed = [_scan(t, 0) for t in texts]
+        except Exception:  # not JSON, leading whitespace (StopIteration), nested too deep: row by row
+            parsed = None
+        if parsed is not None:
+            objects = [obj for obj, _ in parsed]
+            if (
+                [end for _, end in parsed] == list(map(len, texts))
+                and set(map(type, objects)) == {dict}
+                and not any(map(contains, objects, repeat(TRUNCATED)))
+            ):
+                return objects  # the usual batch: every metadata text an object kept as it is
+    return [_object(t) if i not in doubtful else None for i, t in enumerate(texts)]
 
 
-def _scan_one(text: str) -> tuple[Any, int] | None:
+def _object(text: str) -> dict[str, Any] | None:
+    """``text`` parsed, when it is a JSON object (nothing before or after) kept as it is."""
     try:
-        return _scan(text, 0)
-    except Exception:
+        obj, end = _scan(text, 0)
+    except Exception:  # not JSON, leading whitespace (StopIteration), nested too deep
         return None
+    return (
+        obj if type(obj) is dict and end == len(text) and TRUNCATED not in obj else None
+    )  # else re-serialised

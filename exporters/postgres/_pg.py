@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"{exc}; the PostgreSQL inference store needs pip install 'otel-tele[postgres]'"
     ) from exc
 
-from ._arrays import Encoded, encode, register
+from ._arrays import Encoded, encode, encode_epoch_timestamps, register
 from ._rows import Batch, RollupKey, Row, prepare, rollup_rows
 from ._store import PruneResult, upsert_template
 from .schema import (
@@ -107,12 +107,16 @@ _MEASURE_ELEMENTS = tuple("int8" if m.integer else "float8" for m in MEASURES)
 
 def _row_arrays(rows: Sequence[Row]) -> list[Encoded]:
     """The raw rows as the statement's arrays, one per column: values as float (what a COPY of the
-    float column sends for an int), timestamps as the UTC datetimes a COPY would send."""
+    float column sends for an int), timestamps as a COPY of ``datetime.fromtimestamp(ts, UTC)`` would
+    send them."""
     columns = _columns(rows, len(ROW_COLUMNS))
-    columns[2] = [None if v is None else float(v) for v in columns[2]]
-    when = datetime.fromtimestamp
-    columns[5] = [when(ts, UTC) for ts in columns[5]]
-    return [encode(column, element) for column, element in zip(columns, _ROW_ARRAYS, strict=True)]
+    values = columns[2]
+    if set(map(type, values)) != {float}:
+        columns[2] = [None if v is None else float(v) for v in values]
+    return [
+        encode_epoch_timestamps(column) if element == "timestamptz" else encode(column, element)
+        for column, element in zip(columns, _ROW_ARRAYS, strict=True)
+    ]
 
 
 def _rollup_arrays(rollup: Mapping[RollupKey, Sequence[float]]) -> list[Encoded]:

@@ -129,16 +129,16 @@ def _thought_measures(m: list[float], values: list[float | None], metas: list[Ma
         for t in ttft:
             m[_TTFT_FIRST + bisect_left(TTFT_BOUNDS, t)] += 1  # "le": a value on a bound is in its bucket
     prompt = _numbers([meta.get("prompt_tokens") for meta in metas])
-    m[_PROMPT] = sum(int(p) for p in prompt if p is not None and p > 0)
+    m[_PROMPT] = sum([int(p) for p in prompt if p is not None and p > 0])
     tokens = _numbers([meta.get("tokens_generated") for meta in metas])
-    m[_ZERO] = sum(t == 0 for t in tokens)
+    m[_ZERO] = tokens.count(0)  # 0.0 and -0.0 == 0; None does not
     counted = [i for i, t in enumerate(tokens) if t is not None and t > 0]
     whole = [int(tokens[i]) for i in counted]  # type: ignore[arg-type]
     m[_TOK] = sum(whole)
     latency = _numbers([metas[i].get("inference_time_ms") for i in counted])
     m[_LAT] = _fold([ms for ms in latency if ms is not None])
     weighted = [(v, w) for i, w in zip(counted, whole, strict=True) if (v := values[i]) is not None]
-    m[_WEIGHT] = sum(w for _, w in weighted)
+    m[_WEIGHT] = sum([w for _, w in weighted])
     m[_WSUM] = _fold([v * w for v, w in weighted])
 
 
