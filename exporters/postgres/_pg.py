@@ -16,6 +16,7 @@ never holds ingest up for long.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -138,8 +139,14 @@ def _rollup_arrays(rollup: Mapping[RollupKey, Sequence[float]]) -> list[Encoded]
 
 class PgStore(PgReader):
     # SQLSTATE class 22 (data exception): a value the server will not store (out of range, invalid
-    # text representation, …), or one a trigger or constraint refuses with such a code.
-    refused_errors: tuple[type[Exception], ...] = (errors.DataError, errors.IntegrityError)
+    # text representation, …), or one a trigger or constraint refuses with such a code; and a value
+    # no array element can hold (an integer beyond bigint: OverflowError or struct.error on encoding).
+    refused_errors: tuple[type[Exception], ...] = (
+        errors.DataError,
+        errors.IntegrityError,
+        OverflowError,
+        struct.error,
+    )
 
     """The :class:`~otel_tele.exporters.postgres._store.InferenceStore` on PostgreSQL."""
 
