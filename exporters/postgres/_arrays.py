@@ -1,10 +1,12 @@
 """One-dimensional PostgreSQL arrays in binary form, encoded here from a column of a batch.
 
 psycopg adapts a Python list parameter element by element in Python (~5 µs per element at 2,048
-elements: more than the whole row costs otherwise). Here each element goes through the driver's own
-binary dumper (its C implementation: the bytes a binary ``COPY`` of the value would send) and the
-array is framed once: ``ndim, has_null, element oid, length, lower bound``, then ``int32 length +
-bytes`` per element (-1 for NULL).
+elements: more than the whole row costs otherwise). Here the array is framed once: ``ndim, has_null,
+element oid, length, lower bound``, then ``int32 length + bytes`` per element (-1 for NULL), each
+element's bytes the ones the driver's own binary dumper sends (what a binary ``COPY`` of the value
+would send). :func:`encode` frames whole columns at once (float8/int8 through ``array``, text from
+``str.encode``, timestamps from epoch seconds in :func:`encode_epoch_timestamps`); :func:`encode_each`
+goes element by element through the dumper, and the tests hold the two to the same bytes.
 """
 
 from __future__ import annotations
