@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from ._arrays import Encoded, encode, encode_epoch_timestamps, register
+from ._clean import column
 from ._rows import Batch, RollupKey, Row, prepare, rollup_rows
 from ._store import PruneResult, upsert_template
 from .schema import (
@@ -100,7 +101,7 @@ def _merge_set(m: Measure) -> str:
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """Rows as one list per column (what the statement's arrays are made of)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    return [column(rows, i) for i in range(width)]
 
 
 _MEASURE_ELEMENTS = tuple("int8" if m.integer else "float8" for m in MEASURES)

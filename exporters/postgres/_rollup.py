@@ -20,6 +20,7 @@ from typing import Any
 
 from otel_tele.semconv import inference as inf
 
+from ._clean import column
 from .schema import MEASURES, ROLLUP_MINUTE, TTFT_BOUNDS, empty_measures, merge_into
 
 RollupKey = tuple[int, str, str]  # (bucket epoch s, event_type, component or "")
@@ -78,17 +79,20 @@ def minute_rollup(
     rows first reach them (the hour rollup is merged from these in that order)."""
     if not rows:
         return {}
-    event_type, component, value, _, status, ts, _, _ = zip(*rows, strict=True)
+    event_type, component, value, status, ts = (column(rows, i) for i in (0, 1, 2, 4, 5))
     step = ROLLUP_MINUTE.seconds
     buckets = [int(t // step) * step for t in ts]
-    keys = list(zip(buckets, event_type, [c or "" for c in component], strict=True))
-    numbers = _numbers(list(value))
+    if None in component:
+        component = [c or "" for c in component]
+    numbers = _numbers(value)
     failures = inf.FAILURE_STATUSES
     failed = [s in failures for s in status]
     out: dict[RollupKey, list[float]] = {}
-    if len(set(keys)) == 1:  # the usual batch: one model, one kind of event, one minute
-        out[keys[0]] = _measures(keys[0][1], numbers, failed, list(metas))
+    if len(set(buckets)) == len(set(event_type)) == len(set(component)) == 1:  # the usual batch
+        key = (buckets[0], event_type[0], component[0])
+        out[key] = _measures(key[1], numbers, failed, list(metas))
         return out
+    keys = list(zip(buckets, event_type, component, strict=True))
     groups: defaultdict[RollupKey, list[int]] = defaultdict(list)
     for i, key in enumerate(keys):
         groups[key].append(i)
