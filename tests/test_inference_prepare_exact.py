@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from otel_tele.exporters.postgres import _rows
+from otel_tele.exporters.postgres import _rollup, _rows
 from otel_tele.exporters.postgres._rollup import number
 from otel_tele.exporters.postgres.schema import (
     MEASURE_NAMES,
@@ -207,6 +207,15 @@ def _same(raw: list[Any]) -> None:
         assert [type(v) for m in got.values() for v in m] == [type(v) for m in expected.values() for v in m]
 
 
+@pytest.fixture(params=["by key", "row after row", "as the batch decides"])
+def fold(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each way ``_rollup`` folds the measures: per key a column at a time, or row after row."""
+    rows_per_key = {"by key": 0, "row after row": 10**9}.get(request.param)
+    if rows_per_key is not None:
+        monkeypatch.setattr(_rollup, "_ROWS_PER_KEY", rows_per_key)
+
+
+@pytest.mark.usefixtures("fold")
 @pytest.mark.parametrize("odd_shapes", [False, True])
 @pytest.mark.parametrize("seed", range(4))
 def test_hostile_batches_prepare_exactly_as_row_by_row(seed: int, odd_shapes: bool) -> None:
@@ -216,6 +225,7 @@ def test_hostile_batches_prepare_exactly_as_row_by_row(seed: int, odd_shapes: bo
     _same(raw)
 
 
+@pytest.mark.usefixtures("fold")
 @pytest.mark.parametrize("seed", range(3))
 def test_clean_batches_prepare_exactly_as_row_by_row(seed: int) -> None:
     raw = clean_rows(seed, 3000)
@@ -223,6 +233,7 @@ def test_clean_batches_prepare_exactly_as_row_by_row(seed: int) -> None:
     _same(raw)
 
 
+@pytest.mark.usefixtures("fold")
 def test_one_key_batch_and_empty_batch() -> None:
     raw = [row for row in clean_rows(9, 500) if row[1] == "model0"]
     raw = [(*row[:5], 1_700_000_000.0 + i / 1000, *row[6:]) for i, row in enumerate(raw)]

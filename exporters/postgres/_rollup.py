@@ -43,6 +43,8 @@ _TOK, _PROMPT, _WEIGHT, _WSUM, _LAT, _ZERO = (
 _TTFT_COUNT, _TTFT_SUM, _TTFT_MAX, _TTFT_FIRST = (
     _INDEX[n] for n in ("ttft_count", "ttft_sum", "ttft_max", "ttft_le_00")
 )
+#: Below this many rows per rollup key on average, a batch's measures are folded row after row.
+_ROWS_PER_KEY = 16
 _PLAIN_NUMBERS = frozenset({float, int, type(None)})  # not bool: True is no measurement
 
 
@@ -93,6 +95,8 @@ def minute_rollup(
         out[key] = _measures(key[1], numbers, failed, list(metas))
         return out
     keys = list(zip(buckets, event_type, component, strict=True))
+    if len(set(keys)) * _ROWS_PER_KEY > len(keys):  # many small groups: one pass over the rows
+        return _fold_rows(keys, numbers, failed, metas)
     groups: defaultdict[RollupKey, list[int]] = defaultdict(list)
     for i, key in enumerate(keys):
         groups[key].append(i)
@@ -101,6 +105,54 @@ def minute_rollup(
             key[1], [numbers[i] for i in index], [failed[i] for i in index], [metas[i] for i in index]
         )
     return out
+
+
+def _fold_rows(
+    keys: list[RollupKey], values: list[float | None], failed: list[bool], metas: Sequence[Mapping[str, Any]]
+) -> dict[RollupKey, list[float]]:
+    """The measures row after row (a batch spread over many minutes: per key, the column path's
+    fixed cost would outweigh its rows); the same folds in the same order as :func:`_measures`."""
+    out: dict[RollupKey, list[float]] = {}
+    thought = inf.THOUGHT_LATENCY_TYPE
+    for key, value, fail, meta in zip(keys, values, failed, metas, strict=True):
+        m = out.get(key)
+        if m is None:
+            m = out[key] = empty_measures()
+        m[_COUNT] += 1
+        m[_FAIL] += fail
+        if value is not None:
+            m[_VCOUNT] += 1
+            m[_VSUM] += value
+            m[_VMIN] = value if m[_VMIN] != m[_VMIN] else min(m[_VMIN], value)
+            m[_VMAX] = value if m[_VMAX] != m[_VMAX] else max(m[_VMAX], value)
+        if key[1] == thought:
+            _thought_row(m, value, meta)
+    return out
+
+
+def _thought_row(m: list[float], value: float | None, meta: Mapping[str, Any]) -> None:
+    """One inference row's token-aware measures added to ``m`` (:func:`_thought_measures`, row-wise)."""
+    ttft = number(meta.get("time_to_first_token_s"))
+    if ttft is not None and ttft >= 0:
+        m[_TTFT_COUNT] += 1
+        m[_TTFT_SUM] += ttft
+        m[_TTFT_MAX] = ttft if m[_TTFT_MAX] != m[_TTFT_MAX] else max(m[_TTFT_MAX], ttft)
+        m[_TTFT_FIRST + bisect_left(TTFT_BOUNDS, ttft)] += 1
+    prompt = number(meta.get("prompt_tokens"))
+    if prompt is not None and prompt > 0:
+        m[_PROMPT] += int(prompt)
+    tokens = number(meta.get("tokens_generated"))
+    if tokens is None or tokens <= 0:
+        m[_ZERO] += tokens == 0
+        return
+    whole = int(tokens)
+    m[_TOK] += whole
+    latency = number(meta.get("inference_time_ms"))
+    if latency is not None:
+        m[_LAT] += latency
+    if value is not None:
+        m[_WEIGHT] += whole
+        m[_WSUM] += value * whole
 
 
 def _measures(
@@ -153,8 +205,11 @@ def coarsen(rollup: Mapping[RollupKey, Sequence[float]], seconds: int) -> dict[R
         key = (bucket // seconds * seconds, event_type, component)
         target = out.get(key)
         if target is None:
-            target = out[key] = empty_measures()
-        merge_into(target, measures)
+            # Merging into empty measures gives them back as they are (a sum is never -0.0: every
+            # fold starts at the integer 0, and 0 + -0.0 is 0.0), so the first is copied.
+            out[key] = list(measures)
+        else:
+            merge_into(target, measures)
     return out
 
 
