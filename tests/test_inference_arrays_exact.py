@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from otel_tele.exporters.postgres import _arrays
 from otel_tele.exporters.postgres._arrays import encode, encode_each, encode_epoch_timestamps
 
 NAN_PAYLOAD = struct.unpack(">d", bytes.fromhex("7ff8000000000123"))[0]
@@ -35,6 +36,7 @@ TIMESTAMPS: list[float] = [
 
 
 def _same(values: list[Any], element: str) -> None:
+    assert _arrays._BULK_FROM <= 40
     assert bytes(encode(values, element)) == bytes(encode_each(values, element))
     assert encode(values, element).oid == encode_each(values, element).oid
 
@@ -43,8 +45,9 @@ def _same(values: list[Any], element: str) -> None:
 def test_bulk_arrays_are_the_element_by_element_bytes(element: str, values: list[Any]) -> None:
     rng = random.Random(element)
     _same(values, element)
-    _same([*values, None], element)  # with NULLs
+    _same([*values, None] * 4, element)  # with NULLs (from 32 elements a column is framed whole)
     _same([None] * 5, element)
+    _same([None] * 40, element)
     _same([], element)
     _same(values[:1], element)
     shuffled = values * 20
@@ -72,7 +75,7 @@ def test_what_the_element_path_refuses_the_bulk_path_refuses(element: str, value
     with pytest.raises((OverflowError, struct.error, UnicodeEncodeError)):
         encode_each([value], element)
     with pytest.raises((OverflowError, struct.error, UnicodeEncodeError)):
-        encode(["ok" if element == "text" else 1, value], element)
+        encode(["ok" if element == "text" else 1] * 40 + [value], element)
 
 
 def _timestamps_each(seconds: list[float]) -> bytes:

@@ -77,7 +77,7 @@ def encode(values: Sequence[Any], element: str) -> Encoded:
     Without NULLs, float8 and int8 arrays are framed whole (:func:`_fixed_width`) and text arrays
     from one ``str.encode`` per value (the bytes the driver's binary text dumper sends: UTF-8, strict);
     the bytes are the ones :func:`encode_each` frames element by element (tests hold them equal)."""
-    if not values or element == "timestamptz":
+    if len(values) < _BULK_FROM or element == "timestamptz":  # a rollup's few keys: framing costs more
         return encode_each(values, element)
     has_null = None in values
     if element == "text":
@@ -181,5 +181,6 @@ def encode_each(values: Sequence[Any], element: str) -> Encoded:
 _INT8 = struct.Struct(">iq").pack
 _FLOAT8 = struct.Struct(">id").pack
 _TYPECODES = {"float8": "d", "int8": "q"}
+_BULK_FROM = 32  # elements from which framing a whole column beats element by element
 _SWAP = sys.byteorder == "little"
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # PostgreSQL's timestamps count from 2000-01-01 UTC
