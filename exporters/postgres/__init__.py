@@ -12,8 +12,9 @@ Usage::
 
 Layout: ``schema`` (public: tables, DDL, measures, settings, read-only readers), ``maintenance``
 (public: retention and pruning), and the writer's private modules (``_rows`` records → rows and
-rollup increments, ``_store`` the store protocol, ``_pg`` / ``_embedded`` the two backends,
-``_backends`` which one a DSN selects).
+rollup increments, with ``_clean`` (rows kept as they came) and ``_rollup`` (measures per column),
+``_store`` the store protocol, ``_pg`` / ``_embedded`` the two backends, ``_backends`` which one a
+DSN selects).
 
 Failures: a restarting server, a terminated connection or a lock conflict is retried with bounded
 backoff (the batching processor in front of the sink buffers meanwhile, boundedly); a batch is

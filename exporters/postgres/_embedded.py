@@ -39,8 +39,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 
 
 class SqliteStore(SqliteReader):
-    # A value SQLite will not store (a constraint or trigger refusing it): the sink isolates the row.
-    refused_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sqlite3.DataError)
+    # A value SQLite will not store (a constraint or trigger refusing it, an integer beyond 64 bits:
+    # OverflowError on binding): the sink isolates the row.
+    refused_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError)
 
     """The :class:`~otel_tele.exporters.postgres._store.InferenceStore` on an SQLite file."""
 

@@ -16,6 +16,7 @@ never holds ingest up for long.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"{exc}; the PostgreSQL inference store needs pip install 'otel-tele[postgres]'"
     ) from exc
 
-from ._arrays import Encoded, encode, register
+from ._arrays import Encoded, encode, encode_epoch_timestamps, register
+from ._clean import column
 from ._rows import Batch, RollupKey, Row, prepare, rollup_rows
 from ._store import PruneResult, upsert_template
 from .schema import (
@@ -99,7 +101,7 @@ def _merge_set(m: Measure) -> str:
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """Rows as one list per column (what the statement's arrays are made of)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    return [column(rows, i) for i in range(width)]
 
 
 _MEASURE_ELEMENTS = tuple("int8" if m.integer else "float8" for m in MEASURES)
@@ -107,12 +109,16 @@ _MEASURE_ELEMENTS = tuple("int8" if m.integer else "float8" for m in MEASURES)
 
 def _row_arrays(rows: Sequence[Row]) -> list[Encoded]:
     """The raw rows as the statement's arrays, one per column: values as float (what a COPY of the
-    float column sends for an int), timestamps as the UTC datetimes a COPY would send."""
+    float column sends for an int), timestamps as a COPY of ``datetime.fromtimestamp(ts, UTC)`` would
+    send them."""
     columns = _columns(rows, len(ROW_COLUMNS))
-    columns[2] = [None if v is None else float(v) for v in columns[2]]
-    when = datetime.fromtimestamp
-    columns[5] = [when(ts, UTC) for ts in columns[5]]
-    return [encode(column, element) for column, element in zip(columns, _ROW_ARRAYS, strict=True)]
+    values = columns[2]
+    if set(map(type, values)) != {float}:
+        columns[2] = [None if v is None else float(v) for v in values]
+    return [
+        encode_epoch_timestamps(column) if element == "timestamptz" else encode(column, element)
+        for column, element in zip(columns, _ROW_ARRAYS, strict=True)
+    ]
 
 
 def _rollup_arrays(rollup: Mapping[RollupKey, Sequence[float]]) -> list[Encoded]:
@@ -134,8 +140,14 @@ def _rollup_arrays(rollup: Mapping[RollupKey, Sequence[float]]) -> list[Encoded]
 
 class PgStore(PgReader):
     # SQLSTATE class 22 (data exception): a value the server will not store (out of range, invalid
-    # text representation, …), or one a trigger or constraint refuses with such a code.
-    refused_errors: tuple[type[Exception], ...] = (errors.DataError, errors.IntegrityError)
+    # text representation, …), or one a trigger or constraint refuses with such a code; and a value
+    # no array element can hold (an integer beyond bigint: OverflowError or struct.error on encoding).
+    refused_errors: tuple[type[Exception], ...] = (
+        errors.DataError,
+        errors.IntegrityError,
+        OverflowError,
+        struct.error,
+    )
 
     """The :class:`~otel_tele.exporters.postgres._store.InferenceStore` on PostgreSQL."""
 

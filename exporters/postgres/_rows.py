@@ -11,33 +11,28 @@ from __future__ import annotations
 
 import json
 import math
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from otel_tele._internal import bad_input_log, describe_error
 from otel_tele._mapping import RowMapper, Rows
-from otel_tele.semconv import inference as inf
 
+from ._clean import TRUNCATED, clean_metadata, valid_as_is
+from ._rollup import RollupKey, coarsen, minute_rollup, rollup_rows
 from .schema import (
     MAX_KEY_CHARS,
-    MEASURES,
     ROLLUP_HOUR,
     ROLLUP_MINUTE,
     ROLLUPS,
     ROW_EVENTS,
     ROW_TABLE,
     TABLE,
-    TTFT_BOUNDS,
     clean_text,
-    empty_measures,
-    merge_into,
 )
 
 #: (event_type, component, value, metadata JSON text, status, timestamp epoch s, trace_id, span_id)
 Row = tuple[str, str | None, float | None, str, str | None, float, str | None, str | None]
-RollupKey = tuple[int, str, str]  # (bucket epoch s, event_type, component or "")
 
 
 #: The row mapping, generated from :data:`~.schema.ROW_TABLE`: one entry per row event, each with
@@ -60,25 +55,38 @@ class Batch:
 def prepare(rows: Iterable[Sequence[Any]], rejected: int = 0) -> Batch:
     """Sanitize mapped rows and compute what they add to each rollup table."""
     batch = Batch(rejected=rejected)
-    minute: dict[RollupKey, list[float]] = {}
-    for raw in rows:
-        try:
-            row, meta = sanitize_row(raw)
-        except Exception as exc:  # metadata nested too deep to parse, a hostile value: fails alone
-            batch.rejected += 1
-            bad_input_log.warning("postgres sink", "inference sink: a row rejected (%s)", describe_error(exc))
-            continue
-        batch.rows.append(row)
-        key = (int(row[5] // ROLLUP_MINUTE.seconds) * ROLLUP_MINUTE.seconds, row[0], row[1] or "")
-        measures = minute.get(key)
-        if measures is None:
-            measures = minute[key] = empty_measures()
-        add_row(measures, row, meta)
+    batch.rows, metas, batch.rejected = _sanitized(rows if isinstance(rows, list) else list(rows), rejected)
+    minute = minute_rollup(batch.rows, metas)
     batch.rollups[ROLLUP_MINUTE.table] = minute
     for rollup in ROLLUPS:
         if rollup is not ROLLUP_MINUTE:
             batch.rollups[rollup.table] = coarsen(minute, rollup.seconds)
     return batch
+
+
+def _sanitized(raw: list[Sequence[Any]], rejected: int) -> tuple[list[Row], list[dict[str, Any]], int]:
+    """The rows as stored, their parsed metadata, and ``rejected`` plus the rows that fail alone.
+    Rows :func:`~._clean.clean_metadata` vouches for are kept as they came (what :func:`sanitize_row`
+    would return); the others go through :func:`sanitize_row`."""
+    metas = clean_metadata(raw, _TS_RANGE)
+    if None not in metas:
+        return raw, metas, rejected  # type: ignore[return-value]  # checked: 8-tuples, typed as Row
+    rows: list[Row] = []
+    kept: list[dict[str, Any]] = []
+    for raw_row, meta in zip(raw, metas, strict=True):
+        if meta is not None:
+            rows.append(raw_row)  # type: ignore[arg-type]
+            kept.append(meta)
+            continue
+        try:
+            row, meta = sanitize_row(raw_row)
+        except Exception as exc:  # metadata nested too deep to parse, a hostile value: fails alone
+            rejected += 1
+            bad_input_log.warning("postgres sink", "inference sink: a row rejected (%s)", describe_error(exc))
+            continue
+        rows.append(row)
+        kept.append(meta)
+    return rows, kept, rejected
 
 
 def prepare_records(records: Sequence[Any]) -> Batch:
@@ -90,16 +98,6 @@ def prepare_records(records: Sequence[Any]) -> Batch:
 
 
 # -- sanitizing -----------------------------------------------------------------------------------
-_SUSPECT = ("NaN", "Infinity", "\\u0000")
-
-
-def _valid_as_is(text: Any) -> bool:
-    """JSON text jsonb accepts unchanged: no NaN/Infinity literal, no NUL escape, encodable."""
-    if not isinstance(text, str) or any(marker in text for marker in _SUSPECT):
-        return False
-    return text.isascii() or clean_text(text) is text
-
-
 def clean_json(value: Any) -> Any:
     """A JSON value PostgreSQL's jsonb accepts (NaN/inf → strings, NUL → visible escape)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -140,7 +138,7 @@ def _key_text(value: Any, name: str, meta: dict[str, Any]) -> str | None:
         return None
     text = clean_text(str(value))
     if len(text) > MAX_KEY_CHARS:
-        meta.setdefault("otel_tele.truncated", {})[name] = text
+        meta.setdefault(TRUNCATED, {})[name] = text
         text = text[:MAX_KEY_CHARS]
     return text
 
@@ -153,101 +151,18 @@ def sanitize_row(raw: Sequence[Any]) -> tuple[Row, dict[str, Any]]:
     event_type, component, value, metadata, status, ts, trace_id, span_id = raw
     if not _TS_RANGE[0] <= float(ts) <= _TS_RANGE[1]:  # NaN too: the row fails alone
         raise ValueError("timestamp out of range")
-    fast = _valid_as_is(metadata)
+    fast = valid_as_is(metadata)
     meta = _loads_dict(metadata) if fast else None
     if meta is None:
         fast, meta = False, parse_metadata(metadata)
     event_type = _key_text(event_type, "event_type", meta) or ""
     component = _key_text(component, "component", meta)
     status = _key_text(status, "status", meta)
-    if fast and "otel_tele.truncated" not in meta:
+    if fast and TRUNCATED not in meta:
         text = metadata  # the common case: the JSON text from the pipeline is stored as it came
     else:
         text = json.dumps(meta, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str)
     return (event_type, component, value, text, status, float(ts), trace_id, span_id), meta
 
 
-# -- rollup measures ------------------------------------------------------------------------------
-_INDEX = {m.name: i for i, m in enumerate(MEASURES)}
-_COUNT, _VCOUNT, _VSUM, _VMIN, _VMAX = (
-    _INDEX[n] for n in ("count", "value_count", "value_sum", "value_min", "value_max")
-)
-_TOK, _PROMPT, _WEIGHT, _WSUM, _LAT, _ZERO, _FAIL = (
-    _INDEX[n]
-    for n in (
-        "tokens_sum",
-        "prompt_tokens_sum",
-        "weight_sum",
-        "weighted_sum",
-        "latency_ms_sum",
-        "zero_tokens",
-        "failures",
-    )
-)
-
-
-_TTFT_COUNT, _TTFT_SUM, _TTFT_MAX, _TTFT_FIRST = (
-    _INDEX[n] for n in ("ttft_count", "ttft_sum", "ttft_max", "ttft_le_00")
-)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def add_row(m: list[float], row: Row, meta: Mapping[str, Any]) -> None:
-    m[_COUNT] += 1
-    value = _number(row[2])
-    if value is not None:
-        m[_VCOUNT] += 1
-        m[_VSUM] += value
-        m[_VMIN] = value if math.isnan(m[_VMIN]) else min(m[_VMIN], value)
-        m[_VMAX] = value if math.isnan(m[_VMAX]) else max(m[_VMAX], value)
-    if row[4] in inf.FAILURE_STATUSES:
-        m[_FAIL] += 1
-    if row[0] != inf.THOUGHT_LATENCY_TYPE:
-        return
-    ttft = _number(meta.get("time_to_first_token_s"))
-    if ttft is not None and ttft >= 0:
-        m[_TTFT_COUNT] += 1
-        m[_TTFT_SUM] += ttft
-        m[_TTFT_MAX] = ttft if math.isnan(m[_TTFT_MAX]) else max(m[_TTFT_MAX], ttft)
-        m[_TTFT_FIRST + bisect_left(TTFT_BOUNDS, ttft)] += 1  # "le": a value on a bound is in its bucket
-    tokens = _number(meta.get("tokens_generated"))
-    prompt = _number(meta.get("prompt_tokens"))
-    if prompt is not None and prompt > 0:
-        m[_PROMPT] += int(prompt)
-    if tokens is None or tokens <= 0:
-        m[_ZERO] += tokens == 0
-        return
-    m[_TOK] += int(tokens)
-    latency = _number(meta.get("inference_time_ms"))
-    if latency is not None:
-        m[_LAT] += latency
-    if value is not None:
-        m[_WEIGHT] += int(tokens)
-        m[_WSUM] += value * int(tokens)
-
-
-def coarsen(rollup: Mapping[RollupKey, Sequence[float]], seconds: int) -> dict[RollupKey, list[float]]:
-    out: dict[RollupKey, list[float]] = {}
-    for (bucket, event_type, component), measures in rollup.items():
-        key = (bucket // seconds * seconds, event_type, component)
-        target = out.get(key)
-        if target is None:
-            target = out[key] = empty_measures()
-        merge_into(target, measures)
-    return out
-
-
-def rollup_rows(rollup: Mapping[RollupKey, Sequence[float]]) -> list[tuple[Any, ...]]:
-    """Rows for the upsert, sorted by key so concurrent writers lock rollup rows in one order."""
-    return [
-        (*key, *(None if isinstance(v, float) and math.isnan(v) else v for v in rollup[key]))
-        for key in sorted(rollup)
-    ]
-
-
-__all__ = ["MAPPER", "ROLLUP_HOUR", "Batch", "Row", "prepare", "prepare_records"]
+__all__ = ["MAPPER", "ROLLUP_HOUR", "Batch", "RollupKey", "Row", "prepare", "prepare_records", "rollup_rows"]

@@ -51,9 +51,12 @@ MEASURES: tuple[Measure, ...] = (*MEASURES_V2, *MEASURES_V4)
 MEASURE_NAMES: tuple[str, ...] = tuple(m.name for m in MEASURES)
 
 
+_EMPTY: tuple[float, ...] = tuple(math.nan if m.merge != "sum" else 0 for m in MEASURES)
+
+
 def empty_measures() -> list[float]:
     """The measures of an empty bucket (sums 0, min/max unknown: NaN)."""
-    return [math.nan if m.merge != "sum" else 0 for m in MEASURES]
+    return list(_EMPTY)
 
 
 def merge_into(target: list[float], source: Sequence[float]) -> None:
