@@ -24,6 +24,7 @@ for it. Switching either way first drains the queue used so far, so the sink's o
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from ._internal import guard
 from ._processor import BatchingProcessor, LogBatchProcessor
 from ._sink import Sink, Written, booking_of
 from ._stats import Booking
+from .semconv import AttrType, to_json
 
 if TYPE_CHECKING:
     from ._events import DomainEvents
@@ -150,7 +152,12 @@ class EventRoute:
     def _write(self, name: str | None, items: list[Any]) -> Booking:
         scrubber = self.telemetry.scrubber
         events: DomainEvents = self.telemetry.events
-        columns = None if name is None else exact_columns(semconv.EVENTS.get(name), items, scrubber)
+        columns = None
+        if name is not None:
+            try:
+                columns = exact_columns(semconv.EVENTS.get(name), items, scrubber)
+            except Exception:  # a value whose own methods raise (a hostile __eq__): record by record
+                columns = None
         if columns is None:
             records = items
             if name is not None:  # dicts the vocabulary must type: the record path, as it would be
@@ -179,8 +186,9 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
     """``rows`` (queued event dicts of one event) as columns — the timestamps under
     :data:`TS_COLUMN` — scrubbed; or ``None`` unless every value is already what
     ``coerce_attributes`` would keep unchanged (a declared ASCII key, its native type, a string only
-    if ASCII, an integer in 64 bits; ``None`` stands for absent) and the scrubber leaves every
-    number alone: then typing, scrubbing and metrics per column equal the record path's per record.
+    if ASCII, an integer in 64 bits; ``None`` stands for absent) or would encode as JSON (a key
+    declared JSON: its ``to_json`` text, computed here), and the scrubber leaves every number
+    alone: then typing, scrubbing and metrics per column equal the record path's per record.
     """
     if spec is None or not rows:
         return None
@@ -196,7 +204,7 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
         if key in (_TS_KEY, _NAME_KEY):
             continue
         native = natives.get(key)
-        if native is None:
+        if native is None and key not in _json_keys(spec):
             return None
         column: list[Any] = list(map(dict.get, rows, repeat(key), repeat(_ABSENT)))
         kinds = set(map(type, column))
@@ -207,17 +215,22 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
         else:
             missing = 0
         keys_seen += count - missing
-        has_none = _NONE in kinds
+        has_none = _NONE in kinds or missing > 0
         kinds.discard(_NONE)
         if not kinds:
             columns[key] = column
             continue
-        if kinds != {native}:
+        if native is None:  # a JSON attribute: its text, as the vocabulary makes it of any value
+            encoded = _json_column(column, has_none)
+            if encoded is None:
+                return None
+            column = encoded
+        elif kinds != {native}:
             return None
-        if native is str:
+        if native is str or native is None:
             distinct = set(column)
             distinct.discard(None)
-            if not all(map(str.isascii, distinct)):
+            if native is str and not all(map(str.isascii, distinct)):
                 return None
             if scrub:
                 changed = {}
@@ -238,6 +251,28 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
     if sum(map(len, rows)) != keys_seen:  # a row holds a key the first one lacks
         return None
     return columns
+
+
+@functools.cache
+def _json_keys(spec: Any) -> frozenset[str]:
+    """The ASCII keys ``spec`` declares as JSON: ``coerce_attributes`` encodes any value under them
+    with ``to_json`` (a string too), so a column of them is encoded the same way."""
+    return frozenset(
+        attr.key
+        for attr in spec.attributes
+        if attr.type is AttrType.JSON and type(attr.key) is str and attr.key.isascii()
+    )
+
+
+def _json_column(column: list[Any], has_none: bool) -> list[Any] | None:
+    """``column``'s values as ``to_json`` text (``None``, absent, stays); ``None`` if a value has
+    none (the record path then says which)."""
+    try:
+        if has_none:
+            return [None if value is None else to_json(value) for value in column]
+        return list(map(to_json, column))
+    except ValueError:
+        return None
 
 
 class _Absent:

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from otel_tele._internal import abandon_inherited, bad_input_log, encodable, quiesce_for_fork
 from otel_tele._maintenance import days_text, record_run
@@ -29,6 +29,7 @@ from otel_tele.domains.robot import SQLITE_RETENTION_DAYS
 from .._sqlite_wal import close_checkpointed
 from ._db import init_db
 from ._digest import Digest
+from ._event_columns import BY_EVENT
 from ._mapping import MAPPER
 from .maintenance import Retention, retention_days_from_env
 from .schema import BUSY_TIMEOUT_MS, DB_NAME, INSERTS, SCHEMA_VERSION, bulk_insert, connect_read_only
@@ -78,6 +79,9 @@ class SqliteSink(Sink):
     signals = frozenset({"logs", "traces"})
     # "database is locked" / "disk I/O error": retried with backoff by the sink contract.
     transient_errors = (sqlite3.OperationalError,)
+    #: Events this sink takes as columns when it is the only log consumer (``otel_tele._event_rows``):
+    #: every robot event that fills one table.
+    event_rows: ClassVar[frozenset[str]] = frozenset(BY_EVENT)
 
     def __init__(self, db_path: str | Path, *, retention_days: float | None = None) -> None:
         super().__init__()
@@ -129,6 +133,11 @@ class SqliteSink(Sink):
     # -- writes (one at a time: the sink contract holds write_lock) ---------------------------
     def write_logs(self, records: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_logs(records))
+
+    def write_event_rows(self, name: str, timestamps: list[int], columns: dict[str, list[Any]]) -> Written:
+        """Robot events handed over as columns (typed and scrubbed; see ``otel_tele._event_rows``):
+        the same rows, digest and books as ``write_logs`` of their records."""
+        return self._write(BY_EVENT[name].rows(timestamps, columns))
 
     def write_spans(self, spans: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_spans(spans))
