@@ -233,11 +233,7 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
             if native is str and not all(map(str.isascii, distinct)):
                 return None
             if scrub:
-                changed = {}
-                for text in distinct:
-                    new = scrubber.value(key, text)
-                    if new is not text and new != text:
-                        changed[text] = new
+                changed = scrubber.texts(key, distinct)
                 if changed:
                     column = [changed.get(text, text) for text in column]
         else:

@@ -418,6 +418,20 @@ class Scrubber:
                 out[key] = new
         return out
 
+    def texts(self, key: str, texts: Iterable[str]) -> dict[str, str]:
+        """Of distinct strings under ``key`` (a column of them), those :meth:`attributes` would
+        change, each with what it becomes — the same tests in the same order, once per text."""
+        changed: dict[str, str] = {}
+        plain = self.is_plain_key(key)
+        strings, leaves_alone = self._string_cache, self.leaves_alone
+        for text in texts:
+            if plain and ((seen := strings.get(text)) is text or seen == text or leaves_alone(text)):
+                continue
+            new = self.value(key, text)
+            if new is not text and new != text:
+                changed[text] = new
+        return changed
+
     # -- records ----------------------------------------------------------------------------------
     def spans(self, batch: list[Any]) -> None:
         """Scrub finished spans in place (name, attributes, events, status description)."""

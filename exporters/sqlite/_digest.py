@@ -238,14 +238,12 @@ class Digest:
             units = _units(rows, plan[0]) if rows and plan and new[0] - mark == len(rows) else None
             if units is None or plan is None:
                 self._add(conn, (table,), f"id > {int(mark)}")
-            elif units:
-                pairs = json.dumps(list(units.items()))
-                for series in plan[1]:
-                    conn.execute(
-                        f"INSERT INTO {SCHEMA}.counts (series, unit, n) SELECT ?, value->>0, value->>1 "
-                        "FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                        (series, pairs),
-                    )
+            elif units:  # a batch mostly falls in one unit: one upsert, bound directly
+                conn.executemany(
+                    f"INSERT INTO {SCHEMA}.counts (series, unit, n) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                    [(series, unit, n) for series in plan[1] for unit, n in units.items()],
+                )
             lowest = new[1] if min_ts is None else min(min_ts, new[1])
             conn.execute(
                 f"INSERT OR REPLACE INTO {SCHEMA}.watermark VALUES (?, ?, ?)", (table, new[0], lowest)
