@@ -27,17 +27,17 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from . import semconv
 from ._events import _NAME_KEY, _TS_KEY
 from ._internal import guard
 from ._processor import BatchingProcessor, LogBatchProcessor
-from ._sink import Sink, Written, booking_of
+from ._sink import GaveUp, Sink, Written, booking_of, retrying
 from ._stats import Booking
-from .semconv import AttrType, to_json
+from .semconv import AttrType, to_json_each
 
 if TYPE_CHECKING:
     from ._events import DomainEvents
@@ -62,6 +62,18 @@ class RowSink(Protocol):
     def write_logs(self, records: Sequence[Any]) -> int | Written | None: ...
 
 
+class EventRow(tuple[Any, ...]):
+    """One event already made its sink's row (see :meth:`EventRoute.put`), as the sink's queue
+    holds it. A sink that builds rows (``event_row_items``) makes a subclass per table, naming the
+    event: the queue's overload policy reads ``event_name`` (and ``attributes``) as it reads a
+    record's, so a row is dropped or waited for under its domain as its record would be."""
+
+    __slots__ = ()
+    event_name: ClassVar[str] = ""
+    attributes: ClassVar[None] = None
+    table: ClassVar[str] = ""  # the sink's table the row goes to
+
+
 class EventRoute:
     """The row path of domain events into one sink. :meth:`of` finds the sink; :meth:`active`
     says, for the log consumers attached at this moment, whether the path applies."""
@@ -75,6 +87,13 @@ class EventRoute:
         self._active = False
         self._own: list[LogBatchProcessor] = []  # the sink's record queue (drained on a switch)
         self._feed: BatchingProcessor[Any] | None = None
+        #: The sink's row builder, when it has one: events become its rows on the telemetry thread.
+        self._build: Callable[[str, list[int], dict[str, list[Any]]], list[EventRow] | None] | None = getattr(
+            sink, "event_row_items", None
+        )
+        self._write_rows: Callable[[list[EventRow]], int | Written | None] | None = getattr(
+            sink, "write_event_row_items", None
+        )
 
     @classmethod
     def of(cls, telemetry: Any) -> EventRoute | None:
@@ -128,8 +147,38 @@ class EventRoute:
 
     def put(self, items: list[Any]) -> int:
         """Queue a batch of the telemetry thread (event dicts and records, in order); returns how
-        many did not fit (booked dropped by the queue, each under its own overload domain)."""
+        many did not fit (booked dropped by the queue, each under its own overload domain).
+
+        For a sink that builds rows (``event_row_items``: the SQLite sink) each run of one event
+        becomes its rows here, a telemetry-thread batch at a time (up to thousands of events, typed,
+        scrubbed and fed to the metrics per column, as at the worker), so the worker only writes —
+        and this work runs while the worker waits on the database, not after it. A run that takes
+        the record path, or holds a row the sink would reject, stays dicts: the worker decides."""
+        if self._build is not None:
+            items = self._built(items)
         return self.feed.put_many(items)
+
+    def _built(self, items: list[Any]) -> list[Any]:
+        assert self._build is not None
+        out: list[Any] = []
+        scrubber, events = self.telemetry.scrubber, self.telemetry.events
+        for name, segment in itertools.groupby(items, _kind):
+            run = list(segment)
+            rows = None
+            if name is not None:
+                try:
+                    columns = exact_columns(semconv.EVENTS.get(name), run, scrubber)
+                    if columns is not None:
+                        rows = self._build(name, columns.pop(TS_COLUMN), columns)
+                except Exception:  # a value whose own methods raise: the worker's record path
+                    rows = None
+                if rows is not None and len(rows) == len(run):
+                    with events._metrics.lock:
+                        events._metrics.update_batch(name, run)
+                else:
+                    rows = None
+            out += run if rows is None else rows
+        return out
 
     # -- the sink's worker ----------------------------------------------------------------------
     def _export(self, batch: list[Any]) -> Booking:
@@ -139,17 +188,28 @@ class EventRoute:
             try:
                 for name, segment in itertools.groupby(batch, _kind):
                     items = list(segment)
-                    booking = self._write(name, items)
+                    write, count = self._prepare(name, items)
+                    # Retried as the sink's record queue retries (a locked database), each segment
+                    # alone: the segments before it are committed, and its metrics are fed once.
+                    booking = booking_of(retrying(sink, "logs", write, count) if count else 0, count)
+                    if count < len(items):  # events that could not become records
+                        booking = booking._replace(failed=booking.failed + len(items) - count)
                     total = Booking(*(a + b for a, b in zip(total, booking, strict=True)))
-            except Exception as exc:  # no transient errors to retry: the capsule sink has none
-                _log.exception("sink %s: %d logs could not be written", sink.name, len(batch))
-                sink.stats["logs"].export_failed(exc)
+            except Exception as exc:
+                if not isinstance(exc, GaveUp):  # GaveUp: booked and logged by ``retrying``
+                    _log.exception("sink %s: %d logs could not be written", sink.name, len(batch))
+                    sink.stats["logs"].export_failed(exc)
                 return Booking(total.exported, len(batch) - total.exported, total.pending, total.not_routed)
         if total.failed:
             sink.stats["logs"].note_error(f"{total.failed} of {len(batch)} logs rejected as unusable")
         return total
 
-    def _write(self, name: str | None, items: list[Any]) -> Booking:
+    def _prepare(self, name: str | type | None, items: list[Any]) -> tuple[Callable[[], Any], int]:
+        """The write of one segment (typed, scrubbed, its metrics fed) and how many records it
+        holds: its rows, its columns, or its records (fewer when an event could not become one)."""
+        if isinstance(name, type):  # rows built by ``put`` (only for a sink that writes them)
+            assert self._write_rows is not None
+            return functools.partial(self._write_rows, items), len(items)
         scrubber = self.telemetry.scrubber
         events: DomainEvents = self.telemetry.events
         columns = None
@@ -164,22 +224,24 @@ class EventRoute:
                 with events._metrics.lock:
                     records = events._records(items)
             scrubber.log_records(records)
-            booking = booking_of(self.rows.write_logs(records) if records else 0, len(records))
-            lost = len(items) - len(records)  # events that could not become records
-            return booking._replace(failed=booking.failed + lost) if lost else booking
+            return functools.partial(self.rows.write_logs, records), len(records)
         assert name is not None
         with events._metrics.lock:
             events._metrics.update_batch(name, items)
         timestamps = columns.pop(TS_COLUMN)
-        return booking_of(self.rows.write_event_rows(name, timestamps, columns), len(items))
+        return functools.partial(self.rows.write_event_rows, name, timestamps, columns), len(items)
 
 
 TS_COLUMN = "@ts_ns"
 
 
-def _kind(item: Any) -> str | None:
-    """A queued event dict's name (see ``DomainEvents.emit``); ``None`` for a record."""
-    return item[_NAME_KEY] if type(item) is dict else None
+def _kind(item: Any) -> Any:
+    """A queued event dict's name (see ``DomainEvents.emit``), a built row's type (rows of one
+    table); ``None`` for a record."""
+    kind = type(item)
+    if kind is dict:
+        return item[_NAME_KEY]
+    return kind if issubclass(kind, EventRow) else None
 
 
 def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[str, list[Any]] | None:
@@ -249,24 +311,32 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
     return columns
 
 
-@functools.cache
 def _json_keys(spec: Any) -> frozenset[str]:
     """The ASCII keys ``spec`` declares as JSON: ``coerce_attributes`` encodes any value under them
-    with ``to_json`` (a string too), so a column of them is encoded the same way."""
-    return frozenset(
-        attr.key
-        for attr in spec.attributes
-        if attr.type is AttrType.JSON and type(attr.key) is str and attr.key.isascii()
-    )
+    with ``to_json`` (a string too), so a column of them is encoded the same way. Remembered per
+    spec object (hashing a spec would hash every attribute it declares)."""
+    known = _JSON_KEYS.get(id(spec))
+    if known is None or known[0] is not spec:
+        keys = frozenset(
+            attr.key
+            for attr in spec.attributes
+            if attr.type is AttrType.JSON and type(attr.key) is str and attr.key.isascii()
+        )
+        known = _JSON_KEYS[id(spec)] = (spec, keys)
+    return known[1]
+
+
+_JSON_KEYS: dict[int, tuple[Any, frozenset[str]]] = {}
 
 
 def _json_column(column: list[Any], has_none: bool) -> list[Any] | None:
     """``column``'s values as ``to_json`` text (``None``, absent, stays); ``None`` if a value has
     none (the record path then says which)."""
     try:
-        if has_none:
-            return [None if value is None else to_json(value) for value in column]
-        return list(map(to_json, column))
+        if not has_none:
+            return to_json_each(column)
+        texts = iter(to_json_each([value for value in column if value is not None]))
+        return [None if value is None else next(texts) for value in column]
     except ValueError:
         return None
 

@@ -154,6 +154,9 @@ def _may_trigger(value: str) -> bool:
 
 
 _JSON_STARTS = ("{", "[")
+#: Joins texts whose triggers are tested at once: no trigger contains it, and it is neither a space
+#: (a scheme's ``token\s``) nor a digit or a card's separator.
+_JOINT = "\x00"
 
 
 _CACHED_STRING_CHARS = 256
@@ -420,17 +423,35 @@ class Scrubber:
 
     def texts(self, key: str, texts: Iterable[str]) -> dict[str, str]:
         """Of distinct strings under ``key`` (a column of them), those :meth:`attributes` would
-        change, each with what it becomes — the same tests in the same order, once per text."""
+        change, each with what it becomes: the same tests, once per text — except that the value
+        rules' trigger test (:meth:`leaves_alone`) runs once over the texts not found clean before,
+        joined: a trigger in one text is one in the joined text, so none there means none in any
+        (a trigger the joint makes only sends each text through its own test)."""
         changed: dict[str, str] = {}
         plain = self.is_plain_key(key)
-        strings, leaves_alone = self._string_cache, self.leaves_alone
-        for text in texts:
-            if plain and ((seen := strings.get(text)) is text or seen == text or leaves_alone(text)):
+        rest = list(texts)
+        if plain:
+            strings = self._string_cache
+            rest = [text for text in rest if (seen := strings.get(text)) is not text and seen != text]
+            if rest and self._all_left_alone(rest):
+                return changed
+        leaves_alone = self.leaves_alone
+        for text in rest:
+            if plain and leaves_alone(text):
                 continue
             new = self.value(key, text)
             if new is not text and new != text:
                 changed[text] = new
         return changed
+
+    def _all_left_alone(self, texts: list[str]) -> bool:
+        """:meth:`leaves_alone` of every text in ``texts``, its trigger test run once on them joined."""
+        if self._extra or len(texts) < 2:
+            return False
+        for text in texts:
+            if text[:1] in _JSON_STARTS or text[:1].isspace():
+                return False
+        return not _may_trigger(_JOINT.join(texts))
 
     # -- records ----------------------------------------------------------------------------------
     def spans(self, batch: list[Any]) -> None:

@@ -218,3 +218,32 @@ def test_columns_only_for_values_the_vocabulary_keeps_or_encodes() -> None:
         {"not.declared": 1.0},
     ):
         assert exact_columns(spec, batch(plain, {**plain, **odd}), scrubber) is None, odd
+
+
+def test_a_transient_error_is_retried_on_the_row_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A locked database fails a batch of columns as it fails a batch of records: retried with the
+    sink's backoff, each row stored once, the metrics fed once."""
+    from otel_tele.exporters.sqlite import SqliteSink
+
+    write = SqliteSink.write_event_rows
+    failures = iter([sqlite3.OperationalError("database is locked")] * 2)
+
+    def flaky(self: SqliteSink, *args: Any) -> Any:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return write(self, *args)
+
+    monkeypatch.setattr(SqliteSink, "write_event_rows", flaky)
+    with TelemetryCollector(db_path=tmp_path / "telemetry.db", batch_size=50) as tc:
+        for i in range(200):
+            tc.log_command(i, 1, 2, float(i), {"i": i}, None, 8)
+        assert tc.flush(30_000)
+        assert books(tc)["sqlite/logs"][:4] == (200, 200, 0, 0)
+        assert metric_values(tc)[0] == {(1,): 200}
+    with sqlite3.connect(tmp_path / "telemetry.db") as conn:
+        assert conn.execute("SELECT seq FROM dds_commands ORDER BY id").fetchall() == [
+            (i,) for i in range(200)
+        ]

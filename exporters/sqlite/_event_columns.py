@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from itertools import repeat
 from typing import Any
 
+from otel_tele._event_rows import EventRow
 from otel_tele._internal import safe_str
 from otel_tele._mapping import Rows, Table
 
@@ -24,17 +25,41 @@ from ._mapping import MAPPER
 class EventColumns:
     """Rows of one table from one event's columns (see the module docs)."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, event: str) -> None:
         self.table = table.table
         self.columns = table.columns
+        #: The table's rows as the sink's queue holds them (built on the telemetry thread).
+        self.row_type: type[EventRow] = type(
+            f"{table.table}_row", (EventRow,), {"__slots__": (), "event_name": event, "table": table.table}
+        )
 
     def rows(self, timestamps: list[int], columns: Mapping[str, list[Any]]) -> Rows:
         """The table's rows of a batch (``timestamps`` in ns, ``columns`` by attribute key), in
         column order, with the rows the record path would reject left out and counted."""
+        bad: dict[int, str] = {}  # row → why it is rejected (the first reason)
+        rows = list(zip(*self._values(timestamps, columns, bad), strict=True))
+        out: Rows = Rows()
+        if bad:
+            for _index, why in sorted(bad.items()):
+                out.reject(self.table, why)
+            rows = [row for index, row in enumerate(rows) if index not in bad]
+        if rows:
+            out.by_table[self.table] = rows
+        return out
+
+    def built(self, timestamps: list[int], columns: Mapping[str, list[Any]]) -> list[EventRow] | None:
+        """Every row of a batch as :attr:`row_type`, or ``None`` if the record path would reject
+        one (then :meth:`rows` at write time rejects and counts it)."""
+        bad: dict[int, str] = {}
+        values = self._values(timestamps, columns, bad)
+        return None if bad else list(map(self.row_type, zip(*values, strict=True)))
+
+    def _values(
+        self, timestamps: list[int], columns: Mapping[str, list[Any]], bad: dict[int, str]
+    ) -> list[list[Any]]:
+        """Each column's values, as the row function takes them; rows to reject noted in ``bad``."""
         count = len(timestamps)
         ts = [stamp / 1e9 for stamp in timestamps]  # as the record path: ns / 1e9
-        out: Rows = Rows()
-        bad: dict[int, str] = {}  # row → why it is rejected (the first reason)
         values_by_column: list[list[Any]] = []
         for column in self.columns:
             values = self._source(column.source, ts, columns, count)
@@ -53,14 +78,7 @@ class EventColumns:
             if column.convert is not None:
                 values = _converted(column.convert, values, bad)
             values_by_column.append(values)
-        rows = list(zip(*values_by_column, strict=True))
-        if bad:
-            for _index, why in sorted(bad.items()):
-                out.reject(self.table, why)
-            rows = [row for index, row in enumerate(rows) if index not in bad]
-        if rows:
-            out.by_table[self.table] = rows
-        return out
+        return values_by_column
 
     @staticmethod
     def _source(source: str, ts: list[float], columns: Mapping[str, list[Any]], count: int) -> list[Any]:
@@ -96,5 +114,5 @@ def _supported(table: Table) -> bool:
 #: event name → how its columns become rows: the events whose records fill one table through a
 #: generated row function (``RowMapper.typed_tables``), every source one a batch of columns has.
 BY_EVENT: Mapping[str, EventColumns] = {
-    event: EventColumns(table) for event, table in MAPPER.typed_tables.items() if _supported(table)
+    event: EventColumns(table, event) for event, table in MAPPER.typed_tables.items() if _supported(table)
 }

@@ -17,8 +17,9 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
+from otel_tele._event_rows import EventRow
 from otel_tele._internal import abandon_inherited, bad_input_log, encodable, quiesce_for_fork
 from otel_tele._maintenance import days_text, record_run
 from otel_tele._mapping import Rows
@@ -138,6 +139,20 @@ class SqliteSink(Sink):
         """Robot events handed over as columns (typed and scrubbed; see ``otel_tele._event_rows``):
         the same rows, digest and books as ``write_logs`` of their records."""
         return self._write(BY_EVENT[name].rows(timestamps, columns))
+
+    def event_row_items(
+        self, name: str, timestamps: list[int], columns: dict[str, list[Any]]
+    ) -> list[EventRow] | None:
+        """The rows of robot events handed over as columns, built ahead of their write (on the
+        telemetry thread, see ``EventRoute.put``); ``None`` if one would be rejected."""
+        return BY_EVENT[name].built(timestamps, columns)
+
+    def write_event_row_items(self, rows: list[EventRow]) -> Written:
+        """Rows of one table built by :meth:`event_row_items`: written as ``write_logs`` writes
+        their records' rows (same transaction, digest and books)."""
+        mapped = Rows()
+        mapped.by_table[rows[0].table] = cast("list[tuple[Any, ...]]", rows)  # rows are tuples
+        return self._write(mapped)
 
     def write_spans(self, spans: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_spans(spans))
