@@ -99,3 +99,26 @@ def test_substring_pre_check_is_the_trigger_regex() -> None:
     assert _may_trigger("ba\u017fic credentials") and _may_trigger("2222333344445")
     assert not scrubber.leaves_alone(' {"a": 1}') and not scrubber.leaves_alone("password=x")
     assert not Scrubber(extra_patterns=[r"cmd-\d+"]).leaves_alone("cmd-1")
+
+
+def test_a_column_of_texts_is_scrubbed_as_each_text_alone() -> None:
+    """``Scrubber.texts`` (the row path: the trigger test run once over a column's texts joined)
+    changes exactly the texts ``attributes`` changes, into the same text: triggers inside one text,
+    none anywhere, texts that start as JSON or with a space, a joint inside a text, secret keys."""
+    rng = random.Random(14)
+    pieces = [*SAMPLES, "cmd-000000000124", ' {"token":1}', "[1]", "\x00{", "\t x", "pass", "word=1", "é"]
+    for key in ("robot.correlation_id", "robot.data_json", "password", "url.full"):
+        for _ in range(300):
+            texts = list(dict.fromkeys(rng.choice(pieces) for _ in range(rng.randint(0, 6))))
+            scrubber, reference = Scrubber(), Scrubber()
+            expected = {}
+            for text in texts:
+                got = reference.attributes({key: text})
+                if got is not None and got[key] != text:
+                    expected[text] = got[key]
+            assert scrubber.texts(key, texts) == expected, (key, texts)
+    clean = [f"cmd-{i:012d}" for i in range(100)]
+    assert Scrubber().texts("robot.correlation_id", clean) == {}
+    assert Scrubber().texts("robot.correlation_id", [*clean, "a password=x"]) == {
+        "a password=x": "a password=[REDACTED]"
+    }

@@ -19,7 +19,7 @@ from otel_tele._event_rows import EventRow
 from otel_tele._internal import safe_str
 from otel_tele._mapping import Rows, Table
 
-from ._mapping import MAPPER
+from ._mapping import MAPPER, _not_nan
 
 
 class EventColumns:
@@ -90,6 +90,8 @@ class EventColumns:
 
 def _converted(convert: Callable[[Any], Any], values: list[Any], bad: dict[int, str]) -> list[Any]:
     """``convert`` of every value but ``None``; a value it refuses rejects its row (its reason kept)."""
+    if convert is _not_nan and _no_nan(values):
+        return values  # what ``_not_nan`` gives back of every value: itself
     try:
         return [None if value is None else convert(value) for value in values]
     except (TypeError, ValueError, OverflowError):
@@ -102,6 +104,16 @@ def _converted(convert: Callable[[Any], Any], values: list[Any], bad: dict[int, 
             bad.setdefault(index, safe_str(exc, 120))
             out.append(None)
     return out
+
+
+def _no_nan(values: list[Any]) -> bool:
+    """Whether ``values`` are numbers none of which is NaN, found by one sum in C (a NaN makes the
+    sum NaN; so do infinities of both signs, which then take the value-by-value way)."""
+    try:
+        total = sum(values)
+    except TypeError:  # a None (a row rejected already) or not a number
+        return False
+    return bool(total == total)
 
 
 def _supported(table: Table) -> bool:
