@@ -91,7 +91,7 @@ class EventRoute:
         self._build: Callable[[str, list[int], dict[str, list[Any]]], list[EventRow] | None] | None = getattr(
             sink, "event_row_items", None
         )
-        self._write_rows: Callable[[list[EventRow]], int | Written | None] | None = getattr(
+        self._write_rows: Callable[..., int | Written | None] | None = getattr(
             sink, "write_event_row_items", None
         )
 
@@ -209,7 +209,8 @@ class EventRoute:
         holds: its rows, its columns, or its records (fewer when an event could not become one)."""
         if isinstance(name, type):  # rows built by ``put`` (only for a sink that writes them)
             assert self._write_rows is not None
-            return functools.partial(self._write_rows, items), len(items)
+            more_queued = self._feed is not None and self._feed.queued > 0
+            return functools.partial(self._write_rows, items, more_queued=more_queued), len(items)
         scrubber = self.telemetry.scrubber
         events: DomainEvents = self.telemetry.events
         columns = None

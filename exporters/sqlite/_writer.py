@@ -118,6 +118,7 @@ class SqliteSink(Sink):
 
     def _retain(self, conn: sqlite3.Connection) -> None:
         try:
+            self.digest.catch_up(conn)
             deleted = self.retention.run(conn)
         except sqlite3.Error as exc:  # retention is housekeeping: never fail a write for it
             _log.warning("telemetry retention pass failed: %s", exc)
@@ -147,17 +148,19 @@ class SqliteSink(Sink):
         telemetry thread, see ``EventRoute.put``); ``None`` if one would be rejected."""
         return BY_EVENT[name].built(timestamps, columns)
 
-    def write_event_row_items(self, rows: list[EventRow]) -> Written:
+    def write_event_row_items(self, rows: list[EventRow], *, more_queued: bool = False) -> Written:
         """Rows of one table built by :meth:`event_row_items`: written as ``write_logs`` writes
-        their records' rows (same transaction, digest and books)."""
+        their records' rows (same transaction and books). ``more_queued``: more rows wait right
+        behind these (a burst), so the digest may fold them in with a later transaction
+        (``Digest.due``)."""
         mapped = Rows()
         mapped.by_table[rows[0].table] = cast("list[tuple[Any, ...]]", rows)  # rows are tuples
-        return self._write(mapped)
+        return self._write(mapped, fold=self.digest.due(more_queued))
 
     def write_spans(self, spans: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_spans(spans))
 
-    def _write(self, rows: Rows) -> Written:
+    def _write(self, rows: Rows, *, fold: bool = True) -> Written:
         if rows.problems:
             _log.warning("sqlite sink: %d records rejected, e.g. %s", rows.rejected, rows.problems[0])
         if not rows.count:
@@ -173,12 +176,19 @@ class SqliteSink(Sink):
                     rejected += refused
                     if not refused:
                         whole[table] = values
-                self._in_digest(conn, self.digest.after_insert, rows.by_table, whole)
+                if fold:  # with the tables rows were left unfolded in by earlier transactions
+                    tables = [*rows.by_table, *self.digest.unfolded_tables.difference(rows.by_table)]
+                    self._in_digest(conn, self.digest.after_insert, tables, whole)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            if fold:
+                self.digest.folded()
+            else:
+                self.digest.unfolded += rows.count
+                self.digest.unfolded_tables.update(rows.by_table)
             self.rows_written += rows.count - (rejected - rows.rejected)
             if self.retention.due():
                 self._retain(conn)
