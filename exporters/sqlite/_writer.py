@@ -45,6 +45,7 @@ _log = logging.getLogger("otel_tele")
 #: a batch is cut into statements of at most this many rows, and only a batch's last statement has a
 #: count of its own.
 ROWS_PER_STATEMENT = 256
+_VARIABLES = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
 _chain = itertools.chain.from_iterable
 
 
@@ -168,22 +169,10 @@ class SqliteSink(Sink):
         conn = self.open()
         rejected = rows.rejected
         with self._transaction_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                whole = {}  # the tables every row of which went in: the digest may count them
-                for table, values in rows.by_table.items():
-                    refused = self._insert(conn, table, values)
-                    rejected += refused
-                    if not refused:
-                        whole[table] = values
-                if fold:  # with the tables rows were left unfolded in by earlier transactions
-                    tables = [*rows.by_table, *self.digest.unfolded_tables.difference(rows.by_table)]
-                    self._in_digest(conn, self.digest.after_insert, tables, whole)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            if not fold and self._one_statement(conn, rows.by_table):
+                pass  # its own transaction
+            else:
+                rejected += self._transaction(conn, rows.by_table, fold)
             if fold:
                 self.digest.folded()
             else:
@@ -193,6 +182,49 @@ class SqliteSink(Sink):
             if self.retention.due():
                 self._retain(conn)
         return Written(failed=rejected, not_routed=rows.not_routed)
+
+    @staticmethod
+    def _one_statement(conn: sqlite3.Connection, by_table: dict[str, list[tuple[Any, ...]]]) -> bool:
+        """Rows of one table that fit one multi-row INSERT, written by it alone: outside a
+        ``BEGIN`` a statement is its own transaction, all its rows or none, and the worker gives up
+        the GIL once instead of three times (with the caller and the telemetry thread busy, each
+        time costs it a wait for the GIL). False if they do not fit, or one is refused (the
+        statement then changed nothing: the transaction path isolates that row)."""
+        if len(by_table) != 1:
+            return False
+        ((table, values),) = by_table.items()
+        width = len(values[0]) if values else 1
+        if not values or len(values) > ROWS_PER_STATEMENT or len(values) * width > conn.getlimit(_VARIABLES):
+            return False
+        try:
+            conn.execute(bulk_insert(table, len(values)), tuple(_chain(values)))
+        except _ROW_ERRORS:
+            return False
+        return True
+
+    def _transaction(
+        self, conn: sqlite3.Connection, by_table: dict[str, list[tuple[Any, ...]]], fold: bool
+    ) -> int:
+        """Write ``by_table`` in one ``BEGIN IMMEDIATE`` transaction, the digest folded in with
+        them if ``fold``; returns the rows refused."""
+        rejected = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            whole = {}  # the tables every row of which went in: the digest may count them
+            for table, values in by_table.items():
+                refused = self._insert(conn, table, values)
+                rejected += refused
+                if not refused:
+                    whole[table] = values
+            if fold:  # with the tables rows were left unfolded in by earlier transactions
+                tables = [*by_table, *self.digest.unfolded_tables.difference(by_table)]
+                self._in_digest(conn, self.digest.after_insert, tables, whole)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return rejected
 
     # -- the digest sidecar (``_digest``): kept in the same transaction as the rows ---------
     def _in_digest(self, conn: sqlite3.Connection, step: Any, *args: Any) -> None:
