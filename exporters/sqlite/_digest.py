@@ -1,6 +1,7 @@
 """Writing the robot database's digest sidecar (``telemetry.digest.db``), laid out in :mod:`.schema`.
 
-The sink keeps it in the same write transaction as the rows (it is ``ATTACH``ed): counts per 16 s
+The sink keeps it in the same write transaction as the rows (it is ``ATTACH``ed; in a burst a
+later batch's transaction folds them in, see :meth:`Digest.due`): counts per 16 s
 unit and per-endpoint latency histograms at levels of ``16·2^k`` s (why, and the layout: the digest
 section of :mod:`.schema`). ``watermark`` says what it reflects of each table; anything inconsistent
 is rebuilt when the sink opens.

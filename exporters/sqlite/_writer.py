@@ -4,7 +4,9 @@ The sink maps robot log records (``robot.*`` events) and HTTP server spans of ``
 the spec's six tables (declared in ``schema``, mapped by ``_mapping``) and writes each export batch in one
 ``BEGIN IMMEDIATE`` transaction with one multi-row ``INSERT … VALUES (…), (…), …`` per table and
 :data:`ROWS_PER_STATEMENT` rows (see ``SqliteSink._insert``), so a batch is either wholly on disk or
-not at all — even if the process is killed mid-write.
+not at all — even if the process is killed mid-write. A batch of one table that leaves the digest
+to a later batch (a burst on the row path, ``otel_tele._event_rows``) is one such INSERT on its own,
+which SQLite commits as its own transaction.
 """
 
 from __future__ import annotations

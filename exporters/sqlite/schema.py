@@ -219,7 +219,8 @@ def connect_read_only(db_path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS)
 # -- the digest sidecar ``telemetry.digest.db`` --------------------------------------------------
 # Why a sidecar: spec 004 fixes ``telemetry.db`` at six tables and their indexes, yet exact percentiles
 # read every latency and a windowed ``count(*)`` walks an index range. The sink keeps, beside the
-# database and in the same write transaction as the rows (it is ``ATTACH``ed), per time unit:
+# database and in the same write transaction as the rows (it is ``ATTACH``ed; in a burst, in a later
+# batch's transaction: ``Digest.due``), per time unit:
 #
 # - ``counts``: rows of ``dds_commands``, ``dds_feedback``, ``system_events`` and of error events, per
 #   16 s unit (a week is ~38k small rows per series; one upsert per table and batch);
@@ -231,8 +232,8 @@ def connect_read_only(db_path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS)
 # readers' ``ts`` range tests. Rows with ``ts`` outside ``[0, TS_END)`` (or non-finite) are in no unit:
 # readers take them raw. ``watermark`` says what the sidecar reflects of each table (highest ``id``,
 # lowest ``ts``): WAL commits of attached databases are atomic per file only, so after a crash between
-# the two a reader takes rows above the watermark raw, and anything else inconsistent is rebuilt by
-# the sink on open.
+# the two — and in a burst, until a later batch folds them in — a reader takes rows above the
+# watermark raw, and anything else inconsistent is rebuilt by the sink on open.
 
 DIGEST_VERSION = 1
 DIGEST_SCHEMA = "digest"  # the ATTACH name
