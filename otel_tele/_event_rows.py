@@ -27,7 +27,8 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -162,8 +163,7 @@ class EventRoute:
         assert self._build is not None
         out: list[Any] = []
         scrubber, events = self.telemetry.scrubber, self.telemetry.events
-        for name, segment in itertools.groupby(items, _kind):
-            run = list(segment)
+        for name, run in _runs(items):
             rows = None
             if name is not None:
                 try:
@@ -186,8 +186,7 @@ class EventRoute:
         total = Booking(0, 0)
         with sink.write_lock:
             try:
-                for name, segment in itertools.groupby(batch, _kind):
-                    items = list(segment)
+                for name, items in _runs(batch):
                     write, count = self._prepare(name, items)
                     # Retried as the sink's record queue retries (a locked database), each segment
                     # alone: the segments before it are committed, and its metrics are fed once.
@@ -234,6 +233,27 @@ class EventRoute:
 
 
 TS_COLUMN = "@ts_ns"
+
+
+def _runs(items: list[Any]) -> Iterator[tuple[Any, list[Any]]]:
+    """``items`` cut into runs of one :func:`_kind`: (kind, run), in order. A batch of queued dicts
+    of one event (the common case) is found as such in C."""
+    kinds = set(map(type, items))
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if kind is dict:
+            names = set(map(_queued_name, items))
+            if len(names) == 1:
+                yield names.pop(), items
+                return
+        elif issubclass(kind, EventRow):  # rows of one table
+            yield kind, items
+            return
+    for kind, segment in itertools.groupby(items, _kind):
+        yield kind, list(segment)
+
+
+_queued_name = operator.itemgetter(_NAME_KEY)
 
 
 def _kind(item: Any) -> Any:

@@ -122,6 +122,11 @@ def _may_trigger(value: str) -> bool:
     knows letters ``str.lower`` does not (long s, dotless i, the Kelvin sign)."""
     if not value.isascii():
         return _ANY_TRIGGER.search(value) is not None
+    return _rule_may_trigger(value) or _card_may_trigger(value)
+
+
+def _rule_may_trigger(value: str) -> bool:
+    """``_may_trigger`` of ASCII ``value`` for every rule but the card rule."""
     if (
         "=" in value
         or ":" in value
@@ -136,16 +141,19 @@ def _may_trigger(value: str) -> bool:
     ):
         return True
     lowered = value.lower()
-    if (
+    return (
         "bearer" in lowered
         or "basic" in lowered
         or "digest" in lowered
         or "token" in lowered
         or "negotiate" in lowered
         or "apikey" in lowered
-    ) and _SCHEME_TRIGGER.search(value) is not None:
-        return True
-    # The card rule needs 13 digits: counted in C (bytes.translate) before the regex is tried.
+    ) and _SCHEME_TRIGGER.search(value) is not None
+
+
+def _card_may_trigger(value: str) -> bool:
+    """``_may_trigger`` of ASCII ``value`` for the card rule: it needs 13 digits, counted in C
+    (bytes.translate) before the regex is tried."""
     return (
         len(value) >= 13
         and len(value) - len(value.encode().translate(None, _DIGITS)) >= 13
@@ -153,10 +161,28 @@ def _may_trigger(value: str) -> bool:
     )
 
 
+def _joined_may_trigger(joined: str) -> bool:
+    """``_may_trigger`` of texts joined by :data:`_JOINT` (False: no text has a trigger). The card
+    regex runs only if some text has 13 digits: a card match cannot span a joint, and a column of
+    ids of a dozen digits each would otherwise send it through every digit of the column."""
+    if not joined.isascii():
+        return _ANY_TRIGGER.search(joined) is not None
+    if _rule_may_trigger(joined):
+        return True
+    digits = joined.encode().translate(None, _NOT_DIGITS_OR_JOINT)
+    return (
+        len(digits) >= 13
+        and max(map(len, digits.split(_JOINT_BYTE))) >= 13
+        and _CARD_ONLY_TRIGGER.search(joined) is not None
+    )
+
+
 _JSON_STARTS = ("{", "[")
 #: Joins texts whose triggers are tested at once: no trigger contains it, and it is neither a space
 #: (a scheme's ``token\s``) nor a digit or a card's separator.
 _JOINT = "\x00"
+_JOINT_BYTE = _JOINT.encode()
+_NOT_DIGITS_OR_JOINT = bytes(b for b in range(256) if b not in b"0123456789\x00")
 #: A text of a joined column that starts as JSON or with a space (``str.isspace``'s, ASCII or not).
 _SPECIAL_START = re.compile(r"\x00[\s{\[]")  # led by a literal: found by a fast scan
 
@@ -456,7 +482,7 @@ class Scrubber:
         first = texts[0][:1]
         if first in _JSON_STARTS or first.isspace() or _SPECIAL_START.search(joined) is not None:
             return False
-        return not _may_trigger(joined)
+        return not _joined_may_trigger(joined)
 
     # -- records ----------------------------------------------------------------------------------
     def spans(self, batch: list[Any]) -> None:

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import random
 
-from otel_tele._scrub import _ANY_TRIGGER, _CARD, _VALUE_RULES, Scrubber, _card, _may_trigger
+from otel_tele._scrub import (
+    _ANY_TRIGGER,
+    _CARD,
+    _VALUE_RULES,
+    Scrubber,
+    _card,
+    _joined_may_trigger,
+    _may_trigger,
+)
 
 SAMPLES = [
     "cmd-000000000123",
@@ -117,7 +125,11 @@ def test_a_column_of_texts_is_scrubbed_as_each_text_alone() -> None:
                 if got is not None and got[key] != text:
                     expected[text] = got[key]
             assert scrubber.texts(key, texts) == expected, (key, texts)
+            if any(map(_may_trigger, texts)):  # no text's trigger is missed by the joined test
+                assert _joined_may_trigger("\x00".join(texts)), texts
     clean = [f"cmd-{i:012d}" for i in range(100)]
+    assert not _joined_may_trigger("\x00".join(clean))  # a dozen digits each: the card rule skipped
+    assert _joined_may_trigger("\x00".join([*clean, "x 4111111111111111"]))
     assert Scrubber().texts("robot.correlation_id", clean) == {}
     assert Scrubber().texts("robot.correlation_id", [*clean, "a password=x"]) == {
         "a password=x": "a password=[REDACTED]"
