@@ -180,6 +180,14 @@ class EventRoute:
             out += run if rows is None else rows
         return out
 
+    def settle(self) -> None:
+        """After a flush: let the sink finish what it left for a later write (the SQLite sink's
+        digest, which a burst folds in with a later batch, ``settle``)."""
+        settle = getattr(self.sink, "settle", None)
+        if settle is not None and self._feed is not None:
+            with self.sink.write_lock, guard(f"settling sink {self.sink.name}"):
+                settle()
+
     # -- the sink's worker ----------------------------------------------------------------------
     def _export(self, batch: list[Any]) -> Booking:
         sink = self.sink
@@ -208,7 +216,10 @@ class EventRoute:
         holds: its rows, its columns, or its records (fewer when an event could not become one)."""
         if isinstance(name, type):  # rows built by ``put`` (only for a sink that writes them)
             assert self._write_rows is not None
-            more_queued = self._feed is not None and self._feed.queued > 0
+            # Rows behind these: in this queue, or still in the event stage on their way to it.
+            more_queued = (
+                self._feed is not None and self._feed.queued > 0
+            ) or self.telemetry.events.pending > 0
             return functools.partial(self._write_rows, items, more_queued=more_queued), len(items)
         scrubber = self.telemetry.scrubber
         events: DomainEvents = self.telemetry.events

@@ -707,6 +707,11 @@ class DomainEvents:
         return records
 
     @property
+    def pending(self) -> int:
+        """Events queued or being handed on now (a hint: it changes as it is read)."""
+        return len(self._queue) + self._in_flight
+
+    @property
     def metric_overflow(self) -> dict[str, int]:
         """Per event-fed metric, how many updates went to its ``otel.metric.overflow=true`` series."""
         with self._metrics.lock:

@@ -620,6 +620,8 @@ class Pipeline:
             ok = self.events.force_flush(remaining_ms())
             for batcher in self._batchers:
                 ok = batcher.force_flush(remaining_ms()) and ok
+            if isinstance(self.events.route, EventRoute):
+                self.events.route.settle()
             # Push readers only: collecting a pull reader (Prometheus) here would make its next scrape
             # report every series twice.
             for reader in self._push_readers:
@@ -656,6 +658,9 @@ class Pipeline:
             batchers = [batcher for batcher in self._batchers if batcher.stats.sink == name]
             for batcher in batchers:
                 ok = batcher.force_flush(remaining_ms()) and ok
+            route = self.events.route
+            if ok and isinstance(route, EventRoute) and route.sink.name == name:
+                route.settle()
             if not ok:
                 raise Incomplete(f"incomplete: sink {name}")
 

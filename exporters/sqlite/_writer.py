@@ -160,6 +160,14 @@ class SqliteSink(Sink):
         mapped.by_table[rows[0].table] = cast("list[tuple[Any, ...]]", rows)  # rows are tuples
         return self._write(mapped, fold=self.digest.due(more_queued))
 
+    def settle(self) -> None:
+        """Fold in what a burst left above the digest's watermarks (after a flush: the digest then
+        reflects every row written; see ``Digest.due``)."""
+        if self.digest.attached and self.digest.unfolded_tables:
+            conn = self.open()
+            with self._transaction_lock:
+                self.digest.catch_up(conn)
+
     def write_spans(self, spans: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_spans(spans))
 
