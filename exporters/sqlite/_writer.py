@@ -163,8 +163,8 @@ class SqliteSink(Sink):
     def settle(self) -> None:
         """Fold in what a burst left above the digest's watermarks (after a flush: the digest then
         reflects every row written; see ``Digest.due``)."""
-        if self.digest.attached and self.digest.unfolded_tables:
-            conn = self.open()
+        conn = self._conn  # closed: the next open folds them in (``Digest.attach``)
+        if conn is not None and self.digest.attached and self.digest.unfolded_tables:
             with self._transaction_lock:
                 self.digest.catch_up(conn)
 
