@@ -1,12 +1,12 @@
-"""Domain events straight into the one sink that stores them as rows: the FDA recorder's hot path
-(issue 14).
+"""Domain events straight into the one sink that stores them as rows: the FDA recorder's and the
+robot collector's hot path (issue 14).
 
 The event path (``_events``) makes an OTel log record of every event and hands it to every log
 processor; a sink then reads each record's attributes back into its columns. When a sink can take
-an event's attribute dicts as columns itself (the capsule sink: ``event_rows``/``write_event_rows``)
-and that sink's queue is the only consumer of log records, building those records is most of the
-cost of a solver run. :class:`EventRoute` decides, for the consumers attached at each batch of the
-telemetry thread, whether that holds, and then:
+an event's attribute dicts as columns itself (``event_rows``/``write_event_rows``: the capsule sink,
+the SQLite sink) and that sink's queue is the only consumer of log records, building those records
+is most of the cost of a solver run or a robot burst. :class:`EventRoute` decides, for the
+consumers attached at each batch of the telemetry thread, whether that holds, and then:
 
 - events of the sink's ``event_rows`` names go to a queue of the sink's own as the attribute dicts
   the caller handed over (no record, no per-record scrubbing); every other event still becomes an
@@ -15,7 +15,11 @@ telemetry thread, whether that holds, and then:
   record queue, its counts the sink's ``stats``) takes a batch's dicts a column at a time: typed,
   scrubbed and fed to the event's metrics per column, exactly as the record path would per record
   (a batch whose values are not already what the vocabulary's typing would make of them — a numpy
-  number, a non-ASCII string, an undeclared key — takes the record path, record by record).
+  number, a non-ASCII string, an undeclared key — takes the record path, record by record);
+- a sink that also builds its rows (``event_row_items``: the SQLite sink) gets them built on the
+  telemetry thread, a whole batch of it at a time (:meth:`EventRoute.put`), as :class:`EventRow`
+  tuples its worker only writes (``write_event_row_items``), told whether more rows follow (a
+  burst: the SQLite sink's digest then folds them in with a later batch).
 
 Any other log consumer (an OTLP or console exporter, a user's processor, the dashboard's live tail,
 another sink) turns the route off from the next batch: every event is an ordinary OTel log record
