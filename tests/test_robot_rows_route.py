@@ -247,3 +247,24 @@ def test_a_transient_error_is_retried_on_the_row_path(
         assert conn.execute("SELECT seq FROM dds_commands ORDER BY id").fetchall() == [
             (i,) for i in range(200)
         ]
+
+
+def test_built_rows_are_plain_tuples_led_by_their_event() -> None:
+    """Rows wait in the sink's queue as plain tuples (the garbage collector untracks them at its
+    first pass, which it never does for a tuple subclass), their event's name first: the overload
+    policy books a dropped row under its event's domain, as its record."""
+    import gc
+
+    from otel_tele.exporters.sqlite._event_columns import BY_EVENT
+
+    from otel_tele import _overload
+
+    stamps = [1_767_225_600_000_000_000, 1_767_225_600_000_000_001]
+    columns = {r.SEQ: [1, 2], r.FUNCODE: [1, 1], r.DATA_JSON: ['{"a":1}', None], r.RAW_LEN: [8, 8]}
+    rows = BY_EVENT[r.DDS_COMMAND].built(stamps, columns)
+    assert rows is not None and {type(row) for row in rows} == {tuple}
+    assert rows[0][:6] == (r.DDS_COMMAND, 1_767_225_600.0, 1_767_225_600.0, 1, 1, None)
+    gc.collect(0)
+    assert not any(map(gc.is_tracked, rows))
+    assert _overload._record_domain(rows[0]) == _overload.domain_of(r.DDS_COMMAND, {})
+    assert BY_EVENT[r.DDS_COMMAND].built(stamps, {**columns, r.FUNCODE: [1, None]}) is None  # rejected

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from itertools import repeat
 from typing import Any
 
-from otel_tele._event_rows import EventRow
 from otel_tele._internal import safe_str
 from otel_tele._mapping import Rows, Table
 
@@ -28,10 +27,7 @@ class EventColumns:
     def __init__(self, table: Table, event: str) -> None:
         self.table = table.table
         self.columns = table.columns
-        #: The table's rows as the sink's queue holds them (built on the telemetry thread).
-        self.row_type: type[EventRow] = type(
-            f"{table.table}_row", (EventRow,), {"__slots__": (), "event_name": event, "table": table.table}
-        )
+        self.event = event
 
     def rows(self, timestamps: list[int], columns: Mapping[str, list[Any]]) -> Rows:
         """The table's rows of a batch (``timestamps`` in ns, ``columns`` by attribute key), in
@@ -47,12 +43,13 @@ class EventColumns:
             out.by_table[self.table] = rows
         return out
 
-    def built(self, timestamps: list[int], columns: Mapping[str, list[Any]]) -> list[EventRow] | None:
-        """Every row of a batch as :attr:`row_type`, or ``None`` if the record path would reject
-        one (then :meth:`rows` at write time rejects and counts it)."""
+    def built(self, timestamps: list[int], columns: Mapping[str, list[Any]]) -> list[tuple[Any, ...]] | None:
+        """Every row of a batch led by the event's name (how the route's queue holds it: see
+        ``otel_tele._event_rows._kind``), or ``None`` if the record path would reject one (then
+        :meth:`rows` at write time rejects it)."""
         bad: dict[int, str] = {}
         values = self._values(timestamps, columns, bad)
-        return None if bad else list(map(self.row_type, zip(*values, strict=True)))
+        return None if bad else list(zip(repeat(self.event, len(timestamps)), *values, strict=True))
 
     def _values(
         self, timestamps: list[int], columns: Mapping[str, list[Any]], bad: dict[int, str]

@@ -19,9 +19,8 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, Self
 
-from otel_tele._event_rows import EventRow
 from otel_tele._internal import abandon_inherited, bad_input_log, encodable, quiesce_for_fork
 from otel_tele._maintenance import days_text, record_run
 from otel_tele._mapping import Rows
@@ -146,19 +145,20 @@ class SqliteSink(Sink):
 
     def event_row_items(
         self, name: str, timestamps: list[int], columns: dict[str, list[Any]]
-    ) -> list[EventRow] | None:
+    ) -> list[tuple[Any, ...]] | None:
         """The rows of robot events handed over as columns, built ahead of their write (on the
-        telemetry thread, see ``EventRoute.put``); ``None`` if one would be rejected."""
+        telemetry thread, see ``EventRoute.put``), each led by the event's name; ``None`` if one
+        would be rejected."""
         return BY_EVENT[name].built(timestamps, columns)
 
-    def write_event_row_items(self, rows: list[EventRow], *, more_queued: bool = False) -> Written:
-        """Rows of one table built by :meth:`event_row_items`: written as ``write_logs`` writes
-        their records' rows (same transaction and books). ``more_queued``: more rows wait right
-        behind these (a burst), so the digest may fold them in with a later transaction
-        (``Digest.due``)."""
+    def write_event_row_items(self, rows: list[tuple[Any, ...]], *, more_queued: bool = False) -> Written:
+        """Rows of one event built by :meth:`event_row_items` (its name first): written as
+        ``write_logs`` writes their records' rows (same transaction and books). ``more_queued``:
+        more rows wait right behind these (a burst), so the digest may fold them in with a later
+        transaction (``Digest.due``)."""
         mapped = Rows()
-        mapped.by_table[rows[0].table] = cast("list[tuple[Any, ...]]", rows)  # rows are tuples
-        return self._write(mapped, fold=self.digest.due(more_queued))
+        mapped.by_table[BY_EVENT[rows[0][0]].table] = rows
+        return self._write(mapped, fold=self.digest.due(more_queued), lead=1)
 
     def settle(self) -> None:
         """Fold in what a burst left above the digest's watermarks (after a flush: the digest then
@@ -171,7 +171,8 @@ class SqliteSink(Sink):
     def write_spans(self, spans: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_spans(spans))
 
-    def _write(self, rows: Rows, *, fold: bool = True) -> Written:
+    def _write(self, rows: Rows, *, fold: bool = True, lead: int = 0) -> Written:
+        """Write ``rows`` (their first ``lead`` values tags, not columns) in one transaction."""
         if rows.problems:
             _log.warning("sqlite sink: %d records rejected, e.g. %s", rows.rejected, rows.problems[0])
         if not rows.count:
@@ -179,10 +180,13 @@ class SqliteSink(Sink):
         conn = self.open()
         rejected = rows.rejected
         with self._transaction_lock:
-            if not fold and self._one_statement(conn, rows.by_table):
+            if not fold and self._one_statement(conn, rows.by_table, lead):
                 pass  # its own transaction
             else:
-                rejected += self._transaction(conn, rows.by_table, fold)
+                by_table = rows.by_table
+                if lead:
+                    by_table = {table: [row[lead:] for row in values] for table, values in by_table.items()}
+                rejected += self._transaction(conn, by_table, fold)
             if fold:
                 self.digest.folded()
             else:
@@ -194,7 +198,9 @@ class SqliteSink(Sink):
         return Written(failed=rejected, not_routed=rows.not_routed)
 
     @staticmethod
-    def _one_statement(conn: sqlite3.Connection, by_table: dict[str, list[tuple[Any, ...]]]) -> bool:
+    def _one_statement(
+        conn: sqlite3.Connection, by_table: dict[str, list[tuple[Any, ...]]], lead: int
+    ) -> bool:
         """Rows of one table that fit one multi-row INSERT, written by it alone: outside a
         ``BEGIN`` a statement is its own transaction, all its rows or none, and the worker gives up
         the GIL once instead of three times (with the caller and the telemetry thread busy, each
@@ -207,7 +213,7 @@ class SqliteSink(Sink):
         if not values or len(values) > ROWS_PER_STATEMENT or len(values) * width > conn.getlimit(_VARIABLES):
             return False
         try:
-            conn.execute(bulk_insert(table, len(values)), tuple(_chain(values)))
+            conn.execute(bulk_insert(table, len(values), lead=lead), tuple(_chain(values)))
         except _ROW_ERRORS:
             return False
         return True

@@ -191,13 +191,22 @@ def _insert(spec: StoredTable) -> str:
     return f"INSERT INTO {spec.name} ({names}) VALUES ({', '.join('?' * len(spec.columns))})"
 
 
-@functools.lru_cache(maxsize=256)
-def bulk_insert(table: str, rows: int) -> str:
+@functools.lru_cache(maxsize=512)
+def bulk_insert(table: str, rows: int, *, lead: int = 0) -> str:
     """One statement inserting ``rows`` rows of ``table`` (``INSERT … VALUES (…), (…), …``), its
-    parameters the rows' values one after another (see ``SqliteSink``)."""
+    parameters the rows' values one after another (see ``SqliteSink``); with ``lead``, each row's
+    values follow that many the statement is bound but does not use (a row's tag)."""
     spec = TABLES[table]
-    one = f"({', '.join('?' * len(spec.columns))})"
-    return f"INSERT INTO {spec.name} ({', '.join(spec.column_names)}) VALUES {', '.join([one] * rows)}"
+    width = len(spec.columns)
+    if not lead:
+        one = f"({', '.join('?' * width)})"
+        values = ", ".join([one] * rows)
+    else:  # numbered: row k's columns are parameters k·(lead+width) + lead + 1 …
+        step = lead + width
+        values = ", ".join(
+            "(" + ", ".join(f"?{k * step + lead + i + 1}" for i in range(width)) + ")" for k in range(rows)
+        )
+    return f"INSERT INTO {spec.name} ({', '.join(spec.column_names)}) VALUES {values}"
 
 
 #: One INSERT per table, its values in :attr:`StoredTable.columns` order.
