@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from .._registry import domains
 from . import fda, flow, inference, robot
 from ._types import (
+    JSON_DONE,
     Attr,
     AttrType,
     Event,
@@ -42,6 +43,7 @@ METRICS: tuple[Metric, ...] = tuple(
 
 __all__ = [
     "EVENTS",
+    "JSON_DONE",
     "METRICS",
     "Attr",
     "AttrType",
