@@ -42,7 +42,7 @@ from ._internal import guard
 from ._processor import BatchingProcessor, LogBatchProcessor
 from ._sink import GaveUp, Sink, Written, booking_of, retrying
 from ._stats import Booking
-from .semconv import JSON_DONE, AttrType, to_json_each
+from .semconv import AttrType, to_json_each
 
 if TYPE_CHECKING:
     from ._events import DomainEvents
@@ -295,15 +295,9 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
         return None
     columns: dict[str, list[Any]] = {TS_COLUMN: timestamps}
     keys_seen = 2 * count  # the queued time and name of every row
-    done = None  # the JSON attribute every row holds as its text already (``JSON_DONE``)
-    if JSON_DONE in rows[0]:
-        marks = list(map(dict.get, rows, repeat(JSON_DONE)))
-        if marks.count(marks[0]) != count:  # encoded at the call in some rows only
-            return None
-        done, keys_seen = marks[0], keys_seen + count
     scrub = scrubber.enabled
     for key in rows[0]:  # a call site passes the same keys: the first row's, checked below
-        if key in (_TS_KEY, _NAME_KEY, JSON_DONE):
+        if key in (_TS_KEY, _NAME_KEY):
             continue
         native = natives.get(key)
         if native is None and key not in _json_keys(spec):
@@ -322,10 +316,7 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
         if not kinds:
             columns[key] = column
             continue
-        if native is None and key == done:  # its text already, as the vocabulary keeps it
-            if kinds != {str}:
-                return None
-        elif native is None:  # a JSON attribute: its text, as the vocabulary makes it of any value
+        if native is None:  # a JSON attribute: its text, as the vocabulary makes it of any value
             encoded = _json_column(column, has_none)
             if encoded is None:
                 return None

@@ -216,14 +216,8 @@ def test_columns_only_for_values_the_vocabulary_keeps_or_encodes() -> None:
         {r.CORRELATION_ID: "grün"},  # non-ASCII text
         {r.DATA_JSON: {(1, 2): 3}},  # no JSON text (a tuple key): the record path says why
         {"not.declared": 1.0},
-        {semconv.JSON_DONE: r.DATA_JSON, r.DATA_JSON: '{"a":1}'},  # encoded at the call in one row only
     ):
         assert exact_columns(spec, batch(plain, {**plain, **odd}), scrubber) is None, odd
-    done = {**plain, r.DATA_JSON: '{"a":1}', semconv.JSON_DONE: r.DATA_JSON}
-    encoded = exact_columns(spec, batch(done, done), scrubber)
-    assert (
-        encoded is not None and encoded[r.DATA_JSON] == ['{"a":1}'] * 2 and semconv.JSON_DONE not in encoded
-    )
 
 
 def test_a_transient_error_is_retried_on_the_row_path(
@@ -274,33 +268,3 @@ def test_built_rows_are_plain_tuples_led_by_their_event() -> None:
     assert not any(map(gc.is_tracked, rows))
     assert _overload._record_domain(rows[0]) == _overload.domain_of(r.DDS_COMMAND, {})
     assert BY_EVENT[r.DDS_COMMAND].built(stamps, {**columns, r.FUNCODE: [1, None]}) is None  # rejected
-
-
-def test_json_encoded_at_the_call_is_recorded_as_the_vocabulary_encodes_it(tmp_path: Path) -> None:
-    """The collector encodes its JSON attribute at the call (``JSON_DONE``): another consumer sees
-    the same text a dict handed to ``emit`` gives, and no marker; the value recorded is the one at
-    the call; a value with no JSON text still fails only its attribute."""
-    from otel_tele.semconv import JSON_DONE, coerce_attributes
-
-    spec = semconv.EVENTS[r.DDS_COMMAND]
-    assert coerce_attributes(spec, {r.DATA_JSON: '{"a":1}', JSON_DONE: r.DATA_JSON}) == (
-        {r.DATA_JSON: '{"a":1}'},
-        [],
-    )
-    assert coerce_attributes(spec, {r.DATA_JSON: '{"a":1}'})[0] == {r.DATA_JSON: '"{\\"a\\":1}"'}
-    with TelemetryCollector(db_path=tmp_path / "telemetry.db") as tc:
-        seen = Seen()
-        tc.telemetry.logger_provider.add_log_record_processor(seen)
-        data: dict[str, Any] = {"a": [1]}
-        tc.log_command(1, 1, 2, 1.5, data, "c", 8)
-        data["a"].append(2)  # after the call: not recorded
-        tc.telemetry.events.emit(r.DDS_COMMAND, {r.SEQ: 2, r.FUNCODE: 1, r.DATA_JSON: {"a": [1]}})
-        tc.log_command(3, 1, 2, 1.5, {(1, 2): 3}, "c", 8)  # no JSON text: its attribute fails
-        assert tc.flush(10_000)
-    attributes = [dict(x.log_record.attributes) for x in seen.records]
-    assert [a.get(r.DATA_JSON) for a in attributes] == ['{"a":[1]}', '{"a":[1]}', None]
-    assert not any(JSON_DONE in a for a in attributes)
-    assert "otel_tele.invalid_attributes" in attributes[2]
-    with sqlite3.connect(tmp_path / "telemetry.db") as conn:
-        stored = conn.execute("SELECT seq, data_json FROM dds_commands ORDER BY id").fetchall()
-    assert stored == [(1, '{"a":[1]}'), (2, '{"a":[1]}'), (3, None)]

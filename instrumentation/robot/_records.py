@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from otel_tele.semconv import JSON_DONE, to_json
 from otel_tele.semconv import robot as r
 
 _time_ns = time.time_ns
@@ -39,21 +38,10 @@ _CAMERA_KEYS = (
 Emit = Callable[..., None]
 
 
-def _json(value: Any) -> tuple[Any, bool]:
-    """A JSON attribute's value for the attribute dict, and whether it is its ``to_json`` text.
-
-    Encoded now, on the caller, not on the telemetry thread (the attribute dict then names the key
-    under ``JSON_DONE``): what is recorded is the value at the call, nested containers included,
-    and the queued dict holds only plain values, which the garbage collector does not track — with
-    a dict inside, every event of a burst's backlog is one its full passes walk (measured at 1M
-    rows: 27 full passes, 1.4 s, more than the encoding). A value with no JSON text is handed over
-    as it is (a copy of a dict), for the telemetry thread to say why."""
-    if value is None:
-        return None, False
-    try:
-        return to_json(value), True
-    except ValueError:
-        return (dict(value) if type(value) is dict else value), False
+def _copy(value: Any) -> Any:
+    # The fast path takes the attribute dict over and encodes it later, on the telemetry thread: a
+    # shallow copy keeps a caller who reuses its dict from changing what was recorded.
+    return dict(value) if type(value) is dict else value
 
 
 class RobotRecords:
@@ -74,20 +62,20 @@ class RobotRecords:
         *,
         ts_ns: int | None = None,
     ) -> None:
-        data_json, done = _json(data)
-        attributes = {
-            r.TS_MONO: _mono(),
-            r.SEQ: seq,
-            r.FUNCODE: funcode,
-            r.JOINT_ID: joint_id,
-            r.TARGET_VALUE: target_value,
-            r.DATA_JSON: data_json,
-            r.CORRELATION_ID: correlation_id,
-            r.RAW_LEN: raw_len,
-        }
-        if done:
-            attributes[JSON_DONE] = r.DATA_JSON
-        self.emit(r.DDS_COMMAND, attributes, timestamp_ns=ts_ns or _time_ns())
+        self.emit(
+            r.DDS_COMMAND,
+            {
+                r.TS_MONO: _mono(),
+                r.SEQ: seq,
+                r.FUNCODE: funcode,
+                r.JOINT_ID: joint_id,
+                r.TARGET_VALUE: target_value,
+                r.DATA_JSON: _copy(data),
+                r.CORRELATION_ID: correlation_id,
+                r.RAW_LEN: raw_len,
+            },
+            timestamp_ns=ts_ns or _time_ns(),
+        )
 
     def feedback(
         self,
@@ -148,19 +136,19 @@ class RobotRecords:
     ) -> None:
         if ok is None and isinstance(status_code, int) and not isinstance(status_code, bool):
             ok = status_code < 400
-        params_json, done = _json(params)
-        attributes = {
-            r.ENDPOINT: endpoint,
-            r.METHOD: method,
-            r.PARAMS_JSON: params_json,
-            r.RESPONSE_MS: response_ms,
-            r.STATUS_CODE: status_code,
-            r.OK: ok,
-            r.CORRELATION_ID: correlation_id,
-        }
-        if done:
-            attributes[JSON_DONE] = r.PARAMS_JSON
-        self.emit(r.WEB_REQUEST, attributes, timestamp_ns=ts_ns or _time_ns())
+        self.emit(
+            r.WEB_REQUEST,
+            {
+                r.ENDPOINT: endpoint,
+                r.METHOD: method,
+                r.PARAMS_JSON: _copy(params),
+                r.RESPONSE_MS: response_ms,
+                r.STATUS_CODE: status_code,
+                r.OK: ok,
+                r.CORRELATION_ID: correlation_id,
+            },
+            timestamp_ns=ts_ns or _time_ns(),
+        )
 
     def camera_health(self, camera_id: Any = "", stats: Any = None, *, ts_ns: int | None = None) -> None:
         attributes: dict[str, Any] = {r.CAMERA_ID: camera_id}
@@ -185,18 +173,18 @@ class RobotRecords:
         *,
         ts_ns: int | None = None,
     ) -> None:
-        data_json, done = _json(data)
-        attributes = {
-            r.SYSTEM_EVENT_TYPE: event_type,
-            r.SOURCE: source,
-            r.DETAIL: detail,
-            r.DATA_JSON: data_json,
-            r.CORRELATION_ID: correlation_id,
-            r.LEVEL: level,
-        }
-        if done:
-            attributes[JSON_DONE] = r.DATA_JSON
-        self.emit(r.SYSTEM_EVENT, attributes, timestamp_ns=ts_ns or _time_ns())
+        self.emit(
+            r.SYSTEM_EVENT,
+            {
+                r.SYSTEM_EVENT_TYPE: event_type,
+                r.SOURCE: source,
+                r.DETAIL: detail,
+                r.DATA_JSON: _copy(data),
+                r.CORRELATION_ID: correlation_id,
+                r.LEVEL: level,
+            },
+            timestamp_ns=ts_ns or _time_ns(),
+        )
 
 
 def _put_angles(attributes: dict[str, Any], angles: Any) -> None:

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from .._registry import domains
 from . import fda, flow, inference, robot
 from ._types import (
-    JSON_DONE,
     Attr,
     AttrType,
     Event,
@@ -43,7 +42,6 @@ METRICS: tuple[Metric, ...] = tuple(
 
 __all__ = [
     "EVENTS",
-    "JSON_DONE",
     "METRICS",
     "Attr",
     "AttrType",

@@ -264,14 +264,6 @@ class Metric:
     buckets: tuple[float, ...] | None = None
 
 
-#: In an attribute dict: the key of its JSON attribute whose value the caller made ``to_json`` text
-#: already (``coerce_attributes`` keeps it; the marker itself is no attribute). For a recorder that
-#: encodes at the call (the robot collector): the queued dict then holds only plain values, which the
-#: garbage collector does not track while a burst's backlog waits (a dict inside would make every
-#: waiting event one its full passes walk).
-JSON_DONE = "otel_tele.json_done"
-
-
 def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Typed, OTel-valid attributes for ``event``; returns (attributes, problems).
 
@@ -285,7 +277,6 @@ def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tup
     declared = event.coercers if event is not None else _NO_COERCERS
     natives = event.natives if event is not None else _NO_NATIVES
     changes: list[tuple[Any, Any, Any]] | None = None  # (old key, new key, new value or _DROP)
-    done = attributes.get(JSON_DONE)  # a JSON attribute already encoded by the caller, if any
     for key, value in attributes.items():
         value_type = type(value)
         # Hottest path, one lookup: a declared ASCII key whose value already has its type.
@@ -307,12 +298,6 @@ def coerce_attributes(event: Event | None, attributes: Mapping[str, Any]) -> tup
                     value_type is float or (value.isascii() if value_type is str else value in _INT64)
                 ):
                     continue
-                if value_type is str and key == done and entry[1] is to_json:  # its text already
-                    continue
-            elif key == JSON_DONE:  # the marker itself: no attribute
-                changes = changes or []
-                changes.append((key, key, _DROP))
-                continue
             elif _already_plain(value, value_type):
                 continue
             new_key: str | None = key
