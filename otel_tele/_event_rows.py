@@ -1,12 +1,12 @@
-"""Domain events straight into the one sink that stores them as rows: the FDA recorder's hot path
-(issue 14).
+"""Domain events straight into the one sink that stores them as rows: the FDA recorder's and the
+robot collector's hot path (issue 14).
 
 The event path (``_events``) makes an OTel log record of every event and hands it to every log
 processor; a sink then reads each record's attributes back into its columns. When a sink can take
-an event's attribute dicts as columns itself (the capsule sink: ``event_rows``/``write_event_rows``)
-and that sink's queue is the only consumer of log records, building those records is most of the
-cost of a solver run. :class:`EventRoute` decides, for the consumers attached at each batch of the
-telemetry thread, whether that holds, and then:
+an event's attribute dicts as columns itself (``event_rows``/``write_event_rows``: the capsule sink,
+the SQLite sink) and that sink's queue is the only consumer of log records, building those records
+is most of the cost of a solver run or a robot burst. :class:`EventRoute` decides, for the
+consumers attached at each batch of the telemetry thread, whether that holds, and then:
 
 - events of the sink's ``event_rows`` names go to a queue of the sink's own as the attribute dicts
   the caller handed over (no record, no per-record scrubbing); every other event still becomes an
@@ -15,7 +15,11 @@ telemetry thread, whether that holds, and then:
   record queue, its counts the sink's ``stats``) takes a batch's dicts a column at a time: typed,
   scrubbed and fed to the event's metrics per column, exactly as the record path would per record
   (a batch whose values are not already what the vocabulary's typing would make of them — a numpy
-  number, a non-ASCII string, an undeclared key — takes the record path, record by record).
+  number, a non-ASCII string, an undeclared key — takes the record path, record by record);
+- a sink that also builds its rows (``event_row_items``: the SQLite sink) gets them built on the
+  telemetry thread, a whole batch of it at a time (:meth:`EventRoute.put`), as plain tuples led by
+  their event's name (see ``_kind``) its worker only writes (``write_event_row_items``), told
+  whether more rows follow (a burst: the SQLite sink's digest then folds them in with a later one).
 
 Any other log consumer (an OTLP or console exporter, a user's processor, the dashboard's live tail,
 another sink) turns the route off from the next batch: every event is an ordinary OTel log record
@@ -24,9 +28,11 @@ for it. Switching either way first drains the queue used so far, so the sink's o
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,8 +40,9 @@ from . import semconv
 from ._events import _NAME_KEY, _TS_KEY
 from ._internal import guard
 from ._processor import BatchingProcessor, LogBatchProcessor
-from ._sink import Sink, Written, booking_of
+from ._sink import GaveUp, Sink, Written, booking_of, retrying
 from ._stats import Booking
+from .semconv import AttrType, to_json_each
 
 if TYPE_CHECKING:
     from ._events import DomainEvents
@@ -73,6 +80,13 @@ class EventRoute:
         self._active = False
         self._own: list[LogBatchProcessor] = []  # the sink's record queue (drained on a switch)
         self._feed: BatchingProcessor[Any] | None = None
+        #: The sink's row builder, when it has one: events become its rows on the telemetry thread.
+        self._build: Callable[..., list[tuple[Any, ...]] | None] | None = getattr(
+            sink, "event_row_items", None
+        )
+        self._write_rows: Callable[..., int | Written | None] | None = getattr(
+            sink, "write_event_row_items", None
+        )
 
     @classmethod
     def of(cls, telemetry: Any) -> EventRoute | None:
@@ -126,8 +140,45 @@ class EventRoute:
 
     def put(self, items: list[Any]) -> int:
         """Queue a batch of the telemetry thread (event dicts and records, in order); returns how
-        many did not fit (booked dropped by the queue, each under its own overload domain)."""
+        many did not fit (booked dropped by the queue, each under its own overload domain).
+
+        For a sink that builds rows (``event_row_items``: the SQLite sink) each run of one event
+        becomes its rows here, a telemetry-thread batch at a time (up to thousands of events, typed,
+        scrubbed and fed to the metrics per column, as at the worker), so the worker only writes —
+        and this work runs while the worker waits on the database, not after it. A run that takes
+        the record path, or holds a row the sink would reject, stays dicts: the worker decides."""
+        if self._build is not None:
+            items = self._built(items)
         return self.feed.put_many(items)
+
+    def _built(self, items: list[Any]) -> list[Any]:
+        assert self._build is not None
+        out: list[Any] = []
+        scrubber, events = self.telemetry.scrubber, self.telemetry.events
+        for name, run in _runs(items):
+            rows = None
+            if name is not None:
+                try:
+                    columns = exact_columns(semconv.EVENTS.get(name), run, scrubber)
+                    if columns is not None:
+                        rows = self._build(name, columns.pop(TS_COLUMN), columns)
+                except Exception:  # a value whose own methods raise: the worker's record path
+                    rows = None
+                if rows is not None and len(rows) == len(run):
+                    with events._metrics.lock:
+                        events._metrics.update_batch(name, run)
+                else:
+                    rows = None
+            out += run if rows is None else rows
+        return out
+
+    def settle(self) -> None:
+        """After a flush: let the sink finish what it left for a later write (the SQLite sink's
+        digest, which a burst folds in with a later batch, ``settle``)."""
+        settle = getattr(self.sink, "settle", None)
+        if settle is not None and self._feed is not None:
+            with self.sink.write_lock, guard(f"settling sink {self.sink.name}"):
+                settle()
 
     # -- the sink's worker ----------------------------------------------------------------------
     def _export(self, batch: list[Any]) -> Booking:
@@ -135,52 +186,105 @@ class EventRoute:
         total = Booking(0, 0)
         with sink.write_lock:
             try:
-                for name, segment in itertools.groupby(batch, _kind):
-                    items = list(segment)
-                    booking = self._write(name, items)
+                for name, items in _runs(batch):
+                    write, count = self._prepare(name, items)
+                    # Retried as the sink's record queue retries (a locked database), each segment
+                    # alone: the segments before it are committed, and its metrics are fed once.
+                    booking = booking_of(retrying(sink, "logs", write, count) if count else 0, count)
+                    if count < len(items):  # events that could not become records
+                        booking = booking._replace(failed=booking.failed + len(items) - count)
                     total = Booking(*(a + b for a, b in zip(total, booking, strict=True)))
-            except Exception as exc:  # no transient errors to retry: the capsule sink has none
-                _log.exception("sink %s: %d logs could not be written", sink.name, len(batch))
-                sink.stats["logs"].export_failed(exc)
+            except Exception as exc:
+                if not isinstance(exc, GaveUp):  # GaveUp: booked and logged by ``retrying``
+                    _log.exception("sink %s: %d logs could not be written", sink.name, len(batch))
+                    sink.stats["logs"].export_failed(exc)
                 return Booking(total.exported, len(batch) - total.exported, total.pending, total.not_routed)
         if total.failed:
             sink.stats["logs"].note_error(f"{total.failed} of {len(batch)} logs rejected as unusable")
         return total
 
-    def _write(self, name: str | None, items: list[Any]) -> Booking:
+    def _prepare(self, name: str | tuple[str] | None, items: list[Any]) -> tuple[Callable[[], Any], int]:
+        """The write of one segment (typed, scrubbed, its metrics fed) and how many records it
+        holds: its rows, its columns, or its records (fewer when an event could not become one)."""
+        if isinstance(name, tuple):  # rows built by ``put`` (only for a sink that writes them)
+            assert self._write_rows is not None
+            # Rows behind these: in this queue, or still in the event stage on their way to it.
+            more_queued = (
+                self._feed is not None and self._feed.queued > 0
+            ) or self.telemetry.events.pending > 0
+            return functools.partial(self._write_rows, items, more_queued=more_queued), len(items)
         scrubber = self.telemetry.scrubber
         events: DomainEvents = self.telemetry.events
-        columns = None if name is None else exact_columns(semconv.EVENTS.get(name), items, scrubber)
+        columns = None
+        if name is not None:
+            try:
+                columns = exact_columns(semconv.EVENTS.get(name), items, scrubber)
+            except Exception:  # a value whose own methods raise (a hostile __eq__): record by record
+                columns = None
         if columns is None:
             records = items
             if name is not None:  # dicts the vocabulary must type: the record path, as it would be
                 with events._metrics.lock:
                     records = events._records(items)
             scrubber.log_records(records)
-            booking = booking_of(self.rows.write_logs(records) if records else 0, len(records))
-            lost = len(items) - len(records)  # events that could not become records
-            return booking._replace(failed=booking.failed + lost) if lost else booking
+            return functools.partial(self.rows.write_logs, records), len(records)
         assert name is not None
         with events._metrics.lock:
             events._metrics.update_batch(name, items)
         timestamps = columns.pop(TS_COLUMN)
-        return booking_of(self.rows.write_event_rows(name, timestamps, columns), len(items))
+        return functools.partial(self.rows.write_event_rows, name, timestamps, columns), len(items)
 
 
 TS_COLUMN = "@ts_ns"
 
 
-def _kind(item: Any) -> str | None:
-    """A queued event dict's name (see ``DomainEvents.emit``); ``None`` for a record."""
-    return item[_NAME_KEY] if type(item) is dict else None
+def _runs(items: list[Any]) -> Iterator[tuple[Any, list[Any]]]:
+    """``items`` cut into runs of one :func:`_kind`: (kind, run), in order. A batch of queued dicts
+    of one event (the common case) is found as such in C."""
+    kinds = set(map(type, items))
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if kind is dict:
+            names = set(map(_queued_name, items))
+            if len(names) == 1:
+                yield names.pop(), items
+                return
+        elif kind is tuple:  # built rows (``ROW_LEADS``)
+            names = set(map(_row_event, items))
+            if len(names) == 1:
+                yield (names.pop(),), items
+                return
+    for kind, segment in itertools.groupby(items, _kind):
+        yield kind, list(segment)
+
+
+_queued_name = operator.itemgetter(_NAME_KEY)
+_row_event = operator.itemgetter(0)
+
+
+def _kind(item: Any) -> Any:
+    """A queued event dict's name (see ``DomainEvents.emit``), a built row's as a 1-tuple (rows of
+    one event); ``None`` for a record.
+
+    A sink's queue holds an event already made its row (:meth:`EventRoute.put`) as a plain
+    ``tuple``, its event's name first, then the row's values. Plain, not a tagged subclass: the
+    garbage collector untracks a tuple of plain values at its first pass, never a subclass's, and a
+    burst's backlog of rows would be walked by every full pass (measured: 9 full passes, 0.5 s, in
+    a 300k-row burst). The overload policy reads the name first (``_overload``), so a row is dropped
+    or waited for under its event's domain, as its record would be."""
+    kind = type(item)
+    if kind is dict:
+        return item[_NAME_KEY]
+    return (item[0],) if kind is tuple else None
 
 
 def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[str, list[Any]] | None:
     """``rows`` (queued event dicts of one event) as columns — the timestamps under
     :data:`TS_COLUMN` — scrubbed; or ``None`` unless every value is already what
     ``coerce_attributes`` would keep unchanged (a declared ASCII key, its native type, a string only
-    if ASCII, an integer in 64 bits; ``None`` stands for absent) and the scrubber leaves every
-    number alone: then typing, scrubbing and metrics per column equal the record path's per record.
+    if ASCII, an integer in 64 bits; ``None`` stands for absent) or would encode as JSON (a key
+    declared JSON: its ``to_json`` text, computed here), and the scrubber leaves every number
+    alone: then typing, scrubbing and metrics per column equal the record path's per record.
     """
     if spec is None or not rows:
         return None
@@ -196,7 +300,7 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
         if key in (_TS_KEY, _NAME_KEY):
             continue
         native = natives.get(key)
-        if native is None:
+        if native is None and key not in _json_keys(spec):
             return None
         column: list[Any] = list(map(dict.get, rows, repeat(key), repeat(_ABSENT)))
         kinds = set(map(type, column))
@@ -207,24 +311,25 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
         else:
             missing = 0
         keys_seen += count - missing
-        has_none = _NONE in kinds
+        has_none = _NONE in kinds or missing > 0
         kinds.discard(_NONE)
         if not kinds:
             columns[key] = column
             continue
-        if kinds != {native}:
+        if native is None:  # a JSON attribute: its text, as the vocabulary makes it of any value
+            encoded = _json_column(column, has_none)
+            if encoded is None:
+                return None
+            column = encoded
+        elif kinds != {native}:
             return None
-        if native is str:
+        if native is str or native is None:
             distinct = set(column)
             distinct.discard(None)
-            if not all(map(str.isascii, distinct)):
+            if native is str and not all(map(str.isascii, distinct)):
                 return None
             if scrub:
-                changed = {}
-                for text in distinct:
-                    new = scrubber.value(key, text)
-                    if new is not text and new != text:
-                        changed[text] = new
+                changed = scrubber.texts(key, distinct)
                 if changed:
                     column = [changed.get(text, text) for text in column]
         else:
@@ -238,6 +343,36 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
     if sum(map(len, rows)) != keys_seen:  # a row holds a key the first one lacks
         return None
     return columns
+
+
+def _json_keys(spec: Any) -> frozenset[str]:
+    """The ASCII keys ``spec`` declares as JSON: ``coerce_attributes`` encodes any value under them
+    with ``to_json`` (a string too), so a column of them is encoded the same way. Remembered per
+    spec object (hashing a spec would hash every attribute it declares)."""
+    known = _JSON_KEYS.get(id(spec))
+    if known is None or known[0] is not spec:
+        keys = frozenset(
+            attr.key
+            for attr in spec.attributes
+            if attr.type is AttrType.JSON and type(attr.key) is str and attr.key.isascii()
+        )
+        known = _JSON_KEYS[id(spec)] = (spec, keys)
+    return known[1]
+
+
+_JSON_KEYS: dict[int, tuple[Any, frozenset[str]]] = {}
+
+
+def _json_column(column: list[Any], has_none: bool) -> list[Any] | None:
+    """``column``'s values as ``to_json`` text (``None``, absent, stays); ``None`` if a value has
+    none (the record path then says which)."""
+    try:
+        if not has_none:
+            return to_json_each(column)
+        texts = iter(to_json_each([value for value in column if value is not None]))
+        return [None if value is None else next(texts) for value in column]
+    except ValueError:
+        return None
 
 
 class _Absent:

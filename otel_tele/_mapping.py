@@ -148,6 +148,8 @@ class RowMapper:
             for event, found in self._by_event.items()
             if len(found) == 1 and (row := _typed_row_function(found[0], self._log_fields)) is not None
         }
+        #: event name → the one table its typed records fill through a generated row function
+        self.typed_tables: dict[str, Table] = {event: self._by_event[event][0] for event in self._typed_rows}
 
     def map_logs(self, records: Iterable[Any], rows: Rows | None = None) -> Rows:
         rows = rows or Rows()

@@ -201,6 +201,8 @@ QUEUED_NAME_KEY = "otel_tele.event.queued_name"
 def _record_domain(record: Any) -> str:
     if type(record) is dict:  # a queued event dict (see QUEUED_NAME_KEY)
         return domain_of(record.get(QUEUED_NAME_KEY), record)
+    if type(record) is tuple and record:  # an event made a sink's row, led by its name (_event_rows)
+        return domain_of(record[0], None)
     lr = getattr(record, "log_record", record)
     return domain_of(getattr(lr, "event_name", None), getattr(lr, "attributes", None))
 

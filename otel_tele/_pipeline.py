@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
 from opentelemetry import _logs, metrics, trace
@@ -636,6 +636,8 @@ class Pipeline:
             ok = self.events.force_flush(remaining_ms())
             for batcher in self._batchers:
                 ok = batcher.force_flush(remaining_ms()) and ok
+            if isinstance(self.events.route, EventRoute):
+                self.events.route.settle()
             # Push readers only: collecting a pull reader (Prometheus) here would make its next scrape
             # report every series twice.
             for reader in self._push_readers:
@@ -672,6 +674,9 @@ class Pipeline:
             batchers = [batcher for batcher in self._batchers if batcher.stats.sink == name]
             for batcher in batchers:
                 ok = batcher.force_flush(remaining_ms()) and ok
+            route = self.events.route
+            if ok and isinstance(route, EventRoute) and route.sink.name == name:
+                route.settle()
             if not ok:
                 raise Incomplete(f"incomplete: sink {name}")
 
@@ -694,37 +699,43 @@ class Pipeline:
         def remaining_ms() -> float:
             return max(0.0, (deadline - time.monotonic()) * 1000)
 
-        # Local before remote: a dead collector may use up the deadline, but never at the cost of
-        # the files on this machine (sink rows written, databases checkpointed, bundles closed).
-        # The meter provider shuts its readers in order: sink readers (which close their sink) first.
-        local = [b for b in self._batchers if b not in self._remote_batchers]
-        batcher_steps = [
-            (f"{b.stats.sink}/{b.stats.signal}", lambda b=b: b.shutdown(remaining_ms()))
-            for b in local + self._remote_batchers
-        ]
-        close_steps = [
-            (f"sink {name}", lambda sink=sink: close_once(sink)) for name, sink in self.sinks.items()
-        ]
-        steps: list[tuple[str, Callable[[], object]]] = [
-            ("events", lambda: self.events.shutdown(remaining_ms())),
-            *batcher_steps[: len(local)],
-            *(
-                step
-                for step, sink in zip(close_steps, self.sinks.values(), strict=True)
-                if "metrics" not in sink.signals
-            ),
-            ("prometheus endpoint", self._stop_prometheus),
-            ("meter provider", lambda: self.meter_provider.shutdown(timeout_millis=remaining_ms())),
-            *batcher_steps[len(local) :],
-            ("tracer provider", self.tracer_provider.shutdown),
-            ("logger provider", self.logger_provider.shutdown),
-            *close_steps,
-        ]
+        def steps() -> Iterator[tuple[str, Callable[[], object]]]:
+            yield ("events", lambda: self.events.shutdown(remaining_ms()))
+            # The queues are listed once the event stage has stopped: its last batches may have
+            # started a queue of a sink's own (``_event_rows``), which must drain before the sink closes.
+            yield from _after_events()
+
+        def _after_events() -> list[tuple[str, Callable[[], object]]]:
+            # Local before remote: a dead collector may use up the deadline, but never at the cost of
+            # the files on this machine (sink rows written, databases checkpointed, bundles closed).
+            # The meter provider shuts its readers in order: sink readers (which close their sink) first.
+            local = [b for b in self._batchers if b not in self._remote_batchers]
+            batcher_steps = [
+                (f"{b.stats.sink}/{b.stats.signal}", lambda b=b: b.shutdown(remaining_ms()))
+                for b in local + self._remote_batchers
+            ]
+            close_steps = [
+                (f"sink {name}", lambda sink=sink: close_once(sink)) for name, sink in self.sinks.items()
+            ]
+            return [
+                *batcher_steps[: len(local)],
+                *(
+                    step
+                    for step, sink in zip(close_steps, self.sinks.values(), strict=True)
+                    if "metrics" not in sink.signals
+                ),
+                ("prometheus endpoint", self._stop_prometheus),
+                ("meter provider", lambda: self.meter_provider.shutdown(timeout_millis=remaining_ms())),
+                *batcher_steps[len(local) :],
+                ("tracer provider", self.tracer_provider.shutdown),
+                ("logger provider", self.logger_provider.shutdown),
+                *close_steps,
+            ]
 
         failed: list[str] = []
 
         def stop() -> None:
-            for name, step in steps:  # one failing part must not keep the others from stopping
+            for name, step in steps():  # one failing part must not keep the others from stopping
                 try:
                     if step() is False:  # a part that reports it did not finish in time
                         failed.append(name)

@@ -92,6 +92,11 @@ class BatchingProcessor(Generic[T]):
             self._init_state()
 
     # -- producer side -------------------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        """Items waiting behind the batch being exported (a hint: it changes as it is read)."""
+        return len(self._queue)
+
     def put(self, item: T) -> None:
         with self._cond:
             if self._shutdown or len(self._queue) >= self._max_queue_size:

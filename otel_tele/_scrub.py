@@ -122,6 +122,11 @@ def _may_trigger(value: str) -> bool:
     knows letters ``str.lower`` does not (long s, dotless i, the Kelvin sign)."""
     if not value.isascii():
         return _ANY_TRIGGER.search(value) is not None
+    return _rule_may_trigger(value) or _card_may_trigger(value)
+
+
+def _rule_may_trigger(value: str) -> bool:
+    """``_may_trigger`` of ASCII ``value`` for every rule but the card rule."""
     if (
         "=" in value
         or ":" in value
@@ -136,16 +141,19 @@ def _may_trigger(value: str) -> bool:
     ):
         return True
     lowered = value.lower()
-    if (
+    return (
         "bearer" in lowered
         or "basic" in lowered
         or "digest" in lowered
         or "token" in lowered
         or "negotiate" in lowered
         or "apikey" in lowered
-    ) and _SCHEME_TRIGGER.search(value) is not None:
-        return True
-    # The card rule needs 13 digits: counted in C (bytes.translate) before the regex is tried.
+    ) and _SCHEME_TRIGGER.search(value) is not None
+
+
+def _card_may_trigger(value: str) -> bool:
+    """``_may_trigger`` of ASCII ``value`` for the card rule: it needs 13 digits, counted in C
+    (bytes.translate) before the regex is tried."""
     return (
         len(value) >= 13
         and len(value) - len(value.encode().translate(None, _DIGITS)) >= 13
@@ -153,7 +161,30 @@ def _may_trigger(value: str) -> bool:
     )
 
 
+def _joined_may_trigger(joined: str) -> bool:
+    """``_may_trigger`` of texts joined by :data:`_JOINT` (False: no text has a trigger). The card
+    regex runs only if some text has 13 digits: a card match cannot span a joint, and a column of
+    ids of a dozen digits each would otherwise send it through every digit of the column."""
+    if not joined.isascii():
+        return _ANY_TRIGGER.search(joined) is not None
+    if _rule_may_trigger(joined):
+        return True
+    digits = joined.encode().translate(None, _NOT_DIGITS_OR_JOINT)
+    return (
+        len(digits) >= 13
+        and max(map(len, digits.split(_JOINT_BYTE))) >= 13
+        and _CARD_ONLY_TRIGGER.search(joined) is not None
+    )
+
+
 _JSON_STARTS = ("{", "[")
+#: Joins texts whose triggers are tested at once: no trigger contains it, and it is neither a space
+#: (a scheme's ``token\s``) nor a digit or a card's separator.
+_JOINT = "\x00"
+_JOINT_BYTE = _JOINT.encode()
+_NOT_DIGITS_OR_JOINT = bytes(b for b in range(256) if b not in b"0123456789\x00")
+#: A text of a joined column that starts as JSON or with a space (``str.isspace``'s, ASCII or not).
+_SPECIAL_START = re.compile(r"\x00[\s{\[]")  # led by a literal: found by a fast scan
 
 
 _CACHED_STRING_CHARS = 256
@@ -283,18 +314,22 @@ class Scrubber:
         )
 
     def leaves_all_alone(self, values: Sequence[str]) -> bool:
-        """Whether :meth:`leaves_alone` holds for every one of ``values``, tested on them all at once
-        (a block of log bodies): each pre-check looks for a literal or an unanchored pattern, and
-        whatever it finds in one value it finds in the values joined by NUL (which no trigger
-        contains), so the joined text can only raise false alarms: ``False`` decides nothing.
+        """Whether :meth:`leaves_alone` holds for every one of ``values`` (a column of log bodies or
+        attribute strings), its trigger test run once on them joined by :data:`_JOINT`: each
+        pre-check looks for a literal or an unanchored pattern that no joint is part of, so whatever
+        it finds in one value it finds in the joined text, which can only raise false alarms
+        (``False`` decides nothing: each value then takes its own test).
 
         Example: ``scrubber.leaves_all_alone(["request 7 handled", "request 8 handled"])`` is ``True``."""
-        if self._extra:
+        if self._extra or len(values) < 2:
             return False
-        for first in {value[:1] for value in values}:
-            if first in _JSON_STARTS or first.isspace():
-                return False
-        return not _may_trigger("\x00".join(values))
+        joined = _JOINT.join(values)
+        # A value that starts as JSON or with a space: tested alone (``leaves_alone``'s first tests;
+        # a joint inside a value only sends the column that way too).
+        first = values[0][:1]
+        if first in _JSON_STARTS or first.isspace() or _SPECIAL_START.search(joined) is not None:
+            return False
+        return not _joined_may_trigger(joined)
 
     def _pairs(self, text: str) -> str:
         """``name=value`` pairs with a secret name get their value redacted. A pair whose name is
@@ -431,6 +466,29 @@ class Scrubber:
                     out = dict(attributes)
                 out[key] = new
         return out
+
+    def texts(self, key: str, texts: Iterable[str]) -> dict[str, str]:
+        """Of distinct strings under ``key`` (a column of them), those :meth:`attributes` would
+        change, each with what it becomes: the same tests, once per text — except that the value
+        rules' trigger test (:meth:`leaves_alone`) runs once over the texts not found clean before,
+        joined: a trigger in one text is one in the joined text, so none there means none in any
+        (a trigger the joint makes only sends each text through its own test)."""
+        changed: dict[str, str] = {}
+        plain = self.is_plain_key(key)
+        rest = list(texts)
+        if plain:
+            strings = self._string_cache
+            rest = [text for text in rest if (seen := strings.get(text)) is not text and seen != text]
+            if rest and self.leaves_all_alone(rest):
+                return changed
+        leaves_alone = self.leaves_alone
+        for text in rest:
+            if plain and leaves_alone(text):
+                continue
+            new = self.value(key, text)
+            if new is not text and new != text:
+                changed[text] = new
+        return changed
 
     # -- records ----------------------------------------------------------------------------------
     def spans(self, batch: list[Any]) -> None:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -40,6 +40,7 @@ from ._settings import Settings, resolve
 from ._stats import Booking, SinkStats
 
 _log = logging.getLogger("otel_tele")
+_R = TypeVar("_R")
 
 Signal = str  # "traces" | "logs" | "metrics"
 
@@ -183,43 +184,56 @@ def write_with_retry(
         "metrics": sink.write_metrics,
     }
     writer = writers[signal]
+    with sink.write_lock:
+        try:
+            booking = booking_of(retrying(sink, signal, lambda: writer(batch), count, timeout_s), count)
+        except GaveUp:
+            return Booking(0, count)
+        except Exception as exc:
+            _log.exception("sink %s: %d %s could not be written", sink.name, count, signal)
+            sink.stats[signal].export_failed(exc)
+            return Booking(0, count)
+        if booking.failed:
+            sink.stats[signal].note_error(f"{booking.failed} of {count} {signal} rejected as unusable")
+        return booking
+
+
+class GaveUp(Exception):
+    """A write whose transient errors outlasted the sink's retry policy (booked and logged)."""
+
+
+def retrying(
+    sink: Sink, signal: Signal, write: Callable[[], _R], count: int, timeout_s: float | None = None
+) -> _R:
+    """``write()`` (the caller holds ``sink.write_lock``), retried on the sink's transient errors
+    with its backoff; once the attempts are used up, the sink is closing or the next backoff would
+    pass ``timeout_s``, the failure is booked and logged and :class:`GaveUp` raised. Any other
+    error is raised as it is."""
     delays = sink.retry.delays()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    with sink.write_lock:
-        for attempt in range(len(delays) + 1):
-            try:
-                booking = booking_of(writer(batch), count)
-                if booking.failed:
-                    sink.stats[signal].note_error(
-                        f"{booking.failed} of {count} {signal} rejected as unusable"
-                    )
-                return booking
-            except sink.transient_errors as exc:
-                out_of_time = (
-                    deadline is not None
-                    and attempt < len(delays)
-                    and time.monotonic() + delays[attempt] > deadline
-                )
-                if attempt == len(delays) or sink.closing.is_set() or out_of_time:
-                    sink.stats[signal].export_failed(exc)
-                    _log.error(
-                        "sink %s: giving up on %d %s after %d attempts: %s",
-                        sink.name,
-                        count,
-                        signal,
-                        attempt + 1,
-                        exc,
-                    )
-                    return Booking(0, count)
-                _log.warning(
-                    "sink %s: transient error (%s); retrying in %.2fs", sink.name, exc, delays[attempt]
-                )
-                sink.closing.wait(delays[attempt])
-            except Exception as exc:
-                _log.exception("sink %s: %d %s could not be written", sink.name, count, signal)
+    for attempt in range(len(delays) + 1):
+        try:
+            return write()
+        except sink.transient_errors as exc:
+            out_of_time = (
+                deadline is not None
+                and attempt < len(delays)
+                and time.monotonic() + delays[attempt] > deadline
+            )
+            if attempt == len(delays) or sink.closing.is_set() or out_of_time:
                 sink.stats[signal].export_failed(exc)
-                return Booking(0, count)
-    return Booking(0, count)  # pragma: no cover - loop always returns
+                _log.error(
+                    "sink %s: giving up on %d %s after %d attempts: %s",
+                    sink.name,
+                    count,
+                    signal,
+                    attempt + 1,
+                    exc,
+                )
+                raise GaveUp from exc
+            _log.warning("sink %s: transient error (%s); retrying in %.2fs", sink.name, exc, delays[attempt])
+            sink.closing.wait(delays[attempt])
+    raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
 
 class _SinkExporterMixin:

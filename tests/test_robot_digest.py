@@ -381,3 +381,47 @@ INSERT_COMMAND = (
     "INSERT INTO dds_commands (ts, ts_mono, seq, funcode, joint_id, target_value, data_json, "
     "correlation_id, raw_len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+def test_a_burst_folds_in_later_transactions_and_before_retention(tmp_path: Path) -> None:
+    """Rows written while more wait behind them (``fold=False``) are folded in by a later
+    transaction — with every table they were left in — or before a retention pass deletes some of
+    them: the counts then equal those rebuilt from the table, and the watermarks its marks."""
+    from otel_tele.exporters.sqlite.schema import COVERED, main_mark
+
+    from otel_tele._mapping import Rows
+
+    db = tmp_path / "telemetry.db"
+    sink = SqliteSink(db, retention_days=1)
+    conn = sink.open()
+
+    def command(ts: float) -> tuple[Any, ...]:
+        return (ts, 1.0, 1, 1, 1, 0.5, None, None, 3)
+
+    def system(ts: float) -> tuple[Any, ...]:
+        return (ts, "estop", "arm", None, None, None, "error")
+
+    for batch in range(30):
+        rows = Rows()
+        rows.by_table["dds_commands"] = [command(NOW - 2 * 86400 * (i % 2) - batch) for i in range(50)]
+        if batch % 10 == 0:
+            rows.by_table["system_events"] = [system(NOW - batch)]
+        sink._write(rows, fold=batch % 12 == 11)
+        if batch == 20:  # unfolded rows, some of them old enough to go
+            assert sink.digest.unfolded_tables == {"dds_commands", "system_events"}
+            sink._retain(conn)
+    assert sink.digest.folds == 3 and sink.digest.unfolded == 6 * 50
+    sink._write(Rows(by_table={"dds_commands": [command(NOW)]}))  # the burst's last transaction
+    assert not sink.digest.unfolded_tables
+    sink.close()
+    counts = "SELECT series, unit, n FROM counts WHERE n != 0 ORDER BY series, unit"
+    with sqlite3.connect(digest_path(db)) as digest, sqlite3.connect(db) as main:
+        incremental = digest.execute(counts).fetchall()
+        marks = {row[0]: tuple(row[1:]) for row in digest.execute("SELECT * FROM watermark")}
+        assert marks == {table: main_mark(main, table) for table in COVERED}
+    digest_path(db).unlink()
+    rebuilt = SqliteSink(db, retention_days=0)
+    rebuilt.open()
+    rebuilt.close()
+    with sqlite3.connect(digest_path(db)) as digest:
+        assert digest.execute(counts).fetchall() == incremental

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import random
 
-from otel_tele._scrub import _ANY_TRIGGER, _CARD, _VALUE_RULES, Scrubber, _card, _may_trigger
+from otel_tele._scrub import (
+    _ANY_TRIGGER,
+    _CARD,
+    _VALUE_RULES,
+    Scrubber,
+    _card,
+    _joined_may_trigger,
+    _may_trigger,
+)
 
 SAMPLES = [
     "cmd-000000000123",
@@ -124,3 +132,30 @@ def test_a_block_of_values_is_left_alone_only_when_each_value_is() -> None:
     # Digits of neighbours joined never hide nor fake a card number: the NUL between them breaks it.
     assert scrubber.leaves_all_alone(["id 411111", "1111111111 x"])
     assert not Scrubber(extra_patterns=[r"cmd-\d+"]).leaves_all_alone(["plain"])
+
+
+def test_a_column_of_texts_is_scrubbed_as_each_text_alone() -> None:
+    """``Scrubber.texts`` (the row path: the trigger test run once over a column's texts joined)
+    changes exactly the texts ``attributes`` changes, into the same text: triggers inside one text,
+    none anywhere, texts that start as JSON or with a space, a joint inside a text, secret keys."""
+    rng = random.Random(14)
+    pieces = [*SAMPLES, "cmd-000000000124", ' {"token":1}', "[1]", "\x00{", "\t x", "pass", "word=1", "é"]
+    for key in ("robot.correlation_id", "robot.data_json", "password", "url.full"):
+        for _ in range(300):
+            texts = list(dict.fromkeys(rng.choice(pieces) for _ in range(rng.randint(0, 6))))
+            scrubber, reference = Scrubber(), Scrubber()
+            expected = {}
+            for text in texts:
+                got = reference.attributes({key: text})
+                if got is not None and got[key] != text:
+                    expected[text] = got[key]
+            assert scrubber.texts(key, texts) == expected, (key, texts)
+            if any(map(_may_trigger, texts)):  # no text's trigger is missed by the joined test
+                assert _joined_may_trigger("\x00".join(texts)), texts
+    clean = [f"cmd-{i:012d}" for i in range(100)]
+    assert not _joined_may_trigger("\x00".join(clean))  # a dozen digits each: the card rule skipped
+    assert _joined_may_trigger("\x00".join([*clean, "x 4111111111111111"]))
+    assert Scrubber().texts("robot.correlation_id", clean) == {}
+    assert Scrubber().texts("robot.correlation_id", [*clean, "a password=x"]) == {
+        "a password=x": "a password=[REDACTED]"
+    }

@@ -1,6 +1,7 @@
 """Writing the robot database's digest sidecar (``telemetry.digest.db``), laid out in :mod:`.schema`.
 
-The sink keeps it in the same write transaction as the rows (it is ``ATTACH``ed): counts per 16 s
+The sink keeps it in the same write transaction as the rows (it is ``ATTACH``ed; in a burst a
+later batch's transaction folds them in, see :meth:`Digest.due`): counts per 16 s
 unit and per-endpoint latency histograms at levels of ``16·2^k`` s (why, and the layout: the digest
 section of :mod:`.schema`). ``watermark`` says what it reflects of each table; anything inconsistent
 is rebuilt when the sink opens.
@@ -15,6 +16,7 @@ import json
 import logging
 import math
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,10 @@ from .schema import DIGEST_SCHEMA as SCHEMA
 
 _log = logging.getLogger("otel_tele")
 
+#: While rows keep coming, the digest folds them in at least every this many rows or seconds (see
+#: ``Digest.due``): the most rows a reader takes raw above the watermark in a burst.
+FOLD_ROWS = 4096
+FOLD_S = 0.5
 _UNIT_SQL = f"CAST(floor(ts / {UNIT_S!r}) AS INTEGER)"
 # ``+ts``: rows are found by id (a batch, a retention pass), never by walking the whole ts index.
 _IN_UNITS = f"+ts >= 0 AND +ts < {TS_END!r}"
@@ -97,6 +103,25 @@ class Digest:
         self.path = digest_path(db_path)
         self.attached = False
         self.rebuilds = 0
+        self.folds = 0  # transactions that folded rows in (``after_insert``)
+        self.unfolded = 0  # rows this sink committed above the watermark since its last fold
+        self.unfolded_tables: set[str] = set()  # ... and their tables (the next fold takes them in)
+        self._folded_at = time.monotonic()
+
+    def due(self, more_queued: bool) -> bool:
+        """Whether the transaction being written folds its rows (and any left above the watermark)
+        in: always unless more rows are queued right behind it — then at most every
+        :data:`FOLD_ROWS` rows or :data:`FOLD_S` seconds. Folding costs a write to the sidecar's own
+        file in the transaction (at 50 rows a transaction, a fifth of its cost); readers take the
+        rows above the watermark raw meanwhile, as they do after a crash."""
+        return not more_queued or self.unfolded >= FOLD_ROWS or time.monotonic() - self._folded_at >= FOLD_S
+
+    def folded(self) -> None:
+        """The transaction that folded committed."""
+        self.folds += 1
+        self.unfolded = 0
+        self.unfolded_tables.clear()
+        self._folded_at = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def attach(self, conn: sqlite3.Connection) -> None:
@@ -122,6 +147,7 @@ class Digest:
     def _attach(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"ATTACH DATABASE ? AS {SCHEMA}", (str(self.path),))
         self.attached = True
+        self.unfolded, self.unfolded_tables = 0, set()  # caught up or rebuilt next
         conn.execute(f"PRAGMA {SCHEMA}.journal_mode = WAL")
         conn.execute(f"PRAGMA {SCHEMA}.synchronous = NORMAL")
         version = conn.execute(f"PRAGMA {SCHEMA}.user_version").fetchone()[0]
@@ -137,6 +163,13 @@ class Digest:
                 conn.execute(f"DETACH DATABASE {SCHEMA}")
             except sqlite3.Error as exc:
                 _log.warning("robot digest: detach failed: %s", exc)
+
+    def catch_up(self, conn: sqlite3.Connection) -> None:
+        """Fold what lies above the watermarks in, in a transaction of its own (before a retention
+        pass: it takes deleted rows out of the aggregates, so they must be in them)."""
+        if self.attached and self.unfolded_tables:
+            self._catch_up(conn)
+            self.folded()
 
     def _catch_up(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -238,14 +271,12 @@ class Digest:
             units = _units(rows, plan[0]) if rows and plan and new[0] - mark == len(rows) else None
             if units is None or plan is None:
                 self._add(conn, (table,), f"id > {int(mark)}")
-            elif units:
-                pairs = json.dumps(list(units.items()))
-                for series in plan[1]:
-                    conn.execute(
-                        f"INSERT INTO {SCHEMA}.counts (series, unit, n) SELECT ?, value->>0, value->>1 "
-                        "FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                        (series, pairs),
-                    )
+            elif units:  # a batch mostly falls in one unit: one upsert, bound directly
+                conn.executemany(
+                    f"INSERT INTO {SCHEMA}.counts (series, unit, n) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                    [(series, unit, n) for series in plan[1] for unit, n in units.items()],
+                )
             lowest = new[1] if min_ts is None else min(min_ts, new[1])
             conn.execute(
                 f"INSERT OR REPLACE INTO {SCHEMA}.watermark VALUES (?, ?, ?)", (table, new[0], lowest)

@@ -4,7 +4,9 @@ The sink maps robot log records (``robot.*`` events) and HTTP server spans of ``
 the spec's six tables (declared in ``schema``, mapped by ``_mapping``) and writes each export batch in one
 ``BEGIN IMMEDIATE`` transaction with one multi-row ``INSERT … VALUES (…), (…), …`` per table and
 :data:`ROWS_PER_STATEMENT` rows (see ``SqliteSink._insert``), so a batch is either wholly on disk or
-not at all — even if the process is killed mid-write.
+not at all — even if the process is killed mid-write. A batch of one table that leaves the digest
+to a later batch (a burst on the row path, ``otel_tele._event_rows``) is one such INSERT on its own,
+which SQLite commits as its own transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from otel_tele._internal import abandon_inherited, bad_input_log, encodable, quiesce_for_fork
 from otel_tele._maintenance import days_text, record_run
@@ -29,6 +31,7 @@ from otel_tele.domains.robot import SQLITE_RETENTION_DAYS
 from .._sqlite_wal import close_checkpointed
 from ._db import init_db
 from ._digest import Digest
+from ._event_columns import BY_EVENT
 from ._mapping import MAPPER
 from .maintenance import Retention, retention_days_from_env
 from .schema import BUSY_TIMEOUT_MS, DB_NAME, INSERTS, SCHEMA_VERSION, bulk_insert, connect_read_only
@@ -43,6 +46,7 @@ _log = logging.getLogger("otel_tele")
 #: a batch is cut into statements of at most this many rows, and only a batch's last statement has a
 #: count of its own.
 ROWS_PER_STATEMENT = 256
+_VARIABLES = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
 _chain = itertools.chain.from_iterable
 
 
@@ -78,6 +82,9 @@ class SqliteSink(Sink):
     signals = frozenset({"logs", "traces"})
     # "database is locked" / "disk I/O error": retried with backoff by the sink contract.
     transient_errors = (sqlite3.OperationalError,)
+    #: Events this sink takes as columns when it is the only log consumer (``otel_tele._event_rows``):
+    #: every robot event that fills one table.
+    event_rows: ClassVar[frozenset[str]] = frozenset(BY_EVENT)
 
     def __init__(self, db_path: str | Path, *, retention_days: float | None = None) -> None:
         super().__init__()
@@ -113,6 +120,7 @@ class SqliteSink(Sink):
 
     def _retain(self, conn: sqlite3.Connection) -> None:
         try:
+            self.digest.catch_up(conn)
             deleted = self.retention.run(conn)
         except sqlite3.Error as exc:  # retention is housekeeping: never fail a write for it
             _log.warning("telemetry retention pass failed: %s", exc)
@@ -130,10 +138,41 @@ class SqliteSink(Sink):
     def write_logs(self, records: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_logs(records))
 
+    def write_event_rows(self, name: str, timestamps: list[int], columns: dict[str, list[Any]]) -> Written:
+        """Robot events handed over as columns (typed and scrubbed; see ``otel_tele._event_rows``):
+        the same rows, digest and books as ``write_logs`` of their records."""
+        return self._write(BY_EVENT[name].rows(timestamps, columns))
+
+    def event_row_items(
+        self, name: str, timestamps: list[int], columns: dict[str, list[Any]]
+    ) -> list[tuple[Any, ...]] | None:
+        """The rows of robot events handed over as columns, built ahead of their write (on the
+        telemetry thread, see ``EventRoute.put``), each led by the event's name; ``None`` if one
+        would be rejected."""
+        return BY_EVENT[name].built(timestamps, columns)
+
+    def write_event_row_items(self, rows: list[tuple[Any, ...]], *, more_queued: bool = False) -> Written:
+        """Rows of one event built by :meth:`event_row_items` (its name first): written as
+        ``write_logs`` writes their records' rows (same transaction and books). ``more_queued``:
+        more rows wait right behind these (a burst), so the digest may fold them in with a later
+        transaction (``Digest.due``)."""
+        mapped = Rows()
+        mapped.by_table[BY_EVENT[rows[0][0]].table] = rows
+        return self._write(mapped, fold=self.digest.due(more_queued), lead=1)
+
+    def settle(self) -> None:
+        """Fold in what a burst left above the digest's watermarks (after a flush: the digest then
+        reflects every row written; see ``Digest.due``)."""
+        conn = self._conn  # closed: the next open folds them in (``Digest.attach``)
+        if conn is not None and self.digest.attached and self.digest.unfolded_tables:
+            with self._transaction_lock:
+                self.digest.catch_up(conn)
+
     def write_spans(self, spans: Sequence[Any]) -> Written:
         return self._write(MAPPER.map_spans(spans))
 
-    def _write(self, rows: Rows) -> Written:
+    def _write(self, rows: Rows, *, fold: bool = True, lead: int = 0) -> Written:
+        """Write ``rows`` (their first ``lead`` values tags, not columns) in one transaction."""
         if rows.problems:
             _log.warning("sqlite sink: %d records rejected, e.g. %s", rows.rejected, rows.problems[0])
         if not rows.count:
@@ -141,24 +180,67 @@ class SqliteSink(Sink):
         conn = self.open()
         rejected = rows.rejected
         with self._transaction_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                whole = {}  # the tables every row of which went in: the digest may count them
-                for table, values in rows.by_table.items():
-                    refused = self._insert(conn, table, values)
-                    rejected += refused
-                    if not refused:
-                        whole[table] = values
-                self._in_digest(conn, self.digest.after_insert, rows.by_table, whole)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            if not fold and self._one_statement(conn, rows.by_table, lead):
+                pass  # its own transaction
+            else:
+                by_table = rows.by_table
+                if lead:
+                    by_table = {table: [row[lead:] for row in values] for table, values in by_table.items()}
+                rejected += self._transaction(conn, by_table, fold)
+            if fold:
+                self.digest.folded()
+            else:
+                self.digest.unfolded += rows.count
+                self.digest.unfolded_tables.update(rows.by_table)
             self.rows_written += rows.count - (rejected - rows.rejected)
             if self.retention.due():
                 self._retain(conn)
         return Written(failed=rejected, not_routed=rows.not_routed)
+
+    @staticmethod
+    def _one_statement(
+        conn: sqlite3.Connection, by_table: dict[str, list[tuple[Any, ...]]], lead: int
+    ) -> bool:
+        """Rows of one table that fit one multi-row INSERT, written by it alone: outside a
+        ``BEGIN`` a statement is its own transaction, all its rows or none, and the worker gives up
+        the GIL once instead of three times (with the caller and the telemetry thread busy, each
+        time costs it a wait for the GIL). False if they do not fit, or one is refused (the
+        statement then changed nothing: the transaction path isolates that row)."""
+        if len(by_table) != 1:
+            return False
+        ((table, values),) = by_table.items()
+        width = len(values[0]) if values else 1
+        if not values or len(values) > ROWS_PER_STATEMENT or len(values) * width > conn.getlimit(_VARIABLES):
+            return False
+        try:
+            conn.execute(bulk_insert(table, len(values), lead=lead), tuple(_chain(values)))
+        except _ROW_ERRORS:
+            return False
+        return True
+
+    def _transaction(
+        self, conn: sqlite3.Connection, by_table: dict[str, list[tuple[Any, ...]]], fold: bool
+    ) -> int:
+        """Write ``by_table`` in one ``BEGIN IMMEDIATE`` transaction, the digest folded in with
+        them if ``fold``; returns the rows refused."""
+        rejected = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            whole = {}  # the tables every row of which went in: the digest may count them
+            for table, values in by_table.items():
+                refused = self._insert(conn, table, values)
+                rejected += refused
+                if not refused:
+                    whole[table] = values
+            if fold:  # with the tables rows were left unfolded in by earlier transactions
+                tables = [*by_table, *self.digest.unfolded_tables.difference(by_table)]
+                self._in_digest(conn, self.digest.after_insert, tables, whole)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return rejected
 
     # -- the digest sidecar (``_digest``): kept in the same transaction as the rows ---------
     def _in_digest(self, conn: sqlite3.Connection, step: Any, *args: Any) -> None:

@@ -191,13 +191,22 @@ def _insert(spec: StoredTable) -> str:
     return f"INSERT INTO {spec.name} ({names}) VALUES ({', '.join('?' * len(spec.columns))})"
 
 
-@functools.lru_cache(maxsize=256)
-def bulk_insert(table: str, rows: int) -> str:
+@functools.lru_cache(maxsize=512)
+def bulk_insert(table: str, rows: int, *, lead: int = 0) -> str:
     """One statement inserting ``rows`` rows of ``table`` (``INSERT … VALUES (…), (…), …``), its
-    parameters the rows' values one after another (see ``SqliteSink``)."""
+    parameters the rows' values one after another (see ``SqliteSink``); with ``lead``, each row's
+    values follow that many the statement is bound but does not use (a row's tag)."""
     spec = TABLES[table]
-    one = f"({', '.join('?' * len(spec.columns))})"
-    return f"INSERT INTO {spec.name} ({', '.join(spec.column_names)}) VALUES {', '.join([one] * rows)}"
+    width = len(spec.columns)
+    if not lead:
+        one = f"({', '.join('?' * width)})"
+        values = ", ".join([one] * rows)
+    else:  # numbered: row k's columns are parameters k·(lead+width) + lead + 1 …
+        step = lead + width
+        values = ", ".join(
+            "(" + ", ".join(f"?{k * step + lead + i + 1}" for i in range(width)) + ")" for k in range(rows)
+        )
+    return f"INSERT INTO {spec.name} ({', '.join(spec.column_names)}) VALUES {values}"
 
 
 #: One INSERT per table, its values in :attr:`StoredTable.columns` order.
@@ -219,7 +228,8 @@ def connect_read_only(db_path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS)
 # -- the digest sidecar ``telemetry.digest.db`` --------------------------------------------------
 # Why a sidecar: spec 004 fixes ``telemetry.db`` at six tables and their indexes, yet exact percentiles
 # read every latency and a windowed ``count(*)`` walks an index range. The sink keeps, beside the
-# database and in the same write transaction as the rows (it is ``ATTACH``ed), per time unit:
+# database and in the same write transaction as the rows (it is ``ATTACH``ed; in a burst, in a later
+# batch's transaction: ``Digest.due``), per time unit:
 #
 # - ``counts``: rows of ``dds_commands``, ``dds_feedback``, ``system_events`` and of error events, per
 #   16 s unit (a week is ~38k small rows per series; one upsert per table and batch);
@@ -231,8 +241,8 @@ def connect_read_only(db_path: str | Path, *, timeout_ms: int = BUSY_TIMEOUT_MS)
 # readers' ``ts`` range tests. Rows with ``ts`` outside ``[0, TS_END)`` (or non-finite) are in no unit:
 # readers take them raw. ``watermark`` says what the sidecar reflects of each table (highest ``id``,
 # lowest ``ts``): WAL commits of attached databases are atomic per file only, so after a crash between
-# the two a reader takes rows above the watermark raw, and anything else inconsistent is rebuilt by
-# the sink on open.
+# the two — and in a burst, until a later batch folds them in — a reader takes rows above the
+# watermark raw, and anything else inconsistent is rebuilt by the sink on open.
 
 DIGEST_VERSION = 1
 DIGEST_SCHEMA = "digest"  # the ATTACH name

@@ -26,6 +26,7 @@ from ._types import (
     coerce_attributes,
     encoder_function,
     to_json,
+    to_json_each,
 )
 
 _DOMAINS = tuple(importlib.import_module(domain.vocabulary) for domain in domains())
@@ -54,4 +55,5 @@ __all__ = [
     "inference",
     "robot",
     "to_json",
+    "to_json_each",
 ]

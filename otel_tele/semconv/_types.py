@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from json import encoder as _json_encoder
@@ -50,9 +50,18 @@ def encoder_function(options: json.JSONEncoder) -> Callable[[Any], str]:
         dumps = encoder_function(json.JSONEncoder(separators=(",", ":")))
         dumps({"a": [1, 2.5]})  # '{"a":[1,2.5]}'
     """
+    return _encoders(options)[0]
+
+
+def _encoders(
+    options: json.JSONEncoder,
+) -> tuple[Callable[[Any], str], Callable[[Sequence[Any]], list[str]]]:
+    """``encoder_function(options)`` and its column form (``options.encode`` of each value, the
+    thread's encoder taken once for all of them)."""
     make: Any = getattr(_json_encoder, "c_make_encoder", None)  # the C accelerator, when built
     if make is None or options.indent is not None:
-        return options.encode
+        plain = options.encode
+        return plain, lambda values: [plain(value) for value in values]
     text = _json_encoder.encode_basestring_ascii if options.ensure_ascii else _json_encoder.encode_basestring
     circular = options.check_circular
 
@@ -73,15 +82,15 @@ def encoder_function(options: json.JSONEncoder) -> Callable[[Any], str]:
 
     local = threading.local()
 
-    def encode(value: Any) -> str:
-        if isinstance(value, str):  # what JSONEncoder.encode does for a bare string
-            return text(value)
+    def each(values: Sequence[Any]) -> list[str]:
         own = getattr(local, "encoder", None)
         if own is None:  # this thread's first call, or one from a ``default`` (or a ``repr``) the
             own = build()  # thread's encoder is running: that one gets its own
         local.encoder = None  # taken until this call returns
         try:
-            return "".join(own[0](value, 0))
+            encode, join = own[0], "".join
+            # A bare string as JSONEncoder.encode does it.
+            return [text(value) if isinstance(value, str) else join(encode(value, 0)) for value in values]
         except BaseException:
             if own[1] is not None:
                 own[1].clear()  # a failure leaves the containers it was inside marked as open
@@ -89,10 +98,15 @@ def encoder_function(options: json.JSONEncoder) -> Callable[[Any], str]:
         finally:
             local.encoder = own
 
-    return encode
+    def encode(value: Any) -> str:
+        if isinstance(value, str):  # what JSONEncoder.encode does for a bare string
+            return text(value)
+        return each((value,))[0]
+
+    return encode, each
 
 
-_dumps = encoder_function(
+_dumps, _dumps_each = _encoders(
     json.JSONEncoder(default=repr, allow_nan=True, ensure_ascii=False, separators=(",", ":"))
 )
 _dumps_ascii = encoder_function(json.JSONEncoder(default=repr, allow_nan=True, separators=(",", ":")))
@@ -115,6 +129,23 @@ def to_json(value: Any) -> str:
         return text
     except Exception as exc:
         raise ValueError(f"not JSON-serialisable ({type(exc).__name__})") from None
+
+
+def to_json_each(values: Sequence[Any]) -> list[str]:
+    """``[to_json(value) for value in values]``: the same texts, the thread's encoder taken once
+    (a column of values: ``otel_tele._event_rows``). A value with no JSON text is ``to_json``'s
+    ``ValueError``."""
+    try:
+        texts = _dumps_each(values)
+    except Exception:
+        return [to_json(value) for value in values]  # raises, naming only the reason
+    for index, text in enumerate(texts):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                texts[index] = _dumps_ascii(values[index])
+    return texts
 
 
 def _to_str(value: Any) -> str:
