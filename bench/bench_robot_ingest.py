@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import resource
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,7 +35,7 @@ from otel_tele.exporters.sqlite._digest import Digest
 from otel_tele.exporters.sqlite.schema import INSERTS
 from otel_tele.instrumentation.robot import TelemetryCollector
 
-from bench._harness import Report
+from bench._harness import Report, queue_writer, versus_simple
 
 CHUNK = 100_000
 
@@ -84,33 +82,18 @@ def simple(db: Path, rows: int, batch_size: int) -> int:
     ``queue.Queue``; one writer thread takes up to ``batch_size`` rows and ``executemany``-s them in
     one transaction; same schema and indexes. Counted until the writer has committed every row."""
     conn = init_db(db)  # the spec's pragmas and indexes; autocommit, usable from the writer thread
-    rows_q: queue.Queue[tuple[object, ...] | None] = queue.Queue()
     insert = INSERTS["dds_commands"]
 
-    def writer() -> None:
-        done = False
-        while not done:
-            batch = [rows_q.get()]
-            while len(batch) < batch_size:
-                try:
-                    batch.append(rows_q.get_nowait())
-                except queue.Empty:
-                    break
-            if batch[-1] is None:
-                batch.pop()
-                done = True
-            if batch:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(insert, batch)
-                conn.execute("COMMIT")
+    def write_batch(batch: list[tuple[object, ...]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(insert, batch)
+        conn.execute("COMMIT")
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    put, dumps, now = rows_q.put, json.dumps, time.monotonic
+    put, close = queue_writer(write_batch, batch_size)
+    dumps, now = json.dumps, time.monotonic
     for i in range(rows):
         put((time.time(), now(), i, 1, i % 7, float(i), dumps(payload(i)), cid(i), 32))
-    put(None)
-    thread.join()
+    close()
     stored = conn.execute("SELECT count(*) FROM dds_commands").fetchone()[0]
     conn.close()
     assert stored == rows, (stored, rows)
@@ -149,26 +132,10 @@ def main(argv: list[str] | None = None) -> None:
                 for path in root.glob(f"{db.name}*"):
                     path.unlink()
     for (name, size), runs in taken.items():
-        per_s = sorted(args.rows / wall for wall, _ in runs)
-        row: dict[str, object] = {
-            "path": name,
-            "rows": args.rows,
-            "rows_per_s_min": per_s[0],
-            "rows_per_s_median": per_s[len(per_s) // 2],
-            "rows_per_s_max": per_s[-1],
-            "cpu_s_per_1M_rows": sorted(cpu for _, cpu in runs)[len(runs) // 2] * 1e6 / args.rows,
-        }
+        base = None
         if cases[(name, size)] is not simple:
             (base,) = [runs_ for (n, s), runs_ in taken.items() if s == size and cases[(n, s)] is simple]
-            ratios = sorted(b_wall / o_wall for (o_wall, _), (b_wall, _) in zip(runs, base, strict=True))
-            cpu_x = sorted(o_cpu / b_cpu for (_, o_cpu), (_, b_cpu) in zip(runs, base, strict=True))
-            row.update(
-                ratio_min=ratios[0],
-                ratio_median=ratios[len(ratios) // 2],
-                ratio_max=ratios[-1],
-                cpu_x_simple=cpu_x[len(cpu_x) // 2],
-            )
-        report.add(**row)
+        report.add(path=name, **versus_simple(args.rows, runs, base))
     for size in (50, 2048):
         on = next(runs for (n, s), runs in taken.items() if s == size and cases[(n, s)] is ours)
         off = next(

@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from opentelemetry.sdk._logs import LogRecordProcessor
 from otel_tele.exporters.capsule import _writers
 from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.fda import _recorder
@@ -23,28 +22,13 @@ from otel_tele.instrumentation.fda import _recorder
 import otel_tele
 from otel_tele import _events
 
+from ._consumers import Seen, pipeline_with_reader
 from .sink_samples.capsule import CORE
 
 CERT = {
     "units": {"phi_residual": "L2 norm", "invariant_drift_max": "relative"},
     "method": {"phi_residual": "||Ax-y||/||y||", "invariant_drift_max": "max |I_k - I_0|"},
 }
-
-
-class Seen(LogRecordProcessor):
-    """Another log consumer (what a user's processor or the dashboard's live tail is)."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def on_emit(self, log_record: Any) -> None:
-        self.records.append(log_record)
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
 
 
 @pytest.fixture
@@ -94,14 +78,8 @@ def rows(n: int) -> Iterator[dict[str, Any]]:
 def _capsule_only(data_dir: Path) -> otel_tele.Pipeline:
     """A pipeline whose only log consumer is the capsule sink (the row path applies), with a metric
     reader (without one, the events' metrics are not kept at all)."""
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
-    from otel_tele._pipeline import Pipeline
-    from otel_tele._settings import resolve
-
     options = {"sinks": ["capsule"], "data_dir": data_dir, "traces_exporter": "none"}
-    options |= {"metrics_exporter": "none", "logs_exporter": "none"}
-    return Pipeline(resolve(options), local=True, extra_exporters={"metrics": [InMemoryMetricReader()]})
+    return pipeline_with_reader(options | {"metrics_exporter": "none", "logs_exporter": "none"})
 
 
 def record(

@@ -13,30 +13,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from opentelemetry.sdk._logs import LogRecordProcessor
 from otel_tele.exporters.sqlite.schema import digest_path
 from otel_tele.instrumentation.robot import TelemetryCollector, _records
 
 from otel_tele import _events, semconv
 from otel_tele.semconv import robot as r
 
+from ._consumers import Seen, pipeline_with_reader
 from ._robot_helpers import TABLES
-
-
-class Seen(LogRecordProcessor):
-    """Another log consumer (what a user's processor or the dashboard's live tail is)."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def on_emit(self, log_record: Any) -> None:
-        self.records.append(log_record)
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
 
 
 @pytest.fixture
@@ -124,16 +108,11 @@ def books(tc: TelemetryCollector) -> dict[str, tuple[int, ...]]:
 def _collectors_with_a_metric_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     """The collector's private pipeline, with a metric reader: without one the events' metrics are
     not kept at all, and comparing them between the two paths would prove nothing."""
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from otel_tele._pipeline import Pipeline
-    from otel_tele._settings import resolve
-
-    def setup(**options: Any) -> Pipeline:
+    def setup(**options: Any) -> Any:
         sink_options = options.pop("sink_options", None)
         options.pop("local", None)
-        readers = {"metrics": [InMemoryMetricReader()]}
-        return Pipeline(resolve(options), local=True, sink_options=sink_options, extra_exporters=readers)
+        return pipeline_with_reader(options, sink_options)
 
     monkeypatch.setattr("otel_tele.instrumentation.robot._collector_pipeline.setup", setup)
 
