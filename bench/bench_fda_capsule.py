@@ -26,7 +26,7 @@ from otel_tele.instrumentation import fda
 import otel_tele
 from otel_tele.runs import Runs
 
-from ._harness import Report
+from ._harness import Report, versus_simple
 from .bench_fda_recorder import CORE
 
 
@@ -141,31 +141,11 @@ def end_to_end(report: Report, rows: int, repeats: int) -> None:
     for _ in range(repeats):
         for case in cases:
             taken[case].append(record(case))
-    simple = taken[SIMPLE]
     for case in cases:
-        runs = taken[case]
-        per_s = sorted(rows / seconds for seconds, _ in runs)
-        row: dict[str, Any] = {
-            "case": case,
-            "rows": rows,
-            "rows_per_s_min": per_s[0],
-            "rows_per_s_median": per_s[len(per_s) // 2],
-            "rows_per_s_max": per_s[-1],
-            "cpu_s_per_1M_rows": sorted(cpu for _, cpu in runs)[len(runs) // 2] * 1e6 / rows,
-            "wall_s_per_1M_rows": sorted(seconds for seconds, _ in runs)[len(runs) // 2] * 1e6 / rows,
-        }
+        row = versus_simple(rows, taken[case], None if case == SIMPLE else taken[SIMPLE])
         if case != SIMPLE:
-            # throughput ratio ours / simple, each repeat against the simple run beside it
-            ratios = sorted(s_wall / o_wall for (o_wall, _), (s_wall, _) in zip(runs, simple, strict=True))
-            cpu_ratios = sorted(o_cpu / s_cpu for (_, o_cpu), (_, s_cpu) in zip(runs, simple, strict=True))
-            row.update(
-                ratio_min=ratios[0],
-                ratio_median=ratios[len(ratios) // 2],
-                ratio_max=ratios[-1],
-                cpu_x_simple=cpu_ratios[len(cpu_ratios) // 2],
-                dropped=dropped[case],
-            )
-        report.add(**row)
+            row["dropped"] = dropped[case]
+        report.add(case=case, **row)
     report.note(
         f"payload per row: run_id, flow_name, mode, iter, t_wall_ms and the 8 core fields {sorted(CORE)}; "
         "ratio = our rows/s / the simple design's in the same repeat (min/median/max over the repeats); "

@@ -36,3 +36,20 @@ def pipeline_with_reader(
     """A private pipeline of ``options`` (as ``setup`` takes them) with an in-memory metric reader."""
     readers = {"metrics": [InMemoryMetricReader()]}
     return Pipeline(resolve(options), local=True, sink_options=sink_options, extra_exporters=readers)
+
+
+def books(telemetry: Pipeline) -> dict[str, tuple[int, ...]]:
+    """Every sink's books, per signal: (emitted, exported, dropped, failed, pending, not routed,
+    queued)."""
+    return {
+        f"{s.sink}/{s.signal}": (
+            s.emitted,
+            s.exported,
+            s.dropped,
+            s.failed,
+            s.pending,
+            s.not_routed,
+            s.queued,
+        )
+        for s in telemetry.sink_stats()
+    }

@@ -22,7 +22,7 @@ from otel_tele.instrumentation.fda import _recorder
 import otel_tele
 from otel_tele import _events
 
-from ._consumers import Seen, pipeline_with_reader
+from ._consumers import Seen, books, pipeline_with_reader
 from .sink_samples.capsule import CORE
 
 CERT = {
@@ -97,21 +97,6 @@ def record(
             run.iteration(**fields)
         run.event("CERT_PASS", {"ok": True})
     return telemetry, seen
-
-
-def books(telemetry: otel_tele.Pipeline) -> dict[str, tuple[int, ...]]:
-    return {
-        f"{s.sink}/{s.signal}": (
-            s.emitted,
-            s.exported,
-            s.dropped,
-            s.failed,
-            s.pending,
-            s.not_routed,
-            s.queued,
-        )
-        for s in telemetry.sink_stats()
-    }
 
 
 def metric_values(telemetry: otel_tele.Pipeline) -> list[dict[Any, Any]]:

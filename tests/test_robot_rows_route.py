@@ -19,7 +19,7 @@ from otel_tele.instrumentation.robot import TelemetryCollector, _records
 from otel_tele import _events, semconv
 from otel_tele.semconv import robot as r
 
-from ._consumers import Seen, pipeline_with_reader
+from ._consumers import Seen, books, pipeline_with_reader
 from ._robot_helpers import TABLES
 
 
@@ -89,21 +89,6 @@ def contents(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     return found
 
 
-def books(tc: TelemetryCollector) -> dict[str, tuple[int, ...]]:
-    return {
-        f"{s.sink}/{s.signal}": (
-            s.emitted,
-            s.exported,
-            s.dropped,
-            s.failed,
-            s.pending,
-            s.not_routed,
-            s.queued,
-        )
-        for s in tc.telemetry.sink_stats()
-    }
-
-
 @pytest.fixture(autouse=True)
 def _collectors_with_a_metric_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     """The collector's private pipeline, with a metric reader: without one the events' metrics are
@@ -137,9 +122,9 @@ def test_the_row_path_writes_what_the_record_path_writes(clocks: Callable[[], No
         assert (
             seen is not None and sum(x.log_record.event_name == r.DDS_COMMAND for x in seen.records) == 3000
         )
-        assert books(direct) == books(generic)
+        assert books(direct.telemetry) == books(generic.telemetry)
         emitted = 3000 + 300 * (2 + 3 + 1) + 60 * 3
-        assert books(direct)["sqlite/logs"][:4] == (emitted, emitted - 300 - 3, 0, 300 + 3)
+        assert books(direct.telemetry)["sqlite/logs"][:4] == (emitted, emitted - 300 - 3, 0, 300 + 3)
         assert metric_values(direct) == metric_values(generic)
         assert any(metric_values(direct)), "no event metric kept: the comparison would prove nothing"
     finally:
@@ -179,7 +164,7 @@ def test_a_consumer_attached_mid_run_takes_the_record_path_in_order(
         route = tc.telemetry.events.route
         assert route is not None and route._feed is not None
         assert [x.log_record.attributes[r.SEQ] for x in seen.records] == list(range(3000, 6000))
-        assert books(tc)["sqlite/logs"][:4] == (6000, 6000, 0, 0)
+        assert books(tc.telemetry)["sqlite/logs"][:4] == (6000, 6000, 0, 0)
     finally:
         tc.close()
     with sqlite3.connect(tmp_path / "telemetry.db") as conn:
@@ -239,7 +224,7 @@ def test_a_transient_error_is_retried_on_the_row_path(
         for i in range(200):
             tc.log_command(i, 1, 2, float(i), {"i": i}, None, 8)
         assert tc.flush(30_000)
-        assert books(tc)["sqlite/logs"][:4] == (200, 200, 0, 0)
+        assert books(tc.telemetry)["sqlite/logs"][:4] == (200, 200, 0, 0)
         assert metric_values(tc)[0] == {(1,): 200}
     with sqlite3.connect(tmp_path / "telemetry.db") as conn:
         assert conn.execute("SELECT seq FROM dds_commands ORDER BY id").fetchall() == [

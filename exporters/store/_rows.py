@@ -94,7 +94,8 @@ def longest_row_text(table: pa.Table) -> int:
     """At least the text of any one row of ``table`` as :func:`_check_size` counts it, from Arrow's
     own arrays (no Python per row): the table's size in bytes when that is under the limit, else each
     string column's longest value plus all the text nested in list columns (events, links) of the
-    whole table, in UTF-8 bytes (never fewer than characters). Under ``MAX_RECORD_CHARS``, no row of the table can be over it."""
+    whole table, in UTF-8 bytes (never fewer than characters). Under ``MAX_RECORD_CHARS``, no row
+    of the table can be over it."""
     total: int = table.nbytes  # every buffer of every column: a bound already, and one C call
     if total <= MAX_RECORD_CHARS:
         return total
