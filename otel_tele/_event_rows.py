@@ -37,7 +37,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import semconv
-from ._events import _NAME_KEY, _TS_KEY
+from ._events import _NAME_KEY, _TS_KEY, _queued_name
 from ._internal import guard
 from ._processor import BatchingProcessor, LogBatchProcessor
 from ._sink import GaveUp, Sink, Written, booking_of, retrying
@@ -258,7 +258,6 @@ def _runs(items: list[Any]) -> Iterator[tuple[Any, list[Any]]]:
         yield kind, list(segment)
 
 
-_queued_name = operator.itemgetter(_NAME_KEY)
 _row_event = operator.itemgetter(0)
 
 

@@ -313,10 +313,9 @@ def _log_row(pb: Any, origin: tuple[Any, ...], cache: Attributes, now: int) -> R
     """One log record's row, every case (raises for a record that fails alone)."""
     scrub = cache.scrub
     name = pb.event_name or None
-    entries = cache.entries(pb.attributes)
-    attrs_json = cache.json(entries, vocabulary=True, scrub=scrub.on) if name is None else ""
+    attrs_json = cache.plain_json(pb.attributes) if name is None else ""
     if attrs_json == "":  # the generic steps, on a dict
-        raw = cache.as_dict(entries)
+        raw = cache.as_dict(cache.entries(pb.attributes))
         if name is None:
             candidate = raw.get(decode.LEGACY_EVENT_NAME)
             if isinstance(candidate, str) and candidate:

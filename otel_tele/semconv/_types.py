@@ -120,13 +120,7 @@ def to_json(value: Any) -> str:
     not strings or numbers, a ``repr`` that raises) is a ``ValueError`` naming only the reason.
     """
     try:
-        text: str = _dumps(value)
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                text = _dumps_ascii(value)
-        return text
+        return _utf8(_dumps(value), value)
     except Exception as exc:
         raise ValueError(f"not JSON-serialisable ({type(exc).__name__})") from None
 
@@ -141,11 +135,19 @@ def to_json_each(values: Sequence[Any]) -> list[str]:
         return [to_json(value) for value in values]  # raises, naming only the reason
     for index, text in enumerate(texts):
         if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                texts[index] = _dumps_ascii(values[index])
+            texts[index] = _utf8(text, values[index])
     return texts
+
+
+def _utf8(text: str, value: Any) -> str:
+    """``text`` (``value`` as JSON), or ``value`` with every non-ASCII character escaped when
+    ``text`` is not valid UTF-8 (a lone surrogate): then it comes out as its ``\\udXXX`` escape."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _dumps_ascii(value)
+    return text
 
 
 def _to_str(value: Any) -> str:
