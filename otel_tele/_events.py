@@ -21,15 +21,23 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk._logs import Logger as SdkLogger
 from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord, SynchronousMultiLogRecordProcessor
-from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    SpanContext,
+    TraceFlags,
+    set_span_in_context,
+)
 from opentelemetry.trace import get_current_span as _get_current_span
+from opentelemetry.trace.propagation import _SPAN_KEY as _CONTEXT_SPAN_KEY
 
 from . import _overload, semconv
 from ._internal import at_fork_in_child, bad_input_log, describe_error, guard, thread_death_log
@@ -56,6 +64,39 @@ _WAKE_AT = 1024  # queue length at which the caller nudges the telemetry thread
 _TS_KEY = "otel_tele.event.queued_ts_ns"
 _NAME_KEY = _overload.QUEUED_NAME_KEY
 _queued_name = operator.itemgetter(_NAME_KEY)
+#: Where a queued event emitted inside a span carries that span (see ``DomainEvents._span_only``).
+_SPAN_KEY = "otel_tele.event.queued_span"
+_NO_SPAN: tuple[Any, Any] = (object(), None)  # ``_last_span`` before any context is seen
+_QUEUE_KEYS = frozenset((_TS_KEY, _NAME_KEY, _SPAN_KEY))  # what the queue adds to an attribute dict
+
+
+def _span_int(ctx: Any) -> int | None:
+    """The span context of ``ctx`` packed in one int, when that span is all ``ctx`` holds and it has
+    no trace state (what a record needs of the context is then exactly its span context); else
+    ``None``. An int: the garbage collector never tracks it, nor the queued dict holding it."""
+    if len(ctx) != 1:
+        return None
+    span = ctx.get(_CONTEXT_SPAN_KEY)
+    if span is None:
+        return None
+    sc = span.get_span_context()
+    if sc.trace_state or type(sc.trace_id) is not int or type(sc.span_id) is not int:
+        return None
+    if not (0 <= sc.trace_id < 1 << 128 and 0 <= sc.span_id < 1 << 64):
+        return None
+    return (sc.trace_id << 73) | (sc.span_id << 9) | ((int(sc.trace_flags) & 0xFF) << 1) | bool(sc.is_remote)
+
+
+def _context_of(packed: int) -> Any:
+    """The context a :func:`_span_int` stands for: an ordinary OTel context holding a
+    non-recording span of that span context (what the record path reads of it)."""
+    sc = SpanContext(
+        trace_id=packed >> 73,
+        span_id=(packed >> 9) & 0xFFFFFFFFFFFFFFFF,
+        is_remote=bool(packed & 1),
+        trace_flags=TraceFlags((packed >> 1) & 0xFF),
+    )
+    return set_span_in_context(NonRecordingSpan(sc), Context())
 
 
 @dataclass
@@ -399,6 +440,10 @@ class DomainEvents:
         self.stats = EventStageStats(lambda: len(self._queue))
         #: The row path into a sink (set by the pipeline; see ``_event_rows``), or ``None``.
         self.route: RowRoute | None = None
+        # While the route is on, an event emitted inside a span queues its span context as an int
+        # (``_span_only``); the context last seen and that int, replaced whole (callers race).
+        self._route_on = False
+        self._last_span: tuple[Any, int | None] = _NO_SPAN
         self._start()
         at_fork_in_child(self._reinit_after_fork)
 
@@ -449,11 +494,18 @@ class DomainEvents:
         if (len(queue) >= self._max or self._stopping) and not self._room_for(name, attributes):
             return
         ctx = _get_context()
-        if type(attributes) is dict and not ctx and severity is None and _NAME_KEY not in attributes:
+        if (
+            type(attributes) is dict
+            and severity is None
+            and _NAME_KEY not in attributes
+            and (not ctx or (span := self._span_only(ctx)) is not None)
+        ):
             # The common case rides in the attribute dict itself. A dict of plain values is not tracked
             # by the garbage collector while a tuple holding it is, and a burst's backlog would
             # otherwise be walked again by every full collection (~15 % of a burst's time). A dict
             # handed over twice while still queued takes the tuple below.
+            if ctx:
+                attributes[_SPAN_KEY] = span
             attributes[_TS_KEY] = _time_ns() if timestamp_ns is None else timestamp_ns
             attributes[_NAME_KEY] = name
             queue.append(attributes)
@@ -462,6 +514,21 @@ class DomainEvents:
             queue.append((timestamp, ctx or None, name, attributes, severity))
         if len(queue) == _WAKE_AT:
             self._wake.set()
+
+    def _span_only(self, ctx: Any) -> int | None:
+        """For an event emitted inside a span while the row route is on: its span context as an int
+        (see :func:`_span_int`), or ``None`` when the event must keep its context object.
+
+        With the route on no consumer of records is attached: the row path reads nothing of the
+        context, and a record is made only if a consumer attaches before the event is handed on;
+        that record's context then holds an equal non-recording span. Consecutive events share one
+        context object, so the int is computed once per context."""
+        last = self._last_span
+        if last[0] is ctx:
+            return last[1]
+        span = _span_int(ctx) if self._route_on else None
+        self._last_span = (ctx, span)
+        return span
 
     def reject(self, what: str, exc: BaseException | None = None) -> None:
         """Book one record a recording call could not build as failed, and say so (rate-limited,
@@ -548,6 +615,8 @@ class DomainEvents:
                 if route is not None:
                     with guard("event route"):
                         direct = route.active()
+                if direct is not self._route_on:
+                    self._route_on, self._last_span = direct, _NO_SPAN
                 with self._metrics.lock:
                     records = self._direct(batch, route.names) if direct and route else self._records(batch)
                 with guard("log record processors"):
@@ -619,7 +688,11 @@ class DomainEvents:
         ``names`` stay the queued dicts they are (the sink's queue types them, feeds their metrics
         and scrubs them a column at a time); every other event becomes its record, order kept."""
         if set(map(type, batch)) == {dict} and set(map(_queued_name, batch)) <= names:
-            return batch  # the common case, found in C: every event a queued dict the route takes
+            # The common case, found in C: every event a queued dict the route takes (its span, if
+            # any, is what only a record would carry).
+            queued = cast("list[dict[str, Any]]", batch)
+            collections.deque(map(dict.pop, queued, repeat(_SPAN_KEY), repeat(None)), maxlen=0)
+            return batch
         out: list[Any] = []
         others: list[tuple[Any, ...] | dict[str, Any]] = []
         for item in batch:
@@ -631,13 +704,15 @@ class DomainEvents:
                     others.append(item)
                     continue
                 if _NAME_KEY in attributes:  # the dict is queued once more: this event gets a copy
-                    attributes = {k: v for k, v in attributes.items() if k != _TS_KEY and k != _NAME_KEY}
+                    attributes = {k: v for k, v in attributes.items() if k not in _QUEUE_KEYS}
                 attributes[_TS_KEY] = timestamp
                 attributes[_NAME_KEY] = name
                 item = attributes
             elif item[_NAME_KEY] not in names:
                 others.append(item)
                 continue
+            else:
+                item.pop(_SPAN_KEY, None)
             if others:
                 out += self._records(others)
                 others = []
@@ -657,6 +732,8 @@ class DomainEvents:
         observed = _time_ns()  # one per batch: the batch is observed at once
         last_ctx: Any = None
         span_context = INVALID_SPAN_CONTEXT
+        last_packed: int | None = None
+        packed_ctx: Any = None
         item: Any
         for item in batch:
             name: Any = None
@@ -664,6 +741,11 @@ class DomainEvents:
                 if type(item) is dict:
                     timestamp, name, attributes = item.pop(_TS_KEY), item.pop(_NAME_KEY), item
                     ctx = severity = None
+                    packed = item.pop(_SPAN_KEY, None)
+                    if packed is not None:  # emitted inside a span while the route was on
+                        if packed != last_packed:
+                            last_packed, packed_ctx = packed, _context_of(packed)
+                        ctx = packed_ctx
                 else:
                     timestamp, ctx, name, attributes, severity = item
                 if type(timestamp) is not int or not 0 < timestamp < _MAX_TIMESTAMP_NS:

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from opentelemetry import trace
 from otel_tele.exporters.capsule import _writers
 from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.fda import _recorder
@@ -176,6 +177,7 @@ def test_a_consumer_attached_mid_run_takes_the_record_path_in_order(
     seen = Seen()
     try:
         with fda.run("flow_a", run_id="fda_run_same", telemetry=telemetry, **CERT) as run:
+            run_span = trace.get_current_span().get_span_context()
             for i in range(3000):
                 run.iteration(iter=i, **CORE)
             assert telemetry.events.force_flush(10_000)
@@ -183,11 +185,13 @@ def test_a_consumer_attached_mid_run_takes_the_record_path_in_order(
             for i in range(3000, 6000):
                 run.iteration(iter=i, **CORE)
         assert telemetry.events.route is not None and telemetry.events.route._feed is not None
-        assert [
-            r.log_record.attributes["iter"]
-            for r in seen.records
-            if r.log_record.event_name == "fda.iteration"
-        ] == list(range(3000, 6000))
+        iterations = [r.log_record for r in seen.records if r.log_record.event_name == "fda.iteration"]
+        assert [r.attributes["iter"] for r in iterations] == list(range(3000, 6000))
+        # Each carries the run's span, whether it was queued with its context or (emitted before
+        # the route noticed the consumer) with the span packed in an int.
+        assert {(r.trace_id, r.span_id, r.trace_flags) for r in iterations} == {
+            (run_span.trace_id, run_span.span_id, run_span.trace_flags)
+        }
         assert books(telemetry)["capsule/logs"][:4] == (6002, 6002, 0, 0)
     finally:
         telemetry.shutdown(10_000)
