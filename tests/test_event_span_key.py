@@ -1,6 +1,7 @@
-"""An event emitted inside a span while the row route is on queues that span packed in an int
-(``_events._span_int``): the queued dict stays untracked by the garbage collector (a burst's backlog
-is not walked by every full collection), and a record made of it later carries the same span."""
+"""How a queued event holds its context. Emitted inside a span while the row route is on, it queues
+that span packed in an int (``_events._span_int``): the queued dict stays untracked by the garbage
+collector (a burst's backlog is not walked by every full collection), and a record made of it later
+carries the same span. The current context is read as the API reads it (``_events._get_context``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
+from opentelemetry.context.context import _RuntimeContext
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
@@ -100,3 +102,38 @@ def test_queued_inside_a_span_untracked_with_the_route_on_whole_context_without(
         assert record.context is ctx and record.span_id == span.get_span_context().span_id
     finally:
         telemetry.shutdown(10_000)
+
+
+class _OtherRuntime(_RuntimeContext):
+    """A runtime context other than the API's default (what ``OTEL_PYTHON_CONTEXT`` can select)."""
+
+    def __init__(self) -> None:
+        self.current = Context()
+
+    def attach(self, context: Context) -> object:
+        previous, self.current = self.current, context
+        return previous
+
+    def get_current(self) -> Context:
+        return self.current
+
+    def detach(self, token: object) -> None:
+        self.current = token  # type: ignore[assignment]
+
+
+def test_the_current_context_is_read_as_the_api_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    read = _events._get_context
+    assert read() is otel_context.get_current()
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("outer"):
+        token = otel_context.attach(baggage.set_baggage("tenant", "a"))
+        try:
+            assert read() is otel_context.get_current() and read()
+        finally:
+            otel_context.detach(token)
+    other = _OtherRuntime()
+    monkeypatch.setattr(otel_context, "_RUNTIME_CONTEXT", other)
+    getter = _events._context_getter()
+    assert getter is otel_context.get_current  # another runtime context: through the API
+    other.attach(baggage.set_baggage("tenant", "b", Context()))
+    assert getter() is other.current

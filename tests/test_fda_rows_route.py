@@ -159,6 +159,8 @@ def test_the_row_path_writes_what_the_record_path_writes(
     assert ours["manifest"] == theirs["manifest"]
     telemetry = ours["telemetry"]
     assert telemetry.num_rows == kept
+    assert telemetry.column("t_wall_ms").null_count == 0  # the recorder's own fields arrive too
+    assert set(telemetry.column("run_id").to_pylist()) == {"fda_run_same"}
     if mode != "production":
         return
     notes = telemetry.column("notes").to_pylist()
