@@ -59,6 +59,8 @@ class RowSink(Protocol):
 
     name: str
     event_rows: frozenset[str]
+    #: (optional, default False) whether the sink stores records' trace context: events emitted
+    #: inside a span then reach it as records, and every batch of columns is untraced.
 
     def write_event_rows(
         self, name: str, timestamps: list[int], columns: dict[str, list[Any]]
@@ -76,6 +78,7 @@ class EventRoute:
         self.sink = sink
         self.rows: RowSink = sink  # type: ignore[assignment]
         self.names: frozenset[str] = frozenset(self.rows.event_rows)
+        self.keeps_trace: bool = bool(getattr(sink, "keeps_trace_context", False))
         self._seen: object = None  # the consumers ``active`` last looked at
         self._active = False
         self._own: list[LogBatchProcessor] = []  # the sink's record queue (drained on a switch)

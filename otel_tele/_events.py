@@ -50,6 +50,9 @@ class RowRoute(Protocol):
     """The row path into a sink, as the telemetry thread uses it (``_event_rows.EventRoute``)."""
 
     names: frozenset[str]
+    #: Whether the sink stores a record's trace context (an event carrying a span then takes the
+    #: record path: only a record carries it).
+    keeps_trace: bool
 
     def active(self) -> bool: ...
 
@@ -634,7 +637,11 @@ class DomainEvents:
                 if direct is not self._route_on:
                     self._route_on, self._last_span = direct, _NO_SPAN
                 with self._metrics.lock:
-                    records = self._direct(batch, route.names) if direct and route else self._records(batch)
+                    records = (
+                        self._direct(batch, route.names, traced=route.keeps_trace)
+                        if direct and route
+                        else self._records(batch)
+                    )
                 with guard("log record processors"):
                     if direct and route is not None:
                         route.put(records)
@@ -699,24 +706,30 @@ class DomainEvents:
             thread.start()
             self._thread = thread
 
-    def _direct(self, batch: list[tuple[Any, ...] | dict[str, Any]], names: frozenset[str]) -> list[Any]:
+    def _direct(
+        self, batch: list[tuple[Any, ...] | dict[str, Any]], names: frozenset[str], *, traced: bool = False
+    ) -> list[Any]:
         """``batch`` for the row path (the caller holds the metrics lock): events named in
         ``names`` stay the queued dicts they are (the sink's queue types them, feeds their metrics
-        and scrubs them a column at a time); every other event becomes its record, order kept."""
+        and scrubs them a column at a time); every other event becomes its record, order kept.
+        ``traced``: the sink stores trace context, so an event emitted inside a span becomes its
+        record too (for any other sink its span is what only a record would carry)."""
         if set(map(type, batch)) == {dict} and set(map(_queued_name, batch)) <= names:
-            # The common case, found in C: every event a queued dict the route takes (its span, if
-            # any, is what only a record would carry).
+            # The common case, found in C: every event a queued dict the route takes.
             queued = cast("list[dict[str, Any]]", batch)
-            collections.deque(map(dict.pop, queued, repeat(_SPAN_KEY), repeat(None)), maxlen=0)
-            return batch
+            spans = list(map(dict.pop, queued, repeat(_SPAN_KEY), repeat(None)))
+            if not traced or spans.count(None) == len(spans):
+                return batch
+            for event, span in zip(queued, spans, strict=True):  # put back: the record path reads them
+                if span is not None:
+                    event[_SPAN_KEY] = span
         out: list[Any] = []
         others: list[tuple[Any, ...] | dict[str, Any]] = []
         for item in batch:
             if type(item) is not dict:
-                # Emitted inside a span (an fda.run): the trace context is what only a record
-                # carries, and no consumer of records is attached. Plain values only.
+                # Emitted inside a span (an fda.run). Plain values only.
                 timestamp, _ctx, name, attributes, severity = item
-                if severity is not None or name not in names or type(attributes) is not dict:
+                if traced or severity is not None or name not in names or type(attributes) is not dict:
                     others.append(item)
                     continue
                 if _NAME_KEY in attributes:  # the dict is queued once more: this event gets a copy
@@ -724,7 +737,7 @@ class DomainEvents:
                 attributes[_TS_KEY] = timestamp
                 attributes[_NAME_KEY] = name
                 item = attributes
-            elif item[_NAME_KEY] not in names:
+            elif item[_NAME_KEY] not in names or (traced and _SPAN_KEY in item):
                 others.append(item)
                 continue
             else:

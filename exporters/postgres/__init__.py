@@ -28,20 +28,21 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from otel_tele._internal import bad_input_log, describe_error, guard
+from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import RetryPolicy, Sink, SinkLogExporter, Written
 from otel_tele.domains.inference import POSTGRES_DSN
 
 from ._backends import open_store
-from ._rows import prepare_records
+from ._rows import BY_EVENT, MAPPER, prepare
 from ._store import InferenceStore
 from .maintenance import prune_store, record_prune
-from .schema import InferenceConfig
+from .schema import TABLE, InferenceConfig
 
 _log = logging.getLogger("otel_tele")
 
@@ -61,6 +62,10 @@ class PostgresSink(Sink):
 
     name = "postgres"
     signals = frozenset({"logs"})
+    #: Events this sink takes as columns when it is the only log consumer (``otel_tele._event_rows``).
+    event_rows: ClassVar[frozenset[str]] = frozenset(BY_EVENT)
+    #: Rows keep their record's trace and span ids: an event emitted inside a span comes as a record.
+    keeps_trace_context = True
     transient_errors = _transient_errors()
     # A server restart takes seconds: back off up to ~15 s per batch before counting it as failed.
     retry = RetryPolicy(max_attempts=10, initial_backoff_s=0.1, max_backoff_s=3.0)
@@ -81,7 +86,7 @@ class PostgresSink(Sink):
             dsn, Path(data_dir), pool_max_size=self.config.postgres_pool_max_size
         )
         self.data_dir = Path(data_dir)  # where the last prune is recorded (``maintenance.last_prune``)
-        self._retry_records: Sequence[Any] | None = None
+        self._retry_records: object = None  # the batch being written (records, or an event's columns)
         self._retry_id = ""
         self._next_prune = 0.0  # first scheduled prune right after the first write
 
@@ -94,36 +99,44 @@ class PostgresSink(Sink):
         )
 
     def write_logs(self, records: Sequence[Any]) -> Written:
-        # The adapter retries with the same sequence: keep its batch id, so a batch whose commit
-        # reached the server before the connection died is recognised and not written twice.
-        if records is not self._retry_records:
-            self._retry_records, self._retry_id = records, uuid.uuid4().hex
-        failed, not_routed = self._write(records, self._retry_id)
-        if failed + not_routed < len(records):  # something was written
+        return self._write_batch(records, len(records), lambda: MAPPER.map_logs(records))
+
+    def write_event_rows(self, name: str, timestamps: list[int], columns: dict[str, list[Any]]) -> Written:
+        """Inference events handed over as columns (typed and scrubbed; see
+        ``otel_tele._event_rows``): the same rows, rollups and books as ``write_logs`` of their
+        records."""
+        return self._write_batch(columns, len(timestamps), lambda: BY_EVENT[name].rows(timestamps, columns))
+
+    def _write_batch(self, batch: object, count: int, mapped: Callable[[], Rows]) -> Written:
+        # The adapter retries with the same batch: keep its id, so a batch whose commit reached the
+        # server before the connection died is recognised and not written twice.
+        if batch is not self._retry_records:
+            self._retry_records, self._retry_id = batch, uuid.uuid4().hex
+        rows = mapped()
+        failed = self._write(rows.by_table.get(TABLE, []), self._retry_id) + rows.rejected
+        if failed + rows.not_routed < count:  # something was written
             self._maybe_prune()
         self._retry_records = None
-        return Written(failed=failed, not_routed=not_routed)
+        return Written(failed=failed, not_routed=rows.not_routed)
 
-    def _write(self, records: Sequence[Any], batch_id: str) -> tuple[int, int]:
-        """Write ``records`` as one batch; if the database refuses it for a value, write each half
-        on its own (ids derived from ``batch_id``, so a retried batch still skips what committed)
-        until the refused records stand alone and fail alone. Returns (failed, not_routed)."""
-        batch = prepare_records(records)
+    def _write(self, rows: list[Any], batch_id: str) -> int:
+        """Write mapped ``rows`` as one batch; if the database refuses it for a value, write each
+        half on its own (ids derived from ``batch_id``, so a retried batch still skips what
+        committed) until the refused rows stand alone and fail alone. Returns the rows failed."""
+        batch = prepare(rows)
         if not batch.rows:
-            return batch.rejected, batch.not_routed
+            return batch.rejected
         try:
             self.store.write(batch, batch_id)
         except self.store.refused_errors as exc:
-            if len(records) == 1:
+            if len(rows) == 1:
                 bad_input_log.warning(
                     "postgres sink", "inference sink: the database refused a row (%s)", describe_error(exc)
                 )
-                return 1, 0
-            half = len(records) // 2
-            first = self._write(records[:half], batch_id + "a")
-            second = self._write(records[half:], batch_id + "b")
-            return first[0] + second[0], first[1] + second[1]
-        return batch.rejected, batch.not_routed
+                return 1
+            half = len(rows) // 2
+            return self._write(rows[:half], batch_id + "a") + self._write(rows[half:], batch_id + "b")
+        return batch.rejected
 
     def _maybe_prune(self) -> None:
         if time.monotonic() < self._next_prune:

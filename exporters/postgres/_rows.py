@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_tele._event_columns import EventColumns, supported
 from otel_tele._internal import bad_input_log, describe_error
-from otel_tele._mapping import RowMapper, Rows
+from otel_tele._mapping import RowMapper
 
 from ._clean import TRUNCATED, clean_metadata, valid_as_is
 from ._rollup import RollupKey, coarsen, minute_rollup, rollup_rows
@@ -27,7 +28,6 @@ from .schema import (
     ROLLUPS,
     ROW_EVENTS,
     ROW_TABLE,
-    TABLE,
     clean_text,
 )
 
@@ -89,12 +89,15 @@ def _sanitized(raw: list[Sequence[Any]], rejected: int) -> tuple[list[Row], list
     return rows, kept, rejected
 
 
-def prepare_records(records: Sequence[Any]) -> Batch:
-    """Map OTel log records (the sink's input) and :func:`prepare` them."""
-    mapped: Rows = MAPPER.map_logs(records)
-    batch = prepare(mapped.by_table.get(TABLE, ()), mapped.rejected)
-    batch.not_routed = mapped.not_routed
-    return batch
+#: The inference events the sink takes as columns when it is the only log consumer
+#: (``otel_tele._event_rows``), and how each becomes its ``system_telemetry`` rows. Only untraced
+#: batches reach it (``PostgresSink.keeps_trace_context``): an event emitted inside a span is
+#: handed over as its record, whose trace and span ids the row keeps.
+BY_EVENT: Mapping[str, EventColumns] = {
+    event: EventColumns(table, event)
+    for event, table in MAPPER.typed_tables.items()
+    if supported(table, untraced=True)
+}
 
 
 # -- sanitizing -----------------------------------------------------------------------------------
@@ -165,4 +168,13 @@ def sanitize_row(raw: Sequence[Any]) -> tuple[Row, dict[str, Any]]:
     return (event_type, component, value, text, status, float(ts), trace_id, span_id), meta
 
 
-__all__ = ["MAPPER", "ROLLUP_HOUR", "Batch", "RollupKey", "Row", "prepare", "prepare_records", "rollup_rows"]
+__all__ = [
+    "BY_EVENT",
+    "MAPPER",
+    "ROLLUP_HOUR",
+    "Batch",
+    "RollupKey",
+    "Row",
+    "prepare",
+    "rollup_rows",
+]
