@@ -6,6 +6,7 @@ emitted inside a span reaches the sink as its record, so its row keeps the trace
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 import sqlite3
 import threading
@@ -155,6 +156,9 @@ def test_the_row_path_writes_what_the_record_path_writes(
     assert len(rows) == 3075 and all(ours[rollup.table] for rollup in ROLLUPS)
     assert not any("abc" in str(row[1]) + str(row[3]) for row in rows)  # scrubbed
     assert any(row[1] == "mödel-ü" for row in rows)
+    metas = [row[3] for row in rows if row[0] == "THOUGHT_LATENCY"]
+    thoughts = [meta if isinstance(meta, dict) else json.loads(meta) for meta in metas]  # jsonb: parsed
+    assert len(thoughts) == 3000 and all("inference_time_ms" in meta for meta in thoughts)  # encoded once
 
 
 @contextmanager
