@@ -5,6 +5,7 @@ are not kept at all)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk._logs import LogRecordProcessor
@@ -53,3 +54,10 @@ def books(telemetry: Pipeline) -> dict[str, tuple[int, ...]]:
         )
         for s in telemetry.sink_stats()
     }
+
+
+def capsule_only(data_dir: Path) -> Pipeline:
+    """A private pipeline whose only log consumer is the capsule sink (the FDA row path applies),
+    with a metric reader."""
+    options = {"sinks": ["capsule"], "data_dir": data_dir, "traces_exporter": "none"}
+    return pipeline_with_reader(options | {"metrics_exporter": "none", "logs_exporter": "none"})

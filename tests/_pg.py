@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,25 @@ OUR_TABLES = (
 )
 
 
+@contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """DSN of a new database (``otel_tele_test_<random>``) on the server of ``admin_dsn``, dropped
+    afterwards."""
+    name = f"otel_tele_test_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(**{**conninfo_to_dict(admin_dsn), "dbname": name})
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
-    """DSN of a database created for this test session (``otel_tele_test_<random>``)."""
-    name = f"otel_tele_test_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(pg_admin_dsn)
-    params["dbname"] = name
-    try:
-        yield make_conninfo(**params)
-    finally:
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    """DSN of a database created for this test session."""
+    with fresh_database(pg_admin_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -17,21 +17,9 @@ from opentelemetry.context.context import _RuntimeContext
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
-import otel_tele
 from otel_tele import _events
 
-from ._consumers import Seen
-
-
-def _capsule_only(data_dir: Path) -> otel_tele.Pipeline:
-    return otel_tele.setup(
-        local=True,
-        sinks=["capsule"],
-        data_dir=data_dir,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-    )
+from ._consumers import Seen, capsule_only
 
 
 def _in_span(span_context: SpanContext, base: Context | None = None) -> Context:
@@ -48,7 +36,7 @@ LOCAL = SpanContext(trace_id=0x1234, span_id=0x99, is_remote=False, trace_flags=
 def test_a_packed_span_becomes_the_same_span_context(span_context: SpanContext, tmp_path: Path) -> None:
     packed = _events._span_int(_in_span(span_context))
     assert type(packed) is int
-    telemetry = _capsule_only(tmp_path)
+    telemetry = capsule_only(tmp_path)
     try:
         item: dict[str, Any] = {
             "iter": 1,
@@ -76,7 +64,7 @@ def test_a_context_holding_more_than_its_span_is_kept_whole() -> None:
 
 
 def test_queued_inside_a_span_untracked_with_the_route_on_whole_context_without(tmp_path: Path) -> None:
-    telemetry = _capsule_only(tmp_path / "rows")
+    telemetry = capsule_only(tmp_path / "rows")
     tracer = TracerProvider().get_tracer("test")
     try:
         telemetry.events.emit("fda.iteration", {"iter": 0})

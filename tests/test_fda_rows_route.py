@@ -23,7 +23,7 @@ from otel_tele.instrumentation.fda import _recorder
 import otel_tele
 from otel_tele import _events
 
-from ._consumers import Seen, books, pipeline_with_reader
+from ._consumers import Seen, books, capsule_only
 from .sink_samples.capsule import CORE
 
 CERT = {
@@ -76,18 +76,11 @@ def rows(n: int) -> Iterator[dict[str, Any]]:
         yield fields
 
 
-def _capsule_only(data_dir: Path) -> otel_tele.Pipeline:
-    """A pipeline whose only log consumer is the capsule sink (the row path applies), with a metric
-    reader (without one, the events' metrics are not kept at all)."""
-    options = {"sinks": ["capsule"], "data_dir": data_dir, "traces_exporter": "none"}
-    return pipeline_with_reader(options | {"metrics_exporter": "none", "logs_exporter": "none"})
-
-
 def record(
     reset: Callable[[], None], tmp: Path, mode: str, *, other: bool, n: int = 6000
 ) -> tuple[otel_tele.Pipeline, Seen | None]:
     reset()
-    telemetry = _capsule_only(tmp)
+    telemetry = capsule_only(tmp)
     seen = None
     if other:
         seen = Seen()
@@ -175,7 +168,7 @@ def test_a_consumer_attached_mid_run_takes_the_record_path_in_order(
     """Another processor attached during a run turns the row path off from the next batch; the rows
     written before and after keep their order and none is lost."""
     clocks()
-    telemetry = _capsule_only(tmp_path)
+    telemetry = capsule_only(tmp_path)
     seen = Seen()
     try:
         with fda.run("flow_a", run_id="fda_run_same", telemetry=telemetry, **CERT) as run:

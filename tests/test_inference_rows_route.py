@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import secrets
 import sqlite3
 import threading
 import time
@@ -21,13 +20,12 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from otel_tele.exporters.postgres.schema import ROLLUPS
 from otel_tele.instrumentation.inference import TelemetryLogger
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import otel_tele
 from otel_tele import _events
 
 from ._consumers import Seen, books
+from ._pg import fresh_database
 
 COLUMNS = "event_type, component, value, metadata, status, timestamp, trace_id, span_id"
 
@@ -47,18 +45,6 @@ def clocks(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
         )
 
     return reset
-
-
-@contextmanager
-def _database(admin: str) -> Iterator[str]:
-    name = f"otel_tele_rows_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(**{**conninfo_to_dict(admin), "dbname": name})
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def workload(logger: TelemetryLogger, n: int = 3000) -> list[tuple[str, str]]:
@@ -168,7 +154,7 @@ def contextlib_both(backend: str, request: pytest.FixtureRequest) -> Iterator[tu
         yield None, None
         return
     admin = request.getfixturevalue("pg_admin_dsn")
-    with _database(admin) as first, _database(admin) as second:
+    with fresh_database(admin) as first, fresh_database(admin) as second:
         yield first, second
 
 
