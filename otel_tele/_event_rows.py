@@ -1,12 +1,13 @@
-"""Domain events straight into the one sink that stores them as rows: the FDA recorder's and the
-robot collector's hot path (issue 14).
+"""Domain events straight into the one sink that stores them as rows: the FDA recorder's, the
+robot collector's and the inference helpers' hot path (issue 14).
 
 The event path (``_events``) makes an OTel log record of every event and hands it to every log
 processor; a sink then reads each record's attributes back into its columns. When a sink can take
 an event's attribute dicts as columns itself (``event_rows``/``write_event_rows``: the capsule sink,
-the SQLite sink) and that sink's queue is the only consumer of log records, building those records
-is most of the cost of a solver run or a robot burst. :class:`EventRoute` decides, for the
-consumers attached at each batch of the telemetry thread, whether that holds, and then:
+the SQLite sink, the inference sink) and that sink's queue is the only consumer of log records,
+building those records is most of the cost of a solver run, a robot burst or an inference burst.
+:class:`EventRoute` decides, for the consumers attached at each batch of the telemetry thread,
+whether that holds, and then:
 
 - events of the sink's ``event_rows`` names go to a queue of the sink's own as the attribute dicts
   the caller handed over (no record, no per-record scrubbing); every other event still becomes an
@@ -252,7 +253,7 @@ def _runs(items: list[Any]) -> Iterator[tuple[Any, list[Any]]]:
             if len(names) == 1:
                 yield names.pop(), items
                 return
-        elif kind is tuple:  # built rows (``ROW_LEADS``)
+        elif kind is tuple:  # built rows (see ``_kind``)
             names = set(map(_row_event, items))
             if len(names) == 1:
                 yield (names.pop(),), items

@@ -717,12 +717,11 @@ class DomainEvents:
         if set(map(type, batch)) == {dict} and set(map(_queued_name, batch)) <= names:
             # The common case, found in C: every event a queued dict the route takes.
             queued = cast("list[dict[str, Any]]", batch)
-            spans = list(map(dict.pop, queued, repeat(_SPAN_KEY), repeat(None)))
-            if not traced or spans.count(None) == len(spans):
+            if not traced:
+                collections.deque(map(dict.pop, queued, repeat(_SPAN_KEY), repeat(None)), maxlen=0)
                 return batch
-            for event, span in zip(queued, spans, strict=True):  # put back: the record path reads them
-                if span is not None:
-                    event[_SPAN_KEY] = span
+            if not any(map(operator.contains, queued, repeat(_SPAN_KEY))):
+                return batch  # none emitted inside a span: nothing only a record carries
         out: list[Any] = []
         others: list[tuple[Any, ...] | dict[str, Any]] = []
         for item in batch:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -99,20 +99,20 @@ class PostgresSink(Sink):
         )
 
     def write_logs(self, records: Sequence[Any]) -> Written:
-        return self._write_batch(records, len(records), lambda: MAPPER.map_logs(records))
+        return self._write_batch(records, len(records), MAPPER.map_logs(records))
 
     def write_event_rows(self, name: str, timestamps: list[int], columns: dict[str, list[Any]]) -> Written:
         """Inference events handed over as columns (typed and scrubbed; see
         ``otel_tele._event_rows``): the same rows, rollups and books as ``write_logs`` of their
         records."""
-        return self._write_batch(columns, len(timestamps), lambda: BY_EVENT[name].rows(timestamps, columns))
+        return self._write_batch(columns, len(timestamps), BY_EVENT[name].rows(timestamps, columns))
 
-    def _write_batch(self, batch: object, count: int, mapped: Callable[[], Rows]) -> Written:
+    def _write_batch(self, batch: object, count: int, rows: Rows) -> Written:
+        """Write the ``count`` records or events of ``batch``, mapped to ``rows``."""
         # The adapter retries with the same batch: keep its id, so a batch whose commit reached the
         # server before the connection died is recognised and not written twice.
         if batch is not self._retry_records:
             self._retry_records, self._retry_id = batch, uuid.uuid4().hex
-        rows = mapped()
         failed = self._write(rows.by_table.get(TABLE, []), self._retry_id) + rows.rejected
         if failed + rows.not_routed < count:  # something was written
             self._maybe_prune()
