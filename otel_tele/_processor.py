@@ -64,7 +64,14 @@ class BatchingProcessor(Generic[T]):
 
     def _init_state(self) -> None:
         self._queue: collections.deque[T] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the worker waits here: for a batch, a flush, shutdown
+        # Flushes and producers short of room wait here, and are woken only once what they wait for
+        # may be there: waking every waiter after every batch (50 records by default) costs the
+        # worker and the waiters a thread switch per batch for nothing.
+        self._progress = threading.Condition(lock)
+        self._flush_targets: list[int] = []  # what each waiting flush waits for, ascending
+        self._room_wanted: list[int] = []  # the room each producer short of room waits for
         self._accepted = 0  # items ever accepted
         self._finished = 0  # items ever finished (exported, failed or dropped)
         self._flush_requested = False
@@ -165,8 +172,15 @@ class BatchingProcessor(Generic[T]):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self._cond.notify_all()  # a full queue is a batch: have the worker export now
-            self._cond.wait(min(remaining, 0.05))
+            self._cond.notify()  # a full queue is a batch: have the worker export now
+            # Woken when a quarter of the queue is free (or all it needs): the worker goes on
+            # exporting meanwhile, so the producer is not woken for every batch.
+            wanted = min(len(rest), max(self._batch_size, self._max_queue_size // 4), self._max_queue_size)
+            self._room_wanted.append(wanted)
+            try:
+                self._progress.wait(min(remaining, 0.05))
+            finally:
+                self._room_wanted.remove(wanted)
         self.overload.note_wait(domain, time.monotonic() - start, timed_out=bool(rest))
         self._stuck_at = self._finished if rest else None
         return rest
@@ -186,7 +200,7 @@ class BatchingProcessor(Generic[T]):
             self._queue.clear()
             self._finished += lost
             self._crashes += 1
-            self._cond.notify_all()
+            self._notify_everyone()
             restart = not self._shutdown
             if restart:
                 self._start_worker()
@@ -260,7 +274,19 @@ class BatchingProcessor(Generic[T]):
                     self.stats.finished(**books)
                     self._finished += size
                 self._in_flight = self._abandoned = 0
-                self._cond.notify_all()
+                self._notify_progress()
+
+    def _notify_progress(self) -> None:
+        """After a batch (the caller holds the lock): wake the waiters whose wait is over."""
+        if (self._flush_targets and self._flush_targets[0] <= self._finished) or (
+            self._room_wanted and min(self._room_wanted) <= self._max_queue_size - len(self._queue)
+        ):
+            self._progress.notify_all()
+
+    def _notify_everyone(self) -> None:
+        """After anything but a batch (a death, a shutdown, a drop; the caller holds the lock)."""
+        self._cond.notify_all()
+        self._progress.notify_all()
 
     # -- control -----------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
@@ -270,12 +296,16 @@ class BatchingProcessor(Generic[T]):
         with self._cond:
             target = self._accepted
             self._flush_requested = True
-            self._cond.notify_all()
-            while self._finished < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._worker.is_alive():
-                    return False
-                self._cond.wait(min(remaining, 0.05))
+            self._cond.notify()
+            self._flush_targets.append(target)  # ascending: _accepted never goes back
+            try:
+                while self._finished < target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._worker.is_alive():
+                        return False
+                    self._progress.wait(min(remaining, 0.05))
+            finally:
+                self._flush_targets.remove(target)
         # An export that stored nothing of its batch (OTLP error or timeout, retries exhausted) while we
         # waited makes the flush a failure: the records are booked failed, not delivered.
         crashes_ok = self._report_crashes()
@@ -288,7 +318,7 @@ class BatchingProcessor(Generic[T]):
             if self._shutdown:
                 return True
             self._shutdown = True
-            self._cond.notify_all()
+            self._notify_everyone()
         worker = None
         while worker is not self._worker:  # a worker that died hands over to a new one
             worker = self._worker
@@ -323,7 +353,7 @@ class BatchingProcessor(Generic[T]):
             self._finished += left + in_flight
             if left + in_flight:
                 self.stats.finished(dropped=left + in_flight)
-            self._cond.notify_all()
+            self._notify_everyone()
         if left + in_flight:
             _log.debug(  # Pipeline.shutdown() reports every part's losses in one summary line
                 "%s/%s: %s; %d unexported records dropped",
