@@ -18,6 +18,17 @@ from typing import Any
 from ._internal import safe_str
 from ._mapping import Rows, Table
 
+
+def json_values(key: str) -> str:
+    """Where a batch of columns keeps the values of ``key``, an attribute declared JSON, as the
+    caller handed them over (the column under ``key`` holds their JSON text), for a sink that would
+    otherwise parse the texts back: ``None`` where the value was absent or its text was scrubbed.
+    No attribute key starts with ``@`` (that names a record field), so it never meets one.
+
+    Example: ``columns.get(json_values("otel_tele.inference.metadata"))``."""
+    return f"@json:{key}"
+
+
 #: Record fields an untraced batch (no event carrying a span: ``RowSink.keeps_trace_context``)
 #: gives every row as absent, as the record path does for a record without a span.
 UNTRACED_SOURCES = frozenset({"@trace_id", "@span_id"})

@@ -38,6 +38,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import semconv
+from ._event_columns import json_values
 from ._events import _NAME_KEY, _TS_KEY, _queued_name
 from ._internal import guard
 from ._processor import BatchingProcessor, LogBatchProcessor
@@ -319,11 +320,12 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
         if not kinds:
             columns[key] = column
             continue
+        values = None
         if native is None:  # a JSON attribute: its text, as the vocabulary makes it of any value
             encoded = _json_column(column, has_none)
             if encoded is None:
                 return None
-            column = encoded
+            values, column = column, encoded
         elif kinds != {native}:
             return None
         if native is str or native is None:
@@ -334,7 +336,14 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
             if scrub:
                 changed = scrubber.texts(key, distinct)
                 if changed:
+                    if values is not None:  # a value whose text changed is not what is stored
+                        values = [
+                            None if text in changed else value
+                            for value, text in zip(values, column, strict=True)
+                        ]
                     column = [changed.get(text, text) for text in column]
+            if values is not None:
+                columns[json_values(key)] = values
         else:
             if native is int:
                 present = [value for value in column if value is not None] if has_none else column

@@ -32,11 +32,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from otel_tele._event_columns import json_values
 from otel_tele._internal import bad_input_log, describe_error, guard
 from otel_tele._mapping import Rows
 from otel_tele._settings import Settings
 from otel_tele._sink import RetryPolicy, Sink, SinkLogExporter, Written
 from otel_tele.domains.inference import POSTGRES_DSN
+from otel_tele.semconv import inference as inf
 
 from ._backends import open_store
 from ._rows import BY_EVENT, MAPPER, prepare
@@ -105,25 +107,30 @@ class PostgresSink(Sink):
         """Inference events handed over as columns (typed and scrubbed; see
         ``otel_tele._event_rows``): the same rows, rollups and books as ``write_logs`` of their
         records."""
-        return self._write_batch(columns, len(timestamps), BY_EVENT[name].rows(timestamps, columns))
+        rows = BY_EVENT[name].rows(timestamps, columns)
+        # The metadata dicts whose texts the rows hold, one per row (none rejected): the rollups
+        # read them instead of parsing the texts back.
+        metas = None if rows.rejected else columns.get(json_values(inf.METADATA))
+        return self._write_batch(columns, len(timestamps), rows, metas)
 
-    def _write_batch(self, batch: object, count: int, rows: Rows) -> Written:
-        """Write the ``count`` records or events of ``batch``, mapped to ``rows``."""
+    def _write_batch(self, batch: object, count: int, rows: Rows, metas: list[Any] | None = None) -> Written:
+        """Write the ``count`` records or events of ``batch``, mapped to ``rows`` (``metas``: see
+        :func:`~._rows.prepare`)."""
         # The adapter retries with the same batch: keep its id, so a batch whose commit reached the
         # server before the connection died is recognised and not written twice.
         if batch is not self._retry_records:
             self._retry_records, self._retry_id = batch, uuid.uuid4().hex
-        failed = self._write(rows.by_table.get(TABLE, []), self._retry_id) + rows.rejected
+        failed = self._write(rows.by_table.get(TABLE, []), self._retry_id, metas) + rows.rejected
         if failed + rows.not_routed < count:  # something was written
             self._maybe_prune()
         self._retry_records = None
         return Written(failed=failed, not_routed=rows.not_routed)
 
-    def _write(self, rows: list[Any], batch_id: str) -> int:
+    def _write(self, rows: list[Any], batch_id: str, metas: list[Any] | None = None) -> int:
         """Write mapped ``rows`` as one batch; if the database refuses it for a value, write each
         half on its own (ids derived from ``batch_id``, so a retried batch still skips what
         committed) until the refused rows stand alone and fail alone. Returns the rows failed."""
-        batch = prepare(rows)
+        batch = prepare(rows, metas=metas)
         if not batch.rows:
             return batch.rejected
         try:
@@ -135,7 +142,10 @@ class PostgresSink(Sink):
                 )
                 return 1
             half = len(rows) // 2
-            return self._write(rows[:half], batch_id + "a") + self._write(rows[half:], batch_id + "b")
+            first, second = (None, None) if metas is None else (metas[:half], metas[half:])
+            return self._write(rows[:half], batch_id + "a", first) + self._write(
+                rows[half:], batch_id + "b", second
+            )
         return batch.rejected
 
     def _maybe_prune(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from json import scanner
 from operator import contains, itemgetter
 from typing import Any
@@ -44,10 +44,11 @@ def valid_as_is(text: Any) -> bool:
 
 
 def clean_metadata(
-    rows: Sequence[Sequence[Any]], ts_range: tuple[float, float]
+    rows: Sequence[Sequence[Any]], ts_range: tuple[float, float], sources: Sequence[Any] | None = None
 ) -> list[dict[str, Any] | None]:
     """Per row: its metadata parsed, when the row is stored exactly as it came (the tuple itself, as
-    ``sanitize_row`` would return it); ``None`` for a row ``sanitize_row`` must decide."""
+    ``sanitize_row`` would return it); ``None`` for a row ``sanitize_row`` must decide. ``sources``:
+    per row, the value its metadata text was encoded from, if known (see :func:`_as_parsed`)."""
     shaped = [i for i, row in enumerate(rows) if type(row) is tuple and len(row) == _ROW_WIDTH]
     if len(shaped) < len(rows):  # a list, a row of another width: judged alone, the rest as usual
         metas: list[dict[str, Any] | None] = [None] * len(rows)
@@ -64,7 +65,7 @@ def clean_metadata(
     low, high = ts_range
     if set(map(type, ts)) != {float} or not all(low <= t <= high for t in ts):  # NaN fails too
         doubtful.update(i for i, t in enumerate(ts) if type(t) is not float or not low <= t <= high)
-    return _parse(texts, doubtful)
+    return _parse(texts, doubtful, sources)
 
 
 def _check_keys(column: Sequence[Any], doubtful: set[int], *, allow_none: bool) -> None:
@@ -82,7 +83,9 @@ def _check_keys(column: Sequence[Any], doubtful: set[int], *, allow_none: bool) 
         doubtful.update(i for i, v in enumerate(column) if (v is None or type(v) is str) and v in changed)
 
 
-def _parse(texts: Sequence[Any], doubtful: set[int]) -> list[dict[str, Any] | None]:
+def _parse(
+    texts: Sequence[Any], doubtful: set[int], sources: Sequence[Any] | None = None
+) -> list[dict[str, Any] | None]:
     """Each metadata text parsed when it is a JSON object stored as it is (else None)."""
     strings = texts
     if not set(map(type, texts)) <= {str}:
@@ -92,6 +95,8 @@ def _parse(texts: Sequence[Any], doubtful: set[int]) -> list[dict[str, Any] | No
     if not joined.isascii() or any(marker in joined for marker in SUSPECT):
         doubtful.update(i for i, t in enumerate(texts) if not valid_as_is(t))
     if not doubtful:
+        if sources is not None and len(sources) == len(texts) and _as_parsed(sources):
+            return list(sources)
         try:
             parsed = [_scan(t, 0) for t in texts]
         except Exception:  # not JSON, leading whitespace (StopIteration), nested too deep: row by row
@@ -105,6 +110,22 @@ def _parse(texts: Sequence[Any], doubtful: set[int]) -> list[dict[str, Any] | No
             ):
                 return objects  # the usual batch: every metadata text an object kept as it is
     return [_object(t) if i not in doubtful else None for i, t in enumerate(texts)]
+
+
+#: Value types whose JSON text parses back to an equal value of the same type (a finite float's
+#: shortest repr is exact; NaN and infinities never get here: their texts are ``SUSPECT``).
+_PLAIN_VALUES = frozenset({str, int, float, bool, _NONE})
+
+
+def _as_parsed(sources: Sequence[Any]) -> bool:
+    """Whether each of ``sources`` (the values the texts were encoded from, with none of the texts
+    doubtful) is what parsing its text gives back: a dict of text keys and plain values, none of
+    them the truncation key. Checked a column at a time, in C: no call per value."""
+    if set(map(type, sources)) != {dict}:
+        return False
+    keys = set(map(type, chain.from_iterable(sources)))
+    values = set(map(type, chain.from_iterable(map(dict.values, sources))))
+    return keys <= {str} and values <= _PLAIN_VALUES and not any(map(contains, sources, repeat(TRUNCATED)))
 
 
 def _object(text: str) -> dict[str, Any] | None:

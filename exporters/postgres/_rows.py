@@ -52,11 +52,14 @@ class Batch:
     not_routed: int = 0  # records of events no inference table takes
 
 
-def prepare(rows: Iterable[Sequence[Any]], rejected: int = 0) -> Batch:
-    """Sanitize mapped rows and compute what they add to each rollup table."""
+def prepare(rows: Iterable[Sequence[Any]], rejected: int = 0, *, metas: Sequence[Any] | None = None) -> Batch:
+    """Sanitize mapped rows and compute what they add to each rollup table. ``metas``: per row, the
+    dict its metadata text was encoded from, if known (``None`` where not): the rollups read those
+    rather than parse the texts back when that cannot change a figure (``clean_metadata``)."""
     batch = Batch(rejected=rejected)
-    batch.rows, metas, batch.rejected = _sanitized(rows if isinstance(rows, list) else list(rows), rejected)
-    minute = minute_rollup(batch.rows, metas)
+    raw = rows if isinstance(rows, list) else list(rows)
+    batch.rows, parsed, batch.rejected = _sanitized(raw, rejected, metas)
+    minute = minute_rollup(batch.rows, parsed)
     batch.rollups[ROLLUP_MINUTE.table] = minute
     for rollup in ROLLUPS:
         if rollup is not ROLLUP_MINUTE:
@@ -64,11 +67,13 @@ def prepare(rows: Iterable[Sequence[Any]], rejected: int = 0) -> Batch:
     return batch
 
 
-def _sanitized(raw: list[Sequence[Any]], rejected: int) -> tuple[list[Row], list[dict[str, Any]], int]:
+def _sanitized(
+    raw: list[Sequence[Any]], rejected: int, sources: Sequence[Any] | None = None
+) -> tuple[list[Row], list[dict[str, Any]], int]:
     """The rows as stored, their parsed metadata, and ``rejected`` plus the rows that fail alone.
     Rows :func:`~._clean.clean_metadata` vouches for are kept as they came (what :func:`sanitize_row`
     would return); the others go through :func:`sanitize_row`."""
-    metas = clean_metadata(raw, _TS_RANGE)
+    metas = clean_metadata(raw, _TS_RANGE, sources)
     if None not in metas:
         return raw, metas, rejected  # type: ignore[return-value]  # checked: 8-tuples, typed as Row
     rows: list[Row] = []
