@@ -131,14 +131,16 @@ class RecordingCalls:
         prompt = None if prompt_tokens is None else int(prompt_tokens)
         first = None if time_to_first_token is None else float(time_to_first_token)
         operation, provider = operation or inf.DEFAULT_OPERATION, provider or self.provider
-        done = records.thought(model_name, seconds, tokens, prompt, first, operation, provider, error_type)
+        status, known, attributes = records.thought(
+            model_name, seconds, tokens, prompt, first, operation, provider, error_type
+        )
         telemetry = self.telemetry
-        if done.status != inf.STATUS_INVALID and telemetry is not None:
+        if status != inf.STATUS_INVALID and telemetry is not None:
             metrics = self._genai_metrics(telemetry)
             metrics.record(operation, model_name, provider, seconds, tokens, prompt, error_type, first)
             if span:
-                past_span(telemetry, operation, model_name, seconds, provider, error_type, done.known)
-        return self._emit(inf.THOUGHT_LATENCY, done.attributes)
+                past_span(telemetry, operation, model_name, seconds, provider, error_type, known)
+        return self._emit(inf.THOUGHT_LATENCY, attributes)
 
     @_never_raises("log_vram_check")
     def record_vram_check(self, gpu_id: str, free_mb: float, *, used_mb: float, total_mb: float) -> bool:
