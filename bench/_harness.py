@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import queue
+import subprocess
 import sys
 import threading
 import time
@@ -143,6 +144,24 @@ def versus_simple(
             cpu_x_simple=cpu_x[len(cpu_x) // 2],
         )
     return row
+
+
+def in_fresh_process(module: str, argv: list[str], timeout_s: float = 3600) -> Any:
+    """Run ``python -m <module> <argv>`` from the repository root in a new interpreter and return
+    the JSON of its last output line: one benchmark case measured in a fresh process, which neither
+    reuses memory an earlier case grew (a design that holds every row pays for its pages) nor finds
+    caches an earlier case warmed."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        cwd=RESULTS.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(argv)}: exit {done.returncode}\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def reference_loop_ns() -> float:

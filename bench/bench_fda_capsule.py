@@ -10,6 +10,7 @@ python -m bench.bench_fda_capsule [--rows 10000000] [--e2e-rows 1000000] [--repe
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 import time
@@ -26,7 +27,7 @@ from otel_tele.instrumentation import fda
 import otel_tele
 from otel_tele.runs import Runs
 
-from ._harness import Report, versus_simple
+from ._harness import Report, in_fresh_process, versus_simple
 from .bench_fda_recorder import CORE
 
 
@@ -106,34 +107,46 @@ def simple_design(rows: int, data_dir: Path) -> int:
     return pq.read_metadata(data_dir / "telemetry.parquet").num_rows
 
 
+def run_case(case: str, rows: int) -> tuple[float, float, int]:
+    """One end-to-end run of ``case`` (this process: the parent starts a fresh one per run): wall
+    time from the first iteration until the capsule is published, the CPU seconds of the whole
+    process over the same span, and the rows dropped; every run must store every row (production
+    runs are lossless: policy wait)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if case == SIMPLE:
+            cpu0, t0 = _cpu_s(), time.perf_counter()
+            written = simple_design(rows, Path(tmp))
+            seconds, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+            assert written == rows, (written, rows)
+            return seconds, cpu, 0
+        telemetry = pipeline(Path(tmp), **JOURNAL_CASES[case])
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        # leaving the block waits for the capsule
+        with fda.run("bench", telemetry=telemetry, units={}, method={}) as run:
+            it = run.iteration
+            for i in range(rows):
+                it(iter=i, **CORE)
+        seconds, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        stats = {s.sink: s for s in telemetry.sink_stats()}
+        dropped = stats["capsule"].dropped + stats["events"].dropped
+        telemetry.shutdown(60_000)
+        capsule = next(Path(tmp).glob("**/runs/fda_run_*/telemetry.parquet"))
+        written = pq.ParquetFile(capsule).metadata.num_rows
+        assert written == rows, (written, rows)
+    return seconds, cpu, dropped
+
+
 def end_to_end(report: Report, rows: int, repeats: int) -> None:
-    """Each case ``repeats`` times, interleaved (the machine's drift falls on all alike): wall time
-    from the first iteration until the capsule is published, and the CPU seconds of the whole process
-    over the same span; every run must store every row (production runs are lossless: policy wait)."""
+    """Each case ``repeats`` times, interleaved (the machine's drift falls on all alike), each run in
+    a fresh process (:func:`run_case`)."""
     dropped = {case: 0 for case in JOURNAL_CASES}
 
     def record(case: str) -> tuple[float, float]:
-        with tempfile.TemporaryDirectory() as tmp:
-            if case == SIMPLE:
-                cpu0, t0 = _cpu_s(), time.perf_counter()
-                written = simple_design(rows, Path(tmp))
-                seconds, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
-                assert written == rows, (written, rows)
-                return seconds, cpu
-            telemetry = pipeline(Path(tmp), **JOURNAL_CASES[case])
-            cpu0, t0 = _cpu_s(), time.perf_counter()
-            # leaving the block waits for the capsule
-            with fda.run("bench", telemetry=telemetry, units={}, method={}) as run:
-                it = run.iteration
-                for i in range(rows):
-                    it(iter=i, **CORE)
-            seconds, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
-            stats = {s.sink: s for s in telemetry.sink_stats()}
-            dropped[case] += stats["capsule"].dropped + stats["events"].dropped
-            telemetry.shutdown(60_000)
-            capsule = next(Path(tmp).glob("**/runs/fda_run_*/telemetry.parquet"))
-            written = pq.ParquetFile(capsule).metadata.num_rows
-            assert written == rows, (written, rows)
+        seconds, cpu, lost = in_fresh_process(
+            "bench.bench_fda_capsule", ["--child", case, "--e2e-rows", str(rows)]
+        )
+        if case != SIMPLE:
+            dropped[case] += lost
         return seconds, cpu
 
     cases = [SIMPLE, *JOURNAL_CASES]
@@ -149,7 +162,8 @@ def end_to_end(report: Report, rows: int, repeats: int) -> None:
     report.note(
         f"payload per row: run_id, flow_name, mode, iter, t_wall_ms and the 8 core fields {sorted(CORE)}; "
         "ratio = our rows/s / the simple design's in the same repeat (min/median/max over the repeats); "
-        "cpu_x_simple = our CPU-s / the simple design's (process CPU incl. every thread)"
+        "cpu_x_simple = our CPU-s / the simple design's (process CPU incl. every thread); every run "
+        "in a fresh process"
     )
 
 
@@ -219,7 +233,11 @@ def main() -> None:
         "--e2e-rows", type=int, default=1_000_000, help="iterations per end-to-end run (a 1M burst)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs per case, interleaved")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one end-to-end run (run_case), as JSON
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_case(args.child, args.e2e_rows)))
+        return
     report = Report("fda_capsule", "FDA capsules: end-to-end throughput, append cost, DuckDB at scale")
     end_to_end(report, args.e2e_rows, args.repeats)
     append_cost(report, args.rows)

@@ -42,7 +42,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import otel_tele
 
-from ._harness import Report, queue_writer, versus_simple
+from ._harness import Report, in_fresh_process, queue_writer, versus_simple
 from .bench_inference_store import admin_dsn
 
 MODEL = "gemma2:27b"
@@ -162,14 +162,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=200_000, help="inferences per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case, interleaved")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # CASES' index: one run, as JSON
+    parser.add_argument("--dsn", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child is not None:
+        print(json.dumps(list(CASES.values())[args.child](args.dsn, args.rows)))
+        return
     report = Report("inference_ingest", "inferences/s into system_telemetry end to end, nothing lost")
     taken: dict[str, list[tuple[float, float]]] = {case: [] for case in CASES}
     with admin_dsn() as admin:
         for _ in range(args.repeats):  # interleaved: the machine's drift falls on every case alike
-            for case, run in CASES.items():
-                with fresh_database(admin) as dsn:
-                    taken[case].append(run(dsn, args.rows))
+            for index, case in enumerate(CASES):
+                with fresh_database(admin) as dsn:  # each run in a fresh process, on a fresh database
+                    argv = ["--child", str(index), "--dsn", dsn, "--rows", str(args.rows)]
+                    wall, cpu = in_fresh_process("bench.bench_inference_ingest", argv)
+                    taken[case].append((wall, cpu))
     for case, runs in taken.items():
         report.add(path=case, **versus_simple(args.rows, runs, None if case == SIMPLE else taken[SIMPLE]))
     report.note(
@@ -178,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         "latency_per_token_ms}; ours also writes the minute/hour rollups and the batch ledger in the "
         "same transaction, and with the general store five GenAI histogram points and a GenAI span per call; "
         "ratio = our rows/s / the simple design's in the same repeat (min/median/max); cpu_x_simple = "
-        "our CPU-s / the simple design's (this process, every thread; the server's CPU not counted)"
+        "our CPU-s / the simple design's (this process, every thread; the server's CPU not counted); "
+        "every run in a fresh process"
     )
     report.finish()
 

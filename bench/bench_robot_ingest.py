@@ -26,6 +26,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,7 +36,7 @@ from otel_tele.exporters.sqlite._digest import Digest
 from otel_tele.exporters.sqlite.schema import INSERTS
 from otel_tele.instrumentation.robot import TelemetryCollector
 
-from bench._harness import Report, queue_writer, versus_simple
+from bench._harness import Report, in_fresh_process, queue_writer, versus_simple
 
 CHUNK = 100_000
 
@@ -100,6 +101,18 @@ def simple(db: Path, rows: int, batch_size: int) -> int:
     return int(stored)
 
 
+CASES = (simple, ours, ours_without_digest)
+
+
+def run_case(run: Callable[[Path, int, int], int], rows: int, batch_size: int) -> tuple[float, float]:
+    """One run of a case in this process (the parent starts a fresh one per run): wall and CPU
+    seconds from the first call until every row is committed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        run(Path(tmp) / "telemetry.db", rows, batch_size)
+        return time.perf_counter() - t0, _cpu_s() - cpu0
+
+
 def _cpu_s() -> float:
     """CPU seconds of this whole process, every thread included."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -110,7 +123,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per run (a 1M burst by default)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case, interleaved")
+    parser.add_argument("--child", choices=[c.__name__ for c in CASES], help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=50, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:  # one run in this fresh process: (wall s, CPU s) as JSON
+        print(
+            json.dumps(
+                run_case(CASES[[c.__name__ for c in CASES].index(args.child)], args.rows, args.batch_size)
+            )
+        )
+        return
     report = Report("robot_ingest", "rows/s into telemetry.db (dds_commands), nothing lost")
     cases = {
         (f"simple design: queue.Queue + writer thread + executemany, batch {size}", size): simple
@@ -121,16 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         for size in (50, 2048)
     }
     taken: dict[tuple[str, int], list[tuple[float, float]]] = {case: [] for case in cases}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for attempt in range(args.repeats):  # interleaved: the machine's drift falls on every case alike
-            for (name, size), run in cases.items():
-                db = root / f"{run.__name__}_{size}_{attempt}.db"
-                cpu0, t0 = _cpu_s(), time.perf_counter()
-                run(db, args.rows, size)
-                taken[(name, size)].append((time.perf_counter() - t0, _cpu_s() - cpu0))
-                for path in root.glob(f"{db.name}*"):
-                    path.unlink()
+    for _ in range(args.repeats):  # interleaved: the machine's drift falls on every case alike
+        for (name, size), run in cases.items():
+            argv = ["--child", run.__name__, "--batch-size", str(size), "--rows", str(args.rows)]
+            wall, cpu = in_fresh_process("bench.bench_robot_ingest", argv)
+            taken[(name, size)].append((wall, cpu))
     for (name, size), runs in taken.items():
         base = None
         if cases[(name, size)] is not simple:
@@ -160,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         "writer committed the last row; ratio = our rows/s / the simple design's with the same batch "
         "size in the same repeat (min/median/max); cpu_x_simple = our CPU-s / the simple design's "
         "(process CPU incl. every thread); digest rows: min/median/max over the repeats of on/off with "
-        "the sidecar on and off in the same repeat (rows/s ratio < 1 and CPU ratio > 1 = its cost)"
+        "the sidecar on and off in the same repeat (rows/s ratio < 1 and CPU ratio > 1 = its cost); "
+        "every run in a fresh process"
     )
     report.finish()
 
