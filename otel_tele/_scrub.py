@@ -477,8 +477,9 @@ class Scrubber:
         plain = self.is_plain_key(key)
         rest = list(texts)
         if plain:
-            strings = self._string_cache
-            rest = [text for text in rest if (seen := strings.get(text)) is not text and seen != text]
+            known = self._string_cache.get
+            # A text never seen (the usual miss: a fresh id) is told by one identity test.
+            rest = [t for t in rest if (seen := known(t)) is None or (seen is not t and seen != t)]
             if rest and self.leaves_all_alone(rest):
                 return changed
         leaves_alone = self.leaves_alone
