@@ -45,8 +45,8 @@ class Journal:
         if self._writer is None:
             self._file = open(self.path, "wb")  # noqa: SIM115 - kept open for the run's appends
             self._writer = pa.ipc.new_stream(self._file, schema.SCHEMAS[self.table], options=_IPC_OPTIONS)
-        for data in tables:
-            self._writer.write_table(data)
+        # One call for all: the same stream (a batch per chunk), one release of the GIL.
+        self._writer.write_table(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
         assert self._file is not None
         self._file.flush()
         if fsync:

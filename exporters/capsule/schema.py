@@ -49,7 +49,6 @@ from otel_tele.semconv._types import COERCERS
 
 try:
     import pyarrow as pa
-    import pyarrow.compute as pc
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(f"FDA capsules need pyarrow: pip install 'otel-tele[capsule]' ({exc})") from exc
 
@@ -178,7 +177,8 @@ def from_columns(table: str, timestamps: Sequence[int], columns: Mapping[str, Se
     arrays = []
     for col, arrow in zip(declared.columns, ARROW_TYPES[table], strict=True):
         if col.source == TS_SOURCE:
-            arrays.append(pc.divide(pa.array(timestamps, pa.int64()), 1000).cast(TS_TYPE))  # ns → µs
+            # ns → µs exactly as to_arrow does it (floor division), in the same conversion.
+            arrays.append(pa.array([ts // 1000 for ts in timestamps], TS_TYPE))
         elif col.source in columns:
             arrays.append(pa.array(columns[col.source], arrow))
         else:
