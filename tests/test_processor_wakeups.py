@@ -8,11 +8,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from otel_tele._overload import Overload
 from otel_tele._processor import BatchingProcessor
 from otel_tele._stats import SinkStats
 
 
-def _gated(batches: int, batch_size: int) -> tuple[BatchingProcessor[int], threading.Event, list[int]]:
+def _gated(
+    batches: int, batch_size: int, **options: Any
+) -> tuple[BatchingProcessor[int], threading.Event, list[int]]:
     """A processor whose first export waits for the gate, with ``batches`` full batches queued."""
     gate = threading.Event()
     exported: list[int] = []
@@ -23,7 +26,11 @@ def _gated(batches: int, batch_size: int) -> tuple[BatchingProcessor[int], threa
         return len(batch), 0
 
     proc: BatchingProcessor[int] = BatchingProcessor(
-        export, SinkStats("test", "logs"), max_export_batch_size=batch_size, schedule_delay_millis=10
+        export,
+        SinkStats("test", "logs"),
+        max_export_batch_size=batch_size,
+        schedule_delay_millis=10,
+        **options,
     )
     for i in range(batches * batch_size):
         proc.put(i)
@@ -86,25 +93,7 @@ def test_flushes_in_turn_each_return_when_their_own_records_are_done() -> None:
 
 def test_a_producer_short_of_room_waits_and_nothing_is_lost() -> None:
     """With the overload policy's wait, a producer short of room is woken as room appears."""
-    from otel_tele._overload import Overload
-
-    gate = threading.Event()
-    exported: list[int] = []
-
-    def export(batch: list[Any]) -> tuple[int, int]:
-        gate.wait(30)
-        exported.extend(batch)
-        return len(batch), 0
-
-    overload = Overload({"robot": "wait"})
-    proc: BatchingProcessor[int] = BatchingProcessor(
-        export,
-        SinkStats("test", "logs"),
-        max_export_batch_size=16,
-        max_queue_size=64,
-        schedule_delay_millis=10,
-        overload=overload,
-    )
+    proc, gate, exported = _gated(0, 16, max_queue_size=64, overload=Overload({"robot": "wait"}))
     gate.set()  # the worker exports at once; the producer outruns it and waits for room
     dropped = sum(proc.put_many(list(range(i, i + 100)), domain="robot") for i in range(0, 5_000, 100))
     assert proc.force_flush(30_000)
