@@ -49,15 +49,32 @@ def _count_calls(obj: Any, name: str) -> list[int]:
     return calls
 
 
+class _Targets(list[int]):
+    """The processor's waiting flushes, telling the test each time one starts waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added = threading.Semaphore(0)
+
+    def append(self, target: int) -> None:
+        super().append(target)
+        self.added.release()
+
+
+def _watched(proc: BatchingProcessor[int]) -> _Targets:
+    targets = _Targets()
+    proc._flush_targets = targets
+    return targets
+
+
 def test_a_flush_is_woken_once_when_its_records_are_done() -> None:
     proc, gate, exported = _gated(batches=200, batch_size=50)
     wakeups = _count_calls(proc._progress, "notify_all")
+    targets = _watched(proc)
     flushed: list[bool] = []
     flusher = threading.Thread(target=lambda: flushed.append(proc.force_flush(30_000)))
     flusher.start()
-    registered = threading.Event()
-    while not proc._flush_targets and flusher.is_alive():
-        registered.wait(0.001)  # until the flush waits (it waits for the gated worker)
+    assert targets.added.acquire(timeout=30)  # the flush waits (for the gated worker)
     gate.set()
     flusher.join(60)
     assert flushed == [True]
@@ -68,20 +85,18 @@ def test_a_flush_is_woken_once_when_its_records_are_done() -> None:
 
 def test_flushes_in_turn_each_return_when_their_own_records_are_done() -> None:
     proc, gate, exported = _gated(batches=4, batch_size=50)
+    targets = _watched(proc)
     first: list[bool] = []
     flusher = threading.Thread(target=lambda: first.append(proc.force_flush(30_000)))
     flusher.start()
-    idle = threading.Event()
-    while not proc._flush_targets and flusher.is_alive():
-        idle.wait(0.001)
+    assert targets.added.acquire(timeout=30)
     for i in range(200, 400):  # accepted after the first flush began: the second flush's
         proc.put(i)
     second: list[bool] = []
     later = threading.Thread(target=lambda: second.append(proc.force_flush(30_000)))
     later.start()
-    while len(proc._flush_targets) < 2 and later.is_alive():
-        idle.wait(0.001)
-    assert proc._flush_targets == sorted(proc._flush_targets)
+    assert targets.added.acquire(timeout=30)
+    assert list(targets) == [200, 400]  # each flush waits for what was accepted before it
     gate.set()
     flusher.join(60)
     later.join(60)
