@@ -137,8 +137,9 @@ class RecordingCalls:
         telemetry = self.telemetry
         if status != inf.STATUS_INVALID and telemetry is not None:
             metrics = self._genai_metrics(telemetry)
-            metrics.record(operation, model_name, provider, seconds, tokens, prompt, error_type, first)
-            if span:
+            if metrics.observed:  # asked here too: the calls' arguments cost as much as the check
+                metrics.record(operation, model_name, provider, seconds, tokens, prompt, error_type, first)
+            if span and telemetry.spans_observed():
                 past_span(telemetry, operation, model_name, seconds, provider, error_type, known)
         return self._emit(inf.THOUGHT_LATENCY, attributes)
 
