@@ -2,7 +2,8 @@
 
 End to end, against the spec's own simple writer in the same run (a list of dicts, then
 ``pa.Table.from_pylist`` and one ``pq.write_table``): rows/s min/median/max over interleaved repeats,
-the ratio to the simple design, and CPU seconds per 1M rows of the whole process (every thread).
+each run in a fresh process, the ratio to the simple design, and CPU seconds per 1M rows of the whole
+process (every thread).
 
 python -m bench.bench_fda_capsule [--rows 10000000] [--e2e-rows 1000000] [--repeats 3]
 """

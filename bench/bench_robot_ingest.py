@@ -6,7 +6,8 @@ processor → SQLite sink (declarative mapping, one transaction per batch) — c
 ``flush()`` says every row is committed. Simple: the caller puts a row tuple (``json.dumps`` of the
 data included) on a ``queue.Queue``, one writer thread ``executemany``-s up to the batch size per
 transaction into the same schema with the same indexes. Batch sizes 50 (the spec's default) and
-2,048; each case ``--repeats`` times, interleaved; rows/s min/median/max, the ratio to the simple
+2,048; each case ``--repeats`` times, interleaved, each run in a fresh process; rows/s
+min/median/max, the ratio to the simple
 design with the same batch size, CPU seconds per 1M rows (the whole process, every thread).
 
 The digest sidecar (``telemetry.digest.db``, which the sink keeps in the same transaction as the
