@@ -15,8 +15,9 @@ generated, prompt tokens → value = ms per token, metadata JSON with the five t
   ``LIKE system_telemetry INCLUDING ALL`` (same columns, defaults and indexes; no rollups).
 
 Each case in a fresh database on a private server (``initdb`` + ``pg_ctl``) and a fresh process,
-``--repeats`` times, interleaved; rows/s min/median/max, the ratio to the simple design in the same repeat, and CPU
-seconds per 1M rows of this process (every thread; the server's own CPU is not counted for either).
+``--repeats`` times, interleaved; rows/s min/median/max, the ratio to the simple design in the same
+repeat, and CPU seconds per 1M rows of this process (every thread; the server's own CPU is not
+counted for either).
 
     .venv/bin/python -m bench.bench_inference_ingest [--rows 200000] [--repeats 3]
 """
