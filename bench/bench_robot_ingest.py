@@ -7,8 +7,8 @@ processor → SQLite sink (declarative mapping, one transaction per batch) — c
 data included) on a ``queue.Queue``, one writer thread ``executemany``-s up to the batch size per
 transaction into the same schema with the same indexes. Batch sizes 50 (the spec's default) and
 2,048; each case ``--repeats`` times, interleaved, each run in a fresh process; rows/s
-min/median/max, the ratio to the simple
-design with the same batch size, CPU seconds per 1M rows (the whole process, every thread).
+min/median/max, the ratio to the simple design with the same batch size, CPU seconds per 1M rows
+(the whole process, every thread).
 
 The digest sidecar (``telemetry.digest.db``, which the sink keeps in the same transaction as the
 rows) is measured by its write cost: ours also runs with the sidecar switched off (the sink never
@@ -102,7 +102,8 @@ def simple(db: Path, rows: int, batch_size: int) -> int:
     return int(stored)
 
 
-CASES = (simple, ours, ours_without_digest)
+#: The runs a fresh process is started for, by name (``--child``).
+CASES = {run.__name__: run for run in (simple, ours, ours_without_digest)}
 
 
 def run_case(run: Callable[[Path, int, int], int], rows: int, batch_size: int) -> tuple[float, float]:
@@ -124,15 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per run (a 1M burst by default)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case, interleaved")
-    parser.add_argument("--child", choices=[c.__name__ for c in CASES], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=50, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:  # one run in this fresh process: (wall s, CPU s) as JSON
-        print(
-            json.dumps(
-                run_case(CASES[[c.__name__ for c in CASES].index(args.child)], args.rows, args.batch_size)
-            )
-        )
+        print(json.dumps(run_case(CASES[args.child], args.rows, args.batch_size)))
         return
     report = Report("robot_ingest", "rows/s into telemetry.db (dds_commands), nothing lost")
     cases = {
