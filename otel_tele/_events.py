@@ -18,6 +18,7 @@ import logging
 import operator
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -57,6 +58,19 @@ class RowRoute(Protocol):
     def active(self) -> bool: ...
 
     def put(self, items: list[Any]) -> int: ...
+
+
+class Buffer(Protocol):
+    """Events a recorder appends in bulk (``_event_buffer.EventBuffer``), as the event stage polls,
+    flushes and forks them."""
+
+    def __len__(self) -> int: ...
+
+    def hand_over(self, *, wait: bool = True) -> None: ...
+
+    def discard(self) -> int: ...
+
+    def reset_after_fork(self) -> None: ...
 
 
 _log = logging.getLogger("otel_tele")
@@ -456,7 +470,11 @@ class DomainEvents:
         self._max = queue_size
         self.overload = overload or _overload.Overload()
         self._drop_lock = threading.Lock()
-        self.stats = EventStageStats(lambda: len(self._queue))
+        # Recorders that append events in bulk (``_event_buffer.EventBuffer``): polled while the
+        # telemetry thread is idle, handed over at a flush or shutdown.
+        self._buffers: weakref.WeakSet[Buffer] = weakref.WeakSet()
+        self._buffers_lock = threading.Lock()
+        self.stats = EventStageStats(lambda: len(self._queue) + self._buffered())
         #: The row path into a sink (set by the pipeline; see ``_event_rows``), or ``None``.
         self.route: RowRoute | None = None
         # While the route is on, an event emitted inside a span queues its span context as an int
@@ -495,6 +513,9 @@ class DomainEvents:
         self.overload.reset_after_fork()
         self._drop_lock = threading.Lock()
         self._metrics.reset_after_fork()
+        self._buffers_lock = threading.Lock()
+        for buffer in self._buffer_list():
+            buffer.reset_after_fork()
         if not self._stopping:
             self._start()
 
@@ -549,10 +570,75 @@ class DomainEvents:
         self._last_span = (ctx, span)
         return span
 
-    def reject(self, what: str, exc: BaseException | None = None) -> None:
-        """Book one record a recording call could not build as failed, and say so (rate-limited,
-        without the value). For the domain helpers, which must never raise into the host."""
-        self.stats.rejected()
+    # -- events appended in bulk (``_event_buffer``) ---------------------------------------------
+    def add_buffer(self, buffer: Buffer) -> None:
+        with self._buffers_lock:
+            self._buffers.add(buffer)
+
+    def discard_buffer(self, buffer: Buffer) -> None:
+        with self._buffers_lock:
+            self._buffers.discard(buffer)
+
+    def _buffer_list(self) -> list[Buffer]:
+        with self._buffers_lock:
+            return list(self._buffers)
+
+    def _buffered(self) -> int:
+        return sum(map(len, self._buffer_list())) if self._buffers else 0
+
+    def _hand_over_buffers(self, *, wait: bool) -> None:
+        for buffer in self._buffer_list():
+            with guard("event buffer hand-over"):
+                buffer.hand_over(wait=wait)
+
+    def room(self) -> int:
+        """How many events the queue takes now without a wait."""
+        return 0 if self._stopping else max(0, self._max - len(self._queue))
+
+    def queued_items(self, name: str, rows: list[dict[str, Any]], ctx: Any) -> list[Any]:
+        """``rows`` (attribute dicts holding their time in ns under the queue's time key; taken over)
+        as ``emit`` queues events of ``name`` emitted in ``ctx``: the same dicts or tuples, made a
+        batch at a time in C."""
+        span = self._span_only(ctx) if ctx else None
+        if ctx and span is None:
+            stamps = map(dict.pop, rows, repeat(_TS_KEY))
+            return list(zip(stamps, repeat(ctx), repeat(name), rows, repeat(None)))
+        setitem = dict.__setitem__
+        if ctx:
+            collections.deque(map(setitem, rows, repeat(_SPAN_KEY), repeat(span)), maxlen=0)
+        collections.deque(map(setitem, rows, repeat(_NAME_KEY), repeat(name)), maxlen=0)
+        return rows
+
+    def queue_buffered(self, name: str, items: list[Any], *, wait: bool = True) -> None:
+        """Queue ``items`` (from :meth:`queued_items`) in order. Past a full queue each waits or is
+        dropped (counted) as ``emit`` would; without ``wait`` (the telemetry thread's own poll, which
+        took no more than :meth:`room`) they are queued as they are."""
+        queue = self._queue
+        if not self._stopping and (not wait or len(queue) + len(items) <= self._max):
+            queue.extend(items)
+        else:
+            for item in items:
+                if (len(queue) >= self._max or self._stopping) and not self._room_for(
+                    name, item if type(item) is dict else item[3]
+                ):
+                    continue
+                queue.append(item)
+        if len(queue) >= _WAKE_AT:
+            self._wake.set()
+
+    def _discard_buffers(self) -> int:
+        """Every row still in a buffer booked dropped (refused); how many."""
+        lost = sum(buffer.discard() for buffer in self._buffer_list())
+        if lost:
+            with self._drop_lock:
+                self.stats.refused(lost)
+        return lost
+
+    def reject(self, what: str, exc: BaseException | None = None, count: int = 1) -> None:
+        """Book ``count`` records a recording call could not build as failed, and say so
+        (rate-limited, without the value). For the domain helpers, which must never raise into the
+        host."""
+        self.stats.rejected(count)
         bad_input_log.warning(
             what,
             "%s: record not made (%s); counted as failed",
@@ -607,6 +693,10 @@ class DomainEvents:
         queue = self._queue
         while True:
             if not queue:
+                if self._buffers and not self._stopping:
+                    self._hand_over_buffers(wait=False)  # a slow loop's rows: within one poll
+                    if queue:
+                        continue
                 if self._stopping:
                     return
                 with guard("overload report"):
@@ -824,7 +914,7 @@ class DomainEvents:
     @property
     def pending(self) -> int:
         """Events queued or being handed on now (a hint: it changes as it is read)."""
-        return len(self._queue) + self._in_flight
+        return len(self._queue) + self._in_flight + self._buffered()
 
     @property
     def metric_overflow(self) -> dict[str, int]:
@@ -837,6 +927,7 @@ class DomainEvents:
         """Wait until every event queued before this call has been handed to the log processors.
         False if the deadline passed first, or if the telemetry thread died since the last report."""
         deadline = time.monotonic() + timeout_millis / 1000
+        self._hand_over_buffers(wait=True)
         with self._pop_lock:
             target = self._taken + len(self._queue)
         self._wake.set()
@@ -860,6 +951,7 @@ class DomainEvents:
 
     def shutdown(self, timeout_millis: float = 30_000) -> bool:
         """Process what is queued, then refuse further events (counted as dropped)."""
+        self._hand_over_buffers(wait=True)
         self._stopping = True
         self._wake.set()
         deadline = time.monotonic() + timeout_millis / 1000
@@ -868,6 +960,7 @@ class DomainEvents:
             thread = self._thread
             thread.join(max(0.0, deadline - time.monotonic()))
         crashes_ok = self._report_crashes()
+        self._discard_buffers()  # appended after the hand-over above: too late, counted
         if self._thread.is_alive():
             self.drop_unfinished("shutdown deadline reached")
             return False
@@ -877,6 +970,7 @@ class DomainEvents:
         """Book every event not handed on yet as dropped (the queue and the batch in flight) and
         refuse more; a batch in flight that is handed on later is re-booked."""
         self._stopping = True
+        self._discard_buffers()
         with self._pop_lock:
             left = self._take_queued()
             if left:
@@ -913,6 +1007,21 @@ class NoopDomainEvents(DomainEvents):
         timestamp_ns: int | None = None,
         severity: SeverityNumber | None = None,
     ) -> None:
+        return None
+
+    def add_buffer(self, buffer: Buffer) -> None:
+        return None
+
+    def discard_buffer(self, buffer: Buffer) -> None:
+        return None
+
+    def room(self) -> int:
+        return 1 << 30
+
+    def queued_items(self, name: str, rows: list[dict[str, Any]], ctx: Any) -> list[Any]:
+        return rows
+
+    def queue_buffered(self, name: str, items: list[Any], *, wait: bool = True) -> None:
         return None
 
     def force_flush(self, timeout_millis: float = 30_000) -> bool:

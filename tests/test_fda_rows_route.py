@@ -47,6 +47,8 @@ def clocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
             _events, "_time_ns", lambda: next(ns) if threading.current_thread() is caller else 1
         )
         monkeypatch.setattr(_recorder, "_clock", lambda: next(perf))
+        # An iteration's time is the run's start on the wall clock plus its monotonic offset.
+        monkeypatch.setattr(_recorder, "_wall_ns", lambda: 1_767_225_600_000_000_000)
 
     monkeypatch.setattr(_writers, "utc_now", lambda: "2026-01-01T00:00:00Z")
     yield reset

@@ -35,6 +35,10 @@ Configuration:
   ``KeyboardInterrupt``; ``timeout_s`` emits TIMEOUT once and sets ``run.timed_out``. The end payload
   carries ``rows_emitted``; the capsule sink adds ``rows_recorded`` (rows in the file) and
   ``rows_dropped``, and a completed run that lost rows is stored as ``completed_with_loss``.
+- Timing: ``iteration()`` appends the row to the run's buffer; rows join the telemetry queue 512 at a
+  time, before any other event of the run, within ~50 ms when the loop pauses, and at every flush or
+  shutdown. An iteration's record time is the run's start on the wall clock plus ``t_wall_ms`` (a
+  monotonic offset): a stepped wall clock never reorders a run.
 - Overload: a production run's ``iteration()`` waits for queue room rather than lose a row (at most
   ``OTEL_TELE_OVERLOAD_MAX_WAIT`` ms, then the row is dropped and counted); dev and tuner rows are
   dropped and counted when the queue is full (README: Overload).

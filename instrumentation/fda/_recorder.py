@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import otel_tele
+from otel_tele._event_buffer import CONTEXT_KEY, TIME_KEY, EventBuffer, current_context
 from otel_tele._internal import PROCESS_TOKEN, fork_safe, guard, safe_str
 from otel_tele._setup import on_reset
 from otel_tele.semconv import fda as v
@@ -28,10 +29,14 @@ __all__ = ["Run", "default_telemetry", "new_run_id", "run"]
 
 _log = logging.getLogger("otel_tele")
 _clock = time.perf_counter_ns
+_wall_ns = time.time_ns
 _ITERATION = v.ITERATION
 _RUN_EVENT = v.RUN_EVENT
 _ALLOWED = frozenset(v.CALLER_FIELDS | {"lambda_"}) - {"lambda"}
 _REQUIRED = v.REQUIRED_CALLER_FIELDS
+#: Iterations handed to the event queue at a time (more: the loop holds more rows back; fewer: more
+#: hand-overs, each a lock and a few C passes).
+_CHUNK = 512
 
 _lock = fork_safe(threading.Lock())
 _last_second = ""
@@ -78,7 +83,8 @@ def default_telemetry() -> otel_tele.Pipeline:
 
 
 class Run:
-    """One solver run; get it from :func:`run`. ``iteration()`` is the hot path (~1 µs)."""
+    """One solver run; get it from :func:`run`. ``iteration()`` is the hot path (a few checks and
+    a deque append; see ``EventBuffer``)."""
 
     def __init__(
         self,
@@ -104,33 +110,68 @@ class Run:
         self.sample_first = sample_first
         self.sample_every = sample_every
         self.calls = 0  # iteration() calls so far
-        self.recorded = 0  # iterations recorded (emitted)
         self.lint_failures = 0
         self.timed_out = False
         self.ended = False
         self._emit = telemetry.events.emit
         self._start_ns = _clock()
+        # A row's record time: the wall clock at the start plus the row's monotonic offset.
+        self._origin_ns = _wall_ns()
         self._deadline_ns = self._start_ns + int(timeout_s * 1e9) if timeout_s else None
+        # Calls before this index whose field names are the last ones validated (and hold no None)
+        # take the short path of iteration(): nothing to cap, sample, check or lint.
+        self._fast_calls = 0 if timeout_s else max_rows if mode == "production" else sample_first
         self._capped = False
         self._production = mode == "production"
         self._lint_seen: set[frozenset[str]] = set()
-        self._valid_names: tuple[str, ...] = ()  # the last field names found known and complete
+        # The last field names found known and complete (and without ``lambda_``, renamed per call).
+        self._valid_names: tuple[str, ...] = ()
         self._base = {v.RUN_ID: run_id, v.FLOW_NAME: flow_name, v.MODE: mode}
         if trial_id is not None:
             self._base[v.TRIAL_ID] = trial_id
+        # Iterations are appended to a buffer and join the event queue a chunk at a time, each the
+        # event ``emit`` would queue (see ``EventBuffer``); ``_context``: the run's span, set by run().
+        self._context = current_context()
+        self._buffer = EventBuffer(telemetry.events, _ITERATION, self._base, context=self._context)
+        self._rows = self._buffer.rows
+        self._append = self._buffer.append
+
+    @property
+    def recorded(self) -> int:
+        """Iterations recorded (handed to telemetry) so far."""
+        return self._buffer.appended
 
     def iteration(self, **fields: Any) -> None:
         """Record one iteration (subject to sampling). Raises ``ValueError`` for unknown field names,
         and in strict mode for a missing core field; otherwise never raises."""
         index = self.calls
         self.calls = index + 1
+        try:
+            checked = index < self._fast_calls and tuple(fields) == self._valid_names
+            checked = checked and None not in fields.values()
+        except Exception:  # a value whose == is not a bool (numpy arrays) or raises
+            checked = False
+        if not checked and not self._check(index, fields):
+            return
+        offset = _clock() - self._start_ns
+        fields["t_wall_ms"] = offset / 1e6
+        fields[TIME_KEY] = self._origin_ns + offset
+        if current_context() is not self._context:  # a span of the caller's own, another thread
+            fields[CONTEXT_KEY] = current_context()
+        self._append(fields)  # the kwargs dict is ours to hand over
+        if len(self._rows) >= _CHUNK:
+            self._buffer.hand_over()
+
+    def _check(self, index: int, fields: dict[str, Any]) -> bool:
+        """The checks of a call the short path of ``iteration`` does not take (capped, sampled, new
+        field names, a missing value, a deadline): whether to record it (``fields`` made ready)."""
         if self._production:
             if index >= self.max_rows:
                 if not self._capped:
                     self._cap()
-                return
+                return False
         elif index >= self.sample_first and (index - self.sample_first) % self.sample_every:
-            return  # sampled out (the first sample_first calls are always recorded, and checked)
+            return False  # sampled out (the first sample_first calls are always recorded, and checked)
         names = tuple(fields)
         incomplete = False
         if names != self._valid_names:  # a call site passes the same names in the same order
@@ -141,7 +182,7 @@ class Run:
                     f"known: {sorted(_ALLOWED)}"
                 )
             incomplete = not keys >= _REQUIRED
-            if not incomplete:
+            if not incomplete and "lambda_" not in keys:
                 self._valid_names = names
         try:
             has_none = None in fields.values()
@@ -153,10 +194,7 @@ class Run:
             self._timeout()
         if "lambda_" in fields:
             fields["lambda"] = fields.pop("lambda_")
-        fields["t_wall_ms"] = (_clock() - self._start_ns) / 1e6
-        fields.update(self._base)
-        self.recorded += 1
-        self._emit(_ITERATION, fields)  # the kwargs dict is ours to hand over
+        return True
 
     def event(self, name: str, payload: Mapping[str, Any] | None = None) -> None:
         """Record a run event (``CERT_PASS``, ``LENS_SELECTED`` …) with a JSON-able payload."""
@@ -224,6 +262,7 @@ class Run:
             attributes[v.ARTIFACT_SOURCE] = path
             attributes[v.ARTIFACT_SIZE] = info.st_size
             attributes[v.ARTIFACT_ORIGIN] = PROCESS_TOKEN
+        self._buffer.hand_over()  # the iterations recorded before it go first
         self._emit(v.ARTIFACT, attributes)
 
     def config(self, mapping: Mapping[str, Any], *, name: str = "config.json") -> None:
@@ -252,6 +291,7 @@ class Run:
             except Exception as exc:  # nested too deep, a hostile repr …: this event fails alone
                 self.telemetry.events.reject("fda run event", exc)
                 return
+        self._buffer.hand_over()  # the iterations recorded before it go first
         self._emit(_RUN_EVENT, attributes)
 
     def _lint(self, index: int, fields: Mapping[str, Any]) -> None:
@@ -368,6 +408,7 @@ def run(
     )
     span = telemetry.tracer("otel_tele.fda").start_span(v.RUN, attributes=dict(recorder._base))
     with trace.use_span(span, end_on_exit=False):
+        recorder._context = recorder._buffer.context = current_context()
         recorder._event(
             v.RUN_STARTED,
             {
@@ -423,6 +464,8 @@ def _end(recorder: Run, span: Any, event: str, status: str, exc: BaseException |
         span.set_status(Status(StatusCode.ERROR if status != "completed" else StatusCode.OK))
         span.set_attributes({"fda.iterations": recorder.calls, "fda.rows_emitted": recorder.recorded})
     recorder._event(event, summary)
+    with guard("fda run buffer"):
+        recorder._buffer.close()
 
 
 def _reset_default() -> None:

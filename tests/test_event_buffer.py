@@ -1,0 +1,218 @@
+"""FDA iterations appended to the run's buffer (``otel_tele._event_buffer``) and handed to the event
+queue a chunk at a time: nothing held back from a flush, a shutdown or a slow loop, order and
+trace context kept, nothing lost under backpressure or from two threads, a forked child never sends
+its parent's rows."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from opentelemetry import trace
+from opentelemetry.sdk._logs import LogRecordProcessor
+from otel_tele.instrumentation import fda
+from otel_tele.instrumentation.fda import _recorder
+
+import otel_tele
+
+from ._consumers import Seen, books
+from ._fork import forked
+from .sink_samples.capsule import CORE
+
+
+def pipeline(tmp: Path, **options: Any) -> otel_tele.Pipeline:
+    return otel_tele.setup(
+        local=True,
+        sinks=["capsule"],
+        data_dir=tmp,
+        traces_exporter="none",
+        metrics_exporter="none",
+        logs_exporter="none",
+        **options,
+    )
+
+
+class Counted(LogRecordProcessor):
+    """A log consumer that says when it has seen ``wanted`` iteration records."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.records: list[Any] = []
+        self.reached = threading.Event()
+
+    def on_emit(self, log_record: Any) -> None:
+        self.records.append(log_record)
+        if sum(r.log_record.event_name == "fda.iteration" for r in self.records) >= self.wanted:
+            self.reached.set()
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def test_a_slow_loops_rows_reach_the_consumers_without_a_flush(tmp_path: Path) -> None:
+    """Fewer rows than a chunk, then the loop stops calling: the idle telemetry thread hands them
+    over within its poll."""
+    telemetry = pipeline(tmp_path)
+    counted = Counted(3)
+    telemetry.logger_provider.add_log_record_processor(counted)
+    try:
+        with fda.run("slow", telemetry=telemetry, units={}, method={}) as run:
+            for i in range(3):
+                run.iteration(iter=i, **CORE)
+            assert len(run._buffer) <= 3
+            assert counted.reached.wait(10), "buffered rows never left the run"
+    finally:
+        telemetry.shutdown(10_000)
+
+
+def test_events_keep_their_order_and_each_row_its_context(tmp_path: Path) -> None:
+    telemetry = pipeline(tmp_path)
+    seen = Seen()
+    telemetry.logger_provider.add_log_record_processor(seen)
+    try:
+        with fda.run("order", telemetry=telemetry, units={}, method={}) as run:
+            run_span = trace.get_current_span().get_span_context()
+            for i in range(10):
+                run.iteration(iter=i, **CORE)
+            run.event("CERT_PASS", {"ok": True})
+            with telemetry.tracer("test").start_as_current_span("inner") as inner:
+                run.iteration(iter=10, **CORE)
+            worker = threading.Thread(target=lambda: run.iteration(iter=11, **CORE))
+            worker.start()
+            worker.join()
+            run.iteration(iter=12, **CORE)
+        assert telemetry.force_flush(10_000)
+    finally:
+        telemetry.shutdown(10_000)
+    names = [r.log_record.event_name for r in seen.records]
+    assert names[0] == "fda.run.event" and names[-1] == "fda.run.event"
+    records = [r.log_record for r in seen.records]
+    order = [
+        r.attributes.get("iter", r.attributes.get("fda.event"))
+        for r in records
+        if r.event_name == "fda.iteration" or r.attributes.get("fda.event") == "CERT_PASS"
+    ]
+    assert order == [*range(10), "CERT_PASS", 10, 11, 12]
+    by_iter = {r.attributes["iter"]: r for r in records if r.event_name == "fda.iteration"}
+    assert by_iter[0].span_id == run_span.span_id and by_iter[12].span_id == run_span.span_id
+    assert by_iter[10].span_id == inner.get_span_context().span_id  # the caller's own span
+    assert by_iter[11].span_id in (None, 0)  # another thread: no span current there
+    assert by_iter[0].attributes["fda.run_id"] == run.run_id
+    stamps = [by_iter[i].timestamp for i in range(13)]
+    assert stamps == sorted(stamps) and abs(stamps[0] - time.time_ns()) < 60e9
+
+
+def test_a_flush_and_a_shutdown_take_what_the_run_holds(tmp_path: Path) -> None:
+    telemetry = pipeline(tmp_path)
+    seen = Seen()
+    telemetry.logger_provider.add_log_record_processor(seen)
+    # Only a flush or a shutdown hands rows over here: the telemetry thread's idle poll is off.
+    hand_over = telemetry.events._hand_over_buffers
+    telemetry.events._hand_over_buffers = lambda *, wait: hand_over(wait=wait) if wait else None  # type: ignore[method-assign]
+    with fda.run("flushes", telemetry=telemetry, units={}, method={}, flush_timeout_millis=0) as run:
+        for i in range(7):
+            run.iteration(iter=i, **CORE)
+        assert telemetry.force_flush(10_000)
+        assert sum(r.log_record.event_name == "fda.iteration" for r in seen.records) == 7
+        for i in range(7, 12):
+            run.iteration(iter=i, **CORE)
+        assert telemetry.events.pending >= 0
+        assert telemetry.shutdown(10_000)
+        assert sum(r.log_record.event_name == "fda.iteration" for r in seen.records) == 12
+        run.iteration(iter=12, **CORE)  # after the shutdown: refused, counted
+    assert run.recorded == 13
+    events = books(telemetry)["events/logs"]
+    assert events[0] == events[1] + events[2] + events[3] + events[4]  # every event booked
+    assert events[2] >= 1  # the late iteration (and the run's end event) dropped
+
+
+def test_backpressure_loses_no_iteration_of_a_production_run(tmp_path: Path) -> None:
+    """An event queue far smaller than a chunk: production runs wait for room, every row stored."""
+    telemetry = pipeline(tmp_path, event_queue_size=64)
+    try:
+        with fda.run("tight", telemetry=telemetry, units={}, method={}) as run:
+            for i in range(5_000):
+                run.iteration(iter=i, **CORE)
+        stats = {s.sink: s for s in telemetry.sink_stats()}
+        assert stats["events"].dropped == 0 and stats["capsule"].dropped == 0
+    finally:
+        telemetry.shutdown(10_000)
+    capsule = next(tmp_path.glob("**/runs/fda_run_*/telemetry.parquet"))
+    assert pq.read_table(capsule).column("iter").to_pylist() == list(range(5_000))
+
+
+def test_two_threads_recording_one_run_lose_nothing(tmp_path: Path) -> None:
+    telemetry = pipeline(tmp_path)
+    try:
+        with fda.run("threads", telemetry=telemetry, units={}, method={}) as run:
+            start = threading.Barrier(2)
+
+            def work(offset: int) -> None:
+                start.wait()
+                for i in range(offset, offset + 20_000):
+                    run.iteration(iter=i, **CORE)
+
+            workers = [threading.Thread(target=work, args=(k * 20_000,)) for k in range(2)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+    finally:
+        telemetry.shutdown(10_000)
+    capsule = next(tmp_path.glob("**/runs/fda_run_*/telemetry.parquet"))
+    assert sorted(pq.read_table(capsule).column("iter").to_pylist()) == list(range(40_000))
+
+
+def _child_reports_its_buffer(run: Any, write_fd: int) -> None:
+    held = len(run._buffer)
+    pending = run.telemetry.events.pending
+    os.write(write_fd, f"{held} {pending}".encode())
+    os._exit(0)
+
+
+def test_a_forked_child_never_sends_its_parents_buffered_rows(tmp_path: Path) -> None:
+    telemetry = pipeline(tmp_path)
+    try:
+        with fda.run("forks", telemetry=telemetry, units={}, method={}) as run:
+            for i in range(5):
+                run.iteration(iter=i, **CORE)
+            held = len(run._buffer)
+            pid, read_fd = forked(_child_reports_its_buffer, run)
+            report = os.read(read_fd, 100).decode()
+            os.close(read_fd)
+            assert os.waitpid(pid, 0)[1] == 0
+        assert report == "0 0", report
+        assert held <= 5
+    finally:
+        telemetry.shutdown(10_000)
+    capsule = next(tmp_path.glob("**/runs/fda_run_*/telemetry.parquet"))
+    assert pq.read_table(capsule).num_rows == 5  # the parent's rows, once
+
+
+def test_iteration_times_are_the_start_plus_the_monotonic_offset(monkeypatch: Any, tmp_path: Path) -> None:
+    """A stepped wall clock does not reorder a run's rows: each row's time is the run's start on
+    the wall clock plus its offset on the monotonic one (the offset ``t_wall_ms`` is made of)."""
+    ticks = iter(range(1_000, 10_000_000, 1_000))
+    monkeypatch.setattr(_recorder, "_clock", lambda: next(ticks))
+    monkeypatch.setattr(_recorder, "_wall_ns", lambda: 1_767_225_600_000_000_000)
+    telemetry = pipeline(tmp_path)
+    seen = Seen()
+    telemetry.logger_provider.add_log_record_processor(seen)
+    try:
+        with fda.run("clock", telemetry=telemetry, units={}, method={}) as run:
+            for i in range(3):
+                run.iteration(iter=i, **CORE)
+        assert telemetry.force_flush(10_000)
+    finally:
+        telemetry.shutdown(10_000)
+    rows = [r.log_record for r in seen.records if r.log_record.event_name == "fda.iteration"]
+    offsets = [r.attributes["t_wall_ms"] for r in rows]
+    assert [r.timestamp for r in rows] == [1_767_225_600_000_000_000 + round(ms * 1e6) for ms in offsets]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 3
