@@ -42,17 +42,20 @@ class EventBuffer:
     ``emit(name, {**attributes, **common}, timestamp_ns=...)`` would have queued in ``context`` (or
     the context stored under :data:`CONTEXT_KEY`) — when:
 
-    - the caller hands them over (:meth:`hand_over`: every ``chunk`` rows, and before any other
-      event of the recorder, so events keep their order),
+    - the caller hands them over (:meth:`hand_over`; the FDA recorder does every 512 rows, and
+      before any other event of its own, so events keep their order),
     - the telemetry thread finds them while it is idle (within its 50 ms poll: a slow loop's rows
       are not held back),
     - the pipeline flushes or shuts down.
+
+    The buffer is polled for as long as it lives (a row appended after its recorder ended still
+    goes out, to be refused or stored as the sink decides); the event stage holds it weakly.
 
     Example::
 
         buffer = EventBuffer(events, "fda.iteration", {"fda.run_id": run_id}, context=current_context())
         buffer.append({"iter": 0, "E": 1.0, TIME_KEY: time.time_ns()})
-        buffer.close()  # hands the rest over
+        buffer.hand_over()  # or leave it to the telemetry thread's poll
     """
 
     def __init__(
@@ -104,11 +107,6 @@ class EventBuffer:
                 self._events.reject(f"{self.name} (buffered)", exc, len(taken))
                 return
             self._events.queue_buffered(self.name, items, wait=wait)
-
-    def close(self) -> None:
-        """Hand the rest over and stop being polled (the recorder has ended)."""
-        self.hand_over()
-        self._events.discard_buffer(self)
 
     def discard(self) -> int:
         """Drop every row not handed over (a shutdown deadline, a forked child: not this process's

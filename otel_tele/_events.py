@@ -575,10 +575,6 @@ class DomainEvents:
         with self._buffers_lock:
             self._buffers.add(buffer)
 
-    def discard_buffer(self, buffer: Buffer) -> None:
-        with self._buffers_lock:
-            self._buffers.discard(buffer)
-
     def _buffer_list(self) -> list[Buffer]:
         with self._buffers_lock:
             return list(self._buffers)
@@ -1010,9 +1006,6 @@ class NoopDomainEvents(DomainEvents):
         return None
 
     def add_buffer(self, buffer: Buffer) -> None:
-        return None
-
-    def discard_buffer(self, buffer: Buffer) -> None:
         return None
 
     def room(self) -> int:

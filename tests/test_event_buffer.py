@@ -216,3 +216,23 @@ def test_iteration_times_are_the_start_plus_the_monotonic_offset(monkeypatch: An
     offsets = [r.attributes["t_wall_ms"] for r in rows]
     assert [r.timestamp for r in rows] == [1_767_225_600_000_000_000 + round(ms * 1e6) for ms in offsets]
     assert offsets == sorted(offsets) and len(set(offsets)) == 3
+
+
+def test_an_iteration_after_the_run_ended_is_booked_not_held(tmp_path: Path) -> None:
+    telemetry = pipeline(tmp_path)
+    try:
+        with fda.run("late", telemetry=telemetry, units={}, method={}) as run:
+            run.iteration(iter=0, **CORE)
+        run.iteration(iter=1, **CORE)  # the run has ended: this row is the sink's to refuse
+        assert telemetry.force_flush(10_000)
+        assert len(run._buffer) == 0 and run.recorded == 2
+        for snapshot in telemetry.sink_stats():  # every record accounted for
+            booked = snapshot.exported + snapshot.dropped + snapshot.failed + snapshot.pending
+            assert snapshot.emitted == booked, snapshot
+        emitted, exported, dropped, failed, pending = books(telemetry)["capsule/logs"][:5]
+        assert emitted == 5 and exported == 4  # run started, lint, iteration 0, run finished: stored
+        assert dropped + failed + pending == 1  # the late row: the sink's to decide, booked
+    finally:
+        telemetry.shutdown(10_000)
+    capsule = next(tmp_path.glob("**/runs/fda_run_*/telemetry.parquet"))
+    assert pq.read_table(capsule).column("iter").to_pylist() == [0]

@@ -463,9 +463,7 @@ def _end(recorder: Run, span: Any, event: str, status: str, exc: BaseException |
     with guard("fda run span"):
         span.set_status(Status(StatusCode.ERROR if status != "completed" else StatusCode.OK))
         span.set_attributes({"fda.iterations": recorder.calls, "fda.rows_emitted": recorder.recorded})
-    recorder._event(event, summary)
-    with guard("fda run buffer"):
-        recorder._buffer.close()
+    recorder._event(event, summary)  # hands every iteration over first
 
 
 def _reset_default() -> None:
