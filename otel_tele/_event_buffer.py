@@ -89,12 +89,13 @@ class EventBuffer:
 
     def hand_over(self, *, wait: bool = True) -> None:
         """Queue every row appended so far. ``wait``: a full queue makes the caller wait as ``emit``
-        would (the event's overload policy); without it only what fits is taken (the telemetry
-        thread's own poll, which must never wait for itself)."""
+        would (the event's overload policy); without it only what fits is taken, and nothing if
+        another hand-over is under way (the telemetry thread's own poll, which must never wait for
+        itself or for a caller)."""
         rows = self.rows
-        if not rows:
+        if not rows or not self._lock.acquire(blocking=wait):
             return
-        with self._lock:
+        try:
             count = len(rows) if wait else min(len(rows), self._events.room())
             if count <= 0:
                 return
@@ -107,10 +108,11 @@ class EventBuffer:
                 self._events.reject(f"{self.name} (buffered)", exc, len(taken))
                 return
             self._events.queue_buffered(self.name, items, wait=wait)
+        finally:
+            self._lock.release()
 
     def discard(self) -> int:
-        """Drop every row not handed over (a shutdown deadline, a forked child: not this process's
-        to send); how many."""
+        """Drop every row not handed over (appended after a shutdown took them); how many."""
         with self._lock:
             count = len(self.rows)
             self.rows.clear()
