@@ -124,8 +124,9 @@ class Run:
         self._capped = False
         self._production = mode == "production"
         self._lint_seen: set[frozenset[str]] = set()
-        # The last field names found known and complete (and without ``lambda_``, renamed per call).
+        # The last field names found known and complete; whether they spell ``lambda_`` (renamed).
         self._valid_names: tuple[str, ...] = ()
+        self._renames = False
         self._base = {v.RUN_ID: run_id, v.FLOW_NAME: flow_name, v.MODE: mode}
         if trial_id is not None:
             self._base[v.TRIAL_ID] = trial_id
@@ -151,7 +152,10 @@ class Run:
             checked = checked and None not in fields.values()
         except Exception:  # a value whose == is not a bool (numpy arrays) or raises
             checked = False
-        if not checked and not self._check(index, fields):
+        if checked:
+            if self._renames:
+                fields["lambda"] = fields.pop("lambda_")
+        elif not self._check(index, fields):
             return
         offset = _clock() - self._start_ns
         fields["t_wall_ms"] = offset / 1e6
@@ -182,8 +186,8 @@ class Run:
                     f"known: {sorted(_ALLOWED)}"
                 )
             incomplete = not keys >= _REQUIRED
-            if not incomplete and "lambda_" not in keys:
-                self._valid_names = names
+            if not incomplete:
+                self._valid_names, self._renames = names, "lambda_" in keys
         try:
             has_none = None in fields.values()
         except Exception:  # a value whose == is not a bool (numpy arrays) or raises
