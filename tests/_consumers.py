@@ -56,8 +56,8 @@ def books(telemetry: Pipeline) -> dict[str, tuple[int, ...]]:
     }
 
 
-def capsule_only(data_dir: Path) -> Pipeline:
+def capsule_only(data_dir: Path, **more: Any) -> Pipeline:
     """A private pipeline whose only log consumer is the capsule sink (the FDA row path applies),
-    with a metric reader."""
+    with a metric reader; ``more``: options as ``setup`` takes them."""
     options = {"sinks": ["capsule"], "data_dir": data_dir, "traces_exporter": "none"}
-    return pipeline_with_reader(options | {"metrics_exporter": "none", "logs_exporter": "none"})
+    return pipeline_with_reader(options | {"metrics_exporter": "none", "logs_exporter": "none"} | more)

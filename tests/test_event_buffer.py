@@ -17,23 +17,9 @@ from opentelemetry.sdk._logs import LogRecordProcessor
 from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.fda import _recorder
 
-import otel_tele
-
-from ._consumers import Seen, books
+from ._consumers import Seen, books, capsule_only
 from ._fork import forked
 from .sink_samples.capsule import CORE
-
-
-def pipeline(tmp: Path, **options: Any) -> otel_tele.Pipeline:
-    return otel_tele.setup(
-        local=True,
-        sinks=["capsule"],
-        data_dir=tmp,
-        traces_exporter="none",
-        metrics_exporter="none",
-        logs_exporter="none",
-        **options,
-    )
 
 
 class Counted(LogRecordProcessor):
@@ -59,7 +45,7 @@ class Counted(LogRecordProcessor):
 def test_a_slow_loops_rows_reach_the_consumers_without_a_flush(tmp_path: Path) -> None:
     """Fewer rows than a chunk, then the loop stops calling: the idle telemetry thread hands them
     over within its poll."""
-    telemetry = pipeline(tmp_path)
+    telemetry = capsule_only(tmp_path)
     counted = Counted(3)
     telemetry.logger_provider.add_log_record_processor(counted)
     try:
@@ -73,7 +59,7 @@ def test_a_slow_loops_rows_reach_the_consumers_without_a_flush(tmp_path: Path) -
 
 
 def test_events_keep_their_order_and_each_row_its_context(tmp_path: Path) -> None:
-    telemetry = pipeline(tmp_path)
+    telemetry = capsule_only(tmp_path)
     seen = Seen()
     telemetry.logger_provider.add_log_record_processor(seen)
     try:
@@ -110,7 +96,7 @@ def test_events_keep_their_order_and_each_row_its_context(tmp_path: Path) -> Non
 
 
 def test_a_flush_and_a_shutdown_take_what_the_run_holds(tmp_path: Path) -> None:
-    telemetry = pipeline(tmp_path)
+    telemetry = capsule_only(tmp_path)
     seen = Seen()
     telemetry.logger_provider.add_log_record_processor(seen)
     # Only a flush or a shutdown hands rows over here: the telemetry thread's idle poll is off.
@@ -135,7 +121,7 @@ def test_a_flush_and_a_shutdown_take_what_the_run_holds(tmp_path: Path) -> None:
 
 def test_backpressure_loses_no_iteration_of_a_production_run(tmp_path: Path) -> None:
     """An event queue far smaller than a chunk: production runs wait for room, every row stored."""
-    telemetry = pipeline(tmp_path, event_queue_size=64)
+    telemetry = capsule_only(tmp_path, event_queue_size=64)
     try:
         with fda.run("tight", telemetry=telemetry, units={}, method={}) as run:
             for i in range(5_000):
@@ -149,7 +135,7 @@ def test_backpressure_loses_no_iteration_of_a_production_run(tmp_path: Path) -> 
 
 
 def test_two_threads_recording_one_run_lose_nothing(tmp_path: Path) -> None:
-    telemetry = pipeline(tmp_path)
+    telemetry = capsule_only(tmp_path)
     try:
         with fda.run("threads", telemetry=telemetry, units={}, method={}) as run:
             start = threading.Barrier(2)
@@ -178,7 +164,7 @@ def _child_reports_its_buffer(run: Any, write_fd: int) -> None:
 
 
 def test_a_forked_child_never_sends_its_parents_buffered_rows(tmp_path: Path) -> None:
-    telemetry = pipeline(tmp_path)
+    telemetry = capsule_only(tmp_path)
     try:
         with fda.run("forks", telemetry=telemetry, units={}, method={}) as run:
             for i in range(5):
@@ -202,7 +188,7 @@ def test_iteration_times_are_the_start_plus_the_monotonic_offset(monkeypatch: An
     ticks = iter(range(1_000, 10_000_000, 1_000))
     monkeypatch.setattr(_recorder, "_clock", lambda: next(ticks))
     monkeypatch.setattr(_recorder, "_wall_ns", lambda: 1_767_225_600_000_000_000)
-    telemetry = pipeline(tmp_path)
+    telemetry = capsule_only(tmp_path)
     seen = Seen()
     telemetry.logger_provider.add_log_record_processor(seen)
     try:
@@ -219,7 +205,7 @@ def test_iteration_times_are_the_start_plus_the_monotonic_offset(monkeypatch: An
 
 
 def test_an_iteration_after_the_run_ended_is_booked_not_held(tmp_path: Path) -> None:
-    telemetry = pipeline(tmp_path)
+    telemetry = capsule_only(tmp_path)
     try:
         with fda.run("late", telemetry=telemetry, units={}, method={}) as run:
             run.iteration(iter=0, **CORE)
