@@ -49,7 +49,8 @@ class EventBuffer:
     - the pipeline flushes or shuts down.
 
     The buffer is polled for as long as it lives (a row appended after its recorder ended still
-    goes out, to be refused or stored as the sink decides); the event stage holds it weakly.
+    goes out, to be refused or stored as the sink decides); the event stage holds it weakly, and a
+    buffer collected with rows hands them over (or counts them dropped) as it goes.
 
     Example::
 
@@ -110,6 +111,16 @@ class EventBuffer:
             self._events.queue_buffered(self.name, items, wait=wait)
         finally:
             self._lock.release()
+
+    def __del__(self) -> None:
+        # Collected with rows still held (a recorder built by hand and dropped unended): they go
+        # out now, or are counted dropped; they never vanish. Never raises (it may run at exit).
+        try:
+            if self.rows:
+                self.hand_over(wait=False)
+                self._events.refuse(self.discard())
+        except Exception:
+            pass
 
     def discard(self) -> int:
         """Drop every row not handed over (appended after a shutdown took them); how many."""

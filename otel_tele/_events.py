@@ -625,10 +625,14 @@ class DomainEvents:
     def _discard_buffers(self) -> int:
         """Every row still in a buffer booked dropped (refused); how many."""
         lost = sum(buffer.discard() for buffer in self._buffer_list())
-        if lost:
-            with self._drop_lock:
-                self.stats.refused(lost)
+        self.refuse(lost)
         return lost
+
+    def refuse(self, count: int) -> None:
+        """Book ``count`` events that never reached the queue as dropped."""
+        if count:
+            with self._drop_lock:
+                self.stats.refused(count)
 
     def reject(self, what: str, exc: BaseException | None = None, count: int = 1) -> None:
         """Book ``count`` records a recording call could not build as failed, and say so
@@ -1015,6 +1019,9 @@ class NoopDomainEvents(DomainEvents):
         return rows
 
     def queue_buffered(self, name: str, items: list[Any], *, wait: bool = True) -> None:
+        return None
+
+    def refuse(self, count: int) -> None:
         return None
 
     def force_flush(self, timeout_millis: float = 30_000) -> bool:

@@ -17,6 +17,8 @@ from opentelemetry.sdk._logs import LogRecordProcessor
 from otel_tele.instrumentation import fda
 from otel_tele.instrumentation.fda import _recorder
 
+from otel_tele._event_buffer import TIME_KEY, EventBuffer
+
 from ._consumers import Seen, books, capsule_only
 from ._fork import forked
 from .sink_samples.capsule import CORE
@@ -223,3 +225,20 @@ def test_an_iteration_after_the_run_ended_is_booked_not_held(tmp_path: Path) -> 
     # The run's own capsule holds only its own rows (the late one went wherever the sink put it).
     capsule = next(tmp_path.glob(f"**/runs/{run.run_id}/telemetry.parquet"))
     assert pq.read_table(capsule).column("iter").to_pylist() == [0]
+
+
+def test_a_buffer_collected_with_rows_hands_them_over(tmp_path: Path) -> None:
+    """A recorder built by hand and dropped before it handed its rows over: they still go out."""
+    telemetry = capsule_only(tmp_path)
+    seen = Seen()
+    telemetry.logger_provider.add_log_record_processor(seen)
+    try:
+        buffer = EventBuffer(telemetry.events, "fda.iteration", {"fda.run_id": "fda_run_x"}, context=None)
+        buffer.append({"iter": 7, **CORE, "t_wall_ms": 0.5, TIME_KEY: time.time_ns()})
+        del buffer
+        assert telemetry.force_flush(10_000)
+        [record] = [r.log_record for r in seen.records]
+        assert record.attributes["iter"] == 7 and record.attributes["fda.run_id"] == "fda_run_x"
+        assert books(telemetry)["events/logs"][:3] == (1, 1, 0)
+    finally:
+        telemetry.shutdown(10_000)
