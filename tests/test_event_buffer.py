@@ -111,7 +111,8 @@ def test_a_flush_and_a_shutdown_take_what_the_run_holds(tmp_path: Path) -> None:
         assert sum(r.log_record.event_name == "fda.iteration" for r in seen.records) == 7
         for i in range(7, 12):
             run.iteration(iter=i, **CORE)
-        assert telemetry.events.pending >= 0
+        assert telemetry.events.pending == 5  # held by the run, booked queued
+        assert books(telemetry)["events/logs"][6] == 5
         assert telemetry.shutdown(10_000)
         assert sum(r.log_record.event_name == "fda.iteration" for r in seen.records) == 12
         run.iteration(iter=12, **CORE)  # after the shutdown: refused, counted
