@@ -243,3 +243,50 @@ def test_a_buffer_collected_with_rows_hands_them_over(tmp_path: Path) -> None:
         assert books(telemetry)["events/logs"][:3] == (1, 1, 0)
     finally:
         telemetry.shutdown(10_000)
+
+
+class _RaisingEq(float):
+    """A float whose comparisons raise (a hostile library type)."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparing me")
+
+    __hash__ = float.__hash__
+
+
+class _EqualsEverything:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+def test_the_short_path_never_raises_on_hostile_values(tmp_path: Path) -> None:
+    """Once a call site's names are known, calls take the short path; a value whose ``==`` raises,
+    claims to equal ``None``, or is an array fails nothing: every row is stored or booked."""
+    import numpy as np
+
+    telemetry = capsule_only(tmp_path)
+    try:
+        with fda.run("hostile", telemetry=telemetry, units={}, method={}) as run:
+            for i in range(30):
+                value: Any = 0.5
+                if i == 10:
+                    value = _RaisingEq(0.5)
+                elif i == 20:
+                    value = _EqualsEverything()
+                elif i == 25:
+                    value = np.array([1.0, 2.0])
+                run.iteration(iter=i, **{**CORE, "gamma": value})
+        assert run.recorded == 30 and run.lint_failures == 0
+        for snapshot in telemetry.sink_stats():
+            booked = snapshot.exported + snapshot.dropped + snapshot.failed + snapshot.pending
+            assert snapshot.emitted == booked, snapshot
+    finally:
+        telemetry.shutdown(10_000)
+    capsule = next(tmp_path.glob(f"**/runs/{run.run_id}/telemetry.parquet"))
+    table = pq.read_table(capsule)
+    assert table.column("iter").to_pylist() == list(range(30))
+    gamma = table.column("gamma").to_pylist()
+    assert gamma[0] == 0.5 and gamma[10] == 0.5  # a float subclass is its value
+    assert gamma[20] is None and gamma[25] is None  # no float to be had: left out of its row alone
