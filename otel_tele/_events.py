@@ -622,11 +622,9 @@ class DomainEvents:
         if len(queue) >= _WAKE_AT:
             self._wake.set()
 
-    def _discard_buffers(self) -> int:
-        """Every row still in a buffer booked dropped (refused); how many."""
-        lost = sum(buffer.discard() for buffer in self._buffer_list())
-        self.refuse(lost)
-        return lost
+    def _discard_buffers(self) -> None:
+        """Every row still in a buffer booked dropped (refused)."""
+        self.refuse(sum(buffer.discard() for buffer in self._buffer_list()))
 
     def refuse(self, count: int) -> None:
         """Book ``count`` events that never reached the queue as dropped."""
