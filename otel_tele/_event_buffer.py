@@ -12,16 +12,18 @@ from __future__ import annotations
 import collections
 import operator
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+from ._accel import speedups
 from ._events import _TS_KEY, _get_context
 
 if TYPE_CHECKING:
     from ._events import DomainEvents
 
-__all__ = ["CONTEXT_KEY", "TIME_KEY", "EventBuffer", "current_context"]
+__all__ = ["CONTEXT_KEY", "TIME_KEY", "EventBuffer", "RowRecorderPy", "current_context", "row_recorder"]
 
 #: Where an appended row carries its time (ns since the epoch): the queue's own key for it.
 TIME_KEY = _TS_KEY
@@ -151,3 +153,132 @@ class EventBuffer:
             row.update(self.common)
             items += self._events.queued_items(self.name, [row], context)
         return items
+
+
+#: ``time.perf_counter_ns`` reads CLOCK_MONOTONIC here: the C recorder reads that clock itself.
+_PERF_COUNTER_IS_MONOTONIC = (
+    time.get_clock_info("perf_counter").implementation == "clock_gettime(CLOCK_MONOTONIC)"
+)
+#: Never the names of a call (keyword names are str): no call takes the short path before a check.
+_NO_NAMES: tuple[Any, ...] = (None,)
+
+
+class RowRecorderPy:
+    """A recorder's hot call, ``record(**fields)``: one row into an :class:`EventBuffer`.
+
+    A call whose field names are the ones last found valid (:attr:`valid_names`, set by ``check``),
+    in the same order, holding no ``None``, and made before :attr:`fast_calls` calls have been made,
+    takes the short path: no check at all. Any other call asks ``check(index, fields)`` whether to
+    record it (it may raise, rename or add fields, and sets :attr:`valid_names`). A recorded row
+    then gets its offset since ``start_ns`` in ms under ``offset_key``, its time
+    (``origin_ns`` + the offset) under ``time_key``, the current context under ``context_key`` when
+    it is not the buffer's, and is appended; every ``chunk`` rows the buffer is handed over.
+
+    This is the pure-Python twin of ``otel_tele._speedups.RowRecorder`` (the same behaviour; the C
+    one also leaves the short path for a value that is not exactly a float, int, str or bool, which
+    ``check`` then takes as this one would). :func:`row_recorder` picks one.
+
+    Example::
+
+        recorder = row_recorder(buffer, check, start_ns=time.perf_counter_ns(), origin_ns=time.time_ns(),
+                                fast_calls=10**9, offset_key="t_wall_ms")
+        recorder.record(iter=0, E=1.0)
+    """
+
+    def __init__(
+        self,
+        *,
+        rows: collections.deque[dict[str, Any]],
+        hand_over: Callable[[], None],
+        context: Any,
+        get_context: Callable[[], Any],
+        check: Callable[[int, dict[str, Any]], bool],
+        clock: Callable[[], int],
+        start_ns: int,
+        origin_ns: int,
+        fast_calls: int,
+        offset_key: str,
+        time_key: str,
+        context_key: str,
+        chunk: int,
+        native_clock: bool,
+    ) -> None:
+        self.calls = 0
+        self.fast_calls = fast_calls
+        self.valid_names: tuple[Any, ...] = _NO_NAMES
+        self.renames = False
+        self._rows = rows
+        self._append = rows.append
+        self._hand_over = hand_over
+        self.context = context  # the buffer's: a row recorded in another keeps its own
+        self._get_context = get_context
+        self._check = check
+        self._clock = clock
+        self._start_ns = start_ns
+        self._origin_ns = origin_ns
+        self._offset_key = offset_key
+        self._time_key = time_key
+        self._context_key = context_key
+        self._chunk = max(chunk, 1)
+
+    def record(self, **fields: Any) -> None:
+        """One row (see the class)."""
+        index = self.calls
+        self.calls = index + 1
+        try:
+            checked = index < self.fast_calls and tuple(fields) == self.valid_names
+            checked = checked and None not in fields.values()
+        except Exception:  # a value whose == is not a bool (numpy arrays) or raises
+            checked = False
+        if checked:
+            if self.renames:
+                fields["lambda"] = fields.pop("lambda_")
+        elif not self._check(index, fields):
+            return
+        offset = self._clock() - self._start_ns
+        fields[self._offset_key] = offset / 1e6
+        fields[self._time_key] = self._origin_ns + offset
+        context = self._get_context()
+        if context is not self.context:  # a span of the caller's own, another thread
+            fields[self._context_key] = context
+        self._append(fields)  # the kwargs dict is ours to hand over
+        if len(self._rows) >= self._chunk:
+            self._hand_over()
+
+    __call__ = record
+
+
+def row_recorder(
+    buffer: EventBuffer,
+    check: Callable[[int, dict[str, Any]], bool],
+    *,
+    start_ns: int,
+    origin_ns: int,
+    fast_calls: int,
+    offset_key: str,
+    clock: Callable[[], int] = time.perf_counter_ns,
+    chunk: int = 512,
+) -> RowRecorderPy:
+    """The row recorder of ``buffer`` (see :class:`RowRecorderPy`): the C one where it was built.
+    ``start_ns`` is a reading of ``clock``."""
+    native = speedups is not None
+    factory: Any = speedups.RowRecorder if speedups is not None else RowRecorderPy
+    recorder: RowRecorderPy = factory(
+        rows=buffer.rows,
+        hand_over=buffer.hand_over,
+        context=buffer.context,
+        get_context=current_context,
+        check=check,
+        clock=clock,
+        start_ns=start_ns,
+        origin_ns=origin_ns,
+        fast_calls=fast_calls,
+        offset_key=offset_key,
+        time_key=TIME_KEY,
+        context_key=CONTEXT_KEY,
+        chunk=chunk,
+        native_clock=native and clock is time.perf_counter_ns and _PERF_COUNTER_IS_MONOTONIC,
+    )
+    if native:
+        recorder.valid_names = _NO_NAMES
+    return recorder

@@ -34,10 +34,10 @@ import itertools
 import logging
 import operator
 from collections.abc import Callable, Iterator, Sequence
-from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import semconv
+from ._accel import gather
 from ._event_columns import json_values
 from ._events import _NAME_KEY, _TS_KEY, _queued_name
 from ._internal import guard
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from ._events import DomainEvents
 
 _log = logging.getLogger("otel_tele")
-_NONE = type(None)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_TIMESTAMP_NS = 2**63
 _SWITCH_FLUSH_MS = 30_000  # draining the other queue when the route turns on or off
@@ -293,40 +292,39 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
     if spec is None or not rows:
         return None
     natives = spec.natives
+    json_keys = _json_keys(spec)
     count = len(rows)
-    timestamps: list[Any] = list(map(dict.get, rows, repeat(_TS_KEY)))
-    if set(map(type, timestamps)) != {int} or min(timestamps) <= 0 or max(timestamps) >= _MAX_TIMESTAMP_NS:
+    # A call site passes the same keys: the first row's (a row holding one it lacks is caught below).
+    keys = tuple(key for key in rows[0] if key != _TS_KEY and key != _NAME_KEY)
+    for key in keys:
+        if natives.get(key) is None and key not in json_keys:
+            return None
+    gathered, kinds, nones, absents, total = gather(rows, (_TS_KEY, *keys))
+    timestamps = gathered[0]
+    if kinds[0] is not int or nones[0] or absents[0]:
+        return None
+    if min(timestamps) <= 0 or max(timestamps) >= _MAX_TIMESTAMP_NS:
+        return None
+    # Every row holds the queued time and name, and the keys counted present: nothing else.
+    if total != 2 * count + sum(count - absent for absent in absents[1:]):
         return None
     columns: dict[str, list[Any]] = {TS_COLUMN: timestamps}
-    keys_seen = 2 * count  # the queued time and name of every row
     scrub = scrubber.enabled
-    for key in rows[0]:  # a call site passes the same keys: the first row's, checked below
-        if key in (_TS_KEY, _NAME_KEY):
-            continue
-        native = natives.get(key)
-        if native is None and key not in _json_keys(spec):
-            return None
-        column: list[Any] = list(map(dict.get, rows, repeat(key), repeat(_ABSENT)))
-        kinds = set(map(type, column))
-        if _Absent in kinds:
-            kinds.discard(_Absent)
-            missing = sum(1 for value in column if value is _ABSENT)
-            column = [None if value is _ABSENT else value for value in column]
-        else:
-            missing = 0
-        keys_seen += count - missing
-        has_none = _NONE in kinds or missing > 0
-        kinds.discard(_NONE)
-        if not kinds:
+    for key, column, kind, none, absent in zip(
+        keys, gathered[1:], kinds[1:], nones[1:], absents[1:], strict=True
+    ):
+        if kind is None:  # no value but None
             columns[key] = column
             continue
+        native = natives.get(key)
+        has_none = none > 0 or absent > 0
         values = None
         if native is None:  # a JSON attribute: its text, as the vocabulary makes it of any value
             encoded = _json_column(column, has_none)
             if encoded is None:
                 return None
             values, column = column, encoded
-        elif kinds != {native}:
+        elif kind is not native:  # of another type, or of several
             return None
         if native is str or native is None:
             distinct = set(column)
@@ -352,8 +350,6 @@ def exact_columns(spec: Any, rows: list[dict[str, Any]], scrubber: Any) -> dict[
             if scrub and not scrubber.is_plain_key(key):
                 return None
         columns[key] = column
-    if sum(map(len, rows)) != keys_seen:  # a row holds a key the first one lacks
-        return None
     return columns
 
 
@@ -385,10 +381,3 @@ def _json_column(column: list[Any], has_none: bool) -> list[Any] | None:
         return [None if value is None else next(texts) for value in column]
     except ValueError:
         return None
-
-
-class _Absent:
-    """A key a row lacks (``None`` may be a value the caller passed)."""
-
-
-_ABSENT = _Absent()

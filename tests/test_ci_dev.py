@@ -101,3 +101,9 @@ def test_setup_installs_again_only_when_pyproject_changes(tmp_path: Path) -> Non
         out.write("\n# a change\n")
     assert _run("setup", env=env, cwd=repo).returncode == 0
     assert len(pip_calls()) == 3
+    (repo / "otel_tele").mkdir()  # the C module's source changed: rebuilt in place by a reinstall
+    (repo / "otel_tele" / "_speedups.c").write_text("/* a change */\n")
+    assert _run("setup", env=env, cwd=repo).returncode == 0
+    assert len(pip_calls()) == 4
+    assert _run("setup", env=env, cwd=repo).returncode == 0
+    assert len(pip_calls()) == 4

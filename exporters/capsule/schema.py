@@ -52,6 +52,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(f"FDA capsules need pyarrow: pip install 'otel-tele[capsule]' ({exc})") from exc
 
+from otel_tele._arrow_array import arrow_array
+
 #: Spec 000's audit asks for schema_version 3 once phi_residual / invariant_drift_max are core.
 SCHEMA_VERSION = 3
 VERSION_KEY = b"otel_tele.schema_version"
@@ -178,9 +180,9 @@ def from_columns(table: str, timestamps: Sequence[int], columns: Mapping[str, Se
     for col, arrow in zip(declared.columns, ARROW_TYPES[table], strict=True):
         if col.source == TS_SOURCE:
             # ns → µs exactly as to_arrow does it (floor division), in the same conversion.
-            arrays.append(pa.array([ts // 1000 for ts in timestamps], TS_TYPE))
+            arrays.append(arrow_array(timestamps, TS_TYPE, divisor=1000))
         elif col.source in columns:
-            arrays.append(pa.array(columns[col.source], arrow))
+            arrays.append(arrow_array(columns[col.source], arrow))
         else:
             arrays.append(pa.nulls(count, arrow))
     return pa.Table.from_arrays(arrays, schema=SCHEMAS[table])

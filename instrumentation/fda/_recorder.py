@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import otel_tele
-from otel_tele._event_buffer import CONTEXT_KEY, TIME_KEY, EventBuffer, current_context
+from otel_tele._event_buffer import EventBuffer, current_context, row_recorder
 from otel_tele._internal import PROCESS_TOKEN, fork_safe, guard, safe_str
 from otel_tele._setup import on_reset
 from otel_tele.semconv import fda as v
@@ -109,24 +109,15 @@ class Run:
         self.max_rows = max_rows
         self.sample_first = sample_first
         self.sample_every = sample_every
-        self.calls = 0  # iteration() calls so far
         self.lint_failures = 0
         self.timed_out = False
         self.ended = False
         self._emit = telemetry.events.emit
         self._start_ns = _clock()
-        # A row's record time: the wall clock at the start plus the row's monotonic offset.
-        self._origin_ns = _wall_ns()
         self._deadline_ns = self._start_ns + int(timeout_s * 1e9) if timeout_s else None
-        # Calls before this index whose field names are the last ones validated (and hold no None)
-        # take the short path of iteration(): nothing to cap, sample, check or lint.
-        self._fast_calls = 0 if timeout_s else max_rows if mode == "production" else sample_first
         self._capped = False
         self._production = mode == "production"
         self._lint_seen: set[frozenset[str]] = set()
-        # The last field names found known and complete; whether they spell ``lambda_`` (renamed).
-        self._valid_names: tuple[str, ...] = ()
-        self._renames = False
         self._base = {v.RUN_ID: run_id, v.FLOW_NAME: flow_name, v.MODE: mode}
         if trial_id is not None:
             self._base[v.TRIAL_ID] = trial_id
@@ -134,8 +125,25 @@ class Run:
         # event ``emit`` would queue (see ``EventBuffer``); ``_context``: the run's span, set by run().
         self._context = current_context()
         self._buffer = EventBuffer(telemetry.events, _ITERATION, self._base, context=self._context)
-        self._rows = self._buffer.rows
-        self._append = self._buffer.append
+        # The hot call: a short path for calls before ``fast_calls`` whose field names are the last
+        # ones validated (nothing to cap, sample, check or lint), ``_check`` for the others. A row's
+        # record time: the wall clock at the start plus the row's monotonic offset.
+        self._recorder = row_recorder(
+            self._buffer,
+            self._check,
+            start_ns=self._start_ns,
+            origin_ns=_wall_ns(),
+            fast_calls=0 if timeout_s else max_rows if mode == "production" else sample_first,
+            offset_key="t_wall_ms",
+            clock=_clock,
+            chunk=_CHUNK,
+        )
+        self.iteration = self._recorder.record  # type: ignore[method-assign]
+
+    @property
+    def calls(self) -> int:
+        """``iteration()`` calls so far."""
+        return self._recorder.calls
 
     @property
     def recorded(self) -> int:
@@ -144,27 +152,10 @@ class Run:
 
     def iteration(self, **fields: Any) -> None:
         """Record one iteration (subject to sampling). Raises ``ValueError`` for unknown field names,
-        and in strict mode for a missing core field; otherwise never raises."""
-        index = self.calls
-        self.calls = index + 1
-        try:
-            checked = index < self._fast_calls and tuple(fields) == self._valid_names
-            checked = checked and None not in fields.values()
-        except Exception:  # a value whose == is not a bool (numpy arrays) or raises
-            checked = False
-        if checked:
-            if self._renames:
-                fields["lambda"] = fields.pop("lambda_")
-        elif not self._check(index, fields):
-            return
-        offset = _clock() - self._start_ns
-        fields["t_wall_ms"] = offset / 1e6
-        fields[TIME_KEY] = self._origin_ns + offset
-        if current_context() is not self._context:  # a span of the caller's own, another thread
-            fields[CONTEXT_KEY] = current_context()
-        self._append(fields)  # the kwargs dict is ours to hand over
-        if len(self._rows) >= _CHUNK:
-            self._buffer.hand_over()
+        and in strict mode for a missing core field; otherwise never raises.
+
+        (Each run replaces this method by its row recorder's own call: see ``__init__``.)"""
+        self._recorder.record(**fields)
 
     def _check(self, index: int, fields: dict[str, Any]) -> bool:
         """The checks of a call the short path of ``iteration`` does not take (capped, sampled, new
@@ -178,7 +169,7 @@ class Run:
             return False  # sampled out (the first sample_first calls are always recorded, and checked)
         names = tuple(fields)
         incomplete = False
-        if names != self._valid_names:  # a call site passes the same names in the same order
+        if names != self._recorder.valid_names:  # a call site passes the same names in the same order
             keys = fields.keys()
             if not keys <= _ALLOWED:
                 raise ValueError(
@@ -187,7 +178,7 @@ class Run:
                 )
             incomplete = not keys >= _REQUIRED
             if not incomplete:
-                self._valid_names, self._renames = names, "lambda_" in keys
+                self._recorder.valid_names, self._recorder.renames = names, "lambda_" in keys
         try:
             has_none = None in fields.values()
         except Exception:  # a value whose == is not a bool (numpy arrays) or raises
@@ -412,7 +403,7 @@ def run(
     )
     span = telemetry.tracer("otel_tele.fda").start_span(v.RUN, attributes=dict(recorder._base))
     with trace.use_span(span, end_on_exit=False):
-        recorder._context = recorder._buffer.context = current_context()
+        recorder._context = recorder._buffer.context = recorder._recorder.context = current_context()
         recorder._event(
             v.RUN_STARTED,
             {
