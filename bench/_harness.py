@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from otel_tele import _accel
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -215,6 +217,9 @@ class Report:
                 "cpus": os.cpu_count(),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "reference_loop_ns": reference_loop_ns(),
+                # Whether the event path's C module ran (OTEL_TELE_SPEEDUPS=0 or no compiler: the
+                # pure-Python twins, slower on the FDA and column paths).
+                "speedups": _accel.speedups is not None,
             },
         }
         path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -8,11 +8,12 @@ twins even where the C module exists: the way to tell whether a difference is th
 
 from __future__ import annotations
 
-import importlib
 import os
 from itertools import repeat
 from types import ModuleType
 from typing import Any
+
+from ._internal import optional_module
 
 __all__ = ["SPEEDUPS_ENV", "gather", "gather_py", "speedups"]
 
@@ -22,9 +23,9 @@ SPEEDUPS_ENV = "OTEL_TELE_SPEEDUPS"
 def _load() -> ModuleType | None:
     if os.environ.get(SPEEDUPS_ENV, "").strip().lower() in ("0", "false", "no", "off"):
         return None
-    try:  # a C module the import graph of the sources cannot see (no .py): asked for by name
-        return importlib.import_module(f"{__package__}._speedups")
-    except ImportError:  # built without a compiler: the twins below
+    try:  # None where it was built without a compiler: the twins below
+        return optional_module(f"{__package__}._speedups")
+    except ImportError:  # built, but not loadable here (another Python's build): the twins too
         return None
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._accel import speedups
 from ._events import _TS_KEY, _get_context
+from ._internal import take_left
 
 if TYPE_CHECKING:
     from ._events import DomainEvents
@@ -102,8 +103,7 @@ class EventBuffer:
             count = len(rows) if wait else min(len(rows), self._events.room())
             if count <= 0:
                 return
-            popleft = rows.popleft
-            taken = [popleft() for _ in range(count)]
+            taken = take_left(rows, count)
             self.taken += count
             try:
                 items = self._items(taken)

@@ -43,7 +43,7 @@ from opentelemetry.trace import get_current_span as _get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY as _CONTEXT_SPAN_KEY
 
 from . import _overload, semconv
-from ._internal import at_fork_in_child, bad_input_log, describe_error, guard, thread_death_log
+from ._internal import at_fork_in_child, bad_input_log, describe_error, guard, take_left, thread_death_log
 from ._stats import SinkStats, StatsSnapshot
 
 
@@ -703,7 +703,7 @@ class DomainEvents:
                 self._wake.clear()
                 continue
             with self._pop_lock:
-                batch = [queue.popleft() for _ in range(min(len(queue), _MAX_BATCH))]
+                batch = take_left(queue, _MAX_BATCH)
                 self._taken += len(batch)
                 self._in_flight = len(batch)
                 # Booked before anything can raise: from here the batch is queued in the books until

@@ -6,6 +6,7 @@ switch :func:`raise_internal_errors` on (``otel_tele.testing`` does), so bugs ar
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import importlib
@@ -17,6 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from itertools import repeat
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -148,6 +150,21 @@ def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str, *, qui
         _log.log(level, "%s did not finish within %.1fs; continuing without it", what, timeout_s)
         return False
     return outcome == [True]
+
+
+_popleft = collections.deque.popleft
+T = TypeVar("T")
+
+
+def take_left(queue: collections.deque[T], most: int) -> list[T]:
+    """Up to ``most`` items popped from the left of ``queue``, in order, in a C loop (a Python one
+    costs ~50 ns an item). Each pop is atomic: safe beside producers appending without a lock.
+
+    Example::
+
+        batch = take_left(queue, 4096)
+    """
+    return list(map(_popleft, repeat(queue, min(most, len(queue)))))
 
 
 def optional_module(name: str) -> ModuleType | None:

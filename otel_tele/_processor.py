@@ -19,7 +19,13 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from ._internal import at_fork_in_child, run_with_deadline, suppress_instrumentation, thread_death_log
+from ._internal import (
+    at_fork_in_child,
+    run_with_deadline,
+    suppress_instrumentation,
+    take_left,
+    thread_death_log,
+)
 from ._overload import Overload
 from ._stats import Booking, SinkStats
 
@@ -241,7 +247,7 @@ class BatchingProcessor(Generic[T]):
                         if self._shutdown:
                             return
                         continue
-                    batch = [self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))]
+                    batch = take_left(self._queue, self._batch_size)
                     self._in_flight = len(batch)
                     if not self._queue:
                         self._flush_requested = False
