@@ -9,13 +9,14 @@ twins even where the C module exists: the way to tell whether a difference is th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from itertools import repeat
 from types import ModuleType
 from typing import Any
 
 from ._internal import optional_module
 
-__all__ = ["SPEEDUPS_ENV", "gather", "gather_py", "speedups"]
+__all__ = ["SPEEDUPS_ENV", "gather", "gather_py", "speedups", "untrack_plain"]
 
 SPEEDUPS_ENV = "OTEL_TELE_SPEEDUPS"
 
@@ -83,3 +84,9 @@ def gather_py(rows: list[dict[Any, Any]], keys: tuple[str, ...]) -> Gathered:
 
 
 gather = speedups.gather if speedups is not None else gather_py
+
+#: ``untrack_plain(d)``: stop the garbage collector tracking a dict none of whose keys and values is
+#: tracked (see ``_speedups.c``); ``None`` without the C module (Python cannot untrack).
+untrack_plain: Callable[[dict[Any, Any]], bool] | None = (
+    speedups.untrack_plain if speedups is not None else None
+)

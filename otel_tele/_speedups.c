@@ -118,6 +118,32 @@ done:
     return result;
 }
 
+/* ---- untrack_plain --------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(untrack_plain_doc,
+"untrack_plain(d) -> bool\n\n"
+"Stop the garbage collector tracking the dict d when no key or value of it is a tracked object:\n"
+"then d cannot be part of a reference cycle (an untracked container holds no tracked one), and\n"
+"every full collection would walk it for nothing. CPython keeps such a dict tracked whenever it\n"
+"holds a dict (an event's JSON attribute), even one it does not track. Inserting a tracked\n"
+"object later tracks d again (CPython does that on insertion). Returns whether d was untracked.");
+
+static PyObject *
+untrack_plain(PyObject *module, PyObject *d)
+{
+    if (!PyDict_CheckExact(d) || !PyObject_GC_IsTracked(d))
+        Py_RETURN_FALSE;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        if ((PyObject_IS_GC(key) && PyObject_GC_IsTracked(key)) ||
+            (PyObject_IS_GC(value) && PyObject_GC_IsTracked(value)))
+            Py_RETURN_FALSE;
+    }
+    PyObject_GC_UnTrack(d);
+    Py_RETURN_TRUE;
+}
+
 /* ---- Arrow buffers --------------------------------------------------------------------------- */
 
 /* A validity bitmap (Arrow: bit i of byte i/8, least significant first) for a column with nulls,
@@ -668,6 +694,7 @@ static PyTypeObject RowRecorderType = {
 
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS, gather_doc},
+    {"untrack_plain", untrack_plain, METH_O, untrack_plain_doc},
     {"float64_buffers", float64_buffers, METH_O, float64_buffers_doc},
     {"int64_buffers", int64_buffers, METH_VARARGS, int64_buffers_doc},
     {"utf8_buffers", utf8_buffers, METH_O, utf8_buffers_doc},

@@ -393,3 +393,50 @@ def test_the_fda_path_passes_without_the_c_module(tmp_path: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+# -- untrack_plain -----------------------------------------------------------------------------------
+
+
+@needs_c
+def test_untrack_plain_untracks_only_what_cannot_be_in_a_cycle() -> None:
+    assert speedups is not None
+    event = {"seq": 1, "data": {"id": 3, "angle": 45.0}, "note": (1, "x")}
+    assert gc.is_tracked(event)  # CPython tracks a dict holding a dict, even an untracked one
+    assert speedups.untrack_plain(event) is True and not gc.is_tracked(event)
+    event["context"] = [event]  # a tracked value later: CPython tracks the dict again on insertion
+    assert gc.is_tracked(event)
+    cyclic: dict[str, Any] = {"data": {}}
+    cyclic["data"]["back"] = cyclic  # the inner dict is tracked: a cycle the collector must see
+    assert speedups.untrack_plain(cyclic) is False and gc.is_tracked(cyclic)
+    assert speedups.untrack_plain({"values": [1, 2]}) is False  # a list is always tracked
+    assert speedups.untrack_plain({"a": 1}) is False  # never tracked: nothing to do
+    assert speedups.untrack_plain({"obj": Weird(1.0)}) is False  # an instance with a __dict__
+
+
+@needs_c
+def test_a_cycle_emitted_inside_an_event_is_still_collected() -> None:
+    """An event whose attribute is a cycle of the caller's stays tracked; after it is processed the
+    cycle is garbage and the collector frees it."""
+    import otel_tele
+
+    class Node:
+        pass
+
+    telemetry = otel_tele.setup(
+        local=True, sinks=[], traces_exporter="none", metrics_exporter="none", logs_exporter="none"
+    )
+    try:
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]
+        gone = weakref.ref(node)
+        plain = {"data": {"id": 1, "angle": 2.0}}
+        telemetry.events.emit("custom.event", plain)
+        telemetry.events.emit("custom.event", {"data": {"node": node}})
+        assert not gc.is_tracked(plain)  # the burst's backlog is not walked by full collections
+        del node
+        assert telemetry.force_flush(10_000)
+    finally:
+        telemetry.shutdown(10_000)
+    gc.collect()
+    assert gone() is None
