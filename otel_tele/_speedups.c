@@ -447,8 +447,7 @@ recorder_init(RowRecorder *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-/* Whether fields (a dict) holds exactly the valid names, in order, and only values that are
- * exactly float, int, str or bool: none of them None, and none whose == could say it is. */
+/* Whether fields (a dict) holds exactly the valid names, in order, and no value that is None. */
 static int
 short_path(RowRecorder *self, PyObject *fields)
 {
@@ -467,9 +466,7 @@ short_path(RowRecorder *self, PyObject *fields)
                 return 0;
             }
         }
-        PyTypeObject *type = Py_TYPE(value);
-        if (type != &PyFloat_Type && type != &PyLong_Type && type != &PyUnicode_Type &&
-            type != &PyBool_Type)
+        if (value == Py_None)
             return 0;
     }
     return 1;

@@ -309,10 +309,11 @@ def test_row_recorder_short_path_skips_the_check_and_stamps_time() -> None:
     record = harness.recorder.record
     record(iter=0, E=1.0)
     record(iter=1, E=2.0)
-    record(iter=2, E=Weird(3.0))  # not exactly a float: checked, then recorded as the twin does
-    assert harness.checked == [0, 2]
+    record(iter=2, E=Weird(3.0))  # == raises: still a value, not None
+    record(iter=3, E=None)  # None: the check decides
+    assert harness.checked == [0, 3]
     rows = harness.handed + list(harness.rows)
-    assert [r["iter"] for r in rows] == [0, 1, 2]
+    assert [r["iter"] for r in rows] == [0, 1, 2, 3]
     assert rows[1]["t_wall_ms"] == (2_500 - 1_000) / 1e6
     assert rows[1][TIME_KEY] == 1_767_225_600_000_000_000 + 1_500
     with pytest.raises(TypeError):

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import otel_tele
-from otel_tele._event_buffer import EventBuffer, current_context, row_recorder
+from otel_tele._event_buffer import EventBuffer, current_context, holds_none, row_recorder
 from otel_tele._internal import PROCESS_TOKEN, fork_safe, guard, safe_str
 from otel_tele._setup import on_reset
 from otel_tele.semconv import fda as v
@@ -179,11 +179,7 @@ class Run:
             incomplete = not keys >= _REQUIRED
             if not incomplete:
                 self._recorder.valid_names, self._recorder.renames = names, "lambda_" in keys
-        try:
-            has_none = None in fields.values()
-        except Exception:  # a value whose == is not a bool (numpy arrays) or raises
-            has_none = any(value is None for value in fields.values())
-        if incomplete or has_none:
+        if incomplete or holds_none(fields):
             self._lint(index, fields)
         if self._deadline_ns is not None and not self.timed_out and _clock() > self._deadline_ns:
             self._timeout()
