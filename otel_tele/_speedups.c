@@ -188,6 +188,70 @@ count_nones(PyObject *column)
     return nulls;
 }
 
+/* One 8-byte value of a fixed-width column into out (a double or an int64, floor-divided by
+ * divisor); 0 on success, -1 with an exception set. */
+static int
+put_fixed(PyObject *value, Py_ssize_t i, int is_float, long long divisor, char *out)
+{
+    if (is_float) {
+        if (!PyFloat_CheckExact(value)) {
+            PyErr_Format(PyExc_TypeError, "float64_buffers: value %zd is a %.100s", i, Py_TYPE(value)->tp_name);
+            return -1;
+        }
+        double x = PyFloat_AS_DOUBLE(value);
+        memcpy(out, &x, sizeof x);
+        return 0;
+    }
+    if (!PyLong_CheckExact(value)) {
+        PyErr_Format(PyExc_TypeError, "int64_buffers: value %zd is a %.100s", i, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow) {
+        PyErr_Format(PyExc_OverflowError, "int64_buffers: value %zd does not fit in 64 bits", i);
+        return -1;
+    }
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    if (divisor != 1) {  /* floor division, as Python's // */
+        long long q = x / divisor;
+        if ((x % divisor != 0) && (x < 0))
+            q -= 1;
+        x = q;
+    }
+    int64_t y = (int64_t)x;
+    memcpy(out, &y, sizeof y);
+    return 0;
+}
+
+/* (validity, data, null_count) of a column of 8-byte values (see put_fixed). */
+static PyObject *
+fixed_buffers(PyObject *column, int is_float, long long divisor)
+{
+    Py_ssize_t n = PyList_GET_SIZE(column), nulls = count_nones(column);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, n * 8);
+    PyObject *bitmap = nulls ? new_bitmap(n) : NULL;
+    if (data == NULL || (nulls && bitmap == NULL))
+        goto fail;
+    char *out = PyBytes_AS_STRING(data);
+    memset(out, 0, (size_t)n * 8);  /* a null's slot */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyList_GET_ITEM(column, i);
+        if (value == Py_None)
+            continue;
+        if (put_fixed(value, i, is_float, divisor, out + i * 8) < 0)
+            goto fail;
+        if (bitmap)
+            set_valid(bitmap, i);
+    }
+    return buffers_result(bitmap, nulls, NULL, data);
+fail:
+    Py_XDECREF(data);
+    Py_XDECREF(bitmap);
+    return NULL;
+}
+
 PyDoc_STRVAR(float64_buffers_doc,
 "float64_buffers(column) -> (validity, data, null_count)\n\n"
 "An Arrow double array's buffers for a list of floats (exactly float) and Nones; validity is None\n"
@@ -200,31 +264,7 @@ float64_buffers(PyObject *module, PyObject *column)
         PyErr_SetString(PyExc_TypeError, "float64_buffers: a list expected");
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(column), nulls = count_nones(column);
-    PyObject *data = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(double));
-    PyObject *bitmap = nulls ? new_bitmap(n) : NULL;
-    if (data == NULL || (nulls && bitmap == NULL))
-        goto fail;
-    double *out = (double *)PyBytes_AS_STRING(data);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = PyList_GET_ITEM(column, i);
-        if (value == Py_None) {
-            out[i] = 0.0;
-            continue;
-        }
-        if (!PyFloat_CheckExact(value)) {
-            PyErr_Format(PyExc_TypeError, "float64_buffers: value %zd is a %.100s", i, Py_TYPE(value)->tp_name);
-            goto fail;
-        }
-        out[i] = PyFloat_AS_DOUBLE(value);
-        if (bitmap)
-            set_valid(bitmap, i);
-    }
-    return buffers_result(bitmap, nulls, NULL, data);
-fail:
-    Py_XDECREF(data);
-    Py_XDECREF(bitmap);
-    return NULL;
+    return fixed_buffers(column, 1, 1);
 }
 
 PyDoc_STRVAR(int64_buffers_doc,
@@ -243,45 +283,7 @@ int64_buffers(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "int64_buffers: divisor must be positive");
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(column), nulls = count_nones(column);
-    PyObject *data = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int64_t));
-    PyObject *bitmap = nulls ? new_bitmap(n) : NULL;
-    if (data == NULL || (nulls && bitmap == NULL))
-        goto fail;
-    int64_t *out = (int64_t *)PyBytes_AS_STRING(data);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = PyList_GET_ITEM(column, i);
-        if (value == Py_None) {
-            out[i] = 0;
-            continue;
-        }
-        if (!PyLong_CheckExact(value)) {
-            PyErr_Format(PyExc_TypeError, "int64_buffers: value %zd is a %.100s", i, Py_TYPE(value)->tp_name);
-            goto fail;
-        }
-        int overflow = 0;
-        long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (overflow) {
-            PyErr_Format(PyExc_OverflowError, "int64_buffers: value %zd does not fit in 64 bits", i);
-            goto fail;
-        }
-        if (x == -1 && PyErr_Occurred())
-            goto fail;
-        if (divisor != 1) {  /* floor division, as Python's // */
-            long long q = x / divisor;
-            if ((x % divisor != 0) && (x < 0))
-                q -= 1;
-            x = q;
-        }
-        out[i] = (int64_t)x;
-        if (bitmap)
-            set_valid(bitmap, i);
-    }
-    return buffers_result(bitmap, nulls, NULL, data);
-fail:
-    Py_XDECREF(data);
-    Py_XDECREF(bitmap);
-    return NULL;
+    return fixed_buffers(column, 0, divisor);
 }
 
 PyDoc_STRVAR(utf8_buffers_doc,
