@@ -4,7 +4,8 @@ the event queue a chunk at a time (see :class:`EventBuffer`).
 Why: ``DomainEvents.emit`` costs a caller ~0.5 µs an event (a clock, the context, three keys stamped
 into the dict, the queue's checks). A solver loop recording a million iterations pays that a million
 times for values that are the same in every row of the run (the run's identity, the event name, its
-span). Here the caller pays a deque append; the stamping is done a chunk at a time, in C.
+span). Here the caller pays a deque append; the stamping is done a chunk at a time, in C. The call
+itself is a row recorder (:func:`row_recorder`): C where the module was built, else its twin here.
 """
 
 from __future__ import annotations
@@ -185,9 +186,9 @@ _NO_NAMES: tuple[Any, ...] = (None,)
 class RowRecorderPy:
     """A recorder's hot call, ``record(**fields)``: one row into an :class:`EventBuffer`.
 
-    A call whose field names are the ones last found valid (:attr:`valid_names`, set by ``check``),
-    in the same order, holding no ``None`` value, and made before :attr:`fast_calls` calls have been made,
-    takes the short path: no check at all. Any other call asks ``check(index, fields)`` whether to
+    A call takes the short path (no check at all) when its field names are the ones last found valid
+    (:attr:`valid_names`, set by ``check``), in the same order, no value is ``None``, and fewer than
+    :attr:`fast_calls` calls came before it. Any other call asks ``check(index, fields)`` whether to
     record it (it may raise, rename or add fields, and sets :attr:`valid_names`). A recorded row
     then gets its offset since ``start_ns`` in ms under ``offset_key``, its time
     (``origin_ns`` + the offset) under ``time_key``, the current context under ``context_key`` when
