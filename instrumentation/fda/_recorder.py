@@ -122,9 +122,9 @@ class Run:
         if trial_id is not None:
             self._base[v.TRIAL_ID] = trial_id
         # Iterations are appended to a buffer and join the event queue a chunk at a time, each the
-        # event ``emit`` would queue (see ``EventBuffer``); ``_context``: the run's span, set by run().
-        self._context = current_context()
-        self._buffer = EventBuffer(telemetry.events, _ITERATION, self._base, context=self._context)
+        # event ``emit`` would queue (see ``EventBuffer``); their context, the run's span, is set by
+        # run() (``_bind_context``).
+        self._buffer = EventBuffer(telemetry.events, _ITERATION, self._base, context=current_context())
         # The hot call: a short path for calls before ``fast_calls`` whose field names are the last
         # ones validated (nothing to cap, sample, check or lint), ``_check`` for the others. A row's
         # record time: the wall clock at the start plus the row's monotonic offset.
@@ -139,6 +139,10 @@ class Run:
             chunk=_CHUNK,
         )
         self.iteration = self._recorder.record  # type: ignore[method-assign]
+
+    def _bind_context(self, context: Any) -> None:
+        """Rows recorded in ``context`` (the run's span) need not carry their own."""
+        self._buffer.context = self._recorder.context = context
 
     @property
     def calls(self) -> int:
@@ -399,7 +403,7 @@ def run(
     )
     span = telemetry.tracer("otel_tele.fda").start_span(v.RUN, attributes=dict(recorder._base))
     with trace.use_span(span, end_on_exit=False):
-        recorder._context = recorder._buffer.context = recorder._recorder.context = current_context()
+        recorder._bind_context(current_context())
         recorder._event(
             v.RUN_STARTED,
             {
